@@ -1,0 +1,178 @@
+//! The adapter seam: what a vendor crate provides (how to verify and how to name an event),
+//! and the registry the binary fills explicitly, one `register` call per vendor crate.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::SystemTime;
+
+use axum::http::HeaderMap;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::secret::SecretSet;
+use crate::verify::{SecretIndex, VerifyError};
+
+/// One incoming webhook as the adapter sees it: raw bytes, never a re-serialised body.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// Request headers (names are case-insensitive).
+    pub headers: &'a HeaderMap,
+    /// The raw body, exactly as received.
+    pub body: &'a [u8],
+    /// The time the request arrived, for timestamp windows.
+    pub now: SystemTime,
+}
+
+impl Request<'_> {
+    /// A header's raw bytes.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.get(name).map(|v| v.as_bytes())
+    }
+
+    /// A header as text, when it is valid visible ASCII.
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What happens to a verified, identified event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Render it and deliver it to the sessions subscribed to the source.
+    Deliver,
+    /// Answer 2xx and stop: a vendor housekeeping event such as GitHub's `ping`.
+    Acknowledge,
+}
+
+/// The names an adapter gives a verified event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The vendor's event type (`issues`, `workflow_run`, `alert`).
+    pub event: String,
+    /// The sub-type where the vendor has one (`opened`, `completed`, `Triggered`).
+    pub action: Option<String>,
+    /// The vendor's delivery id, or a hash of the body where it sends none.
+    pub delivery_id: String,
+    /// Deliver or only acknowledge.
+    pub disposition: Disposition,
+}
+
+impl Identity {
+    /// `event.action`, or `event` alone: the event name shown to Claude and used to pick a
+    /// template.
+    pub fn full_name(&self) -> String {
+        match &self.action {
+            Some(a) => format!("{}.{}", self.event, a),
+            None => self.event.clone(),
+        }
+    }
+}
+
+/// Why a verified request cannot be named; the vendor gets 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct IdentifyError(pub String);
+
+/// A vendor's behaviour for one configured source.
+pub trait Adapter: Send + Sync + fmt::Debug {
+    /// Checks the request's signature or credentials over the raw bytes.
+    fn verify(&self, req: &Request<'_>) -> Result<SecretIndex, VerifyError>;
+
+    /// Names the event and its delivery id. Called only after `verify` succeeded, with the
+    /// parsed body.
+    fn identify(&self, req: &Request<'_>, body: &Value) -> Result<Identity, IdentifyError>;
+}
+
+/// A problem with a source's adapter-specific options, reported with the rest of the config
+/// errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionError {
+    /// The option's name, when the problem is one option.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+/// What a factory gets to build an adapter for one configured source.
+pub struct SourceSpec<'a> {
+    /// The source's configured name.
+    pub name: &'a str,
+    /// The adapter-specific options (every key of the source that is not a common field).
+    pub options: &'a serde_norway::Mapping,
+    /// The source's loaded secrets.
+    pub secrets: SecretSet,
+}
+
+impl SourceSpec<'_> {
+    /// Deserialises the adapter's options struct. Use `#[serde(deny_unknown_fields)]` on it so a
+    /// misspelt option is reported with the list of valid ones.
+    pub fn options<T: DeserializeOwned>(&self) -> Result<T, OptionError> {
+        serde_norway::from_value(serde_norway::Value::Mapping(self.options.clone())).map_err(|e| {
+            let message = e.to_string();
+            // serde names the offending field in backticks: "unknown field `x`, expected ..."
+            let field = message.split('`').nth(1).map(str::to_owned);
+            OptionError {
+                field,
+                message,
+                hint: None,
+            }
+        })
+    }
+}
+
+/// Builds an adapter for one source.
+pub type BuildFn = fn(&SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>>;
+
+/// A source type a vendor crate offers.
+#[derive(Clone, Copy)]
+pub struct AdapterFactory {
+    /// The `type:` value in config.yaml, also the default template folder name.
+    pub type_name: &'static str,
+    /// One line for `instructions` and error messages: what these events are.
+    pub description: &'static str,
+    /// Builds the adapter.
+    pub build: BuildFn,
+}
+
+impl fmt::Debug for AdapterFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdapterFactory")
+            .field("type_name", &self.type_name)
+            .finish()
+    }
+}
+
+/// The known source types. Filled explicitly by the binary, one call per vendor crate.
+#[derive(Debug, Default)]
+pub struct Registry {
+    factories: BTreeMap<&'static str, AdapterFactory>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a source type. A second registration of the same name is a programming error.
+    pub fn register(&mut self, factory: AdapterFactory) {
+        let previous = self.factories.insert(factory.type_name, factory);
+        assert!(
+            previous.is_none(),
+            "adapter type {} registered twice",
+            factory.type_name
+        );
+    }
+
+    /// The factory for a `type:` value.
+    pub fn get(&self, type_name: &str) -> Option<&AdapterFactory> {
+        self.factories.get(type_name)
+    }
+
+    /// Every known type name, sorted: listed in "unknown type" errors.
+    pub fn known(&self) -> Vec<&'static str> {
+        self.factories.keys().copied().collect()
+    }
+}

@@ -1,0 +1,287 @@
+//! The Claude Code side: a stdio MCP server that declares the `claude/channel` capability and
+//! writes one `notifications/claude/channel` line per event. Everything the contract
+//! (`docs/channel-contract.md`) demands lives here, in one module:
+//!
+//! - `server/discover` is answered `-32601`, so a dual-era client falls back to `initialize`;
+//! - `initialize` is answered with a legacy revision (the client's if we know it, else
+//!   2025-11-25); 2026-07-28 is never advertised;
+//! - events wait (in the bounded queue) until `notifications/initialized`, then go in order;
+//! - stdout carries JSON-RPC lines and nothing else: one writer thread owns it;
+//! - stdin EOF or a broken stdout resolves [`ChannelHandle::closed`]; the caller exits.
+//!
+//! Hand-written rather than rmcp: the channel needs eight methods, and owning the loop gives
+//! exact control of negotiation, gating and bytes on the wire (see ARCHITECTURE.md).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{select, Receiver, Sender};
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use crate::event::Event;
+
+/// Revisions this server speaks: the legacy ones, with unsolicited notifications.
+pub const SUPPORTED_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+/// Answered when the client asks for a revision we do not speak (including 2026-07-28).
+pub const FALLBACK_VERSION: &str = "2025-11-25";
+/// Longest accepted inbound line.
+const MAX_LINE: u64 = 16 * 1024 * 1024;
+/// Events written per flush at most, so responses are never stuck behind a long burst.
+const BATCH: usize = 256;
+
+/// The protocol revision to answer `initialize` with.
+pub fn negotiate(asked: Option<&str>) -> &'static str {
+    SUPPORTED_VERSIONS
+        .iter()
+        .find(|v| Some(**v) == asked)
+        .copied()
+        .unwrap_or(FALLBACK_VERSION)
+}
+
+/// What the server says about itself in `initialize`.
+#[derive(Debug, Clone)]
+pub struct ServerDescription {
+    /// `serverInfo.name`.
+    pub name: String,
+    /// `serverInfo.version`.
+    pub version: String,
+    /// Appended to Claude's system prompt.
+    pub instructions: String,
+}
+
+enum Out {
+    Line(Vec<u8>),
+    Initialized,
+    Stop,
+}
+
+/// A running channel connection.
+pub struct ChannelHandle {
+    closed: Arc<Notify>,
+    ctl: Sender<Out>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl ChannelHandle {
+    /// Resolves when the client is gone: stdin reached EOF or stdout broke.
+    pub async fn closed(&self) {
+        self.closed.notified().await
+    }
+
+    /// Stops the writer after what is already queued for it, waiting at most `limit`.
+    pub fn stop(mut self, limit: Duration) {
+        let _ = self.ctl.send(Out::Stop);
+        if let Some(w) = self.writer.take() {
+            let deadline = std::time::Instant::now() + limit;
+            while !w.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// Starts the connection over `input`/`output` (the process's stdin/stdout in production,
+/// pipes in tests). Events are read from `events` only after `notifications/initialized`.
+pub fn start(
+    input: impl Read + Send + 'static,
+    output: impl Write + Send + 'static,
+    events: Receiver<Event>,
+    server: ServerDescription,
+) -> ChannelHandle {
+    let closed = Arc::new(Notify::new());
+    let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<Out>();
+    let writer = {
+        let closed = closed.clone();
+        std::thread::Builder::new()
+            .name("channel-writer".into())
+            .spawn(move || {
+                if let Err(e) = write_loop(output, ctl_rx, events) {
+                    tracing::info!(error = %e, "stdout closed");
+                }
+                closed.notify_one();
+            })
+            .expect("spawn writer thread")
+    };
+    {
+        let closed = closed.clone();
+        let ctl = ctl_tx.clone();
+        // A plain thread: a blocking stdin read cannot be cancelled, so shutdown never waits
+        // for it; the process exits around it.
+        std::thread::Builder::new()
+            .name("channel-reader".into())
+            .spawn(move || {
+                read_loop(input, &ctl, &server);
+                tracing::info!("stdin closed; the client is gone");
+                closed.notify_one();
+            })
+            .expect("spawn reader thread");
+    }
+    ChannelHandle {
+        closed,
+        ctl: ctl_tx,
+        writer: Some(writer),
+    }
+}
+
+fn write_loop(output: impl Write, ctl: Receiver<Out>, events: Receiver<Event>) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, output);
+    let mut initialized = false;
+    let never = crossbeam_channel::never();
+    let mut events_open = true;
+    loop {
+        let ev_rx = if initialized && events_open {
+            &events
+        } else {
+            &never
+        };
+        // Block for one message, then take whatever else is ready and flush once.
+        let first = select! {
+            recv(ctl) -> m => match m { Ok(m) => Some(m), Err(_) => Some(Out::Stop) },
+            recv(ev_rx) -> e => match e {
+                Ok(e) => { out.write_all(&e.line)?; None }
+                Err(_) => { events_open = false; None }
+            },
+        };
+        match first {
+            Some(Out::Line(l)) => out.write_all(&l)?,
+            Some(Out::Initialized) => initialized = true,
+            Some(Out::Stop) => return out.flush(),
+            None => {}
+        }
+        while let Ok(m) = ctl.try_recv() {
+            match m {
+                Out::Line(l) => out.write_all(&l)?,
+                Out::Initialized => initialized = true,
+                Out::Stop => return out.flush(),
+            }
+        }
+        if initialized && events_open {
+            for e in events.try_iter().take(BATCH) {
+                out.write_all(&e.line)?;
+            }
+        }
+        out.flush()?;
+    }
+}
+
+fn read_loop(input: impl Read, ctl: &Sender<Out>, server: &ServerDescription) {
+    let mut reader = BufReader::new(input);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if !buf.ends_with(b"\n") && buf.len() as u64 >= MAX_LINE {
+            tracing::warn!("inbound line over 16 MiB; closing");
+            return;
+        }
+        let text = buf.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        let reply = match serde_json::from_slice::<Value>(text) {
+            Ok(msg) => handle(&msg, server, ctl),
+            Err(_) => Some(error(Value::Null, -32700, "Parse error")),
+        };
+        if let Some(r) = reply {
+            let mut line = serde_json::to_vec(&r).expect("serialisable");
+            line.push(b'\n');
+            if ctl.send(Out::Line(line)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn error(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+/// Answers one inbound message; `None` for notifications and responses.
+fn handle(msg: &Value, server: &ServerDescription, ctl: &Sender<Out>) -> Option<Value> {
+    let method = msg.get("method").and_then(Value::as_str);
+    let id = msg.get("id").cloned();
+    match (method, id) {
+        (Some("notifications/initialized"), None) => {
+            tracing::info!("session initialized; delivering events");
+            let _ = ctl.send(Out::Initialized);
+            None
+        }
+        // Other notifications (cancelled, roots changed, ...) need nothing from a channel.
+        (Some(_), None) => None,
+        (Some("initialize"), Some(id)) => {
+            let asked = msg.pointer("/params/protocolVersion").and_then(Value::as_str);
+            let version = negotiate(asked);
+            tracing::info!(asked = asked.unwrap_or("-"), answered = version, "initialize");
+            Some(json!({"jsonrpc": "2.0", "id": id, "result": {
+                "protocolVersion": version,
+                "capabilities": {"experimental": {"claude/channel": {}}},
+                "serverInfo": {"name": server.name, "version": server.version},
+                "instructions": server.instructions,
+            }}))
+        }
+        (Some("ping"), Some(id)) => Some(json!({"jsonrpc": "2.0", "id": id, "result": {}})),
+        // `server/discover` must get a plain "method not found" so the client treats this
+        // server as legacy and sends `initialize` (a DiscoverResult would lose the channel).
+        (Some(m), Some(id)) => Some(error(id, -32601, &format!("Method not found: {m}"))),
+        // A response to a request we never send, or junk without a method.
+        (None, Some(id)) if msg.get("result").is_none() && msg.get("error").is_none() => {
+            Some(error(id, -32600, "Invalid Request"))
+        }
+        (None, _) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_stays_on_legacy_revisions() {
+        assert_eq!(negotiate(Some("2025-06-18")), "2025-06-18");
+        assert_eq!(negotiate(Some("2024-11-05")), "2024-11-05");
+        assert_eq!(negotiate(Some("2026-07-28")), FALLBACK_VERSION);
+        assert_eq!(negotiate(None), FALLBACK_VERSION);
+    }
+
+    #[test]
+    fn discover_and_unknown_methods_are_method_not_found() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let s = ServerDescription {
+            name: "hookwire".into(),
+            version: "0".into(),
+            instructions: "i".into(),
+        };
+        let r = handle(
+            &json!({"jsonrpc":"2.0","id":1,"method":"server/discover"}),
+            &s,
+            &tx,
+        )
+        .unwrap();
+        assert_eq!(r["error"]["code"], -32601);
+        let r = handle(&json!({"jsonrpc":"2.0","id":"x","method":"tools/list"}), &s, &tx).unwrap();
+        assert_eq!(r["error"]["code"], -32601);
+        assert!(handle(
+            &json!({"jsonrpc":"2.0","method":"notifications/cancelled"}),
+            &s,
+            &tx
+        )
+        .is_none());
+        let r = handle(
+            &json!({"jsonrpc":"2.0","id":2,"method":"initialize","params":{"protocolVersion":"2026-07-28"}}),
+            &s,
+            &tx,
+        )
+        .unwrap();
+        assert_eq!(r["result"]["protocolVersion"], FALLBACK_VERSION);
+        assert_eq!(
+            r["result"]["capabilities"],
+            json!({"experimental": {"claude/channel": {}}})
+        );
+    }
+}

@@ -1,0 +1,567 @@
+//! `config.yaml`: typed, strict, and every problem reported at once with file, line, field
+//! and a hint. YAML is read with `serde_norway` (a maintained fork of the archived
+//! `serde_yaml`, whose errors keep line and column); semantic errors get their line from
+//! [`locate::LineIndex`].
+
+pub mod locate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_norway::{Mapping, Value};
+
+use crate::adapter::{Adapter, Registry, SourceSpec};
+use crate::secret::{SecretRef, SecretSet};
+use locate::LineIndex;
+
+/// Where `hookwire channel` listens for webhooks unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8788";
+
+const TOP_KEYS: &[&str] = &["listen", "channel", "limits", "templates_dir", "sources"];
+const SOURCE_KEYS: &[&str] = &["name", "type", "path", "secret_env", "secret_file"];
+
+/// A loaded, validated configuration with its adapters built and its secrets read.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Webhook listen address.
+    pub listen: SocketAddr,
+    /// The Channels session settings.
+    pub channel: ChannelSettings,
+    /// Size and queue limits.
+    pub limits: Limits,
+    /// A folder whose templates override the built-in ones (`<type>/<event>.hbs`).
+    pub templates_dir: Option<PathBuf>,
+    /// The configured sources, in file order.
+    pub sources: Vec<Source>,
+}
+
+/// The Channels session settings (`channels.enabled/sources/permissions` in Claude Code).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSettings {
+    /// Master switch: when false nothing is pushed to the session.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The sources allowed to push into the session; others are accepted and never pushed.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// What Claude may do in response (reply and action tools, a later issue).
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// Extra text appended to the generated `instructions`.
+    #[serde(default)]
+    pub instructions: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Resource limits of the webhook path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted request body; larger gets 413. GitHub caps payloads at 25 MB.
+    pub max_body_bytes: usize,
+    /// Cap of one event's `content`; longer content is cut with a visible mark.
+    pub max_content_bytes: usize,
+    /// Events held for the session (before `initialized`, or while it is slow); when full,
+    /// ingress answers 503 with Retry-After.
+    pub queue_capacity: usize,
+    /// Requests processed at once; more get 503 with Retry-After.
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 25 * 1024 * 1024,
+            max_content_bytes: 16 * 1024,
+            queue_capacity: 4096,
+            max_concurrent_requests: 512,
+        }
+    }
+}
+
+/// One configured webhook source with its adapter.
+#[derive(Debug)]
+pub struct Source {
+    /// Unique name (`github`), the `source_name` attribute Claude sees.
+    pub name: String,
+    /// The adapter type (`github`, `datadog`).
+    pub type_name: String,
+    /// URL path it is served on (`/hooks/<name>` by default).
+    pub path: String,
+    /// Whether `channel.sources` lists it (and so whether its events reach the session).
+    pub subscribed: bool,
+    /// The vendor behaviour.
+    pub adapter: Box<dyn Adapter>,
+    /// One line describing the source type, for `instructions`.
+    pub description: &'static str,
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The field path (`sources[0].secret_env`), empty for the whole file.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n    hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in a config, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(
+            f,
+            "{n} problem{} in the configuration:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Collects errors against one file, placing each by its field path.
+pub struct Problems<'a> {
+    file: &'a Path,
+    index: LineIndex,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Problems<'a> {
+    /// Starts collecting errors for `file` whose text is `text`.
+    pub fn new(file: &'a Path, text: &str) -> Self {
+        Problems {
+            file,
+            index: LineIndex::build(text),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Records a problem at `field`.
+    pub fn add(&mut self, field: &str, message: impl Into<String>, hint: Option<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            line: self.index.line(field),
+            field: field.to_owned(),
+            message: message.into(),
+            hint,
+        });
+    }
+
+    /// Records a problem at a known line (for example a template's own error).
+    pub fn add_at(&mut self, file: &Path, line: Option<usize>, field: &str, message: String) {
+        self.errors.push(ConfigError {
+            file: file.to_owned(),
+            line,
+            field: field.to_owned(),
+            message,
+            hint: None,
+        });
+    }
+
+    /// All problems, or `Ok` when there were none.
+    pub fn finish(mut self) -> Result<(), ConfigErrors> {
+        if self.errors.is_empty() {
+            return Ok(());
+        }
+        self.errors
+            .sort_by_key(|e| (e.file.clone(), e.line.unwrap_or(usize::MAX)));
+        Err(ConfigErrors(self.errors))
+    }
+
+    /// Whether anything was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// One secret reference or several (rotation): `secret_env: A` or `secret_env: [A, B]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// Reads, validates and builds a configuration. Every problem is reported, not the first.
+pub fn load(path: &Path, registry: &Registry) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_owned(),
+            line: None,
+            field: String::new(),
+            message: format!("cannot read the config file: {e}"),
+            hint: Some("pass --config PATH, or run from the folder that holds config.yaml".into()),
+        }])
+    })?;
+    parse(path, &text, registry)
+}
+
+/// Like [`load`], over text already read (`path` is used in messages and to resolve
+/// relative paths).
+pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Config, ConfigErrors> {
+    let base = path.parent().map(Path::to_owned).unwrap_or_default();
+    let mut p = Problems::new(path, text);
+    let root: Value = match serde_norway::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let line = e.location().map(|l| l.line());
+            p.add_at(path, line, "", format!("not valid YAML: {e}"));
+            return Err(p.finish().unwrap_err());
+        }
+    };
+    let Value::Mapping(root) = root else {
+        p.add(
+            "",
+            "the file must be a YAML mapping with `channel:` and `sources:`",
+            None,
+        );
+        return Err(p.finish().unwrap_err());
+    };
+    for key in root.keys() {
+        let k = key.as_str().unwrap_or("?");
+        if !TOP_KEYS.contains(&k) {
+            p.add(
+                k,
+                format!("unknown key `{k}`"),
+                Some(format!("valid keys: {}", TOP_KEYS.join(", "))),
+            );
+        }
+    }
+
+    let listen = match root.get("listen") {
+        None => Some(DEFAULT_LISTEN.parse().expect("valid default")),
+        Some(v) => match v.as_str().map(str::parse::<SocketAddr>) {
+            Some(Ok(a)) => Some(a),
+            _ => {
+                p.add(
+                    "listen",
+                    "not an address",
+                    Some("write HOST:PORT, e.g. 127.0.0.1:8788".into()),
+                );
+                None
+            }
+        },
+    };
+    let channel: Option<ChannelSettings> = section(&mut p, &root, "channel");
+    let limits: Option<Limits> = section(&mut p, &root, "limits").or_else(|| Some(Limits::default()));
+    if let Some(l) = &limits {
+        for (field, value) in [
+            ("limits.max_body_bytes", l.max_body_bytes),
+            ("limits.max_content_bytes", l.max_content_bytes),
+            ("limits.queue_capacity", l.queue_capacity),
+            ("limits.max_concurrent_requests", l.max_concurrent_requests),
+        ] {
+            if value == 0 {
+                p.add(field, "must be greater than 0", None);
+            }
+        }
+        if l.max_content_bytes < 1024 {
+            p.add("limits.max_content_bytes", "must be at least 1024", None);
+        }
+    }
+    let templates_dir = match root.get("templates_dir") {
+        None => None,
+        Some(Value::String(s)) => Some(base.join(s)),
+        Some(_) => {
+            p.add("templates_dir", "must be a folder path", None);
+            None
+        }
+    };
+
+    let mut sources = Vec::new();
+    // Names declared, even of sources with errors, so one mistake is not reported twice.
+    let mut declared: Vec<String> = Vec::new();
+    match root.get("sources") {
+        None => p.add(
+            "",
+            "no `sources:` list",
+            Some("add at least one source; see config.yaml".into()),
+        ),
+        Some(Value::Sequence(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                if let Some(name) = item.get("name").and_then(Value::as_str) {
+                    declared.push(name.to_owned());
+                }
+                if let Some(s) = source(&mut p, &base, registry, i, item) {
+                    sources.push(s);
+                }
+            }
+        }
+        Some(_) => p.add("sources", "must be a list of sources", None),
+    }
+
+    // Cross-field checks.
+    for (i, s) in sources.iter().enumerate() {
+        if sources[..i].iter().any(|o| o.name == s.name) {
+            p.add(
+                &format!("sources[{i}].name"),
+                format!("duplicate source name `{}`", s.name),
+                None,
+            );
+        }
+        if sources[..i].iter().any(|o| o.path == s.path) {
+            p.add(
+                &format!("sources[{i}].path"),
+                format!("path `{}` is used by another source", s.path),
+                None,
+            );
+        }
+    }
+    if let Some(ch) = &channel {
+        for (i, name) in ch.sources.iter().enumerate() {
+            if !declared.contains(name) {
+                p.add(
+                    &format!("channel.sources[{i}]"),
+                    format!("`{name}` is not a configured source"),
+                    Some(format!("configured sources: {}", declared.join(", "))),
+                );
+            }
+        }
+        for s in &mut sources {
+            s.subscribed = ch.sources.contains(&s.name);
+        }
+    }
+    p.finish()?;
+    Ok(Config {
+        path: path.to_owned(),
+        listen: listen.expect("checked"),
+        channel: channel.expect("checked"),
+        limits: limits.expect("checked"),
+        templates_dir,
+        sources,
+    })
+}
+
+fn section<T: DeserializeOwned>(p: &mut Problems<'_>, root: &Mapping, key: &str) -> Option<T> {
+    let value = root.get(key).cloned().unwrap_or(Value::Mapping(Mapping::new()));
+    match serde_norway::from_value(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let message = e.to_string();
+            let field = match message.split('`').nth(1) {
+                Some(f) if message.starts_with("unknown field") => format!("{key}.{f}"),
+                _ => key.to_owned(),
+            };
+            p.add(&field, message, None);
+            None
+        }
+    }
+}
+
+fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item: &Value) -> Option<Source> {
+    let at = |f: &str| format!("sources[{i}].{f}");
+    let Value::Mapping(map) = item else {
+        p.add(
+            &format!("sources[{i}]"),
+            "a source must be a mapping with name, type and a secret",
+            None,
+        );
+        return None;
+    };
+    let text = |p: &mut Problems<'_>, key: &str| -> Option<String> {
+        match map.get(key) {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                p.add(&at(key), "must be a string", None);
+                None
+            }
+        }
+    };
+    let name = text(p, "name");
+    let type_name = text(p, "type");
+    let path = text(p, "path");
+    let mut ok = true;
+
+    let name = match name {
+        Some(n)
+            if !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            n
+        }
+        Some(n) => {
+            p.add(
+                &at("name"),
+                format!("`{n}` is not a valid name"),
+                Some("use letters, digits, - and _".into()),
+            );
+            ok = false;
+            n
+        }
+        None => {
+            p.add(&format!("sources[{i}]"), "missing `name`", None);
+            return None;
+        }
+    };
+    let path = path.unwrap_or_else(|| format!("/hooks/{name}"));
+    if !path.starts_with('/') || path.contains(['?', '#', ' ']) {
+        p.add(
+            &at("path"),
+            format!("`{path}` is not a URL path"),
+            Some("write it like /hooks/github".into()),
+        );
+        ok = false;
+    }
+    let factory = match type_name.as_deref() {
+        None => {
+            p.add(
+                &format!("sources[{i}]"),
+                "missing `type`",
+                Some(format!("known types: {}", registry.known().join(", "))),
+            );
+            None
+        }
+        Some(t) => match registry.get(t) {
+            Some(f) => Some(*f),
+            None => {
+                p.add(
+                    &at("type"),
+                    format!("unknown source type `{t}`"),
+                    Some(format!("known types: {}", registry.known().join(", "))),
+                );
+                None
+            }
+        },
+    };
+
+    // Secrets: by reference only, never inline; at least one (fail closed).
+    let mut refs = Vec::new();
+    for (key, make) in [
+        ("secret_env", SecretRef::Env as fn(String) -> SecretRef),
+        (
+            "secret_file",
+            (|s: String| SecretRef::File(s.into())) as fn(String) -> SecretRef,
+        ),
+    ] {
+        if let Some(v) = map.get(key) {
+            match serde_norway::from_value::<OneOrMany>(v.clone()) {
+                Ok(names) => refs.extend(names.into_vec().into_iter().map(|n| (key, make(n)))),
+                Err(_) => p.add(&at(key), "must be a name or a list of names", None),
+            }
+        }
+    }
+    if map.contains_key("secret") {
+        p.add(
+            &at("secret"),
+            "secrets are never written in the config file",
+            Some("put it in an environment variable (secret_env) or a file (secret_file)".into()),
+        );
+    }
+    if refs.is_empty() {
+        p.add(
+            &format!("sources[{i}]"),
+            format!("source `{name}` has no secret; hookwire refuses unauthenticated sources"),
+            Some("add secret_env: SOME_VARIABLE or secret_file: path/to/file".into()),
+        );
+        ok = false;
+    }
+    let mut secrets = Vec::new();
+    for (key, r) in refs {
+        match r.load(base) {
+            Ok(s) => secrets.push(s),
+            Err(e) => {
+                p.add(
+                    &at(key),
+                    e.to_string(),
+                    Some("set it before starting hookwire".into()),
+                );
+                ok = false;
+            }
+        }
+    }
+
+    let mut options = Mapping::new();
+    for (k, v) in map {
+        if !k
+            .as_str()
+            .is_some_and(|k| SOURCE_KEYS.contains(&k) || k == "secret")
+        {
+            options.insert(k.clone(), v.clone());
+        }
+    }
+    let factory = factory?;
+    let spec = SourceSpec {
+        name: &name,
+        options: &options,
+        secrets: SecretSet::new(secrets),
+    };
+    let adapter = match (factory.build)(&spec) {
+        Ok(a) => a,
+        Err(errors) => {
+            for e in errors {
+                let field = e
+                    .field
+                    .as_deref()
+                    .map(&at)
+                    .unwrap_or_else(|| format!("sources[{i}]"));
+                let hint = e
+                    .hint
+                    .or_else(|| Some(format!("common source keys: {}", SOURCE_KEYS.join(", "))));
+                p.add(
+                    &field,
+                    format!("{} source: {}", factory.type_name, e.message),
+                    hint,
+                );
+            }
+            return None;
+        }
+    };
+    ok.then(|| Source {
+        name,
+        type_name: factory.type_name.to_owned(),
+        path,
+        subscribed: false,
+        adapter,
+        description: factory.description,
+    })
+}

@@ -1,0 +1,119 @@
+//! The HTTP side: route by path, enforce limits, hand the raw bytes to the pipeline, map the
+//! outcome to a status. Kept thin: every decision is in [`crate::pipeline`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::pipeline::{IngestError, Outcome, Pipeline};
+use crate::sink::SinkError;
+
+struct App {
+    pipeline: Arc<Pipeline>,
+    in_flight: Semaphore,
+    max_body: usize,
+}
+
+/// Binds the webhook listener. Separate from [`serve`] so the caller learns the real address
+/// (port 0) before anything is served, and a bind error ends start-up cleanly.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves webhooks until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    pipeline: Arc<Pipeline>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = pipeline.config().limits.clone();
+    let app = Arc::new(App {
+        pipeline,
+        in_flight: Semaphore::new(limits.max_concurrent_requests),
+        max_body: limits.max_body_bytes,
+    });
+    let router = axum::Router::new().fallback(handle).with_state(app);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn status(code: StatusCode, text: &'static str) -> Response {
+    (code, text).into_response()
+}
+
+fn retry_later(text: &'static str) -> Response {
+    let mut r = status(StatusCode::SERVICE_UNAVAILABLE, text);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+    let Some(source) = app.pipeline.route(req.uri().path()) else {
+        tracing::debug!(path = %req.uri().path(), "no source on this path");
+        return status(StatusCode::NOT_FOUND, "not found\n");
+    };
+    if req.method() != Method::POST {
+        return status(StatusCode::METHOD_NOT_ALLOWED, "POST only\n");
+    }
+    let Ok(_permit) = app.in_flight.try_acquire() else {
+        return retry_later("busy, retry later\n");
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > app.max_body) {
+        return status(StatusCode::PAYLOAD_TOO_LARGE, "payload too large\n");
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, app.max_body).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return status(StatusCode::PAYLOAD_TOO_LARGE, "payload too large\n")
+        }
+        Err(_) => return status(StatusCode::BAD_REQUEST, "could not read the body\n"),
+    };
+    let pipeline = &app.pipeline;
+    let name = &pipeline.config().sources[source].name;
+    match pipeline.ingest(source, &parts.headers, &bytes, SystemTime::now()) {
+        Ok(Outcome::Queued { delivery_id }) => {
+            tracing::debug!(source = %name, %delivery_id, "queued");
+            accepted()
+        }
+        Ok(outcome) => {
+            tracing::debug!(source = %name, ?outcome, "accepted, not delivered");
+            accepted()
+        }
+        Err(IngestError::Verify(e)) => {
+            tracing::info!(source = %name, reason = %e, "rejected: verification failed");
+            status(StatusCode::UNAUTHORIZED, "unauthorized\n")
+        }
+        Err(e @ (IngestError::BadJson(_) | IngestError::Identify(_))) => {
+            tracing::info!(source = %name, error = %e, "rejected: bad request");
+            status(StatusCode::BAD_REQUEST, "bad request\n")
+        }
+        Err(IngestError::Sink(SinkError::Full)) => {
+            tracing::warn!(source = %name, "queue full; asking the sender to retry");
+            retry_later("queue full, retry later\n")
+        }
+        Err(IngestError::Sink(SinkError::Closed)) => retry_later("shutting down\n"),
+    }
+}
+
+fn accepted() -> Response {
+    Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .body(Body::from("accepted\n"))
+        .expect("static response")
+}

@@ -1,0 +1,24 @@
+//! hookwire-core: everything between a vendor's HTTP request and a line on a Claude Code
+//! session's stdin, except the vendor-specific parts, which live in `adapters/<vendor>`.
+//!
+//! The path of one webhook (see `ARCHITECTURE.md`):
+//! [`ingress`] (route, limits) → [`adapter::Adapter::verify`] → [`adapter::Adapter::identify`]
+//! → [`render`] → [`sanitize`] → [`sink::EventSink`] (queue, later the durable store)
+//! → [`channel`] (one `notifications/claude/channel` line per event).
+
+pub mod adapter;
+pub mod channel;
+pub mod config;
+pub mod event;
+pub mod ingress;
+pub mod instructions;
+pub mod pipeline;
+pub mod render;
+pub mod sanitize;
+pub mod secret;
+pub mod sink;
+pub mod telemetry;
+pub mod verify;
+
+pub use adapter::{Adapter, AdapterFactory, Registry};
+pub use config::Config;

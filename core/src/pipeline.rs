@@ -1,0 +1,188 @@
+//! The path of one webhook after routing, as plain functions: verify → parse → identify →
+//! (subscribed?) → render → sanitize → submit. The HTTP layer ([`crate::ingress`]) only maps
+//! the outcome to a status code.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::http::HeaderMap;
+use serde_json::Value;
+
+use crate::adapter::{Disposition, IdentifyError, Identity, Registry, Request};
+use crate::config::{self, Config, ConfigErrors, Problems};
+use crate::event::{notification_line, Event};
+use crate::render::{EmbeddedTemplates, Facts, Templates};
+use crate::sanitize;
+use crate::sink::{EventSink, SinkError};
+use crate::verify::VerifyError;
+
+/// What happened to an accepted request (all answered 2xx).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Rendered and queued for the session.
+    Queued {
+        /// The delivery id.
+        delivery_id: String,
+    },
+    /// A vendor housekeeping event (GitHub `ping`): acknowledged, never delivered.
+    Acknowledged,
+    /// The source is not in `channel.sources`: accepted, never pushed.
+    NotSubscribed,
+    /// `channel.enabled` is false: accepted, never pushed.
+    ChannelDisabled,
+}
+
+/// Why a request was refused. Each maps to one HTTP status in `ingress`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    /// Bad or missing signature or credentials (401). Never reaches a session.
+    #[error("verification failed: {0}")]
+    Verify(#[from] VerifyError),
+    /// The verified body is not JSON (400).
+    #[error("body is not valid JSON: {0}")]
+    BadJson(String),
+    /// The adapter could not name the event (400).
+    #[error("cannot identify the event: {0}")]
+    Identify(#[from] IdentifyError),
+    /// The queue cannot take it (503 + Retry-After).
+    #[error("cannot queue the event: {0}")]
+    Sink(#[from] SinkError),
+}
+
+/// Everything the request path needs, built once at start-up.
+pub struct Pipeline {
+    config: Config,
+    templates: Templates,
+    routes: HashMap<String, usize>,
+    sink: Arc<dyn EventSink>,
+}
+
+/// Loads the config and compiles every template, reporting all problems of both at once.
+pub fn load(
+    path: &Path,
+    registry: &Registry,
+    embedded: EmbeddedTemplates,
+) -> Result<(Config, Templates), ConfigErrors> {
+    let config = config::load(path, registry)?;
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut p = Problems::new(path, &text);
+    let templates = Templates::load(embedded, config.templates_dir.as_deref(), &mut p);
+    p.finish()?;
+    Ok((config, templates))
+}
+
+impl Pipeline {
+    /// Assembles the pipeline over a loaded config, its templates and a sink.
+    pub fn new(config: Config, templates: Templates, sink: Arc<dyn EventSink>) -> Self {
+        let routes = config
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.path.clone(), i))
+            .collect();
+        Pipeline {
+            config,
+            templates,
+            routes,
+            sink,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The source that owns a URL path.
+    pub fn route(&self, path: &str) -> Option<usize> {
+        self.routes.get(path).copied()
+    }
+
+    /// Runs one request through every step after routing.
+    pub fn ingest(
+        &self,
+        source: usize,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Outcome, IngestError> {
+        let src = &self.config.sources[source];
+        let req = Request { headers, body, now };
+        src.adapter.verify(&req)?;
+        let parsed: Value = serde_json::from_slice(body).map_err(|e| IngestError::BadJson(e.to_string()))?;
+        let identity = src.adapter.identify(&req, &parsed)?;
+        if identity.disposition == Disposition::Acknowledge {
+            return Ok(Outcome::Acknowledged);
+        }
+        if !self.config.channel.enabled {
+            return Ok(Outcome::ChannelDisabled);
+        }
+        if !src.subscribed {
+            return Ok(Outcome::NotSubscribed);
+        }
+        let event = self.prepare(source, &identity, parsed, now);
+        let delivery_id = event.delivery_id.clone();
+        self.sink.submit(event)?;
+        Ok(Outcome::Queued { delivery_id })
+    }
+
+    /// Renders and sanitises an identified event into its notification line. A template
+    /// that fails at run time falls back to the source's `default`, then to a plain summary:
+    /// an accepted event is never dropped for a template bug.
+    pub fn prepare(&self, source: usize, identity: &Identity, body: Value, now: SystemTime) -> Event {
+        let src = &self.config.sources[source];
+        let received_at = humantime::format_rfc3339_seconds(now).to_string();
+        let facts = Facts {
+            source: &src.name,
+            type_name: &src.type_name,
+            identity,
+            received_at: &received_at,
+        };
+        let ctx = Templates::context(body, &facts);
+        let event_name = identity.full_name();
+        let mut rendered = None;
+        let mut tried = Vec::new();
+        for name in self.templates.candidates(&src.type_name, identity) {
+            match self.templates.render(&name, &ctx) {
+                Ok(r) => {
+                    rendered = Some(r);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(source = %src.name, event = %event_name, template = %name, error = %e, "template failed; trying the next one");
+                    tried.push(name);
+                }
+            }
+        }
+        let rendered = rendered.unwrap_or_else(|| crate::render::Rendered {
+            content: format!(
+                "{} sent a {} event (delivery {}). hookwire could not render it (templates tried: {}).",
+                src.name,
+                event_name,
+                identity.delivery_id,
+                tried.join(", ")
+            ),
+            meta: Vec::new(),
+        });
+        let mut meta = Vec::with_capacity(rendered.meta.len() + 3);
+        for (k, v) in [
+            ("source_name", &src.name),
+            ("event", &event_name),
+            ("delivery_id", &identity.delivery_id),
+        ] {
+            if let Some(v) = sanitize::meta_value(v) {
+                meta.push((k.to_owned(), v));
+            }
+        }
+        meta.extend(rendered.meta);
+        let content = sanitize::content(&rendered.content, self.config.limits.max_content_bytes);
+        Event {
+            source: src.name.clone(),
+            event: event_name,
+            delivery_id: identity.delivery_id.clone(),
+            line: notification_line(&content, &meta),
+        }
+    }
+}

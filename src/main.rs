@@ -1,0 +1,145 @@
+//! The `hookwire` command line. Thin: it registers the adapters, loads the config and hands
+//! over to hookwire-core.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use hookwire_core::channel::{self, ServerDescription};
+use hookwire_core::pipeline::{self, Pipeline};
+use hookwire_core::{ingress, instructions, sink, telemetry, Registry};
+
+mod templates {
+    include!(concat!(env!("OUT_DIR"), "/templates.rs"));
+}
+
+#[derive(Parser)]
+#[command(
+    name = "hookwire",
+    version,
+    about = "Vendor webhooks into Claude Code channel sessions"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the stdio MCP channel Claude Code spawns; in local mode it also receives webhooks.
+    Channel {
+        /// The configuration file.
+        #[arg(long, env = "HOOKWIRE_CONFIG", default_value = "config.yaml")]
+        config: PathBuf,
+        /// Webhook listen address (overrides `listen:` in the config); port 0 picks a free port.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Validate the configuration and compile every template; report every problem.
+    Check {
+        /// The configuration file.
+        #[arg(long, env = "HOOKWIRE_CONFIG", default_value = "config.yaml")]
+        config: PathBuf,
+    },
+}
+
+/// Every source type this binary knows, registered explicitly.
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    hookwire_adapter_github::register(&mut r);
+    hookwire_adapter_datadog::register(&mut r);
+    r
+}
+
+fn main() -> ExitCode {
+    telemetry::init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match pipeline::load(&config, &registry(), templates::TEMPLATES) {
+            Ok((c, _)) => {
+                eprintln!(
+                    "{}: ok ({} source{}, {} built-in templates)",
+                    config.display(),
+                    c.sources.len(),
+                    if c.sources.len() == 1 { "" } else { "s" },
+                    templates::TEMPLATES.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Channel { config, listen } => run_channel(config, listen),
+    }
+}
+
+fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let (config, templates) = match pipeline::load(&config_path, &registry(), templates::TEMPLATES) {
+        Ok(x) => x,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let addr = listen.unwrap_or(config.listen);
+    let server = ServerDescription {
+        name: "hookwire".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        instructions: instructions::generate(&config),
+    };
+    let (queue, events) = sink::memory_queue(config.limits.queue_capacity);
+    let pipeline = Arc::new(Pipeline::new(config, templates, Arc::new(queue)));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async move {
+        let listener = match ingress::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "cannot listen for webhooks");
+                return ExitCode::FAILURE;
+            }
+        };
+        let bound = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| addr.to_string());
+        tracing::info!("listening on http://{bound}");
+        let chan = channel::start(std::io::stdin(), std::io::stdout(), events, server);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let http = tokio::spawn(ingress::serve(listener, pipeline, async move {
+            let _ = stop_rx.await;
+        }));
+        let reason = tokio::select! {
+            _ = chan.closed() => "client closed the connection",
+            r = shutdown_signal() => r,
+            r = http => {
+                if let Ok(Err(e)) = r { tracing::error!(error = %e, "webhook listener failed"); }
+                "webhook listener stopped"
+            }
+        };
+        tracing::info!(reason, "shutting down");
+        let _ = stop_tx.send(());
+        // Bounded: Claude Code escalates to SIGKILL soon after closing stdin.
+        chan.stop(Duration::from_millis(500));
+        ExitCode::SUCCESS
+    })
+    // The stdin reader thread may still be blocked in read(2); exiting ends it.
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = hup.recv() => "SIGHUP",
+        _ = int.recv() => "SIGINT",
+    }
+}
