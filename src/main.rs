@@ -37,6 +37,22 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Print the notification a payload would produce (no signature check): for writing templates.
+    Render {
+        /// The configuration file.
+        #[arg(long, env = "HOOKWIRE_CONFIG", default_value = "config.yaml")]
+        config: PathBuf,
+        /// The source name, as in config.yaml.
+        source: String,
+        /// A file holding the payload, sent as is.
+        payload: PathBuf,
+        /// The event type header (GitHub: X-GitHub-Event).
+        #[arg(long)]
+        event: Option<String>,
+        /// Extra request headers, `Name: value`.
+        #[arg(long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
+    },
     /// Validate the configuration and compile every template; report every problem.
     Check {
         /// The configuration file.
@@ -74,6 +90,72 @@ fn main() -> ExitCode {
             }
         },
         Command::Channel { config, listen } => run_channel(config, listen),
+        Command::Render {
+            config,
+            source,
+            payload,
+            event,
+            headers,
+        } => match render(&config, &source, &payload, event, &headers) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hookwire render: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn render(
+    config_path: &std::path::Path,
+    source: &str,
+    payload: &std::path::Path,
+    event: Option<String>,
+    extra: &[String],
+) -> Result<(), String> {
+    use hookwire_core::axum::http::{HeaderMap, HeaderName, HeaderValue};
+    let (config, templates) =
+        pipeline::load(config_path, &registry(), templates::TEMPLATES).map_err(|e| e.to_string())?;
+    let body = std::fs::read(payload).map_err(|e| format!("cannot read {}: {e}", payload.display()))?;
+    let (queue, _events) = sink::memory_queue(1);
+    let pipeline = Pipeline::new(config, templates, Arc::new(queue));
+    let index = pipeline.source_index(source).ok_or_else(|| {
+        let known: Vec<_> = pipeline
+            .config()
+            .sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        format!("no source named `{source}`; configured: {}", known.join(", "))
+    })?;
+    let mut headers = HeaderMap::new();
+    let mut put = |name: &str, value: &str| -> Result<(), String> {
+        let n = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| format!("bad header name `{name}`"))?;
+        let v = HeaderValue::from_str(value.trim()).map_err(|_| format!("bad value for header `{name}`"))?;
+        headers.insert(n, v);
+        Ok(())
+    };
+    put("x-github-delivery", "00000000-0000-0000-0000-000000000000")?;
+    if let Some(e) = &event {
+        put("x-github-event", e)?;
+    }
+    for h in extra {
+        let (n, v) = h
+            .split_once(':')
+            .ok_or_else(|| format!("--header `{h}` is not NAME:VALUE"))?;
+        put(n, v)?;
+    }
+    match pipeline.render_unverified(index, &headers, &body, std::time::SystemTime::now()) {
+        Ok(Some(ev)) => {
+            use std::io::Write;
+            std::io::stdout().write_all(&ev.line).map_err(|e| e.to_string())
+        }
+        Ok(None) => {
+            eprintln!("acknowledged only: this event never reaches a session");
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -21,4 +21,6 @@ pub mod telemetry;
 pub mod verify;
 
 pub use adapter::{Adapter, AdapterFactory, Registry};
+/// Re-exported so adapters and the binary use the same HTTP types.
+pub use axum;
 pub use config::Config;

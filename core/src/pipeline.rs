@@ -128,6 +128,31 @@ impl Pipeline {
         Ok(Outcome::Queued { delivery_id })
     }
 
+    /// The index of a source by name.
+    pub fn source_index(&self, name: &str) -> Option<usize> {
+        self.config.sources.iter().position(|s| s.name == name)
+    }
+
+    /// Identifies, renders and sanitises a payload without verifying it: what `hookwire
+    /// render` prints while a template is being written. `None` for an acknowledged-only
+    /// event such as GitHub's `ping`.
+    pub fn render_unverified(
+        &self,
+        source: usize,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Option<Event>, IngestError> {
+        let src = &self.config.sources[source];
+        let req = Request { headers, body, now };
+        let parsed: Value = serde_json::from_slice(body).map_err(|e| IngestError::BadJson(e.to_string()))?;
+        let identity = src.adapter.identify(&req, &parsed)?;
+        if identity.disposition == Disposition::Acknowledge {
+            return Ok(None);
+        }
+        Ok(Some(self.prepare(source, &identity, parsed, now)))
+    }
+
     /// Renders and sanitises an identified event into its notification line. A template
     /// that fails at run time falls back to the source's `default`, then to a plain summary:
     /// an accepted event is never dropped for a template bug.

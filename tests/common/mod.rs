@@ -1,0 +1,315 @@
+//! A fake Claude Code for black-box tests: spawns `hookwire channel` exactly as Claude Code
+//! does (stdin/stdout pipes, stderr for logs), speaks newline-delimited JSON-RPC to it, and
+//! POSTs signed webhooks to its listener. Every wait is on a condition with a deadline.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+/// How long any single expected thing may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/fixtures/payloads/<rel>`.
+pub fn payload(rel: &str) -> Vec<u8> {
+    let p = root().join("../shared/fixtures/payloads").join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// `X-Hub-Signature-256` for `body`.
+pub fn github_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A temporary folder removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("hookwire-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    /// Writes a file in the folder and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `hookwire channel` child.
+pub struct Hookwire {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<Option<String>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+    pub addr: String,
+    next_id: u64,
+}
+
+/// A response to an HTTP request: status and body.
+pub struct HttpReply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Hookwire {
+    /// Spawns `hookwire channel --config <config> --listen 127.0.0.1:0` with `env`, and waits
+    /// until it says where it listens.
+    pub fn spawn(config: &Path, env: &[(&str, &str)]) -> Hookwire {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwire"));
+        cmd.args(["channel", "--config"])
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("HOOKWIRE_LOG", "debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn hookwire");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                match line {
+                    Ok(l) => {
+                        if tx.send(Some(l)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send(None);
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        {
+            let stderr_lines = stderr.clone();
+            let err = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let _ = addr_tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                    }
+                    stderr_lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        let addr = match addr_rx.recv_timeout(DEADLINE) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "hookwire never said where it listens; stderr:\n{}",
+                    stderr.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Hookwire {
+            child,
+            stdin,
+            lines,
+            stderr,
+            addr,
+            next_id: 100,
+        }
+    }
+
+    /// Writes one raw line to the server's stdin.
+    pub fn send_raw(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Sends a JSON-RPC message.
+    pub fn send(&mut self, msg: Value) {
+        self.send_raw(&serde_json::to_string(&msg).unwrap());
+    }
+
+    /// Sends a request and returns its id.
+    pub fn request(&mut self, method: &str, params: Value) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        id
+    }
+
+    /// The next stdout line, raw. Fails the test after [`DEADLINE`] or at EOF.
+    pub fn next_line(&mut self) -> String {
+        match self.lines.recv_timeout(DEADLINE) {
+            Ok(Some(l)) => l,
+            Ok(None) => panic!("stdout closed; stderr:\n{}", self.stderr_text()),
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("no stdout line in time; stderr:\n{}", self.stderr_text())
+            }
+            Err(RecvTimeoutError::Disconnected) => panic!("stdout reader gone"),
+        }
+    }
+
+    /// The next stdout message, checked to be one line of JSON.
+    pub fn next_message(&mut self) -> Value {
+        let line = self.next_line();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"))
+    }
+
+    /// The next channel notification (fails on anything else).
+    pub fn next_notification(&mut self) -> Value {
+        let m = self.next_message();
+        assert_eq!(
+            m["method"], "notifications/claude/channel",
+            "expected a channel notification, got {m}"
+        );
+        m
+    }
+
+    /// The whole discover → initialize → initialized handshake, as Claude Code 2.1.328 does it.
+    pub fn handshake(&mut self) -> Value {
+        let id = self.request("server/discover", json!({}));
+        let r = self.next_message();
+        assert_eq!(r["id"], id);
+        assert_eq!(
+            r["error"]["code"], -32601,
+            "server/discover must be method-not-found: {r}"
+        );
+        let result = self.initialize("2025-11-25");
+        self.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        result
+    }
+
+    /// Sends `initialize` and returns its result.
+    pub fn initialize(&mut self, version: &str) -> Value {
+        let id = self.request(
+            "initialize",
+            json!({"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "fake-claude", "version": "1"}}),
+        );
+        let r = self.next_message();
+        assert_eq!(r["id"], id, "{r}");
+        r["result"].clone()
+    }
+
+    /// POSTs `body` to `path` with `headers`.
+    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpReply {
+        let mut req = ureq::post(&format!("http://{}{}", self.addr, path)).timeout(DEADLINE);
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        reply(req.send_bytes(body))
+    }
+
+    /// Any method to any path.
+    pub fn call(&self, method: &str, path: &str) -> HttpReply {
+        reply(
+            ureq::request(method, &format!("http://{}{}", self.addr, path))
+                .timeout(DEADLINE)
+                .call(),
+        )
+    }
+
+    /// POSTs a GitHub delivery signed with `secret`.
+    pub fn post_github(
+        &self,
+        path: &str,
+        secret: &str,
+        event: &str,
+        delivery: &str,
+        body: &[u8],
+    ) -> HttpReply {
+        let sig = github_signature(secret, body);
+        self.post(
+            path,
+            &[
+                ("Content-Type", "application/json"),
+                ("X-GitHub-Event", event),
+                ("X-GitHub-Delivery", delivery),
+                ("X-Hub-Signature-256", &sig),
+            ],
+            body,
+        )
+    }
+
+    /// Closes stdin (what Claude Code does first at shutdown) and waits for exit; returns the
+    /// time it took and every stdout line written after the ones already read.
+    pub fn close_and_wait(&mut self) -> (Duration, Vec<String>) {
+        let start = Instant::now();
+        drop(self.stdin.take());
+        let status = wait_with_deadline(&mut self.child, DEADLINE);
+        let took = start.elapsed();
+        assert!(status.is_some(), "hookwire did not exit after stdin closed");
+        let mut rest = Vec::new();
+        while let Ok(Some(l)) = self.lines.recv_timeout(DEADLINE) {
+            rest.push(l);
+        }
+        (took, rest)
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Hookwire {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn reply(r: Result<ureq::Response, ureq::Error>) -> HttpReply {
+    match r {
+        Ok(resp) => HttpReply {
+            status: resp.status(),
+            body: resp.into_string().unwrap_or_default(),
+        },
+        Err(ureq::Error::Status(code, resp)) => HttpReply {
+            status: code,
+            body: resp.into_string().unwrap_or_default(),
+        },
+        Err(e) => panic!("HTTP transport error: {e}"),
+    }
+}
+
+/// Polls `child` until it exits or `limit` passes.
+pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
