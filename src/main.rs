@@ -11,6 +11,11 @@ use hookwire_core::channel::{self, ServerDescription};
 use hookwire_core::pipeline::{self, Pipeline};
 use hookwire_core::{ingress, instructions, sink, telemetry, Registry};
 
+// The request path allocates many small strings (the parsed payload, rendered text); glibc
+// malloc showed as a quarter of the CPU per event under load, mimalloc a fraction of that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod templates {
     include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 }

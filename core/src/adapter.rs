@@ -81,6 +81,12 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     /// Names the event and its delivery id. Called only after `verify` succeeded, with the
     /// parsed body.
     fn identify(&self, req: &Request<'_>, body: &Value) -> Result<Identity, IdentifyError>;
+
+    /// The body fields (dotted paths) `identify` reads, so the parser may skip the others.
+    /// `None`, the default, means it may read anything and the body is parsed whole.
+    fn identity_fields(&self) -> Option<&'static [&'static str]> {
+        None
+    }
 }
 
 /// A problem with a source's adapter-specific options, reported with the rest of the config

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::adapter::{Disposition, IdentifyError, Identity, Registry, Request};
 use crate::config::{self, Config, ConfigErrors, Problems};
 use crate::event::{notification_line, Event};
+use crate::render::fields::Need;
 use crate::render::{EmbeddedTemplates, Facts, Templates};
 use crate::sanitize;
 use crate::sink::{EventSink, SinkError};
@@ -56,6 +57,8 @@ pub struct Pipeline {
     config: Config,
     templates: Templates,
     routes: HashMap<String, usize>,
+    /// Per source: the payload fields its adapter and templates read.
+    needs: Vec<Need>,
     sink: Arc<dyn EventSink>,
 }
 
@@ -82,10 +85,23 @@ impl Pipeline {
             .enumerate()
             .map(|(i, s)| (s.path.clone(), i))
             .collect();
+        let needs = config
+            .sources
+            .iter()
+            .map(|s| match s.adapter.identity_fields() {
+                Some(fields) => {
+                    let mut need = templates.need_for_type(&s.type_name);
+                    fields.iter().for_each(|f| need.add_dotted(f));
+                    need
+                }
+                None => Need::All,
+            })
+            .collect();
         Pipeline {
             config,
             templates,
             routes,
+            needs,
             sink,
         }
     }
@@ -111,7 +127,9 @@ impl Pipeline {
         let src = &self.config.sources[source];
         let req = Request { headers, body, now };
         src.adapter.verify(&req)?;
-        let parsed: Value = serde_json::from_slice(body).map_err(|e| IngestError::BadJson(e.to_string()))?;
+        let parsed = self.needs[source]
+            .parse(body)
+            .map_err(|e| IngestError::BadJson(e.to_string()))?;
         let identity = src.adapter.identify(&req, &parsed)?;
         if identity.disposition == Disposition::Acknowledge {
             return Ok(Outcome::Acknowledged);
@@ -122,7 +140,7 @@ impl Pipeline {
         if !src.subscribed {
             return Ok(Outcome::NotSubscribed);
         }
-        let event = self.prepare(source, &identity, parsed, now);
+        let event = self.prepare(source, &identity, parsed, body, now);
         let delivery_id = event.delivery_id.clone();
         self.sink.submit(event)?;
         Ok(Outcome::Queued { delivery_id })
@@ -145,18 +163,29 @@ impl Pipeline {
     ) -> Result<Option<Event>, IngestError> {
         let src = &self.config.sources[source];
         let req = Request { headers, body, now };
-        let parsed: Value = serde_json::from_slice(body).map_err(|e| IngestError::BadJson(e.to_string()))?;
+        let parsed = self.needs[source]
+            .parse(body)
+            .map_err(|e| IngestError::BadJson(e.to_string()))?;
         let identity = src.adapter.identify(&req, &parsed)?;
         if identity.disposition == Disposition::Acknowledge {
             return Ok(None);
         }
-        Ok(Some(self.prepare(source, &identity, parsed, now)))
+        Ok(Some(self.prepare(source, &identity, parsed, body, now)))
     }
 
-    /// Renders and sanitises an identified event into its notification line. A template
-    /// that fails at run time falls back to the source's `default`, then to a plain summary:
-    /// an accepted event is never dropped for a template bug.
-    pub fn prepare(&self, source: usize, identity: &Identity, body: Value, now: SystemTime) -> Event {
+    /// Renders and sanitises an identified event into its notification line. `parsed` holds
+    /// what the source's own templates read (see [`Need`]); the full payload is parsed from
+    /// `raw` only when another template is used or a render fails. A template that fails at
+    /// run time falls back to the next candidate, then to a plain summary: an accepted event
+    /// is never dropped for a template bug.
+    pub fn prepare(
+        &self,
+        source: usize,
+        identity: &Identity,
+        parsed: Value,
+        raw: &[u8],
+        now: SystemTime,
+    ) -> Event {
         let src = &self.config.sources[source];
         let received_at = humantime::format_rfc3339_seconds(now).to_string();
         let facts = Facts {
@@ -165,12 +194,31 @@ impl Pipeline {
             identity,
             received_at: &received_at,
         };
-        let ctx = Templates::context(body, &facts);
+        let mut whole = self.needs[source] == Need::All;
+        let mut ctx = Templates::context(parsed, &facts);
+        let parse_whole = |ctx: &mut _, whole: &mut bool| {
+            if !*whole {
+                *ctx = Templates::context(serde_json::from_slice(raw).unwrap_or(Value::Null), &facts);
+                *whole = true;
+            }
+        };
         let event_name = identity.full_name();
+        let own = |name: &str| {
+            name.strip_prefix(src.type_name.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+        };
         let mut rendered = None;
         let mut tried = Vec::new();
         for name in self.templates.candidates(&src.type_name, identity) {
-            match self.templates.render(&name, &ctx) {
+            if !own(&name) {
+                parse_whole(&mut ctx, &mut whole);
+            }
+            let mut result = self.templates.render(&name, &ctx);
+            if result.is_err() && !whole {
+                parse_whole(&mut ctx, &mut whole);
+                result = self.templates.render(&name, &ctx);
+            }
+            match result {
                 Ok(r) => {
                     rendered = Some(r);
                     break;

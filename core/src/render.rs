@@ -12,6 +12,8 @@ use handlebars::{
 };
 use serde_json::{Map, Value};
 
+pub mod fields;
+
 use crate::adapter::Identity;
 use crate::config::Problems;
 use crate::sanitize;
@@ -150,6 +152,25 @@ impl Templates {
             return;
         }
         self.compiled.insert(name.to_owned(), Compiled { meta });
+    }
+
+    /// Every payload path the templates of one source type read (their content and meta),
+    /// so ingest can skip the rest of the payload. The global `default` is not included:
+    /// rendering with it re-parses the payload whole.
+    pub fn need_for_type(&self, type_name: &str) -> fields::Need {
+        let mut need = fields::Need::default();
+        let prefix = format!("{type_name}/");
+        for (name, compiled) in &self.compiled {
+            if !name.starts_with(&prefix) {
+                continue;
+            }
+            for reg in std::iter::once(name).chain(compiled.meta.iter().map(|(_, r)| r)) {
+                if let Some(t) = self.hb.get_template(reg) {
+                    need.add_template(t);
+                }
+            }
+        }
+        need
     }
 
     /// Whether a template exists under this name (`github/issues`).

@@ -228,6 +228,44 @@ impl Hookwire {
         reply(req.send_bytes(body))
     }
 
+    /// POSTs over a raw socket and reads the status even if the server answers (and stops
+    /// reading) before the body is fully written, as it does for an oversized body.
+    /// With `chunked`, the length is not declared up front.
+    pub fn post_status_raw(&self, path: &str, headers: &[(&str, &str)], body: &[u8], chunked: bool) -> u16 {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        let length = if chunked {
+            "Transfer-Encoding: chunked".to_owned()
+        } else {
+            format!("Content-Length: {}", body.len())
+        };
+        let mut head = format!("POST {path} HTTP/1.1\r\nHost: {}\r\n{length}\r\n", self.addr);
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("Connection: close\r\n\r\n");
+        let mut wire = head.into_bytes();
+        if chunked {
+            for c in body.chunks(8192) {
+                wire.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                wire.extend_from_slice(c);
+                wire.extend_from_slice(b"\r\n");
+            }
+            wire.extend_from_slice(b"0\r\n\r\n");
+        } else {
+            wire.extend_from_slice(body);
+        }
+        let _ = s.write_all(&wire);
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        let text = String::from_utf8_lossy(&resp);
+        text.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {text:?}"))
+    }
+
     /// Any method to any path.
     pub fn call(&self, method: &str, path: &str) -> HttpReply {
         reply(

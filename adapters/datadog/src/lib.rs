@@ -117,4 +117,8 @@ impl Adapter for Datadog {
             disposition: Disposition::Deliver,
         })
     }
+
+    fn identity_fields(&self) -> Option<&'static [&'static str]> {
+        Some(&["id", "alert.transition", "alert_transition"])
+    }
 }
