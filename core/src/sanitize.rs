@@ -21,6 +21,9 @@ fn is_bidi_control(c: char) -> bool {
 /// controls removed, CR/CRLF turned into LF, every `<channel` / `</channel` (any case, any
 /// spacing) defused, and the result capped at `max_bytes` with a mark saying how much was cut.
 pub fn content(text: &str, max_bytes: usize) -> String {
+    if !text.bytes().any(needs_care) {
+        return cap(text.to_owned(), max_bytes);
+    }
     let mut out = String::with_capacity(text.len().min(max_bytes) + 16);
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -37,6 +40,13 @@ pub fn content(text: &str, max_bytes: usize) -> String {
         }
     }
     cap(out, max_bytes)
+}
+
+/// Bytes that may start something `content` changes: `<`, ASCII controls but newline and
+/// tab, and the lead bytes of the C1 controls (U+0080..U+009F), U+061C and the U+20xx bidi
+/// controls. Text without them is returned as is (the common case, checked cheaply).
+fn needs_care(b: u8) -> bool {
+    matches!(b, b'<' | 0x7f | 0xc2 | 0xd8 | 0xe2) || (b < 0x20 && b != b'\n' && b != b'\t')
 }
 
 /// True when `rest` (the text after a `<`) would make it a channel tag: optional spaces, an
@@ -116,6 +126,28 @@ mod tests {
         assert!(!out.contains("< /  Channel"), "{out}");
         assert!(out.contains("Vec<T>") || !evil.contains("Vec<T>"));
         assert_eq!(content("Vec<T> and <b>", 100), "Vec<T> and <b>");
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_full_scan() {
+        for text in [
+            "plain ascii\nwith\ttabs",
+            "em — dash",
+            "\u{85}next line",
+            "a\u{61C}b",
+            "x\u{2067}y",
+            "é ü",
+        ] {
+            let fast = !text.bytes().any(needs_care);
+            let full: String = text
+                .chars()
+                .filter(|c| !(c.is_control() && *c != '\n' && *c != '\t') && !is_bidi_control(*c))
+                .collect();
+            assert_eq!(content(text, 1000), full, "{text:?}");
+            if fast {
+                assert_eq!(full, text);
+            }
+        }
     }
 
     #[test]
