@@ -96,6 +96,7 @@ impl Pipeline {
                 }
                 None => Need::All,
             })
+            .inspect(|need| tracing::debug!(?need, "payload fields read"))
             .collect();
         Pipeline {
             config,

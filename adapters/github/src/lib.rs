@@ -83,4 +83,8 @@ impl Adapter for GitHub {
             },
         })
     }
+
+    fn identity_fields(&self) -> Option<&'static [&'static str]> {
+        Some(&["action"])
+    }
 }
