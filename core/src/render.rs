@@ -26,8 +26,42 @@ pub type EmbeddedTemplates = &'static [(&'static str, &'static str)];
 
 #[derive(Debug)]
 struct Compiled {
-    /// (meta key, registered template name), in front-matter order.
-    meta: Vec<(String, String)>,
+    /// The meta entries, in front-matter order.
+    meta: Vec<MetaTemplate>,
+}
+
+#[derive(Debug)]
+struct MetaTemplate {
+    key: String,
+    /// The registered template name.
+    reg: String,
+    /// Set when the template is one plain path (`{{body.issue.html_url}}`), the common case:
+    /// the value is then read directly, with strict mode's answer for a missing path.
+    path: Option<Vec<String>>,
+}
+
+/// Top-level names of the render context (see [`Templates::context`]).
+const CONTEXT_KEYS: &[&str] = &[
+    "body",
+    "source",
+    "type",
+    "event",
+    "action",
+    "event_name",
+    "delivery_id",
+    "received_at",
+];
+
+/// `{{a.b.c}}` and nothing else, starting at a context key: the path's segments.
+fn plain_path(tpl: &str) -> Option<Vec<String>> {
+    let inner = tpl.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    let segs: Vec<String> = inner.split('.').map(str::to_owned).collect();
+    let ident = |s: &String| {
+        let mut b = s.bytes();
+        matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+            && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    };
+    (segs.iter().all(ident) && CONTEXT_KEYS.contains(&segs[0].as_str())).then_some(segs)
 }
 
 /// Every template, compiled.
@@ -128,7 +162,11 @@ impl Templates {
                         }
                         let reg = format!("{name}#meta.{key}");
                         match self.hb.register_template_string(&reg, tpl) {
-                            Ok(()) => meta.push((key.to_owned(), reg)),
+                            Ok(()) => meta.push(MetaTemplate {
+                                key: key.to_owned(),
+                                reg,
+                                path: plain_path(tpl),
+                            }),
                             Err(e) => p.add_at(&file, Some(2), &format!("meta.{key}"), e.to_string()),
                         }
                     }
@@ -164,7 +202,7 @@ impl Templates {
             if !name.starts_with(&prefix) {
                 continue;
             }
-            for reg in std::iter::once(name).chain(compiled.meta.iter().map(|(_, r)| r)) {
+            for reg in std::iter::once(name).chain(compiled.meta.iter().map(|m| &m.reg)) {
                 if let Some(t) = self.hb.get_template(reg) {
                     need.add_template(t);
                 }
@@ -223,14 +261,35 @@ impl Templates {
             .ok_or_else(|| RenderError::from(RenderErrorReason::TemplateNotFound(template.to_owned())))?;
         let content = self.hb.render_with_context(template, ctx)?;
         let mut meta = Vec::with_capacity(compiled.meta.len());
-        for (key, reg) in &compiled.meta {
-            let value = self.hb.render_with_context(reg, ctx)?;
+        for m in &compiled.meta {
+            let value = match m.path.as_deref().map(|p| lookup(ctx.data(), p)) {
+                Some(Ok(Some(v))) => v,
+                Some(Err(missing)) => return Err(RenderErrorReason::MissingVariable(Some(missing)).into()),
+                // Not a plain path, or an array/object: let handlebars render it.
+                None | Some(Ok(None)) => self.hb.render_with_context(&m.reg, ctx)?,
+            };
             if let Some(v) = sanitize::meta_value(&value) {
-                meta.push((key.clone(), v));
+                meta.push((m.key.clone(), v));
             }
         }
         Ok(Rendered { content, meta })
     }
+}
+
+/// The text of a scalar at `path`, as handlebars would render it; `Ok(None)` for arrays
+/// and objects; `Err(path)` when the path does not exist (strict mode's error).
+fn lookup(root: &Value, path: &[String]) -> Result<Option<String>, String> {
+    let mut v = root;
+    for seg in path {
+        v = v.get(seg.as_str()).ok_or_else(|| path.join("."))?;
+    }
+    Ok(match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null => Some(String::new()),
+        Value::Array(_) | Value::Object(_) => None,
+    })
 }
 
 /// Splits `---\n<yaml>\n---\n<body>`; returns (front matter, body, 1-based line of the body).
@@ -433,6 +492,44 @@ mod tests {
         assert!(errs
             .iter()
             .any(|e| e.file.ends_with("github/b.hbs") && e.message.contains("does not compile")));
+    }
+
+    #[test]
+    fn plain_path_meta_matches_handlebars() {
+        let files: EmbeddedTemplates = &[
+            ("x/fast.hbs", "---\na: \"{{body.s}}\"\nb: \"{{body.n}}\"\nc: \"{{body.t}}\"\nd: \"{{body.z}}\"\ne: \"{{event}}\"\n---\n."),
+            ("x/missing.hbs", "---\na: \"{{body.nope}}\"\n---\n."),
+        ];
+        let (t, r) = templates(files);
+        r.unwrap();
+        let id = identity();
+        let ctx = Templates::context(json!({"s": "str", "n": 12.5, "t": true, "z": null}), &facts(&id));
+        assert!(t.compiled["x/fast"].meta.iter().all(|m| m.path.is_some()));
+        let fast = t.render("x/fast", &ctx).unwrap();
+        assert_eq!(
+            fast.meta,
+            vec![
+                ("a".into(), "str".into()),
+                ("b".into(), "12.5".into()),
+                ("c".into(), "true".into()),
+                ("e".into(), "issues".into())
+            ]
+        );
+        for (path, (_, got)) in ["body.s", "body.n", "body.t", "event"].iter().zip(&fast.meta) {
+            let by_handlebars =
+                t.hb.render_template(&format!("{{{{{path}}}}}"), ctx.data())
+                    .unwrap();
+            assert_eq!(&by_handlebars, got, "{path}");
+        }
+        assert_eq!(
+            t.hb.render_template("{{body.z}}", ctx.data()).unwrap(),
+            "",
+            "null renders empty"
+        );
+        assert!(
+            t.render("x/missing", &ctx).is_err(),
+            "a missing path stays a strict-mode error"
+        );
     }
 
     #[test]
