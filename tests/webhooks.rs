@@ -362,3 +362,28 @@ fn hostile_text_cannot_break_out_of_the_channel_tag() {
         assert_ne!(k, "source");
     }
 }
+
+#[test]
+fn a_body_that_never_arrives_gets_408() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("slow");
+    let cfg = dir.write(
+        "config.yaml",
+        "channel:\n  sources: [github]\nlimits:\n  body_timeout_secs: 1\nsources:\n  - name: github\n    type: github\n    secret_env: T_GITHUB_SECRET\n",
+    );
+    let mut hw = Hookwire::spawn(&cfg, &[("T_GITHUB_SECRET", SECRET)]);
+    hw.handshake();
+    let mut s = std::net::TcpStream::connect(&hw.addr).unwrap();
+    s.set_read_timeout(Some(common::DEADLINE)).unwrap();
+    // Declares 100 bytes, sends 10, then waits: the server gives up after the body timeout.
+    s.write_all(b"POST /hooks/github HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        .unwrap();
+    let mut resp = [0u8; 64];
+    let n = s.read(&mut resp).unwrap();
+    assert!(
+        String::from_utf8_lossy(&resp[..n]).starts_with("HTTP/1.1 408"),
+        "{:?}",
+        String::from_utf8_lossy(&resp[..n])
+    );
+    marker_arrives_first(&mut hw, "marker-after-slow-body");
+}

@@ -75,6 +75,8 @@ pub struct Limits {
     pub queue_capacity: usize,
     /// Requests processed at once; more get 503 with Retry-After.
     pub max_concurrent_requests: usize,
+    /// Seconds a sender may take to deliver the body; slower gets 408.
+    pub body_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -84,6 +86,7 @@ impl Default for Limits {
             max_content_bytes: 16 * 1024,
             queue_capacity: 4096,
             max_concurrent_requests: 512,
+            body_timeout_secs: 30,
         }
     }
 }
@@ -298,6 +301,7 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Config, Con
             ("limits.max_content_bytes", l.max_content_bytes),
             ("limits.queue_capacity", l.queue_capacity),
             ("limits.max_concurrent_requests", l.max_concurrent_requests),
+            ("limits.body_timeout_secs", l.body_timeout_secs as usize),
         ] {
             if value == 0 {
                 p.add(field, "must be greater than 0", None);

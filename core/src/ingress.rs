@@ -20,6 +20,7 @@ struct App {
     pipeline: Arc<Pipeline>,
     in_flight: Semaphore,
     max_body: usize,
+    body_timeout: std::time::Duration,
 }
 
 /// Binds the webhook listener. Separate from [`serve`] so the caller learns the real address
@@ -39,6 +40,7 @@ pub async fn serve(
         pipeline,
         in_flight: Semaphore::new(limits.max_concurrent_requests),
         max_body: limits.max_body_bytes,
+        body_timeout: std::time::Duration::from_secs(limits.body_timeout_secs),
     });
     let router = axum::Router::new().fallback(handle).with_state(app);
     axum::serve(listener, router)
@@ -77,12 +79,14 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         return status(StatusCode::PAYLOAD_TOO_LARGE, "payload too large\n");
     }
     let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, app.max_body).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+    let read = tokio::time::timeout(app.body_timeout, Limited::new(body, app.max_body).collect());
+    let bytes = match read.await {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return status(StatusCode::PAYLOAD_TOO_LARGE, "payload too large\n")
         }
-        Err(_) => return status(StatusCode::BAD_REQUEST, "could not read the body\n"),
+        Ok(Err(_)) => return status(StatusCode::BAD_REQUEST, "could not read the body\n"),
+        Err(_) => return status(StatusCode::REQUEST_TIMEOUT, "body not received in time\n"),
     };
     let pipeline = &app.pipeline;
     let name = &pipeline.config().sources[source].name;
