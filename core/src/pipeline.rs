@@ -251,7 +251,7 @@ impl Pipeline {
             }
         }
         meta.extend(rendered.meta);
-        let content = sanitize::content(&rendered.content, self.config.limits.max_content_bytes);
+        let content = sanitize::content(rendered.content.trim_end(), self.config.limits.max_content_bytes);
         Event {
             source: src.name.clone(),
             event: event_name,
