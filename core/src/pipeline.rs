@@ -92,7 +92,7 @@ impl Pipeline {
                 Some(fields) => {
                     let mut need = templates.need_for_type(&s.type_name);
                     fields.iter().for_each(|f| need.add_dotted(f));
-                    need
+                    need.build()
                 }
                 None => Need::All,
             })

@@ -195,8 +195,8 @@ impl Templates {
     /// Every payload path the templates of one source type read (their content and meta),
     /// so ingest can skip the rest of the payload. The global `default` is not included:
     /// rendering with it re-parses the payload whole.
-    pub fn need_for_type(&self, type_name: &str) -> fields::Need {
-        let mut need = fields::Need::default();
+    pub fn need_for_type(&self, type_name: &str) -> fields::NeedBuilder {
+        let mut need = fields::NeedBuilder::new();
         let prefix = format!("{type_name}/");
         for (name, compiled) in &self.compiled {
             if !name.starts_with(&prefix) {
@@ -609,5 +609,59 @@ mod tests {
             t.render("x/default", &ctx).unwrap().content,
             "main|2025-11-24T16:14:00Z|3484a3f|abc…|x, y"
         );
+    }
+
+    /// Every shipped template of a type, over every fixture payload of that vendor, renders the
+    /// same from the pruned parse as from the full parse (or fails the same way).
+    #[test]
+    fn pruned_parsing_never_changes_what_a_template_renders() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut p = Problems::new(Path::new("t.yaml"), "");
+        let t = Templates::load(&[], Some(&root.join("templates")), &mut p);
+        p.finish().unwrap();
+        let cases = [
+            (
+                "github",
+                root.join("../shared/fixtures/payloads/github"),
+                "action",
+            ),
+            ("datadog", root.join("tests/fixtures/datadog"), "alert.transition"),
+        ];
+        let mut compared = 0;
+        for (type_name, dir, identity_field) in cases {
+            let mut builder = t.need_for_type(type_name);
+            builder.add_dotted(identity_field);
+            let need = builder.build();
+            assert_ne!(need, fields::Need::All, "{type_name}: expected a partial need");
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            files.retain(|f| f.extension().is_some_and(|x| x == "json"));
+            files.sort();
+            for file in files {
+                let raw = std::fs::read(&file).unwrap();
+                let full: Value = serde_json::from_slice(&raw).unwrap();
+                let pruned = need.parse(&raw).unwrap();
+                let id = identity();
+                let f = facts(&id);
+                let (a, b) = (Templates::context(pruned, &f), Templates::context(full, &f));
+                for name in t
+                    .compiled
+                    .keys()
+                    .filter(|n| n.starts_with(&format!("{type_name}/")))
+                {
+                    let (x, y) = (t.render(name, &a), t.render(name, &b));
+                    match (&x, &y) {
+                        (Ok(x), Ok(y)) => assert_eq!(x, y, "{name} on {}", file.display()),
+                        (Err(_), Err(_)) => {}
+                        _ => panic!("{name} on {}: pruned {x:?} vs full {y:?}", file.display()),
+                    }
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 100, "{compared}");
     }
 }
