@@ -195,7 +195,7 @@ impl Pipeline {
             identity,
             received_at: &received_at,
         };
-        let mut whole = self.needs[source] == Need::All;
+        let mut whole = matches!(self.needs[source], Need::All);
         let mut ctx = Templates::context(parsed, &facts);
         let parse_whole = |ctx: &mut _, whole: &mut bool| {
             if !*whole {
