@@ -105,7 +105,7 @@ impl Adapter for Datadog {
             filled(body.pointer("/alert/transition")).or_else(|| filled(body.get("alert_transition")));
         let id = filled(body.get("id"));
         let delivery_id = match (id, transition) {
-            (Some(id), Some(t)) => format!("{id}-{}", t.to_ascii_lowercase()),
+            (Some(id), Some(t)) => format!("{id}-{}", t.to_ascii_lowercase().replace(' ', "_")),
             (Some(id), None) => id.to_owned(),
             // No id in the payload: the body itself identifies the delivery.
             _ => verify::sha256_hex(req.body),

@@ -145,6 +145,8 @@ pub struct NeedBuilder {
     uses: Vec<(Vec<Seg>, Use)>,
     /// Context paths of the enclosing `each` / `with` blocks; empty means the root.
     scopes: Vec<Vec<Seg>>,
+    /// Inline partials (`{{#*inline "name"}}`) whose bodies were walked at the root.
+    inline: Vec<String>,
 }
 
 impl NeedBuilder {
@@ -190,7 +192,26 @@ impl NeedBuilder {
             TemplateElement::Expression(h)
             | TemplateElement::HtmlExpression(h)
             | TemplateElement::HelperBlock(h) => self.helper(h),
-            // Partials and decorators can read anything: keep everything.
+            // An inline partial defined at the root: its body reads what it names, where it
+            // is used; only uses at the root (same context) are followed.
+            TemplateElement::DecoratorBlock(d)
+                if self.scopes.is_empty() && matches!(&d.name, Parameter::Name(n) if n == "inline") =>
+            {
+                match (d.params.first(), &d.template) {
+                    (Some(Parameter::Literal(Value::String(name))), Some(t)) => {
+                        self.inline.push(name.clone());
+                        self.add_template(t);
+                    }
+                    _ => self.uses.push((Vec::new(), Use::Value)),
+                }
+            }
+            TemplateElement::PartialExpression(d)
+                if self.scopes.is_empty()
+                    && d.params.is_empty()
+                    && d.hash.is_empty()
+                    && matches!(&d.name, Parameter::Name(n) | Parameter::Path(Path::Relative((_, n))) if self.inline.contains(n)) =>
+                {}
+            // Other partials and decorators can read anything: keep everything.
             _ => self.uses.push((Vec::new(), Use::Value)),
         }
     }
@@ -499,6 +520,12 @@ mod tests {
         assert_eq!(n, want);
         assert_eq!(need_of("{{json body}}"), Need::All);
         assert_eq!(need_of("{{> partial}}"), Need::All);
+        let inline = need_of("{{#*inline \"w\"}}{{body.a}}{{/inline}}{{> w}}{{body.b}}");
+        assert_eq!(inline, part(&[("a", Need::All), ("b", Need::All)], None));
+        assert_eq!(
+            need_of("{{#*inline \"w\"}}{{x}}{{/inline}}{{#each body.l}}{{> w}}{{/each}}"),
+            Need::All
+        );
         assert_eq!(
             need_of("{{#each body.l as |x|}}{{x.y}}{{/each}}"),
             part(&[("l", Need::All)], None)
