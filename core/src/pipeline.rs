@@ -128,13 +128,9 @@ impl Pipeline {
         let src = &self.config.sources[source];
         let req = Request { headers, body, now };
         src.adapter.verify(&req)?;
-        let parsed = self.needs[source]
-            .parse(body)
-            .map_err(|e| IngestError::BadJson(e.to_string()))?;
-        let identity = src.adapter.identify(&req, &parsed)?;
-        if identity.disposition == Disposition::Acknowledge {
+        let Some((parsed, identity)) = self.identify(source, &req)? else {
             return Ok(Outcome::Acknowledged);
-        }
+        };
         if !self.config.channel.enabled {
             return Ok(Outcome::ChannelDisabled);
         }
@@ -162,16 +158,20 @@ impl Pipeline {
         body: &[u8],
         now: SystemTime,
     ) -> Result<Option<Event>, IngestError> {
-        let src = &self.config.sources[source];
         let req = Request { headers, body, now };
+        Ok(self
+            .identify(source, &req)?
+            .map(|(parsed, identity)| self.prepare(source, &identity, parsed, body, now)))
+    }
+
+    /// Parses what the source reads and names the event; `None` for an acknowledged-only
+    /// event such as GitHub's `ping`.
+    fn identify(&self, source: usize, req: &Request<'_>) -> Result<Option<(Value, Identity)>, IngestError> {
         let parsed = self.needs[source]
-            .parse(body)
+            .parse(req.body)
             .map_err(|e| IngestError::BadJson(e.to_string()))?;
-        let identity = src.adapter.identify(&req, &parsed)?;
-        if identity.disposition == Disposition::Acknowledge {
-            return Ok(None);
-        }
-        Ok(Some(self.prepare(source, &identity, parsed, body, now)))
+        let identity = self.config.sources[source].adapter.identify(req, &parsed)?;
+        Ok((identity.disposition == Disposition::Deliver).then_some((parsed, identity)))
     }
 
     /// Renders and sanitises an identified event into its notification line. `parsed` holds
