@@ -62,7 +62,7 @@ enum Out {
 pub struct ChannelHandle {
     closed: Arc<Notify>,
     ctl: Sender<Out>,
-    writer: Option<JoinHandle<()>>,
+    writer: JoinHandle<()>,
 }
 
 impl ChannelHandle {
@@ -72,13 +72,11 @@ impl ChannelHandle {
     }
 
     /// Stops the writer after what is already queued for it, waiting at most `limit`.
-    pub fn stop(mut self, limit: Duration) {
+    pub fn stop(self, limit: Duration) {
         let _ = self.ctl.send(Out::Stop);
-        if let Some(w) = self.writer.take() {
-            let deadline = std::time::Instant::now() + limit;
-            while !w.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+        let deadline = std::time::Instant::now() + limit;
+        while !self.writer.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
@@ -122,7 +120,7 @@ pub fn start(
     ChannelHandle {
         closed,
         ctl: ctl_tx,
-        writer: Some(writer),
+        writer,
     }
 }
 

@@ -209,11 +209,6 @@ impl<'a> Problems<'a> {
             .sort_by_key(|e| (e.file.clone(), e.line.unwrap_or(usize::MAX)));
         Err(ConfigErrors(self.errors))
     }
-
-    /// Whether anything was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.errors.is_empty()
-    }
 }
 
 /// One secret reference or several (rotation): `secret_env: A` or `secret_env: [A, B]`.

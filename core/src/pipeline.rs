@@ -189,10 +189,12 @@ impl Pipeline {
     ) -> Event {
         let src = &self.config.sources[source];
         let received_at = humantime::format_rfc3339_seconds(now).to_string();
+        let event_name = identity.full_name();
         let facts = Facts {
             source: &src.name,
             type_name: &src.type_name,
             identity,
+            event_name: &event_name,
             received_at: &received_at,
         };
         let mut whole = matches!(self.needs[source], Need::All);
@@ -203,7 +205,6 @@ impl Pipeline {
                 *whole = true;
             }
         };
-        let event_name = identity.full_name();
         let own = |name: &str| {
             name.strip_prefix(src.type_name.as_str())
                 .is_some_and(|r| r.starts_with('/'))

@@ -89,6 +89,8 @@ pub struct Facts<'a> {
     pub type_name: &'a str,
     /// The adapter's names for the event.
     pub identity: &'a Identity,
+    /// `event.action`, computed once per event by the caller.
+    pub event_name: &'a str,
     /// When hookwire received it, RFC 3339.
     pub received_at: &'a str,
 }
@@ -247,7 +249,7 @@ impl Templates {
                 .map(Value::from)
                 .unwrap_or(Value::Null),
         );
-        ctx.insert("event_name".into(), facts.identity.full_name().into());
+        ctx.insert("event_name".into(), facts.event_name.into());
         ctx.insert("delivery_id".into(), facts.identity.delivery_id.clone().into());
         ctx.insert("received_at".into(), facts.received_at.into());
         Context::from(Value::Object(ctx))
@@ -479,6 +481,7 @@ mod tests {
             source: "gh",
             type_name: "github",
             identity: id,
+            event_name: "issues.opened",
             received_at: "2026-01-01T00:00:00Z",
         }
     }
