@@ -7,14 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use hookwire::registry;
 use hookwire_core::channel::{self, ServerDescription};
 use hookwire_core::pipeline::{self, Pipeline};
-use hookwire_core::{ingress, instructions, sink, telemetry, Registry};
+use hookwire_core::{ingress, instructions, sink, telemetry};
 
 // The request path allocates many small strings (the parsed payload, rendered text); glibc
 // malloc showed as a quarter of the CPU per event under load, mimalloc a fraction of that.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod explain;
+mod send;
 
 mod templates {
     include!(concat!(env!("OUT_DIR"), "/templates.rs"));
@@ -58,6 +62,31 @@ enum Command {
         #[arg(long = "header", value_name = "NAME:VALUE")]
         headers: Vec<String>,
     },
+    /// Sign a payload with a source's own scheme and secret and POST it (end-to-end testing).
+    Send {
+        /// The configuration file.
+        #[arg(long, env = "HOOKWIRE_CONFIG", default_value = "config.yaml")]
+        config: PathBuf,
+        /// The source name, as in config.yaml.
+        source: String,
+        /// A file holding the payload, sent byte for byte.
+        payload: PathBuf,
+        /// The event type, for vendors that name it in a header (GitHub: X-GitHub-Event).
+        #[arg(long)]
+        event: Option<String>,
+        /// Where to POST (default: the source's path on the configured listen address). Also
+        /// the URL signed for vendors that sign it.
+        #[arg(long)]
+        url: Option<String>,
+        /// Extra request headers, `Name: value`.
+        #[arg(long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
+    },
+    /// Verification tools.
+    Verify {
+        #[command(subcommand)]
+        command: VerifyCommand,
+    },
     /// Validate the configuration and compile every template; report every problem.
     Check {
         /// The configuration file.
@@ -66,12 +95,46 @@ enum Command {
     },
 }
 
-/// Every source type this binary knows, registered explicitly.
-fn registry() -> Registry {
-    let mut r = Registry::new();
-    hookwire_adapter_github::register(&mut r);
-    hookwire_adapter_datadog::register(&mut r);
-    r
+#[derive(Subcommand)]
+enum VerifyCommand {
+    /// Explain why a captured request does or does not verify (no secret material printed).
+    Explain {
+        /// The configuration file.
+        #[arg(long, env = "HOOKWIRE_CONFIG", default_value = "config.yaml")]
+        config: PathBuf,
+        /// The source name, as in config.yaml.
+        source: String,
+        /// The request's headers, one `Name: value` per line (a request line is allowed first).
+        #[arg(long)]
+        headers: PathBuf,
+        /// The request's exact body bytes.
+        #[arg(long)]
+        body: PathBuf,
+        /// Judge timestamps as of this Unix time (seconds) instead of now.
+        #[arg(long)]
+        now: Option<u64>,
+    },
+}
+
+/// Loads the config and builds a pipeline that queues nowhere: for the one-shot commands.
+fn offline_pipeline(config: &std::path::Path) -> Result<Pipeline, String> {
+    let (config, templates) =
+        pipeline::load(config, &registry(), templates::TEMPLATES).map_err(|e| e.to_string())?;
+    let (queue, _events) = sink::memory_queue(1);
+    Ok(Pipeline::new(config, templates, Arc::new(queue)))
+}
+
+/// The index of a named source, or an error listing the configured ones.
+fn source_index(pipeline: &Pipeline, source: &str) -> Result<usize, String> {
+    pipeline.source_index(source).ok_or_else(|| {
+        let known: Vec<_> = pipeline
+            .config()
+            .sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        format!("no source named `{source}`; configured: {}", known.join(", "))
+    })
 }
 
 fn main() -> ExitCode {
@@ -95,6 +158,52 @@ fn main() -> ExitCode {
             }
         },
         Command::Channel { config, listen } => run_channel(config, listen),
+        Command::Send {
+            config,
+            source,
+            payload,
+            event,
+            url,
+            headers,
+        } => {
+            let args = send::SendArgs {
+                source: &source,
+                payload: &payload,
+                event: event.as_deref(),
+                url: url.as_deref(),
+                headers: &headers,
+            };
+            match offline_pipeline(&config).and_then(|p| send::send(&p, &args)) {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hookwire send: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Verify {
+            command:
+                VerifyCommand::Explain {
+                    config,
+                    source,
+                    headers,
+                    body,
+                    now,
+                },
+        } => {
+            match offline_pipeline(&config).and_then(|p| explain::explain(&p, &source, &headers, &body, now))
+            {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("hookwire verify explain: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Render {
             config,
             source,
@@ -119,20 +228,9 @@ fn render(
     extra: &[String],
 ) -> Result<(), String> {
     use hookwire_core::axum::http::{HeaderMap, HeaderName, HeaderValue};
-    let (config, templates) =
-        pipeline::load(config_path, &registry(), templates::TEMPLATES).map_err(|e| e.to_string())?;
+    let pipeline = offline_pipeline(config_path)?;
     let body = std::fs::read(payload).map_err(|e| format!("cannot read {}: {e}", payload.display()))?;
-    let (queue, _events) = sink::memory_queue(1);
-    let pipeline = Pipeline::new(config, templates, Arc::new(queue));
-    let index = pipeline.source_index(source).ok_or_else(|| {
-        let known: Vec<_> = pipeline
-            .config()
-            .sources
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
-        format!("no source named `{source}`; configured: {}", known.join(", "))
-    })?;
+    let index = source_index(&pipeline, source)?;
     let mut headers = HeaderMap::new();
     let mut put = |name: &str, value: &str| -> Result<(), String> {
         let n = HeaderName::from_bytes(name.trim().as_bytes())
@@ -141,9 +239,9 @@ fn render(
         headers.insert(n, v);
         Ok(())
     };
-    put("x-github-delivery", "00000000-0000-0000-0000-000000000000")?;
-    if let Some(e) = &event {
-        put("x-github-event", e)?;
+    let adapter = &pipeline.config().sources[index].adapter;
+    for (n, v) in adapter.naming_headers(event.as_deref(), "00000000-0000-0000-0000-000000000000") {
+        put(&n, &v)?;
     }
     for h in extra {
         let (n, v) = h
@@ -151,7 +249,14 @@ fn render(
             .ok_or_else(|| format!("--header `{h}` is not NAME:VALUE"))?;
         put(n, v)?;
     }
-    match pipeline.render_unverified(index, &headers, &body, std::time::SystemTime::now()) {
+    // A body that is not JSON is previewed as a form post (Slack commands, Twilio).
+    let typed = extra
+        .iter()
+        .any(|h| h.trim().to_ascii_lowercase().starts_with("content-type"));
+    if !typed && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        put("content-type", "application/x-www-form-urlencoded")?;
+    }
+    match pipeline.render_unverified(index, &hookwire_core::pipeline::Incoming::post(&headers, &body)) {
         Ok(Some(ev)) => {
             use std::io::Write;
             std::io::stdout().write_all(&ev.line).map_err(|e| e.to_string())

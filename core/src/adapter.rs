@@ -1,47 +1,38 @@
 //! The adapter seam: what a vendor crate provides (how to verify and how to name an event),
 //! and the registry the binary fills explicitly, one `register` call per vendor crate.
 
+pub mod alerts;
+pub mod declared;
+
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::SystemTime;
 
-use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::secret::SecretSet;
-use crate::verify::{SecretIndex, VerifyError};
-
-/// One incoming webhook as the adapter sees it: raw bytes, never a re-serialised body.
-#[derive(Debug)]
-pub struct Request<'a> {
-    /// Request headers (names are case-insensitive).
-    pub headers: &'a HeaderMap,
-    /// The raw body, exactly as received.
-    pub body: &'a [u8],
-    /// The time the request arrived, for timestamp windows.
-    pub now: SystemTime,
-}
-
-impl Request<'_> {
-    /// A header's raw bytes.
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.get(name).map(|v| v.as_bytes())
-    }
-
-    /// A header as text, when it is valid visible ASCII.
-    pub fn header_str(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
+pub use crate::verify::Request;
+use crate::verify::Verifier;
 
 /// What happens to a verified, identified event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
     /// Render it and deliver it to the sessions subscribed to the source.
     Deliver,
     /// Answer 2xx and stop: a vendor housekeeping event such as GitHub's `ping`.
     Acknowledge,
+    /// Answer 200 with this body and stop: a handshake the vendor waits for (Slack's
+    /// `url_verification` challenge, Discord's PING).
+    Reply(Reply),
+}
+
+/// A response body a vendor handshake requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Its media type.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: String,
 }
 
 /// The names an adapter gives a verified event.
@@ -51,9 +42,10 @@ pub struct Identity {
     pub event: String,
     /// The sub-type where the vendor has one (`opened`, `completed`, `Triggered`).
     pub action: Option<String>,
-    /// The vendor's delivery id, or a hash of the body where it sends none.
+    /// The vendor's delivery id, or a hash of the body where it sends none. Also the key a
+    /// repeat is recognised by.
     pub delivery_id: String,
-    /// Deliver or only acknowledge.
+    /// Deliver, only acknowledge, or answer a handshake.
     pub disposition: Disposition,
 }
 
@@ -75,17 +67,24 @@ pub struct IdentifyError(pub String);
 
 /// A vendor's behaviour for one configured source.
 pub trait Adapter: Send + Sync + fmt::Debug {
-    /// Checks the request's signature or credentials over the raw bytes.
-    fn verify(&self, req: &Request<'_>) -> Result<SecretIndex, VerifyError>;
+    /// The source's verification scheme with its keys.
+    fn verifier(&self) -> &Verifier;
 
-    /// Names the event and its delivery id. Called only after `verify` succeeded, with the
-    /// parsed body.
+    /// Names the event and its delivery id. Called only after verification succeeded, with
+    /// the parsed body (a form body arrives as an object of its fields).
     fn identify(&self, req: &Request<'_>, body: &Value) -> Result<Identity, IdentifyError>;
 
     /// The body fields (dotted paths) `identify` reads, so the parser may skip the others.
     /// `None`, the default, means it may read anything and the body is parsed whole.
-    fn identity_fields(&self) -> Option<&'static [&'static str]> {
+    fn identity_fields(&self) -> Option<Vec<String>> {
         None
+    }
+
+    /// The headers that name an event, for `hookwire send` (`X-GitHub-Event: issues`,
+    /// `X-GitHub-Delivery: <id>`).
+    fn naming_headers(&self, event: Option<&str>, delivery_id: &str) -> Vec<(String, String)> {
+        let _ = (event, delivery_id);
+        Vec::new()
     }
 }
 
@@ -109,6 +108,8 @@ pub struct SourceSpec<'a> {
     pub options: &'a serde_norway::Mapping,
     /// The source's loaded secrets.
     pub secrets: SecretSet,
+    /// The source's `public_url`, for schemes that sign the URL.
+    pub public_url: Option<&'a str>,
 }
 
 impl SourceSpec<'_> {

@@ -14,14 +14,31 @@ use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
 use crate::adapter::{Adapter, Registry, SourceSpec};
+use crate::network::Cidr;
 use crate::secret::{SecretRef, SecretSet};
 use locate::LineIndex;
 
 /// Where `hookwire channel` listens for webhooks unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8788";
 
-const TOP_KEYS: &[&str] = &["listen", "channel", "limits", "templates_dir", "sources"];
-const SOURCE_KEYS: &[&str] = &["name", "type", "path", "secret_env", "secret_file"];
+const TOP_KEYS: &[&str] = &[
+    "listen",
+    "channel",
+    "limits",
+    "templates_dir",
+    "trusted_proxies",
+    "sources",
+];
+const SOURCE_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "path",
+    "secret_env",
+    "secret_file",
+    "templates",
+    "public_url",
+    "allow_from",
+];
 
 /// A loaded, validated configuration with its adapters built and its secrets read.
 #[derive(Debug)]
@@ -36,6 +53,8 @@ pub struct Config {
     pub limits: Limits,
     /// A folder whose templates override the built-in ones (`<type>/<event>.hbs`).
     pub templates_dir: Option<PathBuf>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (for `allow_from`).
+    pub trusted_proxies: Vec<Cidr>,
     /// The configured sources, in file order.
     pub sources: Vec<Source>,
 }
@@ -77,6 +96,11 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Seconds a sender may take to deliver the body; slower gets 408.
     pub body_timeout_secs: u64,
+    /// How long a delivery id is remembered, so a repeat is acknowledged but not delivered
+    /// again. Default 3 days: Stripe retries for up to 3 days, PagerDuty for 48 h.
+    pub dedup_window_secs: u64,
+    /// Most delivery ids remembered at once; beyond it the oldest are forgotten early.
+    pub dedup_capacity: usize,
 }
 
 impl Default for Limits {
@@ -87,6 +111,8 @@ impl Default for Limits {
             queue_capacity: 4096,
             max_concurrent_requests: 512,
             body_timeout_secs: 30,
+            dedup_window_secs: 3 * 24 * 3600,
+            dedup_capacity: 1_000_000,
         }
     }
 }
@@ -98,6 +124,13 @@ pub struct Source {
     pub name: String,
     /// The adapter type (`github`, `datadog`).
     pub type_name: String,
+    /// The template folder (`templates:`, default the type): `<templates>/<event>.hbs`.
+    pub templates: String,
+    /// The URL the vendor is configured with, for schemes that sign it (Twilio). The query of
+    /// each request is appended as received.
+    pub public_url: Option<String>,
+    /// Networks allowed to post to this source; empty allows any.
+    pub allow_from: Vec<Cidr>,
     /// URL path it is served on (`/hooks/<name>` by default).
     pub path: String,
     /// Whether `channel.sources` lists it (and so whether its events reach the session).
@@ -297,6 +330,8 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Config, Con
             ("limits.queue_capacity", l.queue_capacity),
             ("limits.max_concurrent_requests", l.max_concurrent_requests),
             ("limits.body_timeout_secs", l.body_timeout_secs as usize),
+            ("limits.dedup_window_secs", l.dedup_window_secs as usize),
+            ("limits.dedup_capacity", l.dedup_capacity),
         ] {
             if value == 0 {
                 p.add(field, "must be greater than 0", None);
@@ -314,6 +349,8 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Config, Con
             None
         }
     };
+
+    let trusted_proxies = cidrs(&mut p, root.get("trusted_proxies"), "trusted_proxies");
 
     let mut sources = Vec::new();
     // Names declared, even of sources with errors, so one mistake is not reported twice.
@@ -375,8 +412,35 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Config, Con
         channel: channel.expect("checked"),
         limits: limits.expect("checked"),
         templates_dir,
+        trusted_proxies,
         sources,
     })
+}
+
+/// A list of CIDR networks; each bad entry is reported at its own index.
+fn cidrs(p: &mut Problems<'_>, value: Option<&Value>, field: &str) -> Vec<Cidr> {
+    let Some(value) = value else { return Vec::new() };
+    let Value::Sequence(items) = value else {
+        p.add(
+            field,
+            "must be a list of networks",
+            Some("write e.g. [10.0.0.0/8, 192.0.2.7]".into()),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (j, item) in items.iter().enumerate() {
+        match item.as_str().map(str::parse::<Cidr>) {
+            Some(Ok(c)) => out.push(c),
+            Some(Err(e)) => p.add(&format!("{field}[{j}]"), e, None),
+            None => p.add(
+                &format!("{field}[{j}]"),
+                "must be a network such as 10.0.0.0/8",
+                None,
+            ),
+        }
+    }
+    out
 }
 
 fn section<T: DeserializeOwned>(p: &mut Problems<'_>, root: &Mapping, key: &str) -> Option<T> {
@@ -418,7 +482,23 @@ fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item
     let name = text(p, "name");
     let type_name = text(p, "type");
     let path = text(p, "path");
+    let templates = text(p, "templates");
+    let public_url = text(p, "public_url");
+    let allow_from = cidrs(p, map.get("allow_from"), &at("allow_from"));
     let mut ok = true;
+    if let Some(u) = &public_url {
+        if !(u.starts_with("https://") || u.starts_with("http://")) || u.contains(['?', '#']) {
+            p.add(
+                &at("public_url"),
+                format!("`{u}` is not an http(s) URL without a query"),
+                Some(
+                    "write the exact URL the vendor posts to, e.g. https://hooks.example.com/hooks/twilio"
+                        .into(),
+                ),
+            );
+            ok = false;
+        }
+    }
 
     let name = match name {
         Some(n)
@@ -533,6 +613,7 @@ fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item
         name: &name,
         options: &options,
         secrets: SecretSet::new(secrets),
+        public_url: public_url.as_deref(),
     };
     let adapter = match (factory.build)(&spec) {
         Ok(a) => a,
@@ -558,6 +639,9 @@ fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item
     ok.then(|| Source {
         name,
         type_name: factory.type_name.to_owned(),
+        templates: templates.unwrap_or_else(|| factory.type_name.to_owned()),
+        public_url,
+        allow_from,
         path,
         subscribed: false,
         adapter,

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::pipeline::{IngestError, Outcome, Pipeline};
+use crate::network;
+use crate::pipeline::{Incoming, IngestError, Outcome, Pipeline};
 use crate::sink::SinkError;
 
 struct App {
@@ -43,9 +44,12 @@ pub async fn serve(
         body_timeout: std::time::Duration::from_secs(limits.body_timeout_secs),
     });
     let router = axum::Router::new().fallback(handle).with_state(app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 fn status(code: StatusCode, text: &'static str) -> Response {
@@ -59,11 +63,21 @@ fn retry_later(text: &'static str) -> Response {
     r
 }
 
-async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+async fn handle(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
     let Some(source) = app.pipeline.route(req.uri().path()) else {
         tracing::debug!(path = %req.uri().path(), "no source on this path");
         return status(StatusCode::NOT_FOUND, "not found\n");
     };
+    let config = app.pipeline.config();
+    let src = &config.sources[source];
+    if !network::allowed(peer.ip(), req.headers(), &config.trusted_proxies, &src.allow_from) {
+        tracing::info!(source = %src.name, %peer, "rejected: address not in allow_from");
+        return status(StatusCode::FORBIDDEN, "forbidden\n");
+    }
     if req.method() != Method::POST {
         return status(StatusCode::METHOD_NOT_ALLOWED, "POST only\n");
     }
@@ -89,10 +103,29 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         Err(_) => return status(StatusCode::REQUEST_TIMEOUT, "body not received in time\n"),
     };
     let pipeline = &app.pipeline;
-    let name = &pipeline.config().sources[source].name;
-    match pipeline.ingest(source, &parts.headers, &bytes, SystemTime::now()) {
+    let name = &src.name;
+    let incoming = Incoming {
+        headers: &parts.headers,
+        body: &bytes,
+        method: parts.method.as_str(),
+        query: parts.uri.query(),
+        now: SystemTime::now(),
+    };
+    match pipeline.ingest(source, &incoming) {
         Ok(Outcome::Queued { delivery_id }) => {
             tracing::debug!(source = %name, %delivery_id, "queued");
+            accepted()
+        }
+        Ok(Outcome::Replied(reply)) => {
+            tracing::debug!(source = %name, "answered a vendor handshake");
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, reply.content_type)
+                .body(Body::from(reply.body))
+                .expect("valid response")
+        }
+        Ok(Outcome::Duplicate { delivery_id }) => {
+            tracing::info!(source = %name, %delivery_id, "repeat of an accepted delivery; not delivered again");
             accepted()
         }
         Ok(outcome) => {

@@ -2,8 +2,9 @@
 //! session's stdin, except the vendor-specific parts, which live in `adapters/<vendor>`.
 //!
 //! The path of one webhook (see `ARCHITECTURE.md`):
-//! [`ingress`] (route, limits) → [`adapter::Adapter::verify`] → [`adapter::Adapter::identify`]
-//! → [`render`] → [`sanitize`] → [`sink::EventSink`] (queue, later the durable store)
+//! [`ingress`] (route, [`network`] allowlist, limits) → [`verify`] → [`adapter::Adapter::identify`]
+//! → [`replay`] (dedup by delivery id) → [`render`] → [`sanitize`] → [`sink::EventSink`] (queue,
+//! later the durable store)
 //! → [`channel`] (one `notifications/claude/channel` line per event).
 
 pub mod adapter;
@@ -12,8 +13,10 @@ pub mod config;
 pub mod event;
 pub mod ingress;
 pub mod instructions;
+pub mod network;
 pub mod pipeline;
 pub mod render;
+pub mod replay;
 pub mod sanitize;
 pub mod secret;
 pub mod sink;

@@ -1,20 +1,21 @@
 //! The path of one webhook after routing, as plain functions: verify → parse → identify →
-//! (subscribed?) → render → sanitize → submit. The HTTP layer ([`crate::ingress`]) only maps
-//! the outcome to a status code.
+//! (subscribed?) → dedup → render → sanitize → submit. The HTTP layer ([`crate::ingress`]) only
+//! maps the outcome to a status code.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use crate::adapter::{Disposition, IdentifyError, Identity, Registry, Request};
+use crate::adapter::{Disposition, IdentifyError, Identity, Registry, Reply, Request};
 use crate::config::{self, Config, ConfigErrors, Problems};
 use crate::event::{notification_line, Event};
 use crate::render::fields::Need;
 use crate::render::{EmbeddedTemplates, Facts, Templates};
+use crate::replay::{Claim, MemoryReplayGuard, ReplayGuard};
 use crate::sanitize;
 use crate::sink::{EventSink, SinkError};
 use crate::verify::VerifyError;
@@ -29,6 +30,14 @@ pub enum Outcome {
     },
     /// A vendor housekeeping event (GitHub `ping`): acknowledged, never delivered.
     Acknowledged,
+    /// A vendor handshake (Slack's challenge, Discord's PING): answered with this body.
+    Replied(Reply),
+    /// A delivery id already accepted within the dedup window: acknowledged, not delivered
+    /// again.
+    Duplicate {
+        /// The repeated delivery id.
+        delivery_id: String,
+    },
     /// The source is not in `channel.sources`: accepted, never pushed.
     NotSubscribed,
     /// `channel.enabled` is false: accepted, never pushed.
@@ -60,6 +69,52 @@ pub struct Pipeline {
     /// Per source: the payload fields its adapter and templates read.
     needs: Vec<Need>,
     sink: Arc<dyn EventSink>,
+    replay: Arc<dyn ReplayGuard>,
+}
+
+/// One request as the pipeline receives it from ingress.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The headers.
+    pub headers: &'a HeaderMap,
+    /// The raw body.
+    pub body: &'a [u8],
+    /// The HTTP method.
+    pub method: &'a str,
+    /// The query string as received (no `?`), appended to the source's `public_url`.
+    pub query: Option<&'a str>,
+    /// Arrival time.
+    pub now: SystemTime,
+}
+
+impl<'a> Incoming<'a> {
+    /// A POST with no query, arriving now: what tests and `hookwire render` need.
+    pub fn post(headers: &'a HeaderMap, body: &'a [u8]) -> Self {
+        Incoming {
+            headers,
+            body,
+            method: "POST",
+            query: None,
+            now: SystemTime::now(),
+        }
+    }
+}
+
+/// A form body as JSON: an object of its fields, or, when its only field is `payload` holding
+/// a JSON object (Slack interactivity, GitHub's form content type), that object.
+fn form_value(body: &[u8]) -> Value {
+    let mut map = serde_json::Map::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        map.entry(k.into_owned()).or_insert(Value::String(v.into_owned()));
+    }
+    if map.len() == 1 {
+        if let Some(Value::String(p)) = map.get("payload") {
+            if let Ok(v @ Value::Object(_)) = serde_json::from_str(p) {
+                return v;
+            }
+        }
+    }
+    Value::Object(map)
 }
 
 /// Loads the config and compiles every template, reporting all problems of both at once.
@@ -77,8 +132,13 @@ pub fn load(
 }
 
 impl Pipeline {
-    /// Assembles the pipeline over a loaded config, its templates and a sink.
+    /// Assembles the pipeline over a loaded config, its templates and a sink, with an
+    /// in-memory replay guard sized by the config's limits.
     pub fn new(config: Config, templates: Templates, sink: Arc<dyn EventSink>) -> Self {
+        let replay = Arc::new(MemoryReplayGuard::new(
+            Duration::from_secs(config.limits.dedup_window_secs),
+            config.limits.dedup_capacity,
+        ));
         let routes = config
             .sources
             .iter()
@@ -90,7 +150,7 @@ impl Pipeline {
             .iter()
             .map(|s| match s.adapter.identity_fields() {
                 Some(fields) => {
-                    let mut need = templates.need_for_type(&s.type_name);
+                    let mut need = templates.need_for_type(&s.templates);
                     fields.iter().for_each(|f| need.add_dotted(f));
                     need.build()
                 }
@@ -104,7 +164,14 @@ impl Pipeline {
             routes,
             needs,
             sink,
+            replay,
         }
+    }
+
+    /// Replaces the replay guard (the durable store provides one that survives restarts).
+    pub fn with_replay(mut self, replay: Arc<dyn ReplayGuard>) -> Self {
+        self.replay = replay;
+        self
     }
 
     /// The configuration in force.
@@ -118,18 +185,15 @@ impl Pipeline {
     }
 
     /// Runs one request through every step after routing.
-    pub fn ingest(
-        &self,
-        source: usize,
-        headers: &HeaderMap,
-        body: &[u8],
-        now: SystemTime,
-    ) -> Result<Outcome, IngestError> {
+    pub fn ingest(&self, source: usize, incoming: &Incoming<'_>) -> Result<Outcome, IngestError> {
         let src = &self.config.sources[source];
-        let req = Request { headers, body, now };
-        src.adapter.verify(&req)?;
-        let Some((parsed, identity)) = self.identify(source, &req)? else {
-            return Ok(Outcome::Acknowledged);
+        let url = self.public_url(source, incoming.query);
+        let req = self.request(incoming, url.as_deref());
+        src.adapter.verifier().verify(&req)?;
+        let (parsed, whole, identity) = match self.identify(source, &req)? {
+            Named::Deliver(parsed, whole, identity) => (parsed, whole, identity),
+            Named::Acknowledge => return Ok(Outcome::Acknowledged),
+            Named::Reply(reply) => return Ok(Outcome::Replied(reply)),
         };
         if !self.config.channel.enabled {
             return Ok(Outcome::ChannelDisabled);
@@ -137,10 +201,36 @@ impl Pipeline {
         if !src.subscribed {
             return Ok(Outcome::NotSubscribed);
         }
-        let event = self.prepare(source, &identity, parsed, body, now);
-        let delivery_id = event.delivery_id.clone();
-        self.sink.submit(event)?;
+        let delivery_id = identity.delivery_id.clone();
+        if self.replay.claim(&src.name, &delivery_id, incoming.now) == Claim::Repeat {
+            return Ok(Outcome::Duplicate { delivery_id });
+        }
+        let event = self.prepare(source, &identity, parsed, whole, incoming.body, incoming.now);
+        if let Err(e) = self.sink.submit(event) {
+            // Not queued, so not accepted: the vendor's retry must be delivered.
+            self.replay.release(&src.name, &delivery_id);
+            return Err(e.into());
+        }
         Ok(Outcome::Queued { delivery_id })
+    }
+
+    /// The URL the vendor signed: the source's `public_url` plus the query as received.
+    pub fn public_url(&self, source: usize, query: Option<&str>) -> Option<String> {
+        let base = self.config.sources[source].public_url.as_deref()?;
+        Some(match query {
+            Some(q) => format!("{base}?{q}"),
+            None => base.to_owned(),
+        })
+    }
+
+    fn request<'a>(&self, incoming: &Incoming<'a>, url: Option<&'a str>) -> Request<'a> {
+        Request {
+            headers: incoming.headers,
+            body: incoming.body,
+            method: incoming.method,
+            url,
+            now: incoming.now,
+        }
     }
 
     /// The index of a source by name.
@@ -149,29 +239,39 @@ impl Pipeline {
     }
 
     /// Identifies, renders and sanitises a payload without verifying it: what `hookwire
-    /// render` prints while a template is being written. `None` for an acknowledged-only
-    /// event such as GitHub's `ping`.
+    /// render` prints while a template is being written. `None` for an event that is
+    /// acknowledged or answered without delivery (GitHub's `ping`, Slack's challenge).
     pub fn render_unverified(
         &self,
         source: usize,
-        headers: &HeaderMap,
-        body: &[u8],
-        now: SystemTime,
+        incoming: &Incoming<'_>,
     ) -> Result<Option<Event>, IngestError> {
-        let req = Request { headers, body, now };
-        Ok(self
-            .identify(source, &req)?
-            .map(|(parsed, identity)| self.prepare(source, &identity, parsed, body, now)))
+        let req = self.request(incoming, None);
+        Ok(match self.identify(source, &req)? {
+            Named::Deliver(parsed, whole, identity) => {
+                Some(self.prepare(source, &identity, parsed, whole, incoming.body, incoming.now))
+            }
+            Named::Acknowledge | Named::Reply(_) => None,
+        })
     }
 
-    /// Parses what the source reads and names the event; `None` for an acknowledged-only
-    /// event such as GitHub's `ping`.
-    fn identify(&self, source: usize, req: &Request<'_>) -> Result<Option<(Value, Identity)>, IngestError> {
-        let parsed = self.needs[source]
-            .parse(req.body)
-            .map_err(|e| IngestError::BadJson(e.to_string()))?;
+    /// Parses what the source reads and names the event.
+    fn identify(&self, source: usize, req: &Request<'_>) -> Result<Named, IngestError> {
+        let (parsed, whole) = if req.is_form() {
+            (form_value(req.body), true)
+        } else {
+            let need = &self.needs[source];
+            let parsed = need
+                .parse(req.body)
+                .map_err(|e| IngestError::BadJson(e.to_string()))?;
+            (parsed, matches!(need, Need::All))
+        };
         let identity = self.config.sources[source].adapter.identify(req, &parsed)?;
-        Ok((identity.disposition == Disposition::Deliver).then_some((parsed, identity)))
+        Ok(match identity.disposition {
+            Disposition::Deliver => Named::Deliver(parsed, whole, identity),
+            Disposition::Acknowledge => Named::Acknowledge,
+            Disposition::Reply(ref r) => Named::Reply(r.clone()),
+        })
     }
 
     /// Renders and sanitises an identified event into its notification line. `parsed` holds
@@ -184,6 +284,7 @@ impl Pipeline {
         source: usize,
         identity: &Identity,
         parsed: Value,
+        whole: bool,
         raw: &[u8],
         now: SystemTime,
     ) -> Event {
@@ -192,12 +293,12 @@ impl Pipeline {
         let event_name = identity.full_name();
         let facts = Facts {
             source: &src.name,
-            type_name: &src.type_name,
+            type_name: &src.templates,
             identity,
             event_name: &event_name,
             received_at: &received_at,
         };
-        let mut whole = matches!(self.needs[source], Need::All);
+        let mut whole = whole;
         let mut ctx = Templates::context(parsed, &facts);
         let parse_whole = |ctx: &mut _, whole: &mut bool| {
             if !*whole {
@@ -206,12 +307,12 @@ impl Pipeline {
             }
         };
         let own = |name: &str| {
-            name.strip_prefix(src.type_name.as_str())
+            name.strip_prefix(src.templates.as_str())
                 .is_some_and(|r| r.starts_with('/'))
         };
         let mut rendered = None;
         let mut tried = Vec::new();
-        for name in self.templates.candidates(&src.type_name, identity) {
+        for name in self.templates.candidates(&src.templates, identity) {
             if !own(&name) {
                 parse_whole(&mut ctx, &mut whole);
             }
@@ -260,4 +361,14 @@ impl Pipeline {
             line: notification_line(&content, &meta),
         }
     }
+}
+
+/// What identification decided.
+enum Named {
+    /// Deliver: the parsed body, whether it is whole, and the names.
+    Deliver(Value, bool, Identity),
+    /// Acknowledge without delivery.
+    Acknowledge,
+    /// Answer a handshake.
+    Reply(Reply),
 }

@@ -1,12 +1,70 @@
-//! Verification primitives shared by the adapters. Every function is pure over the raw
-//! request bytes and the source's secrets, compares in constant time on decoded bytes, and
-//! returns which secret matched (rotation) or a typed error that never carries secret material.
+//! Verification: is this request really from the vendor, unmodified and fresh? Every scheme is
+//! a pure function over the raw request (body bytes, headers, method, public URL, now) and the
+//! source's keys. Comparisons are constant-time on decoded bytes, any key of the rotation set
+//! may match, and errors never carry secret material.
+//!
+//! The schemes: [`signature`] (configurable HMAC or Ed25519 over a template of the request),
+//! [`token`] (shared secret in a header, Bearer or Basic auth), [`standard_webhooks`],
+//! [`twilio`] (URL + sorted form parameters) and [`jws`] (Netlify's signed JWT).
 
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+pub mod codec;
+pub mod jws;
+pub mod signature;
+pub mod standard_webhooks;
+pub mod timestamp;
+pub mod token;
+pub mod twilio;
 
-use crate::secret::SecretSet;
+use std::fmt;
+use std::time::SystemTime;
+
+use axum::http::HeaderMap;
+use sha2::Digest as _;
+
+use crate::secret::{Secret, SecretSet};
+
+pub use signature::SignatureScheme;
+pub use standard_webhooks::StandardWebhooks;
+pub use token::TokenScheme;
+pub use twilio::Twilio;
+
+/// One incoming webhook as verification and identification see it: raw bytes, never a
+/// re-serialised body.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// Request headers (names are case-insensitive).
+    pub headers: &'a HeaderMap,
+    /// The raw body, exactly as received.
+    pub body: &'a [u8],
+    /// The HTTP method.
+    pub method: &'a str,
+    /// The URL as the sender requested it (the source's `public_url` plus the query as
+    /// received), for schemes that sign it. `None` when no public URL is configured.
+    pub url: Option<&'a str>,
+    /// The time the request arrived, for timestamp windows.
+    pub now: SystemTime,
+}
+
+impl<'a> Request<'a> {
+    /// A header's raw bytes.
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers.get(name).map(|v| v.as_bytes())
+    }
+
+    /// A header as text, when it is valid visible ASCII.
+    pub fn header_str(&self, name: &str) -> Option<&'a str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// True when the body is `application/x-www-form-urlencoded`.
+    pub fn is_form(&self) -> bool {
+        self.header_str("content-type").is_some_and(|c| {
+            c.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        })
+    }
+}
 
 /// Why a request failed verification. The vendor only ever sees a uniform 401; the kind is
 /// for logs, metrics and `hookwire verify explain`.
@@ -15,145 +73,218 @@ pub enum VerifyError {
     /// The source has no usable secret: fail closed.
     #[error("no secret configured")]
     NoSecret,
-    /// The signature or credential header is absent.
+    /// The signature, credentials or signed timestamp are absent.
     #[error("missing signature or credentials")]
     Missing,
-    /// The header is present but not of the expected shape (prefix, encoding, length).
+    /// Present but not of the expected shape (prefix, encoding, length, algorithm).
     #[error("malformed signature")]
     Malformed,
     /// Well-formed, but no configured secret produces it.
     #[error("signature does not match")]
     Mismatch,
+    /// The signature is good but its signed timestamp is outside the window: a replay or a
+    /// badly skewed clock.
+    #[error("signed timestamp outside the allowed window")]
+    Stale,
+    /// The request lacks something the scheme needs that only configuration can give (the
+    /// public URL for Twilio).
+    #[error("the source is not configured for this scheme: {0}")]
+    Unconfigured(&'static str),
 }
 
-/// Index of the secret (in configuration order) that verified the request.
-pub type SecretIndex = usize;
+/// A request that verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// Index of the secret (in configuration order) that matched.
+    pub secret: usize,
+    /// The signed timestamp, Unix milliseconds, when the scheme has one.
+    pub signed_at: Option<i64>,
+}
 
-/// Checks `header` = `prefix` + lowercase-or-uppercase hex HMAC-SHA256 of `body`, as GitHub's
-/// `X-Hub-Signature-256: sha256=<hex>`. Any secret of the set may match.
-pub fn hmac_sha256_hex(
-    body: &[u8],
-    header: Option<&[u8]>,
-    prefix: &[u8],
-    secrets: &SecretSet,
-) -> Result<SecretIndex, VerifyError> {
-    if secrets.is_empty() {
-        return Err(VerifyError::NoSecret);
-    }
-    let value = header.ok_or(VerifyError::Missing)?;
-    let hex_part = value.strip_prefix(prefix).ok_or(VerifyError::Malformed)?;
-    let mut given = [0u8; 32];
-    hex::decode_to_slice(hex_part, &mut given).map_err(|_| VerifyError::Malformed)?;
-    for (i, secret) in secrets.iter().enumerate() {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose()).expect("HMAC takes any key length");
-        mac.update(body);
-        if mac.verify_slice(&given).is_ok() {
-            return Ok(i);
+impl Verified {
+    /// Verified by secret `i`, no timestamp.
+    pub fn by(secret: usize) -> Self {
+        Verified {
+            secret,
+            signed_at: None,
         }
     }
-    Err(VerifyError::Mismatch)
 }
 
-/// Compares a presented token with each secret in constant time. Both sides are hashed first
-/// so the comparison takes the same time whatever the lengths.
-pub fn token(presented: Option<&[u8]>, secrets: &SecretSet) -> Result<SecretIndex, VerifyError> {
-    if secrets.is_empty() {
-        return Err(VerifyError::NoSecret);
+/// What `hookwire send` needs to sign a request the way the vendor would.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// The body to send.
+    pub body: &'a [u8],
+    /// The HTTP method.
+    pub method: &'a str,
+    /// The URL the request goes to (the one the vendor would sign).
+    pub url: &'a str,
+    /// A fresh delivery id, for schemes that sign one.
+    pub id: &'a str,
+    /// The signing time.
+    pub now: SystemTime,
+}
+
+/// Why `hookwire send` cannot sign for a source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SignError(pub String);
+
+/// A verification scheme as configured, before its keys are bound.
+#[derive(Debug, Clone)]
+pub enum Scheme {
+    /// HMAC or Ed25519 over a template of the request, signature in a header.
+    Signature(SignatureScheme),
+    /// A shared secret presented as is.
+    Token(TokenScheme),
+    /// Standard Webhooks (`webhook-*` / `svix-*` headers, v1 HMAC and v1a Ed25519).
+    StandardWebhooks(StandardWebhooks),
+    /// Twilio: HMAC-SHA1 over the public URL and the sorted form parameters.
+    Twilio(Twilio),
+    /// Netlify: an HS256 JWS whose claims pin the issuer and the body's SHA-256.
+    Jws(jws::Jws),
+}
+
+/// A key derived from one configured secret, in the form its scheme uses.
+#[derive(Clone)]
+pub enum Key {
+    /// A pre-keyed HMAC.
+    Mac(codec::KeyedMac),
+    /// An Ed25519 public key.
+    Ed25519(ed25519_dalek::VerifyingKey),
+    /// The secret compared or used as is (tokens).
+    Token(Secret),
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Key::Mac(_) => "Key::Mac(<redacted>)",
+            Key::Ed25519(_) => "Key::Ed25519(<public key>)",
+            Key::Token(_) => "Key::Token(<redacted>)",
+        })
     }
-    let presented = presented.ok_or(VerifyError::Missing)?;
-    if presented.is_empty() {
-        return Err(VerifyError::Missing);
+}
+
+/// A scheme with its keys: what a source verifies with.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    scheme: Scheme,
+    keys: Vec<Key>,
+    secrets: SecretSet,
+}
+
+impl Verifier {
+    /// Binds a scheme to a source's secrets, decoding each the way the scheme needs. An error
+    /// names the secret by position, never by content.
+    pub fn new(scheme: Scheme, secrets: &SecretSet) -> Result<Self, String> {
+        let scheme = match scheme {
+            Scheme::Signature(s) => Scheme::Signature(s.validate()?),
+            Scheme::Token(t) => Scheme::Token(t.validate()?),
+            other => other,
+        };
+        let keys = secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                scheme
+                    .key(s)
+                    .map_err(|e| format!("secret {} of the rotation set: {e}", i + 1))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Verifier {
+            scheme,
+            keys,
+            secrets: secrets.clone(),
+        })
     }
-    let given = Sha256::digest(presented);
-    let mut found = None;
-    for (i, secret) in secrets.iter().enumerate() {
-        let want = Sha256::digest(secret.expose());
-        if bool::from(want.ct_eq(&given)) && found.is_none() {
-            found = Some(i);
+
+    /// The scheme.
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+
+    /// Verifies a request: which key matched and the signed time, or why not.
+    pub fn verify(&self, req: &Request<'_>) -> Result<Verified, VerifyError> {
+        if self.keys.is_empty() {
+            return Err(VerifyError::NoSecret);
+        }
+        match &self.scheme {
+            Scheme::Signature(s) => s.verify(req, &self.keys),
+            Scheme::Token(s) => s.verify(req, &self.keys),
+            Scheme::StandardWebhooks(s) => s.verify(req, &self.keys),
+            Scheme::Twilio(s) => s.verify(req, &self.keys),
+            Scheme::Jws(s) => s.verify(req, &self.keys),
         }
     }
-    found.ok_or(VerifyError::Mismatch)
+
+    /// The headers a vendor would send for `out`, signed with secret `index`.
+    pub fn sign(&self, out: &Outgoing<'_>, index: usize) -> Result<Vec<(String, String)>, SignError> {
+        let secret = self
+            .secrets
+            .iter()
+            .nth(index)
+            .ok_or_else(|| SignError(format!("the source has no secret number {}", index + 1)))?;
+        match &self.scheme {
+            Scheme::Signature(s) => s.sign(out, secret),
+            Scheme::Token(s) => s.sign(secret),
+            Scheme::StandardWebhooks(s) => s.sign(out, secret),
+            Scheme::Twilio(s) => s.sign(out, secret),
+            Scheme::Jws(s) => s.sign(out, secret),
+        }
+    }
+
+    /// What the scheme checks and what it would sign for this request, without secret
+    /// material: the lines `hookwire verify explain` prints before the verdict.
+    pub fn explain(&self, req: &Request<'_>) -> Vec<String> {
+        let mut lines = match &self.scheme {
+            Scheme::Signature(s) => s.explain(req),
+            Scheme::Token(s) => s.explain(req),
+            Scheme::StandardWebhooks(s) => s.explain(req),
+            Scheme::Twilio(s) => s.explain(req),
+            Scheme::Jws(s) => s.explain(req),
+        };
+        lines.push(format!("secrets in the rotation set: {}", self.keys.len()));
+        lines
+    }
 }
 
-/// Splits an `Authorization: Basic <base64 user:password>` header. `None` when the header is
-/// not Basic auth or does not decode.
-pub fn basic_credentials(header: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    use base64::Engine as _;
-    let (scheme, rest) = header.split_at(header.iter().position(|b| *b == b' ')?);
-    if !scheme.eq_ignore_ascii_case(b"basic") {
-        return None;
+impl Scheme {
+    fn key(&self, secret: &Secret) -> Result<Key, String> {
+        match self {
+            Scheme::Signature(s) => s.key(secret),
+            Scheme::StandardWebhooks(_) => standard_webhooks::key(secret),
+            Scheme::Twilio(_) => Ok(Key::Mac(codec::KeyedMac::new(
+                codec::Digest::Sha1,
+                secret.expose(),
+            ))),
+            Scheme::Jws(_) => Ok(Key::Mac(codec::KeyedMac::new(
+                codec::Digest::Sha256,
+                secret.expose(),
+            ))),
+            Scheme::Token(_) => Ok(Key::Token(secret.clone())),
+        }
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim_ascii())
-        .ok()?;
-    let colon = decoded.iter().position(|b| *b == b':')?;
-    Some((decoded[..colon].to_vec(), decoded[colon + 1..].to_vec()))
+
+    /// A short name for logs and `verify explain`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scheme::Signature(s) => s.name(),
+            Scheme::Token(_) => "token",
+            Scheme::StandardWebhooks(_) => "standard-webhooks",
+            Scheme::Twilio(_) => "twilio",
+            Scheme::Jws(_) => "netlify-jws",
+        }
+    }
 }
 
 /// Hex SHA-256 of `bytes`: the delivery id of a vendor that sends none.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::secret::Secret;
-
-    fn set(secrets: &[&str]) -> SecretSet {
-        SecretSet::new(
-            secrets
-                .iter()
-                .map(|s| Secret::new(s.as_bytes().to_vec()))
-                .collect(),
-        )
-    }
-
-    #[test]
-    fn hmac_any_secret_of_the_rotation_set_matches() {
-        // GitHub's published example (docs: validating-webhook-deliveries).
-        let sig = b"sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        let secrets = set(&["old", "It's a Secret to Everybody"]);
-        assert_eq!(
-            hmac_sha256_hex(b"Hello, World!", Some(sig), b"sha256=", &secrets),
-            Ok(1)
-        );
-        assert_eq!(
-            hmac_sha256_hex(b"Hello, World!", Some(sig), b"sha256=", &set(&["old"])),
-            Err(VerifyError::Mismatch)
-        );
-        assert_eq!(
-            hmac_sha256_hex(b"x", Some(sig), b"sha256=", &set(&[])),
-            Err(VerifyError::NoSecret)
-        );
-        assert_eq!(
-            hmac_sha256_hex(b"x", None, b"sha256=", &secrets),
-            Err(VerifyError::Missing)
-        );
-        assert_eq!(
-            hmac_sha256_hex(b"x", Some(b"sha256=zz"), b"sha256=", &secrets),
-            Err(VerifyError::Malformed)
-        );
-    }
-
-    #[test]
-    fn token_compare() {
-        let secrets = set(&["a-token", "b-token"]);
-        assert_eq!(token(Some(b"b-token"), &secrets), Ok(1));
-        assert_eq!(token(Some(b"b-toke"), &secrets), Err(VerifyError::Mismatch));
-        assert_eq!(token(Some(b""), &secrets), Err(VerifyError::Missing));
-        assert_eq!(token(None, &secrets), Err(VerifyError::Missing));
-        assert_eq!(token(Some(b"a-token"), &set(&[])), Err(VerifyError::NoSecret));
-    }
-
-    #[test]
-    fn basic_auth_parses() {
-        // "user:pa:ss" — the password may contain a colon.
-        assert_eq!(
-            basic_credentials(b"Basic dXNlcjpwYTpzcw=="),
-            Some((b"user".to_vec(), b"pa:ss".to_vec()))
-        );
-        assert_eq!(basic_credentials(b"Bearer abc"), None);
-        assert_eq!(basic_credentials(b"Basic !!!"), None);
-    }
+/// Describes a presented value for `verify explain` by shape only.
+pub(crate) fn shape(bytes: &[u8]) -> String {
+    format!("{} bytes", bytes.len())
 }

@@ -1,16 +1,16 @@
 //! Datadog webhooks. Datadog does not sign webhooks, so a source is authenticated by a shared
-//! secret token: in a custom header (default `X-Hookwire-Token`) or as the password of HTTP
-//! Basic auth, compared in constant time. The payload is the JSON template configured in
-//! Datadog's Webhooks integration (see this crate's README for the one hookwire expects).
+//! secret token: in a custom header (default `X-Hookwire-Token`), as a Bearer token (Datadog's
+//! OAuth2 "Auth Methods"), or as the password of HTTP Basic auth, compared in constant time. The
+//! payload is the JSON template configured in Datadog's Webhooks integration (see this crate's
+//! README for the one hookwire expects).
 
+use hookwire_core::adapter::declared::{Declared, Locator, Naming};
 use hookwire_core::adapter::{
-    Adapter, AdapterFactory, Disposition, IdentifyError, Identity, OptionError, Registry, Request, SourceSpec,
+    Adapter, AdapterFactory, IdentifyError, Identity, OptionError, Registry, Request, SourceSpec,
 };
-use hookwire_core::secret::SecretSet;
-use hookwire_core::verify::{self, SecretIndex, VerifyError};
+use hookwire_core::verify::{self, Scheme, TokenScheme, Verifier};
 use serde::Deserialize;
 use serde_json::Value;
-use subtle::ConstantTimeEq;
 
 /// The `type:` name of this adapter.
 pub const TYPE: &str = "datadog";
@@ -43,20 +43,39 @@ fn default_header() -> String {
     DEFAULT_TOKEN_HEADER.to_owned()
 }
 
-fn build(spec: &SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>> {
-    let o: Options = spec.options().map_err(|e| vec![e])?;
+/// How Datadog authenticates: a token in a header, Bearer, or Basic auth.
+fn scheme(o: &Options) -> Result<Scheme, OptionError> {
     if header_name_is_invalid(&o.token_header) {
-        return Err(vec![OptionError {
+        return Err(OptionError {
             field: Some("token_header".into()),
             message: format!("`{}` is not a valid header name", o.token_header),
             hint: Some("use letters, digits and -, e.g. X-Hookwire-Token".into()),
-        }]);
+        });
     }
-    Ok(Box::new(Datadog {
-        secrets: spec.secrets.clone(),
-        token_header: o.token_header.to_ascii_lowercase(),
-        basic_auth_user: o.basic_auth_user,
+    Ok(Scheme::Token(TokenScheme {
+        header: Some(o.token_header.to_ascii_lowercase()),
+        bearer: true,
+        basic: true,
+        basic_user: o.basic_auth_user.clone(),
     }))
+}
+
+/// Where the payload hookwire documents puts the event's names. The identity itself is
+/// computed in [`Datadog::identify`], which normalises the transition.
+fn naming() -> Naming {
+    Naming {
+        event: vec![Locator::value("alert")],
+        ..Naming::default()
+    }
+}
+
+fn build(spec: &SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>> {
+    let o: Options = spec.options().map_err(|e| vec![e])?;
+    let scheme = scheme(&o).map_err(|e| vec![e])?;
+    Ok(Box::new(Datadog(Declared::new(
+        Declared::bind(scheme, spec)?,
+        naming(),
+    ))))
 }
 
 /// A string field that Datadog actually filled in (an unset `$VARIABLE` stays literal).
@@ -74,51 +93,37 @@ fn header_name_is_invalid(name: &str) -> bool {
 
 /// A configured Datadog source.
 #[derive(Debug)]
-pub struct Datadog {
-    secrets: SecretSet,
-    token_header: String,
-    basic_auth_user: Option<String>,
-}
+struct Datadog(Declared);
 
 impl Adapter for Datadog {
-    fn verify(&self, req: &Request<'_>) -> Result<SecretIndex, VerifyError> {
-        if let Some(token) = req.header(&self.token_header) {
-            return verify::token(Some(token), &self.secrets);
-        }
-        let Some(auth) = req.header("authorization") else {
-            return if self.secrets.is_empty() {
-                Err(VerifyError::NoSecret)
-            } else {
-                Err(VerifyError::Missing)
-            };
-        };
-        let (user, password) = verify::basic_credentials(auth).ok_or(VerifyError::Malformed)?;
-        let matched = verify::token(Some(&password), &self.secrets)?;
-        match &self.basic_auth_user {
-            Some(want) if !bool::from(want.as_bytes().ct_eq(&user)) => Err(VerifyError::Mismatch),
-            _ => Ok(matched),
-        }
+    fn verifier(&self) -> &Verifier {
+        self.0.verifier()
     }
 
     fn identify(&self, req: &Request<'_>, body: &Value) -> Result<Identity, IdentifyError> {
-        let transition =
-            filled(body.pointer("/alert/transition")).or_else(|| filled(body.get("alert_transition")));
-        let id = filled(body.get("id"));
-        let delivery_id = match (id, transition) {
-            (Some(id), Some(t)) => format!("{id}-{}", t.to_ascii_lowercase().replace(' ', "_")),
+        let mut identity = self.0.identify(req, body)?;
+        let transition = filled(body.pointer("/alert/transition"))
+            .or_else(|| filled(body.get("alert_transition")))
+            .map(|t| t.to_ascii_lowercase().replace(' ', "_"));
+        identity.delivery_id = match (filled(body.get("id")), &transition) {
+            // Datadog retries with the same $ID; a recovery of the same alert is a new event.
+            (Some(id), Some(t)) => format!("{id}-{t}"),
             (Some(id), None) => id.to_owned(),
-            // No id in the payload: the body itself identifies the delivery.
             _ => verify::sha256_hex(req.body),
         };
-        Ok(Identity {
-            event: "alert".to_owned(),
-            action: transition.map(|t| t.to_ascii_lowercase().replace(' ', "_")),
-            delivery_id,
-            disposition: Disposition::Deliver,
-        })
+        identity.action = transition;
+        Ok(identity)
     }
 
-    fn identity_fields(&self) -> Option<&'static [&'static str]> {
-        Some(&["id", "alert.transition", "alert_transition"])
+    fn identity_fields(&self) -> Option<Vec<String>> {
+        Some(vec![
+            "id".into(),
+            "alert.transition".into(),
+            "alert_transition".into(),
+        ])
+    }
+
+    fn naming_headers(&self, _event: Option<&str>, _delivery_id: &str) -> Vec<(String, String)> {
+        Vec::new()
     }
 }

@@ -2,13 +2,11 @@
 //! event in `X-GitHub-Event`, the delivery id in `X-GitHub-Delivery`, the action in the body.
 //! `ping` (sent when a hook is created) is acknowledged and never reaches a session.
 
-use hookwire_core::adapter::{
-    Adapter, AdapterFactory, Disposition, IdentifyError, Identity, OptionError, Registry, Request, SourceSpec,
-};
-use hookwire_core::secret::SecretSet;
-use hookwire_core::verify::{self, SecretIndex, VerifyError};
+use hookwire_core::adapter::declared::{Declared, Locator, Naming};
+use hookwire_core::adapter::{Adapter, AdapterFactory, OptionError, Registry, SourceSpec};
+use hookwire_core::verify::codec::{Digest, Encoding};
+use hookwire_core::verify::{Scheme, SignatureScheme};
 use serde::Deserialize;
-use serde_json::Value;
 
 /// The `type:` name of this adapter.
 pub const TYPE: &str = "github";
@@ -24,67 +22,49 @@ Actions workflow runs and jobs, checks)",
     });
 }
 
-/// GitHub has no options beyond the common source keys today.
+/// GitHub options.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Options {}
+struct Options {
+    /// `sha256` (default, `X-Hub-Signature-256`) or `sha1` (the legacy `X-Hub-Signature`, for
+    /// old GitHub Enterprise Server releases only).
+    #[serde(default)]
+    digest: Option<Digest>,
+}
+
+/// How GitHub signs.
+fn scheme(o: &Options) -> Result<Scheme, OptionError> {
+    let (digest, header, prefix) = match o.digest.unwrap_or(Digest::Sha256) {
+        Digest::Sha256 => (Digest::Sha256, "X-Hub-Signature-256", "sha256="),
+        Digest::Sha1 => (Digest::Sha1, "X-Hub-Signature", "sha1="),
+        Digest::Sha512 => {
+            return Err(OptionError {
+                field: Some("digest".into()),
+                message: "GitHub signs with sha256 (or legacy sha1), never sha512".into(),
+                hint: Some("valid: sha256, sha1".into()),
+            })
+        }
+    };
+    Ok(Scheme::Signature(SignatureScheme::hmac_body(
+        digest,
+        header,
+        prefix,
+        Encoding::Hex,
+    )))
+}
+
+/// Where GitHub puts the event type, action and delivery id.
+fn naming() -> Naming {
+    Naming {
+        event: vec![Locator::header("X-GitHub-Event")],
+        action: vec![Locator::json("/action")],
+        delivery: vec![Locator::header("X-GitHub-Delivery")],
+        acknowledge: vec!["ping".into()],
+    }
+}
 
 fn build(spec: &SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>> {
-    let _: Options = spec.options().map_err(|e| vec![e])?;
-    Ok(Box::new(GitHub {
-        secrets: spec.secrets.clone(),
-    }))
-}
-
-/// A configured GitHub source.
-#[derive(Debug)]
-pub struct GitHub {
-    secrets: SecretSet,
-}
-
-impl GitHub {
-    /// A GitHub adapter over these secrets (any one verifies).
-    pub fn new(secrets: SecretSet) -> Self {
-        GitHub { secrets }
-    }
-}
-
-impl Adapter for GitHub {
-    fn verify(&self, req: &Request<'_>) -> Result<SecretIndex, VerifyError> {
-        verify::hmac_sha256_hex(
-            req.body,
-            req.header("x-hub-signature-256"),
-            b"sha256=",
-            &self.secrets,
-        )
-    }
-
-    fn identify(&self, req: &Request<'_>, body: &Value) -> Result<Identity, IdentifyError> {
-        let event = req
-            .header_str("x-github-event")
-            .filter(|e| !e.is_empty())
-            .ok_or_else(|| IdentifyError("missing X-GitHub-Event header".into()))?;
-        let delivery_id = req
-            .header_str("x-github-delivery")
-            .filter(|d| !d.is_empty())
-            .ok_or_else(|| IdentifyError("missing X-GitHub-Delivery header".into()))?;
-        let action = body
-            .get("action")
-            .and_then(Value::as_str)
-            .filter(|a| !a.is_empty());
-        Ok(Identity {
-            event: event.to_owned(),
-            action: action.map(str::to_owned),
-            delivery_id: delivery_id.to_owned(),
-            disposition: if event == "ping" {
-                Disposition::Acknowledge
-            } else {
-                Disposition::Deliver
-            },
-        })
-    }
-
-    fn identity_fields(&self) -> Option<&'static [&'static str]> {
-        Some(&["action"])
-    }
+    let o: Options = spec.options().map_err(|e| vec![e])?;
+    let scheme = scheme(&o).map_err(|e| vec![e])?;
+    Ok(Box::new(Declared::new(Declared::bind(scheme, spec)?, naming())))
 }

@@ -1,0 +1,82 @@
+//! Twilio: `X-Twilio-Signature` = base64 HMAC-SHA1 (key: the Auth Token) over the exact URL
+//! Twilio requested followed by the sorted form parameters (JSON bodies: `bodySHA256` in the
+//! URL). The source must set `public_url` to the URL configured at Twilio: behind a proxy the
+//! inner request's scheme and host are not what Twilio signed. Calls and messages are named
+//! from their form fields.
+
+use hookwire_core::adapter::declared::{Declared, Naming};
+use hookwire_core::adapter::{
+    Adapter, AdapterFactory, IdentifyError, Identity, OptionError, Registry, Request, SourceSpec,
+};
+use hookwire_core::verify::{self, Scheme, Twilio, Verifier};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The `type:` name of this adapter.
+pub const TYPE: &str = "twilio";
+
+/// Adds the Twilio source type to the registry.
+pub fn register(registry: &mut Registry) {
+    registry.register(AdapterFactory {
+        type_name: TYPE,
+        description: "Twilio voice call and messaging status callbacks and incoming messages",
+        build,
+    });
+}
+
+/// Twilio has no options beyond the common source keys (`public_url` is required).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {}
+
+fn build(spec: &SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>> {
+    let _: Options = spec.options().map_err(|e| vec![e])?;
+    if spec.public_url.is_none() {
+        return Err(vec![OptionError {
+            field: Some("public_url".into()),
+            message: "Twilio signs the URL it posts to; hookwire must be told it".into(),
+            hint: Some(
+                "add public_url: the exact webhook URL configured at Twilio, without the query".into(),
+            ),
+        }]);
+    }
+    let verifier = Declared::bind(Scheme::Twilio(Twilio::default()), spec)?;
+    Ok(Box::new(TwilioSource(Declared::new(verifier, Naming::default()))))
+}
+
+/// A configured Twilio source.
+#[derive(Debug)]
+struct TwilioSource(Declared);
+
+fn field<'v>(body: &'v Value, name: &str) -> Option<&'v str> {
+    body.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+impl Adapter for TwilioSource {
+    fn verifier(&self) -> &Verifier {
+        self.0.verifier()
+    }
+
+    fn identify(&self, req: &Request<'_>, body: &Value) -> Result<Identity, IdentifyError> {
+        let (event, sid, status) = if let Some(sid) = field(body, "CallSid") {
+            ("call", Some(sid), field(body, "CallStatus"))
+        } else if let Some(sid) = field(body, "MessageSid").or_else(|| field(body, "SmsSid")) {
+            let status = field(body, "MessageStatus").or_else(|| field(body, "SmsStatus"));
+            ("message", Some(sid), status)
+        } else {
+            ("request", None, None)
+        };
+        let delivery_id = match (req.header_str("i-twilio-idempotency-token"), sid, status) {
+            (Some(token), _, _) if !token.is_empty() => token.to_owned(),
+            // Each status callback of a call or message is a distinct event.
+            (_, Some(sid), Some(status)) => format!("{sid}-{status}"),
+            _ => verify::sha256_hex(req.body),
+        };
+        Ok(Identity {
+            event: event.to_owned(),
+            action: status.map(|s| s.to_ascii_lowercase()),
+            delivery_id,
+            disposition: hookwire_core::adapter::Disposition::Deliver,
+        })
+    }
+}

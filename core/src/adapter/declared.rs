@@ -1,0 +1,418 @@
+//! Adapters declared as data: a verification scheme plus where the event type, action and
+//! delivery id are found (a header, a JSON pointer into the body, or a fixed value). Most
+//! vendor crates are one of these with their constants filled in, and the `hmac`, `ed25519`,
+//! `token` and `standard-webhooks` source types let a team declare a vendor hookwire does
+//! not ship entirely in config.yaml.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{
+    Adapter, AdapterFactory, Disposition, IdentifyError, Identity, OptionError, Registry, Request, SourceSpec,
+};
+use crate::verify::codec::{Digest, Encoding};
+use crate::verify::signature::{Algorithm, KeyEncoding, ListSpec, SignatureSpec, Signed};
+use crate::verify::timestamp::TimestampSpec;
+use crate::verify::{self, Scheme, SignatureScheme, StandardWebhooks, TokenScheme, Verifier};
+
+/// Where one value of a request is found. Exactly one field is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Locator {
+    /// A request header (any case).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// A JSON pointer into the body (`/action`, `/event/type`); a form body is an object of
+    /// its fields.
+    #[serde(default)]
+    pub json: Option<String>,
+    /// A fixed value.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+impl Locator {
+    /// A header.
+    pub fn header(name: &str) -> Self {
+        Locator {
+            header: Some(name.to_ascii_lowercase()),
+            ..Default::default()
+        }
+    }
+
+    /// A JSON pointer.
+    pub fn json(pointer: &str) -> Self {
+        Locator {
+            json: Some(pointer.into()),
+            ..Default::default()
+        }
+    }
+
+    /// A fixed value.
+    pub fn value(v: &str) -> Self {
+        Locator {
+            value: Some(v.into()),
+            ..Default::default()
+        }
+    }
+
+    fn validate(mut self, field: &str) -> Result<Self, OptionError> {
+        let set = [&self.header, &self.json, &self.value]
+            .iter()
+            .filter(|v| v.is_some())
+            .count();
+        let bad = |message: String| OptionError {
+            field: Some(field.into()),
+            message,
+            hint: Some("write one of {header: NAME}, {json: /pointer}, {value: TEXT}".into()),
+        };
+        if set != 1 {
+            return Err(bad("set exactly one of header, json, value".into()));
+        }
+        if let Some(p) = &self.json {
+            if !p.starts_with('/') {
+                return Err(bad(format!("`{p}` is not a JSON pointer (it starts with /)")));
+            }
+        }
+        if let Some(h) = &mut self.header {
+            *h = h.to_ascii_lowercase();
+        }
+        Ok(self)
+    }
+
+    /// The value in this request, when present and non-empty. Numbers and booleans are
+    /// written as text.
+    pub fn find(&self, req: &Request<'_>, body: &Value) -> Option<String> {
+        let found = if let Some(h) = &self.header {
+            req.header_str(h).map(|s| s.trim().to_owned())
+        } else if let Some(p) = &self.json {
+            match body.pointer(p)? {
+                Value::String(s) => Some(s.clone()),
+                v @ (Value::Number(_) | Value::Bool(_)) => Some(v.to_string()),
+                _ => None,
+            }
+        } else {
+            self.value.clone()
+        };
+        found.filter(|s| !s.is_empty())
+    }
+
+    /// The body field this locator reads, as a dotted path; `Err` when it cannot be expressed
+    /// that way (array indices, escapes), so the body must be parsed whole.
+    fn dotted(&self) -> Result<Option<String>, ()> {
+        let Some(p) = &self.json else { return Ok(None) };
+        let segments: Vec<&str> = p[1..].split('/').collect();
+        if segments
+            .iter()
+            .any(|s| s.is_empty() || s.contains(['~', '.']) || s.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(());
+        }
+        Ok(Some(segments.join(".")))
+    }
+
+    fn describe(&self) -> String {
+        match (&self.header, &self.json, &self.value) {
+            (Some(h), _, _) => format!("header {h}"),
+            (_, Some(p), _) => format!("body {p}"),
+            (_, _, Some(v)) => format!("value {v}"),
+            _ => "nothing".into(),
+        }
+    }
+}
+
+/// One locator or several tried in order.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Locators {
+    /// One place.
+    One(Locator),
+    /// Places tried in order; the first that has a value wins.
+    Many(Vec<Locator>),
+}
+
+impl Locators {
+    fn into_vec(self) -> Vec<Locator> {
+        match self {
+            Locators::One(l) => vec![l],
+            Locators::Many(v) => v,
+        }
+    }
+}
+
+fn first(locators: &[Locator], req: &Request<'_>, body: &Value) -> Option<String> {
+    locators.iter().find_map(|l| l.find(req, body))
+}
+
+/// How a declared adapter names events.
+#[derive(Debug, Clone, Default)]
+pub struct Naming {
+    /// The event type, tried in order; required.
+    pub event: Vec<Locator>,
+    /// The action (sub-type), tried in order; optional.
+    pub action: Vec<Locator>,
+    /// The delivery id, tried in order; when none is present the body's SHA-256 is used.
+    pub delivery: Vec<Locator>,
+    /// Event types answered 2xx and never delivered (`ping`).
+    pub acknowledge: Vec<String>,
+}
+
+/// An adapter made of a verifier and a [`Naming`].
+#[derive(Debug)]
+pub struct Declared {
+    verifier: Verifier,
+    naming: Naming,
+}
+
+impl Declared {
+    /// An adapter from its parts.
+    pub fn new(verifier: Verifier, naming: Naming) -> Self {
+        Declared { verifier, naming }
+    }
+
+    /// Builds the verifier over the source's secrets; the error is ready for the config report.
+    pub fn bind(scheme: Scheme, spec: &SourceSpec<'_>) -> Result<Verifier, Vec<OptionError>> {
+        Verifier::new(scheme, &spec.secrets).map_err(|message| {
+            vec![OptionError {
+                field: None,
+                message,
+                hint: None,
+            }]
+        })
+    }
+}
+
+impl Adapter for Declared {
+    fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    fn identify(&self, req: &Request<'_>, body: &Value) -> Result<Identity, IdentifyError> {
+        let n = &self.naming;
+        let event = first(&n.event, req, body).ok_or_else(|| {
+            let places: Vec<String> = n.event.iter().map(Locator::describe).collect();
+            IdentifyError(format!("no event type at {}", places.join(" or ")))
+        })?;
+        let action = first(&n.action, req, body);
+        let delivery_id = first(&n.delivery, req, body).unwrap_or_else(|| verify::sha256_hex(req.body));
+        let disposition = if n.acknowledge.contains(&event) {
+            Disposition::Acknowledge
+        } else {
+            Disposition::Deliver
+        };
+        Ok(Identity {
+            event,
+            action,
+            delivery_id,
+            disposition,
+        })
+    }
+
+    fn identity_fields(&self) -> Option<Vec<String>> {
+        let n = &self.naming;
+        let mut fields = Vec::new();
+        for l in n.event.iter().chain(&n.action).chain(&n.delivery) {
+            if let Some(f) = l.dotted().ok()? {
+                fields.push(f);
+            }
+        }
+        Some(fields)
+    }
+
+    fn naming_headers(&self, event: Option<&str>, delivery_id: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let (Some(e), Some(h)) = (event, self.naming.event.first().and_then(|l| l.header.clone())) {
+            out.push((h, e.to_owned()));
+        }
+        if let Some(h) = self.naming.delivery.first().and_then(|l| l.header.clone()) {
+            out.push((h, delivery_id.to_owned()));
+        }
+        out
+    }
+}
+
+/// Registers the YAML-declared source types: `hmac`, `ed25519`, `token`, `standard-webhooks`.
+pub fn register(registry: &mut Registry) {
+    registry.register(AdapterFactory {
+        type_name: "hmac",
+        description: "webhooks signed with an HMAC declared in config.yaml",
+        build: build_hmac,
+    });
+    registry.register(AdapterFactory {
+        type_name: "ed25519",
+        description: "webhooks signed with Ed25519 declared in config.yaml",
+        build: build_ed25519,
+    });
+    registry.register(AdapterFactory {
+        type_name: "token",
+        description: "webhooks authenticated by a shared token declared in config.yaml",
+        build: build_token,
+    });
+    registry.register(AdapterFactory {
+        type_name: "standard-webhooks",
+        description:
+            "Standard Webhooks senders (Svix and others): webhook-id, webhook-timestamp, webhook-signature",
+        build: build_standard_webhooks,
+    });
+}
+
+/// The keys every declared type shares: `verify` plus the naming.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options<V> {
+    verify: V,
+    event: Locators,
+    #[serde(default)]
+    action: Option<Locators>,
+    #[serde(default)]
+    delivery: Option<Locators>,
+    #[serde(default)]
+    acknowledge: Vec<String>,
+}
+
+/// `verify:` of an `hmac` or `ed25519` source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignatureOptions {
+    #[serde(default)]
+    digest: Option<Digest>,
+    header: String,
+    #[serde(default)]
+    prefix: String,
+    #[serde(default)]
+    list: Option<ListSpec>,
+    encoding: Encoding,
+    #[serde(default)]
+    signed: Option<String>,
+    #[serde(default)]
+    key: Option<KeyEncoding>,
+    #[serde(default)]
+    timestamp: Option<TimestampSpec>,
+}
+
+fn naming<V>(o: &Options<V>) -> Result<Naming, Vec<OptionError>> {
+    let mut errors = Vec::new();
+    let mut take = |ls: Option<&Locators>, field: &str| -> Vec<Locator> {
+        ls.cloned()
+            .map(Locators::into_vec)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|l| l.validate(field).map_err(|e| errors.push(e)).ok())
+            .collect()
+    };
+    let n = Naming {
+        event: take(Some(&o.event), "event"),
+        action: take(o.action.as_ref(), "action"),
+        delivery: take(o.delivery.as_ref(), "delivery"),
+        acknowledge: o.acknowledge.clone(),
+    };
+    if errors.is_empty() {
+        Ok(n)
+    } else {
+        Err(errors)
+    }
+}
+
+fn option_error(field: &str, message: String) -> Vec<OptionError> {
+    vec![OptionError {
+        field: Some(field.into()),
+        message,
+        hint: None,
+    }]
+}
+
+fn signature_scheme(v: SignatureOptions, algorithm: Algorithm) -> Result<Scheme, Vec<OptionError>> {
+    let signed = match &v.signed {
+        Some(t) => Signed::parse(t).map_err(|e| option_error("verify.signed", e))?,
+        None => Signed::body(),
+    };
+    let scheme = SignatureScheme {
+        algorithm,
+        signature: SignatureSpec {
+            header: v.header,
+            prefix: v.prefix,
+            list: v.list,
+            encoding: v.encoding,
+        },
+        signed,
+        timestamp: v.timestamp,
+        key: v.key.unwrap_or(match algorithm {
+            Algorithm::Ed25519 => KeyEncoding::Hex,
+            Algorithm::Hmac(_) => KeyEncoding::Text,
+        }),
+    }
+    .validate()
+    .map_err(|e| option_error("verify", e))?;
+    Ok(Scheme::Signature(scheme))
+}
+
+fn build_hmac(spec: &SourceSpec<'_>) -> Result<Box<dyn super::Adapter>, Vec<OptionError>> {
+    let o: Options<SignatureOptions> = spec.options().map_err(|e| vec![e])?;
+    let n = naming(&o)?;
+    let Some(digest) = o.verify.digest else {
+        return Err(option_error(
+            "verify.digest",
+            "an hmac source needs `digest`: sha1, sha256 or sha512".into(),
+        ));
+    };
+    let scheme = signature_scheme(o.verify, Algorithm::Hmac(digest))?;
+    Ok(Box::new(Declared::new(Declared::bind(scheme, spec)?, n)))
+}
+
+fn build_ed25519(spec: &SourceSpec<'_>) -> Result<Box<dyn super::Adapter>, Vec<OptionError>> {
+    let o: Options<SignatureOptions> = spec.options().map_err(|e| vec![e])?;
+    let n = naming(&o)?;
+    if o.verify.digest.is_some() {
+        return Err(option_error(
+            "verify.digest",
+            "an ed25519 source has no digest; remove it".into(),
+        ));
+    }
+    let scheme = signature_scheme(o.verify, Algorithm::Ed25519)?;
+    Ok(Box::new(Declared::new(Declared::bind(scheme, spec)?, n)))
+}
+
+fn build_token(spec: &SourceSpec<'_>) -> Result<Box<dyn super::Adapter>, Vec<OptionError>> {
+    let o: Options<TokenScheme> = spec.options().map_err(|e| vec![e])?;
+    let n = naming(&o)?;
+    let scheme = o.verify.validate().map_err(|e| option_error("verify", e))?;
+    Ok(Box::new(Declared::new(
+        Declared::bind(Scheme::Token(scheme), spec)?,
+        n,
+    )))
+}
+
+/// `standard-webhooks` has defaults for everything: event from the body's `type`, delivery
+/// from `webhook-id`/`svix-id`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StandardOptions {
+    #[serde(default)]
+    verify: StandardWebhooks,
+    #[serde(default)]
+    event: Option<Locators>,
+    #[serde(default)]
+    action: Option<Locators>,
+    #[serde(default)]
+    delivery: Option<Locators>,
+    #[serde(default)]
+    acknowledge: Vec<String>,
+}
+
+fn build_standard_webhooks(spec: &SourceSpec<'_>) -> Result<Box<dyn super::Adapter>, Vec<OptionError>> {
+    let o: StandardOptions = spec.options().map_err(|e| vec![e])?;
+    let n = naming(&Options {
+        verify: (),
+        event: o.event.unwrap_or(Locators::One(Locator::json("/type"))),
+        action: o.action,
+        delivery: o.delivery.or(Some(Locators::Many(vec![
+            Locator::header("webhook-id"),
+            Locator::header("svix-id"),
+        ]))),
+        acknowledge: o.acknowledge,
+    })?;
+    Ok(Box::new(Declared::new(
+        Declared::bind(Scheme::StandardWebhooks(o.verify), spec)?,
+        n,
+    )))
+}
