@@ -189,3 +189,53 @@ fn verify_explain_names_the_matching_secret_or_the_reason_and_never_the_secret()
         assert!(!out.contains(secret), "a secret was printed:\n{out}");
     }
 }
+
+#[test]
+fn a_bad_declared_source_is_reported_with_line_field_and_the_valid_choices() {
+    let dir = TempDir::new("declared-errors");
+    let cfg = dir.write(
+        "config.yaml",
+        "channel:
+  sources: [a]
+sources:
+  - name: a
+    type: hmac
+    secret_env: D_SECRET
+    verify:
+      digest: sha3
+      header: X-Sig
+      encoding: hex
+    event: {header: X-Event}
+  - name: b
+    type: hmac
+    secret_env: D_SECRET
+    verify: {digest: sha256, header: X-Sig, encoding: hex}
+    event: {heder: X-Event}
+  - name: c
+    type: hmac
+    secret_env: D_SECRET
+    verify: {digest: sha256, header: X-Sig, encoding: hex, signed: \"{timestamp}.{body}\"}
+    event: {value: e}
+  - name: d
+    type: stripe
+    secret_env: D_SECRET
+    tolerance: 5
+",
+    );
+    let (ok, out) = hookwire(
+        &["check", "--config", cfg.to_str().unwrap()],
+        &[("D_SECRET", SECRET)],
+    );
+    assert!(!ok);
+    let file = cfg.display().to_string();
+    for want in [
+        "4 problems".to_owned(),
+        format!("{file}:8: sources[0].verify.digest: hmac source: unknown variant `sha3`, expected one of `sha1`, `sha256`, `sha512`"),
+        format!("{file}:16: sources[1].event: hmac source: unknown key `heder`; write {{header: NAME}}"),
+        format!("{file}:20: sources[2].verify: hmac source: `signed` uses {{timestamp}} but no `timestamp` is configured"),
+        format!("{file}:25: sources[3].tolerance: stripe source: unknown field `tolerance`, expected `tolerance_secs`"),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains(SECRET), "{out}");
+}

@@ -116,10 +116,19 @@ impl SourceSpec<'_> {
     /// Deserialises the adapter's options struct. Use `#[serde(deny_unknown_fields)]` on it so a
     /// misspelt option is reported with the list of valid ones.
     pub fn options<T: DeserializeOwned>(&self) -> Result<T, OptionError> {
-        serde_norway::from_value(serde_norway::Value::Mapping(self.options.clone())).map_err(|e| {
-            let message = e.to_string();
-            // serde names the offending field in backticks: "unknown field `x`, expected ..."
-            let field = message.split('`').nth(1).map(str::to_owned);
+        let value = serde_norway::Value::Mapping(self.options.clone());
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.inner().to_string();
+            // The path already ends in an unknown key; at the top it is empty and the message
+            // names the key ("unknown field `x`, expected ...").
+            let unknown = message
+                .strip_prefix("unknown field `")
+                .and_then(|m| m.split('`').next());
+            let field = match path.as_str() {
+                "." | "" => unknown.map(str::to_owned),
+                p => Some(p.to_owned()),
+            };
             OptionError {
                 field,
                 message,

@@ -624,9 +624,11 @@ fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item
                     .as_deref()
                     .map(&at)
                     .unwrap_or_else(|| format!("sources[{i}]"));
-                let hint = e
-                    .hint
-                    .or_else(|| Some(format!("common source keys: {}", SOURCE_KEYS.join(", "))));
+                let hint = e.hint.or_else(|| {
+                    e.message
+                        .starts_with("unknown field")
+                        .then(|| format!("the common source keys are valid too: {}", SOURCE_KEYS.join(", ")))
+                });
                 p.add(
                     &field,
                     format!("{} source: {}", factory.type_name, e.message),

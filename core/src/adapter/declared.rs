@@ -122,13 +122,40 @@ impl Locator {
 }
 
 /// One locator or several tried in order.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Locators {
     /// One place.
     One(Locator),
     /// Places tried in order; the first that has a value wins.
     Many(Vec<Locator>),
+}
+
+/// Written by hand rather than `untagged`, whose error ("did not match any variant") does not
+/// say what to write.
+impl<'de> Deserialize<'de> for Locators {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        const SHAPE: &str = "write {header: NAME}, {json: /pointer}, {value: TEXT}, or a list of them";
+        let one = |v: serde_norway::Value| -> Result<Locator, D::Error> {
+            if let serde_norway::Value::Mapping(m) = &v {
+                for k in m.keys() {
+                    let k = k.as_str().unwrap_or("?");
+                    if !["header", "json", "value"].contains(&k) {
+                        return Err(D::Error::custom(format!("unknown key `{k}`; {SHAPE}")));
+                    }
+                }
+            }
+            serde_norway::from_value(v).map_err(|_| D::Error::custom(SHAPE))
+        };
+        match serde_norway::Value::deserialize(d)? {
+            serde_norway::Value::Sequence(items) => items
+                .into_iter()
+                .map(one)
+                .collect::<Result<_, _>>()
+                .map(Locators::Many),
+            v => one(v).map(Locators::One),
+        }
+    }
 }
 
 impl Locators {
