@@ -187,6 +187,9 @@ fn refused_requests_never_reach_the_session() {
         404
     );
     assert_eq!(hw.call("GET", "/hooks/github").status, 405);
+    // HEAD is how some vendors (Intercom) probe an endpoint before saving it.
+    assert_eq!(hw.call("HEAD", "/hooks/github").status, 200);
+    assert_eq!(hw.call("HEAD", "/hooks/nope").status, 404);
     // Signed but not JSON: 400.
     assert_eq!(
         hw.post_github("/hooks/github", SECRET, "issues", "bad-6", b"{not json")

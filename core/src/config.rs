@@ -624,9 +624,10 @@ fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item
                     .as_deref()
                     .map(&at)
                     .unwrap_or_else(|| format!("sources[{i}]"));
+                // At the top of a source, an unknown key may be a misspelt common key.
+                let top = e.field.as_deref().is_none_or(|f| !f.contains('.'));
                 let hint = e.hint.or_else(|| {
-                    e.message
-                        .starts_with("unknown field")
+                    (top && e.message.starts_with("unknown field"))
                         .then(|| format!("the common source keys are valid too: {}", SOURCE_KEYS.join(", ")))
                 });
                 p.add(

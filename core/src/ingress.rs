@@ -78,6 +78,10 @@ async fn handle(
         tracing::info!(source = %src.name, %peer, "rejected: address not in allow_from");
         return status(StatusCode::FORBIDDEN, "forbidden\n");
     }
+    // Some vendors (Intercom) probe a new endpoint with HEAD before saving it.
+    if req.method() == Method::HEAD {
+        return StatusCode::OK.into_response();
+    }
     if req.method() != Method::POST {
         return status(StatusCode::METHOD_NOT_ALLOWED, "POST only\n");
     }

@@ -40,7 +40,8 @@ fn naming() -> Naming {
     Naming {
         event: vec![Locator::header("X-Event-Key")],
         action: vec![],
-        delivery: vec![Locator::header("X-Request-UUID"), Locator::header("X-Hook-UUID")],
+        // Not X-Hook-UUID: it names the webhook, the same for every delivery.
+        delivery: vec![Locator::header("X-Request-UUID")],
         acknowledge: vec![],
     }
 }

@@ -7,9 +7,10 @@ use serde::Deserialize;
 
 use super::VerifyError;
 
-/// Where the sender puts the timestamp.
+/// Where the sender puts the timestamp. In YAML: `{header: NAME}`, `{list_key: t}` or
+/// `{json: /pointer}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "FromKeys")]
 pub enum TimestampFrom {
     /// Its own header (`X-Slack-Request-Timestamp`).
     Header(String),
@@ -17,6 +18,30 @@ pub enum TimestampFrom {
     ListKey(String),
     /// A JSON pointer into the signed body (Linear's `/webhookTimestamp`).
     Json(String),
+}
+
+/// The YAML form of [`TimestampFrom`]: a mapping with one key. (serde_norway reads a plain
+/// enum only from a YAML tag such as `!header X`, which nobody writes by hand.)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FromKeys {
+    header: Option<String>,
+    list_key: Option<String>,
+    json: Option<String>,
+}
+
+impl TryFrom<FromKeys> for TimestampFrom {
+    type Error = &'static str;
+
+    fn try_from(k: FromKeys) -> Result<Self, Self::Error> {
+        match (k.header, k.list_key, k.json) {
+            (Some(h), None, None) => Ok(TimestampFrom::Header(h)),
+            (None, Some(l), None) => Ok(TimestampFrom::ListKey(l)),
+            (None, None, Some(j)) if j.starts_with('/') => Ok(TimestampFrom::Json(j)),
+            (None, None, Some(_)) => Err("`json` takes a JSON pointer such as /webhookTimestamp"),
+            _ => Err("write exactly one of {header: NAME}, {list_key: KEY}, {json: /pointer}"),
+        }
+    }
 }
 
 /// How the timestamp is written.
