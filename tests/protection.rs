@@ -13,13 +13,16 @@ use sha2::Sha256;
 
 const GH: &str = "protect-github-secret";
 const SLACK: &str = "protect-slack-signing-secret";
+/// RFC 8032 TEST 1: the public key is the source's secret; the seed signs like Discord.
+const DISCORD_PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+const DISCORD_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 
 fn start() -> (TempDir, Hookwire) {
     let dir = TempDir::new("protection");
     let cfg = dir.write(
         "config.yaml",
         "channel:
-  sources: [github, slack, fenced]
+  sources: [github, slack, fenced, discord]
 trusted_proxies: [127.0.0.1/32]
 sources:
   - name: github
@@ -32,9 +35,15 @@ sources:
     type: github
     secret_env: P_GH
     allow_from: [192.0.2.0/24, 2001:db8::/32]
+  - name: discord
+    type: discord
+    secret_env: P_DISCORD
 ",
     );
-    let mut hw = Hookwire::spawn(&cfg, &[("P_GH", GH), ("P_SLACK", SLACK)]);
+    let mut hw = Hookwire::spawn(
+        &cfg,
+        &[("P_GH", GH), ("P_SLACK", SLACK), ("P_DISCORD", DISCORD_PUBLIC)],
+    );
     hw.handshake();
     (dir, hw)
 }
@@ -240,7 +249,12 @@ fn slack_slash_commands_arrive_as_form_bodies_verified_as_received() {
         ("X-Slack-Request-Timestamp", ts.as_str()),
         ("X-Slack-Signature", sig.as_str()),
     ];
-    assert_eq!(hw.post("/hooks/slack", &headers, body).status, 202);
+    let r = hw.post("/hooks/slack", &headers, body);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "Sent to the Claude Code session."),
+        "the user sees this"
+    );
     let n = hw.next_notification();
     assert_eq!(n["params"]["meta"]["event"], "slash_command.deploy", "{n}");
     assert_eq!(
@@ -251,4 +265,49 @@ fn slack_slash_commands_arrive_as_form_bodies_verified_as_received() {
         n["params"]["content"].as_str().unwrap().contains("api to prod"),
         "{n}"
     );
+}
+
+#[test]
+fn discord_interactions_are_answered_as_discord_requires() {
+    use ed25519_dalek::Signer;
+    let (_d, mut hw) = start();
+    let key = ed25519_dalek::SigningKey::from_bytes(&hex::decode(DISCORD_SEED).unwrap().try_into().unwrap());
+    let post = |hw: &Hookwire, body: &[u8], tamper: bool| {
+        let ts = unix_now().to_string();
+        let mut signed = ts.as_bytes().to_vec();
+        signed.extend_from_slice(body);
+        let sig = hex::encode(key.sign(&signed).to_bytes());
+        let mut sent = body.to_vec();
+        if tamper {
+            sent[2] ^= 1;
+        }
+        hw.post(
+            "/hooks/discord",
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Signature-Ed25519", &sig),
+                ("X-Signature-Timestamp", &ts),
+            ],
+            &sent,
+        )
+    };
+    // Discord probes a new endpoint with bad signatures and expects 401.
+    assert_eq!(post(&hw, br#"{"type":1,"id":"p0"}"#, true).status, 401);
+    let ping = post(&hw, br#"{"type":1,"id":"p1"}"#, false);
+    assert_eq!((ping.status, ping.body.as_str()), (200, r#"{"type":1}"#));
+    let command = br#"{"type":2,"id":"i-42","data":{"name":"deploy","options":[{"name":"env","value":"prod"}]},"member":{"user":{"username":"ada"}}}"#;
+    let r = post(&hw, command, false);
+    assert_eq!(r.status, 200);
+    let answer: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        answer["type"], 4,
+        "a channel message, or Discord shows the interaction as failed"
+    );
+    assert_eq!(answer["data"]["flags"], 64, "only the user who asked sees it");
+    let n = hw.next_notification();
+    assert_eq!(
+        n["params"]["meta"]["event"], "interaction.application_command",
+        "{n}"
+    );
+    assert_eq!(n["params"]["meta"]["delivery_id"], "i-42");
 }

@@ -47,6 +47,9 @@ pub struct Identity {
     pub delivery_id: String,
     /// Deliver, only acknowledge, or answer a handshake.
     pub disposition: Disposition,
+    /// For a delivered event, the body the vendor expects back instead of a bare 202 (a
+    /// Discord interaction or a Slack command must be answered, or the user sees a failure).
+    pub reply: Option<Reply>,
 }
 
 impl Identity {

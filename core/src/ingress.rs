@@ -116,17 +116,16 @@ async fn handle(
         now: SystemTime::now(),
     };
     match pipeline.ingest(source, &incoming) {
-        Ok(Outcome::Queued { delivery_id }) => {
+        Ok(Outcome::Queued { delivery_id, reply }) => {
             tracing::debug!(source = %name, %delivery_id, "queued");
-            accepted()
+            match reply {
+                Some(reply) => replied(reply),
+                None => accepted(),
+            }
         }
         Ok(Outcome::Replied(reply)) => {
             tracing::debug!(source = %name, "answered a vendor handshake");
-            Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, reply.content_type)
-                .body(Body::from(reply.body))
-                .expect("valid response")
+            replied(reply)
         }
         Ok(Outcome::Duplicate { delivery_id }) => {
             tracing::info!(source = %name, %delivery_id, "repeat of an accepted delivery; not delivered again");
@@ -150,6 +149,14 @@ async fn handle(
         }
         Err(IngestError::Sink(SinkError::Closed)) => retry_later("shutting down\n"),
     }
+}
+
+fn replied(reply: crate::adapter::Reply) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, reply.content_type)
+        .body(Body::from(reply.body))
+        .expect("valid response")
 }
 
 fn accepted() -> Response {

@@ -27,6 +27,8 @@ pub enum Outcome {
     Queued {
         /// The delivery id.
         delivery_id: String,
+        /// The body the vendor expects back, if any (else 202).
+        reply: Option<Reply>,
     },
     /// A vendor housekeeping event (GitHub `ping`): acknowledged, never delivered.
     Acknowledged,
@@ -211,7 +213,10 @@ impl Pipeline {
             self.replay.release(&src.name, &delivery_id);
             return Err(e.into());
         }
-        Ok(Outcome::Queued { delivery_id })
+        Ok(Outcome::Queued {
+            delivery_id,
+            reply: identity.reply,
+        })
     }
 
     /// The URL the vendor signed: the source's `public_url` plus the query as received.

@@ -473,6 +473,7 @@ mod tests {
             action: Some("opened".into()),
             delivery_id: "d-1".into(),
             disposition: Disposition::Deliver,
+            reply: None,
         }
     }
 

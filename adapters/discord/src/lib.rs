@@ -88,6 +88,7 @@ impl Adapter for Discord {
                     content_type: "application/json",
                     body: r#"{"type":1}"#.into(),
                 }),
+                reply: None,
             });
         }
         let action = match kind {
@@ -97,11 +98,22 @@ impl Adapter for Discord {
             5 => "modal_submit",
             _ => "other",
         };
+        // Discord shows "interaction failed" unless it gets an interaction response: an
+        // ephemeral message (type 4, flag 64) to the user, or no choices for autocomplete.
+        let body = if kind == 4 {
+            r#"{"type":8,"data":{"choices":[]}}"#
+        } else {
+            r#"{"type":4,"data":{"content":"Sent to the Claude Code session.","flags":64}}"#
+        };
         Ok(Identity {
             event: "interaction".into(),
             action: Some(action.into()),
             delivery_id,
             disposition: Disposition::Deliver,
+            reply: Some(Reply {
+                content_type: "application/json",
+                body: body.into(),
+            }),
         })
     }
 }

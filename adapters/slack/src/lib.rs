@@ -101,11 +101,23 @@ impl Adapter for Slack {
                 "no event type, command or interaction type in the body".into(),
             ));
         };
+        // A slash command's answer is shown to the user who typed it; interactions must get
+        // an empty 200. Events API deliveries only need a 2xx.
+        let reply = match event.as_str() {
+            "slash_command" => Some("Sent to the Claude Code session."),
+            "block_actions" | "view_submission" | "view_closed" | "shortcut" | "message_action" => Some(""),
+            _ => None,
+        }
+        .map(|text| Reply {
+            content_type: "text/plain",
+            body: text.into(),
+        });
         Ok(Identity {
             event,
             action,
             delivery_id,
             disposition,
+            reply,
         })
     }
 }

@@ -77,6 +77,8 @@ impl Adapter for TwilioSource {
             action: status.map(|s| s.to_ascii_lowercase()),
             delivery_id,
             disposition: hookwire_core::adapter::Disposition::Deliver,
+            // Twilio reads a reply as TwiML instructions; an empty 202 means "do nothing".
+            reply: None,
         })
     }
 }

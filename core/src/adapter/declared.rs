@@ -232,6 +232,7 @@ impl Adapter for Declared {
             action,
             delivery_id,
             disposition,
+            reply: None,
         })
     }
 
