@@ -488,10 +488,18 @@ impl SignatureScheme {
         }
         lines.push(format!("signed content: {}", signed.join(" + ")));
         if let Some(t) = &self.timestamp {
+            let from = match &t.from {
+                TimestampFrom::Header(h) => format!("header `{h}`"),
+                TimestampFrom::ListKey(k) => format!("signature list key `{k}`"),
+                TimestampFrom::Json(p) => format!("body field {p}"),
+            };
+            let format = match t.format {
+                timestamp::TimestampFormat::Unix => "Unix seconds",
+                timestamp::TimestampFormat::UnixMs => "Unix milliseconds",
+                timestamp::TimestampFormat::Rfc3339 => "RFC 3339",
+            };
             lines.push(format!(
-                "timestamp: {:?}, {:?}, window {}{}",
-                t.from,
-                t.format,
+                "timestamp: {from}, {format}, window {}{}",
                 t.tolerance_secs
                     .map(|s| format!("{s} s"))
                     .unwrap_or_else(|| "none".into()),
