@@ -264,7 +264,14 @@ fn every_vendor_fixture_renders_to_its_golden_notification() {
             let headers = vendor_headers(v, adapter.as_ref(), stem, &delivery, &url, body);
             let headers: Vec<(&str, &str)> = headers.iter().map(|(n, x)| (n.as_str(), x.as_str())).collect();
             let r = hw.post(&path, &headers, body);
-            assert_eq!(r.status, 202, "{}/{stem}: {}", v.name, r.body);
+            // 202, or 200 with the body a vendor expects back (Slack commands and interactions).
+            assert!(
+                matches!(r.status, 200 | 202),
+                "{}/{stem}: {} {}",
+                v.name,
+                r.status,
+                r.body
+            );
             let line = hw.next_line();
             let n: serde_json::Value = serde_json::from_str(&line).unwrap();
             assert_eq!(n["params"]["meta"]["source_name"], v.name, "{stem}: {line}");
