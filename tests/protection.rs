@@ -311,3 +311,33 @@ fn discord_interactions_are_answered_as_discord_requires() {
     );
     assert_eq!(n["params"]["meta"]["delivery_id"], "i-42");
 }
+
+#[test]
+fn a_slack_apps_own_posts_are_not_delivered_back_to_it() {
+    let (_d, mut hw) = start();
+    let post = |hw: &Hookwire, id: &str, app: &str| {
+        let body = serde_json::to_vec(
+            &json!({"type": "event_callback", "api_app_id": "A1", "event_id": id,
+            "event": {"type": "message", "text": "done", "channel": "C1", "app_id": app, "bot_id": "B1"}}),
+        )
+        .unwrap();
+        let (ts, sig) = slack_headers(unix_now(), &body);
+        let h = [
+            ("Content-Type", "application/json"),
+            ("X-Slack-Request-Timestamp", ts.as_str()),
+            ("X-Slack-Signature", sig.as_str()),
+        ];
+        hw.post("/hooks/slack", &h, &body).status
+    };
+    assert_eq!(
+        post(&hw, "Ev-own", "A1"),
+        202,
+        "acknowledged so Slack does not retry"
+    );
+    // Another app's bot (a CI bot posting a failure) is worth delivering.
+    assert_eq!(post(&hw, "Ev-other", "A2"), 202);
+    assert_eq!(
+        hw.next_notification()["params"]["meta"]["delivery_id"],
+        "Ev-other"
+    );
+}

@@ -54,6 +54,7 @@ fn naming() -> Naming {
         action: vec![Locator::json("/status")],
         delivery: vec![],
         acknowledge: vec![],
+        split_action: false,
     }
 }
 

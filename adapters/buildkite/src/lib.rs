@@ -69,6 +69,7 @@ fn naming() -> Naming {
         action: vec![],
         delivery: vec![],
         acknowledge: vec!["ping".into()],
+        split_action: false,
     }
 }
 

@@ -54,13 +54,19 @@ fn scheme(o: &Options) -> Scheme {
 fn naming() -> Naming {
     Naming {
         event: vec![Locator::json("/object_kind"), Locator::header("X-Gitlab-Event")],
-        action: vec![Locator::json("/object_attributes/action")],
+        // A merge request's action; a pipeline's status; a job's (GitLab calls jobs builds).
+        action: vec![
+            Locator::json("/object_attributes/action"),
+            Locator::json("/object_attributes/status"),
+            Locator::json("/build_status"),
+        ],
         delivery: vec![
             Locator::header("Idempotency-Key"),
             Locator::header("X-Gitlab-Event-UUID"),
             Locator::header("webhook-id"),
         ],
         acknowledge: vec![],
+        split_action: false,
     }
 }
 

@@ -41,6 +41,8 @@ fn naming() -> Naming {
         action: vec![],
         delivery: vec![Locator::header("X-Webhook-Id"), Locator::json("/event/id")],
         acknowledge: vec![],
+        // `invoice.paid` → `invoice` + `paid`: one template per family.
+        split_action: true,
     }
 }
 

@@ -90,7 +90,17 @@ impl Adapter for Slack {
         } else if let Some(inner) = text(body, "/event/type") {
             // Events API: the envelope is `event_callback`; the inner type names the event.
             let sub = text(body, "/event/subtype").map(str::to_owned);
-            (inner.to_owned(), sub, Disposition::Deliver)
+            // The app's own posts come back as events: delivering them would let a session
+            // that answers in Slack talk to itself.
+            let app = text(body, "/api_app_id");
+            let own = app.is_some()
+                && (text(body, "/event/app_id") == app || text(body, "/event/bot_profile/app_id") == app);
+            let disposition = if own {
+                Disposition::Acknowledge
+            } else {
+                Disposition::Deliver
+            };
+            (inner.to_owned(), sub, disposition)
         } else if let Some(command) = text(body, "/command") {
             let name = command.trim_start_matches('/').to_owned();
             ("slash_command".to_owned(), Some(name), Disposition::Deliver)

@@ -41,6 +41,8 @@ fn naming() -> Naming {
         action: vec![],
         delivery: vec![Locator::json("/id")],
         acknowledge: vec![],
+        // `invoice.paid` → `invoice` + `paid`: one template per family.
+        split_action: true,
     }
 }
 

@@ -167,6 +167,13 @@ impl Locators {
     }
 }
 
+fn full(event: &str, action: &Option<String>) -> String {
+    match action {
+        Some(a) => format!("{event}.{a}"),
+        None => event.to_owned(),
+    }
+}
+
 fn first(locators: &[Locator], req: &Request<'_>, body: &Value) -> Option<String> {
     locators.iter().find_map(|l| l.find(req, body))
 }
@@ -182,6 +189,10 @@ pub struct Naming {
     pub delivery: Vec<Locator>,
     /// Event types answered 2xx and never delivered (`ping`).
     pub acknowledge: Vec<String>,
+    /// When no action is found, split a dotted event type at its last dot
+    /// (`charge.dispute.created` → `charge.dispute` + `created`), so one template can serve a
+    /// family. The full name Claude sees is unchanged.
+    pub split_action: bool,
 }
 
 /// An adapter made of a verifier and a [`Naming`].
@@ -220,9 +231,20 @@ impl Adapter for Declared {
             let places: Vec<String> = n.event.iter().map(Locator::describe).collect();
             IdentifyError(format!("no event type at {}", places.join(" or ")))
         })?;
-        let action = first(&n.action, req, body);
+        let mut event = event;
+        let mut action = first(&n.action, req, body);
+        if action.is_none() && n.split_action {
+            if let Some((family, last)) = event
+                .rsplit_once('.')
+                .filter(|(f, l)| !f.is_empty() && !l.is_empty())
+            {
+                action = Some(last.to_owned());
+                event = family.to_owned();
+            }
+        }
         let delivery_id = first(&n.delivery, req, body).unwrap_or_else(|| verify::sha256_hex(req.body));
-        let disposition = if n.acknowledge.contains(&event) {
+        let disposition = if n.acknowledge.contains(&event) || n.acknowledge.contains(&full(&event, &action))
+        {
             Disposition::Acknowledge
         } else {
             Disposition::Deliver
@@ -333,6 +355,7 @@ fn naming<V>(o: &Options<V>) -> Result<Naming, Vec<OptionError>> {
         action: take(o.action.as_ref(), "action"),
         delivery: take(o.delivery.as_ref(), "delivery"),
         acknowledge: o.acknowledge.clone(),
+        split_action: false,
     };
     if errors.is_empty() {
         Ok(n)
