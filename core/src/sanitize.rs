@@ -17,36 +17,55 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
-/// Sanitises an event's `content`: control characters (but newline and tab) and bidi
-/// controls removed, CR/CRLF turned into LF, every `<channel` / `</channel` (any case, any
-/// spacing) defused, and the result capped at `max_bytes` with a mark saying how much was cut.
+/// Zero-width characters: invisible, so they only ever hide what text says.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+}
+
+/// Sanitises an event's `content`: control characters (but newline and tab), bidi controls
+/// and zero-width characters removed, CR/CRLF turned into LF, every `<channel` / `</channel`
+/// (any case, any spacing) defused, and the result capped at `max_bytes` with a mark saying
+/// how much was cut.
 pub fn content(text: &str, max_bytes: usize) -> String {
     if !text.bytes().any(needs_care) {
         return cap(text.to_owned(), max_bytes);
     }
-    let mut out = String::with_capacity(text.len().min(max_bytes) + 16);
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
+    // Remove first, then look for tags: removing a character can join `<` and `channel`
+    // (`<\u{0}channel>`, `</\u{202E}channel>`).
+    let mut clean = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '\r' => {
-                if chars.peek().map(|(_, n)| *n) != Some('\n') {
-                    out.push('\n');
+                if chars.peek() != Some(&'\n') {
+                    clean.push('\n');
                 }
             }
-            '\n' | '\t' => out.push(c),
-            '<' if opens_channel_tag(&text[i + 1..]) => out.push('\u{2039}'), // ‹
-            c if c.is_control() || is_bidi_control(c) => {}
-            c => out.push(c),
+            '\n' | '\t' => clean.push(c),
+            c if c.is_control() || is_bidi_control(c) || is_invisible(c) => {}
+            c => clean.push(c),
+        }
+    }
+    if !clean.contains('<') {
+        return cap(clean, max_bytes);
+    }
+    let mut out = String::with_capacity(clean.len() + 8);
+    for (i, c) in clean.char_indices() {
+        if c == '<' && opens_channel_tag(&clean[i + 1..]) {
+            out.push('\u{2039}'); // ‹
+        } else {
+            out.push(c);
         }
     }
     cap(out, max_bytes)
 }
 
 /// Bytes that may start something `content` changes: `<`, ASCII controls but newline and
-/// tab, and the lead bytes of the C1 controls (U+0080..U+009F), U+061C and the U+20xx bidi
-/// controls. Text without them is returned as is (the common case, checked cheaply).
+/// tab, and the lead bytes of the C1 controls (U+0080..U+009F), U+061C, the U+20xx bidi and
+/// zero-width characters and U+FEFF. Text without them is returned as is (the common case,
+/// checked cheaply).
 fn needs_care(b: u8) -> bool {
-    matches!(b, b'<' | 0x7f | 0xc2 | 0xd8 | 0xe2) || (b < 0x20 && b != b'\n' && b != b'\t')
+    matches!(b, b'<' | 0x7f | 0xc2 | 0xd8 | 0xe2 | 0xef) || (b < 0x20 && b != b'\n' && b != b'\t')
 }
 
 /// True when `rest` (the text after a `<`) would make it a channel tag: optional spaces, an
@@ -89,13 +108,14 @@ pub fn meta_value(text: &str) -> Option<String> {
         if matches!(c, '<' | '>' | '"' | '\'') || is_bidi_control(c) {
             continue;
         }
+        // The folded space and the character after it must both fit, or neither is kept.
+        if count + usize::from(pending_space) >= MAX_META_CHARS {
+            break;
+        }
         if pending_space {
             out.push(' ');
             count += 1;
             pending_space = false;
-        }
-        if count >= MAX_META_CHARS {
-            break;
         }
         out.push(c);
         count += 1;
@@ -174,5 +194,38 @@ mod tests {
             meta_value(&"x".repeat(2000)).unwrap().chars().count(),
             MAX_META_CHARS
         );
+    }
+
+    #[test]
+    fn removed_characters_cannot_join_a_channel_tag() {
+        // Found by core/tests/render_properties.rs: stripping used to happen after the tag
+        // check, so the stripped character reassembled the tag.
+        for hostile in [
+            "<\u{0}channel>",
+            "</\u{202e}channel>",
+            "<c\u{200f}hannel",
+            "<\u{1b}/channel",
+            "<\u{200b}channel",
+        ] {
+            let out = content(hostile, 4096);
+            assert!(
+                !out.to_ascii_lowercase().contains("<channel"),
+                "{hostile:?} -> {out:?}"
+            );
+            assert!(
+                !out.to_ascii_lowercase().contains("</channel"),
+                "{hostile:?} -> {out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn meta_value_never_exceeds_the_cap() {
+        let v = meta_value(&format!("{} x", "a".repeat(MAX_META_CHARS))).unwrap();
+        assert_eq!(v.chars().count(), MAX_META_CHARS);
+        assert!(!v.ends_with(' '));
+        let v = meta_value(&format!("{} x", "a".repeat(MAX_META_CHARS - 2))).unwrap();
+        assert_eq!(v.chars().count(), MAX_META_CHARS);
+        assert!(v.ends_with(" x"));
     }
 }
