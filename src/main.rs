@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use hookwire::registry;
 use hookwire_core::channel::{self, ServerDescription};
+use hookwire_core::filter::Verdict;
 use hookwire_core::pipeline::{self, Pipeline};
 use hookwire_core::{ingress, instructions, sink, telemetry};
 
@@ -256,7 +257,20 @@ fn render(
     if !typed && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
         put("content-type", "application/x-www-form-urlencoded")?;
     }
-    match pipeline.render_unverified(index, &hookwire_core::pipeline::Incoming::post(&headers, &body)) {
+    let incoming = hookwire_core::pipeline::Incoming::post(&headers, &body);
+    match pipeline
+        .filter_unverified(index, &incoming)
+        .map_err(|e| e.to_string())?
+    {
+        Some(Verdict::Blocked(why)) => {
+            eprintln!("filter: blocked ({why}); this event would not be delivered")
+        }
+        Some(Verdict::Pass) if pipeline.config().sources[index].filter.is_some() => {
+            eprintln!("filter: passes")
+        }
+        _ => {}
+    }
+    match pipeline.render_unverified(index, &incoming) {
         Ok(Some(ev)) => {
             use std::io::Write;
             std::io::stdout().write_all(&ev.line).map_err(|e| e.to_string())

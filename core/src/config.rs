@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
 use crate::adapter::{Adapter, Registry, SourceSpec};
+use crate::filter::Filter;
 use crate::network::Cidr;
 use crate::secret::{SecretRef, SecretSet};
 use locate::LineIndex;
@@ -38,6 +39,7 @@ const SOURCE_KEYS: &[&str] = &[
     "templates",
     "public_url",
     "allow_from",
+    "filter",
 ];
 
 /// A loaded, validated configuration with its adapters built and its secrets read.
@@ -131,6 +133,8 @@ pub struct Source {
     pub public_url: Option<String>,
     /// Networks allowed to post to this source; empty allows any.
     pub allow_from: Vec<Cidr>,
+    /// Which verified events reach the session.
+    pub filter: Option<Filter>,
     /// URL path it is served on (`/hooks/<name>` by default).
     pub path: String,
     /// Whether `channel.sources` lists it (and so whether its events reach the session).
@@ -486,6 +490,23 @@ fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item
     let public_url = text(p, "public_url");
     let allow_from = cidrs(p, map.get("allow_from"), &at("allow_from"));
     let mut ok = true;
+    let filter = match map.get("filter").map(Filter::from_yaml) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            let field = match e.field {
+                "" => at("filter"),
+                f => at(&format!("filter.{f}")),
+            };
+            p.add(
+                &field,
+                e.message,
+                Some("filter takes events: [..] and when: <CEL expression over body, event, action>".into()),
+            );
+            ok = false;
+            None
+        }
+    };
     if let Some(u) = &public_url {
         if !(u.starts_with("https://") || u.starts_with("http://")) || u.contains(['?', '#']) {
             p.add(
@@ -645,6 +666,7 @@ fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item
         templates: templates.unwrap_or_else(|| factory.type_name.to_owned()),
         public_url,
         allow_from,
+        filter,
         path,
         subscribed: false,
         adapter,

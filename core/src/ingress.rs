@@ -127,6 +127,10 @@ async fn handle(
             tracing::debug!(source = %name, "answered a vendor handshake");
             replied(reply)
         }
+        Ok(Outcome::Filtered { reason }) => {
+            tracing::debug!(source = %name, %reason, "filtered out; not delivered");
+            accepted()
+        }
         Ok(Outcome::Duplicate { delivery_id }) => {
             tracing::info!(source = %name, %delivery_id, "repeat of an accepted delivery; not delivered again");
             accepted()

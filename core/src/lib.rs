@@ -11,6 +11,7 @@ pub mod adapter;
 pub mod channel;
 pub mod config;
 pub mod event;
+pub mod filter;
 pub mod ingress;
 pub mod instructions;
 pub mod network;

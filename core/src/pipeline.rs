@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,6 +14,7 @@ use serde_json::Value;
 use crate::adapter::{Disposition, IdentifyError, Identity, Registry, Reply, Request};
 use crate::config::{self, Config, ConfigErrors, Problems};
 use crate::event::{notification_line, Event};
+use crate::filter::Verdict;
 use crate::render::fields::Need;
 use crate::render::{EmbeddedTemplates, Facts, Templates};
 use crate::replay::{Claim, MemoryReplayGuard, ReplayGuard};
@@ -39,6 +41,11 @@ pub enum Outcome {
     Duplicate {
         /// The repeated delivery id.
         delivery_id: String,
+    },
+    /// The source's `filter` let it through no further: accepted, counted, never pushed.
+    Filtered {
+        /// Why.
+        reason: String,
     },
     /// The source is not in `channel.sources`: accepted, never pushed.
     NotSubscribed,
@@ -72,6 +79,8 @@ pub struct Pipeline {
     needs: Vec<Need>,
     sink: Arc<dyn EventSink>,
     replay: Arc<dyn ReplayGuard>,
+    /// Per source: events its filter kept out.
+    filtered: Vec<AtomicU64>,
 }
 
 /// One request as the pipeline receives it from ingress.
@@ -141,6 +150,7 @@ impl Pipeline {
             Duration::from_secs(config.limits.dedup_window_secs),
             config.limits.dedup_capacity,
         ));
+        let n_sources = config.sources.len();
         let routes = config
             .sources
             .iter()
@@ -151,6 +161,8 @@ impl Pipeline {
             .sources
             .iter()
             .map(|s| match s.adapter.identity_fields() {
+                // A filter condition may read any field.
+                _ if s.filter.as_ref().is_some_and(|f| f.reads_body()) => Need::All,
                 Some(fields) => {
                     let mut need = templates.need_for_type(&s.templates);
                     fields.iter().for_each(|f| need.add_dotted(f));
@@ -167,6 +179,7 @@ impl Pipeline {
             needs,
             sink,
             replay,
+            filtered: (0..n_sources).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -197,6 +210,10 @@ impl Pipeline {
             Named::Acknowledge => return Ok(Outcome::Acknowledged),
             Named::Reply(reply) => return Ok(Outcome::Replied(reply)),
         };
+        if let Verdict::Blocked(reason) = self.filter(source, &identity, &parsed) {
+            self.filtered[source].fetch_add(1, Ordering::Relaxed);
+            return Ok(Outcome::Filtered { reason });
+        }
         if !self.config.channel.enabled {
             return Ok(Outcome::ChannelDisabled);
         }
@@ -216,6 +233,34 @@ impl Pipeline {
         Ok(Outcome::Queued {
             delivery_id,
             reply: identity.reply,
+        })
+    }
+
+    /// The source's filter verdict for an identified event.
+    fn filter(&self, source: usize, identity: &Identity, body: &Value) -> Verdict {
+        let src = &self.config.sources[source];
+        match &src.filter {
+            Some(f) => f.check(&src.name, identity, body),
+            None => Verdict::Pass,
+        }
+    }
+
+    /// How many events a source's filter has kept out since start.
+    pub fn filtered_count(&self, source: usize) -> u64 {
+        self.filtered[source].load(Ordering::Relaxed)
+    }
+
+    /// What the source's filter says of a payload (not verified): for `hookwire render`.
+    /// `None` when the event is acknowledged or answered without delivery.
+    pub fn filter_unverified(
+        &self,
+        source: usize,
+        incoming: &Incoming<'_>,
+    ) -> Result<Option<Verdict>, IngestError> {
+        let req = self.request(incoming, None);
+        Ok(match self.identify(source, &req)? {
+            Named::Deliver(parsed, _, identity) => Some(self.filter(source, &identity, &parsed)),
+            Named::Acknowledge | Named::Reply(_) => None,
         })
     }
 
