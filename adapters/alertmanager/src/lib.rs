@@ -5,12 +5,9 @@
 
 use hookwire_core::adapter::alerts::group_delivery_id;
 use hookwire_core::adapter::declared::{Declared, Locator, Naming};
-use hookwire_core::adapter::{
-    Adapter, AdapterFactory, IdentifyError, Identity, OptionError, Registry, Request, SourceSpec,
-};
-use hookwire_core::verify::{Scheme, TokenScheme, Verifier};
+use hookwire_core::adapter::{Adapter, AdapterFactory, OptionError, Registry, SourceSpec};
+use hookwire_core::verify::{Scheme, TokenScheme};
 use serde::Deserialize;
-use serde_json::Value;
 
 /// The `type:` name of this adapter.
 pub const TYPE: &str = "alertmanager";
@@ -54,32 +51,15 @@ fn naming() -> Naming {
         action: vec![Locator::json("/status")],
         delivery: vec![],
         acknowledge: vec![],
+        derive_delivery: Some(group_delivery_id),
         split_action: false,
     }
 }
 
 fn build(spec: &SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>> {
     let o: Options = spec.options().map_err(|e| vec![e])?;
-    Ok(Box::new(Alertmanager(Declared::new(
+    Ok(Box::new(Declared::new(
         Declared::bind(scheme(&o), spec)?,
         naming(),
-    ))))
-}
-
-/// A configured Alertmanager source.
-#[derive(Debug)]
-struct Alertmanager(Declared);
-
-impl Adapter for Alertmanager {
-    fn verifier(&self) -> &Verifier {
-        self.0.verifier()
-    }
-
-    fn identify(&self, req: &Request<'_>, body: &Value) -> Result<Identity, IdentifyError> {
-        let mut identity = self.0.identify(req, body)?;
-        if let Some(id) = group_delivery_id(body) {
-            identity.delivery_id = id;
-        }
-        Ok(identity)
-    }
+    )))
 }

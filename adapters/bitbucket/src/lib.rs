@@ -43,6 +43,7 @@ fn naming() -> Naming {
         // Not X-Hook-UUID: it names the webhook, the same for every delivery.
         delivery: vec![Locator::header("X-Request-UUID")],
         acknowledge: vec![],
+        derive_delivery: None,
         split_action: false,
     }
 }

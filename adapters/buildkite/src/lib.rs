@@ -69,6 +69,7 @@ fn naming() -> Naming {
         action: vec![],
         delivery: vec![],
         acknowledge: vec!["ping".into()],
+        derive_delivery: None,
         split_action: false,
     }
 }

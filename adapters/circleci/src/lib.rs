@@ -40,6 +40,7 @@ fn naming() -> Naming {
         action: vec![],
         delivery: vec![Locator::json("/id")],
         acknowledge: vec![],
+        derive_delivery: None,
         split_action: false,
     }
 }

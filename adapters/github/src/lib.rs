@@ -60,6 +60,7 @@ fn naming() -> Naming {
         action: vec![Locator::json("/action")],
         delivery: vec![Locator::header("X-GitHub-Delivery")],
         acknowledge: vec!["ping".into()],
+        derive_delivery: None,
         split_action: false,
     }
 }

@@ -66,6 +66,7 @@ fn naming() -> Naming {
             Locator::header("webhook-id"),
         ],
         acknowledge: vec![],
+        derive_delivery: None,
         split_action: false,
     }
 }

@@ -41,6 +41,7 @@ fn naming() -> Naming {
         action: vec![Locator::json("/action")],
         delivery: vec![Locator::header("Heroku-Webhook-Id"), Locator::json("/id")],
         acknowledge: vec![],
+        derive_delivery: None,
         split_action: false,
     }
 }

@@ -42,6 +42,7 @@ fn naming() -> Naming {
         action: vec![],
         delivery: vec![Locator::header("X-Atlassian-Webhook-Identifier")],
         acknowledge: vec![],
+        derive_delivery: None,
         split_action: false,
     }
 }

@@ -57,6 +57,7 @@ fn naming() -> Naming {
         action: vec![Locator::json("/action")],
         delivery: vec![Locator::header("Linear-Delivery")],
         acknowledge: vec![],
+        derive_delivery: None,
         split_action: false,
     }
 }

@@ -37,6 +37,7 @@ fn naming() -> Naming {
         // The deploy id repeats across its states, so a delivery is the body itself.
         delivery: vec![],
         acknowledge: vec![],
+        derive_delivery: None,
         split_action: false,
     }
 }

@@ -42,6 +42,7 @@ fn naming() -> Naming {
         delivery: vec![Locator::header("X-Webhook-Id"), Locator::json("/event/id")],
         acknowledge: vec![],
         // `invoice.paid` → `invoice` + `paid`: one template per family.
+        derive_delivery: None,
         split_action: true,
     }
 }

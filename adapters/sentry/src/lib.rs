@@ -42,6 +42,7 @@ fn naming() -> Naming {
         action: vec![Locator::json("/action")],
         delivery: vec![Locator::header("Request-ID")],
         acknowledge: vec![],
+        derive_delivery: None,
         split_action: false,
     }
 }

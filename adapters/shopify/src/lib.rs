@@ -45,6 +45,7 @@ fn naming() -> Naming {
             Locator::header("X-Shopify-Event-Id"),
         ],
         acknowledge: vec![],
+        derive_delivery: None,
         split_action: false,
     }
 }

@@ -58,6 +58,7 @@ fn naming() -> Naming {
         delivery: vec![Locator::json("/id")],
         acknowledge: vec![],
         // `invoice.paid` → `invoice` + `paid`: one template per family.
+        derive_delivery: None,
         split_action: true,
     }
 }

@@ -189,6 +189,9 @@ pub struct Naming {
     pub delivery: Vec<Locator>,
     /// Event types answered 2xx and never delivered (`ping`).
     pub acknowledge: Vec<String>,
+    /// When no delivery locator has a value, derive the id from the payload (alert groups,
+    /// see [`super::alerts`]) before falling back to the body's hash.
+    pub derive_delivery: Option<fn(&Value) -> Option<String>>,
     /// When no action is found, split a dotted event type at its last dot
     /// (`charge.dispute.created` → `charge.dispute` + `created`), so one template can serve a
     /// family. The full name Claude sees is unchanged.
@@ -242,7 +245,9 @@ impl Adapter for Declared {
                 event = family.to_owned();
             }
         }
-        let delivery_id = first(&n.delivery, req, body).unwrap_or_else(|| verify::sha256_hex(req.body));
+        let delivery_id = first(&n.delivery, req, body)
+            .or_else(|| n.derive_delivery.and_then(|derive| derive(body)))
+            .unwrap_or_else(|| verify::sha256_hex(req.body));
         let disposition = if n.acknowledge.contains(&event) || n.acknowledge.contains(&full(&event, &action))
         {
             Disposition::Acknowledge
@@ -355,6 +360,7 @@ fn naming<V>(o: &Options<V>) -> Result<Naming, Vec<OptionError>> {
         action: take(o.action.as_ref(), "action"),
         delivery: take(o.delivery.as_ref(), "delivery"),
         acknowledge: o.acknowledge.clone(),
+        derive_delivery: None,
         split_action: false,
     };
     if errors.is_empty() {
