@@ -265,6 +265,10 @@ impl Adapter for Declared {
 
     fn identity_fields(&self) -> Option<Vec<String>> {
         let n = &self.naming;
+        // A derived delivery id may read anything.
+        if n.derive_delivery.is_some() {
+            return None;
+        }
         let mut fields = Vec::new();
         for l in n.event.iter().chain(&n.action).chain(&n.delivery) {
             if let Some(f) = l.dotted().ok()? {
