@@ -24,6 +24,7 @@ pub fn registry() -> Registry {
     hookwire_adapter_linear::register(&mut r);
     hookwire_adapter_netlify::register(&mut r);
     hookwire_adapter_pagerduty::register(&mut r);
+    hookwire_adapter_push::register(&mut r);
     hookwire_adapter_sentry::register(&mut r);
     hookwire_adapter_shopify::register(&mut r);
     hookwire_adapter_slack::register(&mut r);

@@ -50,6 +50,9 @@ pub struct Identity {
     /// For a delivered event, the body the vendor expects back instead of a bare 202 (a
     /// Discord interaction or a Slack command must be answered, or the user sees a failure).
     pub reply: Option<Reply>,
+    /// Meta attributes the sender chose (the `push` source); sanitised like every meta
+    /// value, after the template's own, which win on a clash.
+    pub meta: Vec<(String, String)>,
 }
 
 impl Identity {

@@ -167,6 +167,7 @@ mod tests {
             delivery_id: "d".into(),
             disposition: Disposition::Deliver,
             reply: None,
+            meta: Vec::new(),
         }
     }
 

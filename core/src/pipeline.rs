@@ -403,6 +403,13 @@ impl Pipeline {
             }
         }
         meta.extend(rendered.meta);
+        for (k, v) in &identity.meta {
+            if sanitize::is_valid_meta_key(k) && k != "source" && !meta.iter().any(|(have, _)| have == k) {
+                if let Some(v) = sanitize::meta_value(v) {
+                    meta.push((k.clone(), v));
+                }
+            }
+        }
         let content = sanitize::content(rendered.content.trim_end(), self.config.limits.max_content_bytes);
         Event {
             source: src.name.clone(),

@@ -346,6 +346,7 @@ mod tests {
             delivery_id: "d-1".into(),
             disposition: Disposition::Deliver,
             reply: None,
+            meta: Vec::new(),
         }
     }
 

@@ -89,6 +89,7 @@ impl Adapter for Discord {
                     body: r#"{"type":1}"#.into(),
                 }),
                 reply: None,
+                meta: Vec::new(),
             });
         }
         let action = match kind {
@@ -114,6 +115,7 @@ impl Adapter for Discord {
                 content_type: "application/json",
                 body: body.into(),
             }),
+            meta: Vec::new(),
         })
     }
 }

@@ -128,6 +128,7 @@ impl Adapter for Slack {
             delivery_id,
             disposition,
             reply,
+            meta: Vec::new(),
         })
     }
 }

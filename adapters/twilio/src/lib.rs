@@ -79,6 +79,7 @@ impl Adapter for TwilioSource {
             disposition: hookwire_core::adapter::Disposition::Deliver,
             // Twilio reads a reply as TwiML instructions; an empty 202 means "do nothing".
             reply: None,
+            meta: Vec::new(),
         })
     }
 }

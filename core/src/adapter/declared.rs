@@ -260,6 +260,7 @@ impl Adapter for Declared {
             delivery_id,
             disposition,
             reply: None,
+            meta: Vec::new(),
         })
     }
 
