@@ -317,6 +317,11 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
             .unwrap_or_else(|_| addr.to_string());
         tracing::info!("listening on http://{bound}");
         let chan = channel::start(std::io::stdin(), std::io::stdout(), events, server);
+        for (i, src) in pipeline.config().sources.iter().enumerate() {
+            if src.schedule.is_some() {
+                tokio::spawn(hookwire_core::schedule::run(pipeline.clone(), i));
+            }
+        }
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let http = tokio::spawn(ingress::serve(listener, pipeline, async move {
             let _ = stop_rx.await;

@@ -29,6 +29,7 @@ const TOP_KEYS: &[&str] = &[
     "templates_dir",
     "trusted_proxies",
     "sources",
+    "schedules",
 ];
 const SOURCE_KEYS: &[&str] = &[
     "name",
@@ -135,6 +136,8 @@ pub struct Source {
     pub allow_from: Vec<Cidr>,
     /// Which verified events reach the session.
     pub filter: Option<Filter>,
+    /// Set for a `schedules:` entry: hookwire runs it; it has no HTTP path.
+    pub schedule: Option<crate::schedule::Schedule>,
     /// URL path it is served on (`/hooks/<name>` by default).
     pub path: String,
     /// Whether `channel.sources` lists it (and so whether its events reach the session).
@@ -376,6 +379,50 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Config, Con
             }
         }
         Some(_) => p.add("sources", "must be a list of sources", None),
+    }
+    if let Some(items) = root.get("schedules") {
+        let Value::Sequence(items) = items else {
+            p.add("schedules", "must be a list of schedules", None);
+            return Err(p.finish().unwrap_err());
+        };
+        for (i, item) in items.iter().enumerate() {
+            let at = |f: &str| match f {
+                "" => format!("schedules[{i}]"),
+                f => format!("schedules[{i}].{f}"),
+            };
+            let entry: crate::schedule::Entry = match serde_norway::from_value(item.clone()) {
+                Ok(e) => e,
+                Err(e) => {
+                    p.add(
+                        &at(""),
+                        e.to_string(),
+                        Some("a schedule has name, cron, and command or url".into()),
+                    );
+                    continue;
+                }
+            };
+            declared.push(entry.name.clone());
+            match entry.validate() {
+                Ok(schedule) => sources.push(Source {
+                    name: entry.name.clone(),
+                    type_name: "schedule".into(),
+                    templates: entry.templates.clone().unwrap_or_else(|| "schedule".into()),
+                    public_url: None,
+                    allow_from: Vec::new(),
+                    filter: None,
+                    description: "a scheduled job hookwire runs; its output arrives as the event",
+                    path: format!("/schedules/{}", entry.name),
+                    subscribed: false,
+                    adapter: Box::new(crate::schedule::NoDoor::new()),
+                    schedule: Some(schedule),
+                }),
+                Err(problems) => {
+                    for (field, message) in problems {
+                        p.add(&at(field), message, None);
+                    }
+                }
+            }
+        }
     }
 
     // Cross-field checks.
@@ -667,6 +714,7 @@ fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item
         public_url,
         allow_from,
         filter,
+        schedule: None,
         path,
         subscribed: false,
         adapter,

@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod render;
 pub mod replay;
 pub mod sanitize;
+pub mod schedule;
 pub mod secret;
 pub mod sink;
 pub mod telemetry;

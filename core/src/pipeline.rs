@@ -155,6 +155,7 @@ impl Pipeline {
             .sources
             .iter()
             .enumerate()
+            .filter(|(_, s)| s.schedule.is_none())
             .map(|(i, s)| (s.path.clone(), i))
             .collect();
         let needs = config
@@ -261,6 +262,38 @@ impl Pipeline {
         Ok(match self.identify(source, &req)? {
             Named::Deliver(parsed, _, identity) => Some(self.filter(source, &identity, &parsed)),
             Named::Acknowledge | Named::Reply(_) => None,
+        })
+    }
+
+    /// Submits one run of a schedule: `payload` is what its template sees as `body`.
+    pub fn ingest_scheduled(
+        &self,
+        source: usize,
+        payload: Value,
+        delivery_id: &str,
+        now: SystemTime,
+    ) -> Result<Outcome, IngestError> {
+        let src = &self.config.sources[source];
+        if !self.config.channel.enabled {
+            return Ok(Outcome::ChannelDisabled);
+        }
+        if !src.subscribed {
+            return Ok(Outcome::NotSubscribed);
+        }
+        let identity = Identity {
+            event: "schedule".into(),
+            action: None,
+            delivery_id: delivery_id.into(),
+            disposition: Disposition::Deliver,
+            reply: None,
+            meta: Vec::new(),
+        };
+        let raw = serde_json::to_vec(&payload).unwrap_or_default();
+        let event = self.prepare(source, &identity, payload, true, &raw, now);
+        self.sink.submit(event)?;
+        Ok(Outcome::Queued {
+            delivery_id: delivery_id.into(),
+            reply: None,
         })
     }
 

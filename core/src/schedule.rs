@@ -1,0 +1,283 @@
+//! `schedules:`: jobs hookwire runs on a cron schedule (a command, or a URL to fetch) whose
+//! output becomes a channel event, rendered through `templates/schedule/`: the "daily metrics
+//! snapshot" case. A schedule is a source without an HTTP door: it has a name, is subscribed
+//! through `channel.sources` like any source, and its path answers 401 to everyone.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::adapter::{Adapter, IdentifyError, Identity, Request};
+use crate::pipeline::Pipeline;
+use crate::secret::SecretSet;
+use crate::verify::{Scheme, TokenScheme, Verifier};
+
+/// Most output bytes kept from a run (the rendered content has its own, smaller cap).
+const MAX_OUTPUT: usize = 64 * 1024;
+
+/// One `schedules:` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// The schedule's name: its `source_name` and how `channel.sources` subscribes to it.
+    pub name: String,
+    /// When: a cron expression in UTC, five fields (`0 9 * * 1-5`) or six with seconds first.
+    pub cron: String,
+    /// A shell command (`sh -c`) whose standard output is the event.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// A URL fetched with GET whose body is the event.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Longest a run may take.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Template folder (default `schedule`).
+    #[serde(default)]
+    pub templates: Option<String>,
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+/// What a schedule does when it fires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// Run a shell command.
+    Command(String),
+    /// Fetch a URL.
+    Url(String),
+}
+
+/// A validated schedule.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// When it fires.
+    pub cron: cron::Schedule,
+    /// The expression as written, for logs and the payload.
+    pub expression: String,
+    /// What it runs.
+    pub job: Job,
+    /// Longest a run may take.
+    pub timeout: Duration,
+}
+
+impl Entry {
+    /// Validates an entry: `(field, message)` for each problem.
+    pub fn validate(&self) -> Result<Schedule, Vec<(&'static str, String)>> {
+        let mut problems = Vec::new();
+        // Five fields is crontab; the cron crate wants seconds first.
+        let fields = self.cron.split_whitespace().count();
+        let expression = if fields == 5 {
+            format!("0 {}", self.cron)
+        } else {
+            self.cron.clone()
+        };
+        let cron = cron::Schedule::from_str(&expression)
+            .map_err(|e| {
+                // The crate echoes the expression with a caret; the reason is the last line.
+                let text = e.to_string();
+                let reason = text.lines().rev().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('^'));
+                let reason = reason.filter(|r| r.trim() != expression.trim()).unwrap_or("invalid field");
+                problems.push((
+                    "cron",
+                    format!(
+                        "`{}` is not a cron expression: {}; write 5 fields (minute hour day month weekday) or 6 with seconds first, in UTC",
+                        self.cron,
+                        reason.trim()
+                    ),
+                ))
+            })
+            .ok();
+        let job = match (&self.command, &self.url) {
+            (Some(c), None) if !c.trim().is_empty() => Some(Job::Command(c.clone())),
+            (None, Some(u)) if u.starts_with("http://") || u.starts_with("https://") => {
+                Some(Job::Url(u.clone()))
+            }
+            (None, Some(_)) => {
+                problems.push(("url", "must be an http(s) URL".into()));
+                None
+            }
+            _ => {
+                problems.push(("", "set exactly one of `command` or `url`".into()));
+                None
+            }
+        };
+        if self.timeout_secs == 0 {
+            problems.push(("timeout_secs", "must be greater than 0".into()));
+        }
+        match (cron, job) {
+            (Some(cron), Some(job)) if problems.is_empty() => Ok(Schedule {
+                cron,
+                expression: self.cron.clone(),
+                job,
+                timeout: Duration::from_secs(self.timeout_secs),
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+/// The adapter of a schedule's source: no key, so its HTTP path refuses everyone.
+#[derive(Debug)]
+pub struct NoDoor(Verifier);
+
+impl NoDoor {
+    /// The closed door.
+    pub fn new() -> Self {
+        NoDoor(
+            Verifier::new(
+                Scheme::Token(TokenScheme::header("x-hookwire-schedule")),
+                &SecretSet::default(),
+            )
+            .expect("a token scheme without secrets binds"),
+        )
+    }
+}
+
+impl Default for NoDoor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Adapter for NoDoor {
+    fn verifier(&self) -> &Verifier {
+        &self.0
+    }
+
+    fn identify(&self, _: &Request<'_>, _: &Value) -> Result<Identity, IdentifyError> {
+        Err(IdentifyError("a schedule takes no requests".into()))
+    }
+}
+
+fn cap(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_OUTPUT)]).into_owned();
+    if bytes.len() > MAX_OUTPUT {
+        format!("{text}\n[... output cut at {MAX_OUTPUT} bytes]")
+    } else {
+        text
+    }
+}
+
+/// Runs a job once; the payload its template sees.
+async fn run_once(name: &str, schedule: &Schedule) -> Value {
+    let started = std::time::Instant::now();
+    let mut payload = match &schedule.job {
+        Job::Command(command) => {
+            let child = tokio::process::Command::new("sh")
+                .args(["-c", command])
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .output();
+            match tokio::time::timeout(schedule.timeout, child).await {
+                Ok(Ok(out)) => json!({
+                    "command": command,
+                    "output": cap(&out.stdout),
+                    "stderr": cap(&out.stderr),
+                    "exit_code": out.status.code(),
+                    "failed": !out.status.success(),
+                }),
+                Ok(Err(e)) => {
+                    json!({"command": command, "output": "", "error": e.to_string(), "failed": true})
+                }
+                Err(_) => {
+                    json!({"command": command, "output": "", "error": format!("timed out after {} s", schedule.timeout.as_secs()), "failed": true})
+                }
+            }
+        }
+        Job::Url(url) => {
+            let url = url.clone();
+            let timeout = schedule.timeout;
+            let fetched = tokio::task::spawn_blocking(move || {
+                let agent = ureq::AgentBuilder::new().timeout(timeout).build();
+                match agent.get(&url).call() {
+                    Ok(r) | Err(ureq::Error::Status(_, r)) => {
+                        let status = r.status();
+                        let mut body = Vec::new();
+                        let read = std::io::Read::read_to_end(&mut std::io::Read::take(r.into_reader(), MAX_OUTPUT as u64 + 1), &mut body);
+                        match read {
+                            Ok(_) => json!({"url": url, "output": cap(&body), "http_status": status, "failed": status >= 400}),
+                            Err(e) => json!({"url": url, "output": "", "error": e.to_string(), "failed": true}),
+                        }
+                    }
+                    Err(e) => json!({"url": url, "output": "", "error": e.to_string(), "failed": true}),
+                }
+            })
+            .await;
+            fetched.unwrap_or_else(|e| json!({"output": "", "error": e.to_string(), "failed": true}))
+        }
+    };
+    payload["name"] = name.into();
+    payload["cron"] = schedule.expression.clone().into();
+    payload["duration_ms"] = (started.elapsed().as_millis() as u64).into();
+    // Output that is JSON is also offered parsed, for templates that pick fields.
+    let parsed = payload["output"]
+        .as_str()
+        .and_then(|o| serde_json::from_str::<Value>(o).ok());
+    if let Some(v) = parsed {
+        payload["json"] = v;
+    }
+    payload
+}
+
+/// Fires one source's schedule until the runtime stops: each run becomes an event submitted
+/// like a webhook's (rendered, sanitised, queued; a full queue is logged and the run dropped,
+/// since there is no sender to retry).
+pub async fn run(pipeline: Arc<Pipeline>, source: usize) {
+    let src = &pipeline.config().sources[source];
+    let Some(schedule) = src.schedule.clone() else {
+        return;
+    };
+    let name = src.name.clone();
+    loop {
+        let Some(next) = schedule.cron.upcoming(chrono::Utc).next() else {
+            tracing::info!(schedule = %name, "no future run; the schedule is done");
+            return;
+        };
+        let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        let payload = run_once(&name, &schedule).await;
+        if payload["failed"] == true {
+            tracing::warn!(schedule = %name, error = %payload["error"], exit_code = %payload["exit_code"], "scheduled job failed; reporting it");
+        }
+        let at = SystemTime::now();
+        let id = format!("{name}-{}", next.timestamp());
+        match pipeline.ingest_scheduled(source, payload, &id, at) {
+            Ok(outcome) => tracing::debug!(schedule = %name, ?outcome, "scheduled event"),
+            Err(e) => tracing::warn!(schedule = %name, error = %e, "scheduled event not queued"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(yaml: &str) -> Entry {
+        serde_norway::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn crontab_and_seconds_forms_parse_and_bad_ones_say_why() {
+        assert!(entry("{name: a, cron: '0 9 * * 1-5', command: date}")
+            .validate()
+            .is_ok());
+        assert!(entry("{name: a, cron: '*/5 * * * * *', url: 'https://x/y'}")
+            .validate()
+            .is_ok());
+        let e = entry("{name: a, cron: '0 99 * * *', command: date}")
+            .validate()
+            .unwrap_err();
+        assert_eq!(e[0].0, "cron");
+        assert!(e[0].1.contains("Hours must be less than 23"), "{e:?}");
+        let e = entry("{name: a, cron: '* * * * *', command: date, url: 'https://x'}")
+            .validate()
+            .unwrap_err();
+        assert!(e[0].1.contains("exactly one"));
+    }
+}
