@@ -322,6 +322,17 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
                 tokio::spawn(hookwire_core::schedule::run(pipeline.clone(), i));
             }
         }
+        let storms = pipeline.clone();
+        if storms.has_storm_control() {
+            let flusher = storms.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(250));
+                loop {
+                    tick.tick().await;
+                    flusher.flush_storms(std::time::SystemTime::now());
+                }
+            });
+        }
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let http = tokio::spawn(ingress::serve(listener, pipeline, async move {
             let _ = stop_rx.await;
@@ -335,6 +346,8 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
             }
         };
         tracing::info!(reason, "shutting down");
+        // Close every storm window early so no folded event goes unnamed.
+        storms.flush_storms(std::time::SystemTime::now() + Duration::from_secs(366 * 24 * 3600));
         let _ = stop_tx.send(());
         // Bounded: Claude Code escalates to SIGKILL soon after closing stdin.
         chan.stop(Duration::from_millis(500));

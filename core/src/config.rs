@@ -41,6 +41,7 @@ const SOURCE_KEYS: &[&str] = &[
     "public_url",
     "allow_from",
     "filter",
+    "storm",
 ];
 
 /// A loaded, validated configuration with its adapters built and its secrets read.
@@ -136,6 +137,8 @@ pub struct Source {
     pub allow_from: Vec<Cidr>,
     /// Which verified events reach the session.
     pub filter: Option<Filter>,
+    /// Storm control: group key, window and how many pass before folding.
+    pub storm: Option<crate::storm::StormSpec>,
     /// Set for a `schedules:` entry: hookwire runs it; it has no HTTP path.
     pub schedule: Option<crate::schedule::Schedule>,
     /// URL path it is served on (`/hooks/<name>` by default).
@@ -410,6 +413,7 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Config, Con
                     public_url: None,
                     allow_from: Vec::new(),
                     filter: None,
+                    storm: None,
                     description: "a scheduled job hookwire runs; its output arrives as the event",
                     path: format!("/schedules/{}", entry.name),
                     subscribed: false,
@@ -537,6 +541,23 @@ fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item
     let public_url = text(p, "public_url");
     let allow_from = cidrs(p, map.get("allow_from"), &at("allow_from"));
     let mut ok = true;
+    let storm = match map.get("storm").map(crate::storm::StormSpec::from_yaml) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err((field, message))) => {
+            let field = match field {
+                "" => at("storm"),
+                f => at(&format!("storm.{f}")),
+            };
+            p.add(
+                &field,
+                message,
+                Some("storm takes group: <template>, window_secs: N, max_events: N".into()),
+            );
+            ok = false;
+            None
+        }
+    };
     let filter = match map.get("filter").map(Filter::from_yaml) {
         None => None,
         Some(Ok(f)) => Some(f),
@@ -714,6 +735,7 @@ fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item
         public_url,
         allow_from,
         filter,
+        storm,
         schedule: None,
         path,
         subscribed: false,

@@ -127,6 +127,10 @@ async fn handle(
             tracing::debug!(source = %name, "answered a vendor handshake");
             replied(reply)
         }
+        Ok(Outcome::Folded { delivery_id }) => {
+            tracing::debug!(source = %name, %delivery_id, "folded by storm control into its group's digest");
+            accepted()
+        }
         Ok(Outcome::Filtered { reason }) => {
             tracing::debug!(source = %name, %reason, "filtered out; not delivered");
             accepted()

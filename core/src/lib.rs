@@ -22,6 +22,7 @@ pub mod sanitize;
 pub mod schedule;
 pub mod secret;
 pub mod sink;
+pub mod storm;
 pub mod telemetry;
 pub mod verify;
 

@@ -20,6 +20,7 @@ use crate::render::{EmbeddedTemplates, Facts, Templates};
 use crate::replay::{Claim, MemoryReplayGuard, ReplayGuard};
 use crate::sanitize;
 use crate::sink::{EventSink, SinkError};
+use crate::storm::{Admit, Storm};
 use crate::verify::VerifyError;
 
 /// What happened to an accepted request (all answered 2xx).
@@ -40,6 +41,11 @@ pub enum Outcome {
     /// again.
     Duplicate {
         /// The repeated delivery id.
+        delivery_id: String,
+    },
+    /// Held by storm control: it will be named in its group's digest.
+    Folded {
+        /// The folded delivery id.
         delivery_id: String,
     },
     /// The source's `filter` let it through no further: accepted, counted, never pushed.
@@ -81,6 +87,7 @@ pub struct Pipeline {
     replay: Arc<dyn ReplayGuard>,
     /// Per source: events its filter kept out.
     filtered: Vec<AtomicU64>,
+    storm: Storm,
 }
 
 /// One request as the pipeline receives it from ingress.
@@ -145,7 +152,8 @@ pub fn load(
 impl Pipeline {
     /// Assembles the pipeline over a loaded config, its templates and a sink, with an
     /// in-memory replay guard sized by the config's limits.
-    pub fn new(config: Config, templates: Templates, sink: Arc<dyn EventSink>) -> Self {
+    pub fn new(mut config: Config, templates: Templates, sink: Arc<dyn EventSink>) -> Self {
+        let storm = Storm::new(config.sources.iter_mut().map(|s| s.storm.take()).collect());
         let replay = Arc::new(MemoryReplayGuard::new(
             Duration::from_secs(config.limits.dedup_window_secs),
             config.limits.dedup_capacity,
@@ -161,9 +169,12 @@ impl Pipeline {
         let needs = config
             .sources
             .iter()
-            .map(|s| match s.adapter.identity_fields() {
+            .enumerate()
+            .map(|(i, s)| match s.adapter.identity_fields() {
                 // A filter condition may read any field.
                 _ if s.filter.as_ref().is_some_and(|f| f.reads_body()) => Need::All,
+                // So may a storm group key.
+                _ if storm.covers(i) => Need::All,
                 Some(fields) => {
                     let mut need = templates.need_for_type(&s.templates);
                     fields.iter().for_each(|f| need.add_dotted(f));
@@ -181,6 +192,7 @@ impl Pipeline {
             sink,
             replay,
             filtered: (0..n_sources).map(|_| AtomicU64::new(0)).collect(),
+            storm,
         }
     }
 
@@ -225,7 +237,13 @@ impl Pipeline {
         if self.replay.claim(&src.name, &delivery_id, incoming.now) == Claim::Repeat {
             return Ok(Outcome::Duplicate { delivery_id });
         }
+        let group = self.storm.key(source, &src.name, &identity, &parsed);
         let event = self.prepare(source, &identity, parsed, whole, incoming.body, incoming.now);
+        if let Some(group) = group {
+            if self.storm.admit(source, group, &event, incoming.now) == Admit::Folded {
+                return Ok(Outcome::Folded { delivery_id });
+            }
+        }
         if let Err(e) = self.sink.submit(event) {
             // Not queued, so not accepted: the vendor's retry must be delivered.
             self.replay.release(&src.name, &delivery_id);
@@ -263,6 +281,35 @@ impl Pipeline {
             Named::Deliver(parsed, _, identity) => Some(self.filter(source, &identity, &parsed)),
             Named::Acknowledge | Named::Reply(_) => None,
         })
+    }
+
+    /// Whether any source has storm control, so [`Pipeline::flush_storms`] must run.
+    pub fn has_storm_control(&self) -> bool {
+        self.storm.active()
+    }
+
+    /// Queues the digests of storm-control windows that have closed; returns how many. A
+    /// digest the queue refuses is kept and tried again on the next call.
+    pub fn flush_storms(&self, now: SystemTime) -> usize {
+        let names: Vec<String> = self.config.sources.iter().map(|s| s.name.clone()).collect();
+        let mut due = self
+            .storm
+            .due(now, &names, self.config.limits.max_content_bytes)
+            .into_iter();
+        let mut sent = 0;
+        while let Some(digest) = due.next() {
+            // A clone, so a digest the queue refuses is kept: it is all that names its events.
+            match self.sink.submit(digest.clone()) {
+                Ok(()) => sent += 1,
+                Err(SinkError::Full) => {
+                    tracing::warn!("queue full; storm digests wait for the next flush");
+                    self.storm.retry(std::iter::once(digest).chain(due).collect());
+                    break;
+                }
+                Err(SinkError::Closed) => break,
+            }
+        }
+        sent
     }
 
     /// Submits one run of a schedule: `payload` is what its template sees as `body`.
