@@ -239,3 +239,52 @@ sources:
     }
     assert!(!out.contains(SECRET), "{out}");
 }
+
+/// The README's YAML-only example: declared vendor, own template, filter, and `render`.
+#[test]
+fn the_readme_example_of_a_yaml_only_vendor_renders_as_documented() {
+    let dir = common::root().join("examples/acme");
+    let out = Command::new(env!("CARGO_BIN_EXE_hookwire"))
+        .current_dir(&dir)
+        .args([
+            "render",
+            "--config",
+            "config.yaml",
+            "acme",
+            "payload.json",
+            "--event",
+            "deployment",
+        ])
+        .args(["--header", "X-Acme-Delivery: d-9f2c"])
+        .env("ACME_WEBHOOK_SECRET", "x")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "filter: passes");
+    let want = std::fs::read_to_string(dir.join("expected.jsonl")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    // The same payload from staging is filtered out.
+    let staging = std::fs::read_to_string(dir.join("payload.json"))
+        .unwrap()
+        .replace("production", "staging");
+    let tmp = TempDir::new("acme");
+    let payload = tmp.write("staging.json", &staging);
+    let out = Command::new(env!("CARGO_BIN_EXE_hookwire"))
+        .current_dir(&dir)
+        .args([
+            "render",
+            "--config",
+            "config.yaml",
+            "acme",
+            payload.to_str().unwrap(),
+            "--event",
+            "deployment",
+        ])
+        .env("ACME_WEBHOOK_SECRET", "x")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("filter: blocked"),
+        "{out:?}"
+    );
+}
