@@ -288,3 +288,58 @@ fn the_readme_example_of_a_yaml_only_vendor_renders_as_documented() {
         "{out:?}"
     );
 }
+
+/// `headers:` exposes chosen request headers to templates; credentials never.
+#[test]
+fn templates_see_only_the_headers_a_source_exposes() {
+    let dir = TempDir::new("headers");
+    dir.write(
+        "t/hooks/default.hbs",
+        "agent={{headers.[user-agent]}} hook={{default headers.[x-hook-id] \"none\"}} all={{json headers}}",
+    );
+    let cfg = dir.write(
+        "config.yaml",
+        "channel:\n  sources: [h]\ntemplates_dir: t\nsources:\n  - name: h\n    type: push\n    secret_env: D_SECRET\n    templates: hooks\n    headers: [User-Agent, X-Hook-ID]\n",
+    );
+    let body = dir.write("b.json", r#"{"content":"x"}"#);
+    let out = Command::new(env!("CARGO_BIN_EXE_hookwire"))
+        .args([
+            "render",
+            "--config",
+            cfg.to_str().unwrap(),
+            "h",
+            body.to_str().unwrap(),
+        ])
+        .args([
+            "--header",
+            "User-Agent: Acme-Hookshot/1.2",
+            "--header",
+            "X-Hookwire-Token: not-for-templates",
+        ])
+        .env("D_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+    let content = line["params"]["content"].as_str().unwrap();
+    assert_eq!(
+        content,
+        r#"agent=Acme-Hookshot/1.2 hook=none all={"user-agent":"Acme-Hookshot/1.2"}"#
+    );
+    let bad = dir.write(
+        "bad.yaml",
+        "channel:\n  sources: [h]\nsources:\n  - name: h\n    type: push\n    secret_env: D_SECRET\n    headers: [Authorization, X-Hookwire-Token]\n",
+    );
+    let (ok, out) = hookwire(
+        &["check", "--config", bad.to_str().unwrap()],
+        &[("D_SECRET", SECRET)],
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("sources[0].headers[0]: `authorization` may carry a credential"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sources[0].headers[1]: `x-hookwire-token` may carry a credential"),
+        "{out}"
+    );
+}

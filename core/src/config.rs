@@ -42,6 +42,7 @@ const SOURCE_KEYS: &[&str] = &[
     "allow_from",
     "filter",
     "storm",
+    "headers",
 ];
 
 /// A loaded, validated configuration with its adapters built and its secrets read.
@@ -137,6 +138,8 @@ pub struct Source {
     pub allow_from: Vec<Cidr>,
     /// Which verified events reach the session.
     pub filter: Option<Filter>,
+    /// Request headers templates may read as `headers.<lowercase-name>`.
+    pub headers: Vec<String>,
     /// Storm control: group key, window and how many pass before folding.
     pub storm: Option<crate::storm::StormSpec>,
     /// Set for a `schedules:` entry: hookwire runs it; it has no HTTP path.
@@ -414,6 +417,7 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Config, Con
                     allow_from: Vec::new(),
                     filter: None,
                     storm: None,
+                    headers: Vec::new(),
                     description: "a scheduled job hookwire runs; its output arrives as the event",
                     path: format!("/schedules/{}", entry.name),
                     subscribed: false,
@@ -470,6 +474,23 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Config, Con
         trusted_proxies,
         sources,
     })
+}
+
+/// Header names refused in `headers:`: they authenticate requests, so a template (and so a
+/// session) must never see them.
+fn carries_credentials(name: &str) -> bool {
+    ["authorization", "proxy-authorization", "cookie"].contains(&name)
+        || [
+            "token",
+            "signature",
+            "secret",
+            "hmac",
+            "password",
+            "api-key",
+            "apikey",
+        ]
+        .iter()
+        .any(|w| name.contains(w))
 }
 
 /// A list of CIDR networks; each bad entry is reported at its own index.
@@ -541,6 +562,40 @@ fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item
     let public_url = text(p, "public_url");
     let allow_from = cidrs(p, map.get("allow_from"), &at("allow_from"));
     let mut ok = true;
+    let mut headers = Vec::new();
+    match map.get("headers") {
+        None => {}
+        Some(Value::Sequence(items)) => {
+            for (j, item) in items.iter().enumerate() {
+                let name = item.as_str().unwrap_or_default().to_ascii_lowercase();
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    p.add(&at(&format!("headers[{j}]")), "not a header name", None);
+                    ok = false;
+                } else if carries_credentials(&name) {
+                    p.add(
+                        &at(&format!("headers[{j}]")),
+                        format!("`{name}` may carry a credential and is never shown to templates"),
+                        None,
+                    );
+                    ok = false;
+                } else {
+                    headers.push(name);
+                }
+            }
+        }
+        Some(_) => {
+            p.add(
+                &at("headers"),
+                "must be a list of header names",
+                Some("e.g. headers: [User-Agent, X-GitHub-Hook-ID]".into()),
+            );
+            ok = false;
+        }
+    }
     let storm = match map.get("storm").map(crate::storm::StormSpec::from_yaml) {
         None => None,
         Some(Ok(s)) => Some(s),
@@ -736,6 +791,7 @@ fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item
         allow_from,
         filter,
         storm,
+        headers,
         schedule: None,
         path,
         subscribed: false,

@@ -238,7 +238,16 @@ impl Pipeline {
             return Ok(Outcome::Duplicate { delivery_id });
         }
         let group = self.storm.key(source, &src.name, &identity, &parsed);
-        let event = self.prepare(source, &identity, parsed, whole, incoming.body, incoming.now);
+        let headers = Some(incoming.headers);
+        let event = self.prepare(
+            source,
+            &identity,
+            parsed,
+            whole,
+            incoming.body,
+            headers,
+            incoming.now,
+        );
         if let Some(group) = group {
             if self.storm.admit(source, group, &event, incoming.now) == Admit::Folded {
                 return Ok(Outcome::Folded { delivery_id });
@@ -336,7 +345,7 @@ impl Pipeline {
             meta: Vec::new(),
         };
         let raw = serde_json::to_vec(&payload).unwrap_or_default();
-        let event = self.prepare(source, &identity, payload, true, &raw, now);
+        let event = self.prepare(source, &identity, payload, true, &raw, None, now);
         self.sink.submit(event)?;
         Ok(Outcome::Queued {
             delivery_id: delivery_id.into(),
@@ -379,7 +388,16 @@ impl Pipeline {
         let req = self.request(incoming, None);
         Ok(match self.identify(source, &req)? {
             Named::Deliver(parsed, whole, identity) => {
-                Some(self.prepare(source, &identity, parsed, whole, incoming.body, incoming.now))
+                let headers = Some(incoming.headers);
+                Some(self.prepare(
+                    source,
+                    &identity,
+                    parsed,
+                    whole,
+                    incoming.body,
+                    headers,
+                    incoming.now,
+                ))
             }
             Named::Acknowledge | Named::Reply(_) => None,
         })
@@ -416,6 +434,7 @@ impl Pipeline {
         parsed: Value,
         whole: bool,
         raw: &[u8],
+        headers: Option<&HeaderMap>,
         now: SystemTime,
     ) -> Event {
         let src = &self.config.sources[source];
@@ -427,6 +446,15 @@ impl Pipeline {
             identity,
             event_name: &event_name,
             received_at: &received_at,
+            headers: Value::Object(
+                src.headers
+                    .iter()
+                    .filter_map(|h| {
+                        let v = headers?.get(h.as_str())?.to_str().ok()?;
+                        Some((h.clone(), Value::String(v.to_owned())))
+                    })
+                    .collect(),
+            ),
         };
         let mut whole = whole;
         let mut ctx = Templates::context(parsed, &facts);

@@ -91,6 +91,8 @@ pub struct Facts<'a> {
     pub event_name: &'a str,
     /// When hookwire received it, RFC 3339.
     pub received_at: &'a str,
+    /// The request headers the source exposes to templates (`headers:`), by lowercase name.
+    pub headers: Value,
 }
 
 impl Templates {
@@ -250,6 +252,7 @@ impl Templates {
         ctx.insert("event_name".into(), facts.event_name.into());
         ctx.insert("delivery_id".into(), facts.identity.delivery_id.clone().into());
         ctx.insert("received_at".into(), facts.received_at.into());
+        ctx.insert("headers".into(), facts.headers.clone());
         Context::from(Value::Object(ctx))
     }
 
@@ -357,6 +360,7 @@ mod tests {
             identity: id,
             event_name: "issues.opened",
             received_at: "2026-01-01T00:00:00Z",
+            headers: Value::Object(Default::default()),
         }
     }
 

@@ -52,6 +52,7 @@ impl TempDir {
     /// Writes a file in the folder and returns its path.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.0.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, text).unwrap();
         p
     }
