@@ -238,16 +238,7 @@ impl Pipeline {
             return Ok(Outcome::Duplicate { delivery_id });
         }
         let group = self.storm.key(source, &src.name, &identity, &parsed);
-        let headers = Some(incoming.headers);
-        let event = self.prepare(
-            source,
-            &identity,
-            parsed,
-            whole,
-            incoming.body,
-            headers,
-            incoming.now,
-        );
+        let event = self.prepare(source, &identity, parsed, whole, incoming);
         if let Some(group) = group {
             if self.storm.admit(source, group, &event, incoming.now) == Admit::Folded {
                 return Ok(Outcome::Folded { delivery_id });
@@ -345,7 +336,15 @@ impl Pipeline {
             meta: Vec::new(),
         };
         let raw = serde_json::to_vec(&payload).unwrap_or_default();
-        let event = self.prepare(source, &identity, payload, true, &raw, None, now);
+        let no_headers = HeaderMap::new();
+        let incoming = Incoming {
+            headers: &no_headers,
+            body: &raw,
+            method: "",
+            query: None,
+            now,
+        };
+        let event = self.prepare(source, &identity, payload, true, &incoming);
         self.sink.submit(event)?;
         Ok(Outcome::Queued {
             delivery_id: delivery_id.into(),
@@ -388,16 +387,7 @@ impl Pipeline {
         let req = self.request(incoming, None);
         Ok(match self.identify(source, &req)? {
             Named::Deliver(parsed, whole, identity) => {
-                let headers = Some(incoming.headers);
-                Some(self.prepare(
-                    source,
-                    &identity,
-                    parsed,
-                    whole,
-                    incoming.body,
-                    headers,
-                    incoming.now,
-                ))
+                Some(self.prepare(source, &identity, parsed, whole, incoming))
             }
             Named::Acknowledge | Named::Reply(_) => None,
         })
@@ -424,7 +414,7 @@ impl Pipeline {
 
     /// Renders and sanitises an identified event into its notification line. `parsed` holds
     /// what the source's own templates read (see [`Need`]); the full payload is parsed from
-    /// `raw` only when another template is used or a render fails. A template that fails at
+    /// the raw body only when another template is used or a render fails. A template that fails at
     /// run time falls back to the next candidate, then to a plain summary: an accepted event
     /// is never dropped for a template bug.
     pub fn prepare(
@@ -433,10 +423,9 @@ impl Pipeline {
         identity: &Identity,
         parsed: Value,
         whole: bool,
-        raw: &[u8],
-        headers: Option<&HeaderMap>,
-        now: SystemTime,
+        incoming: &Incoming<'_>,
     ) -> Event {
+        let (raw, now) = (incoming.body, incoming.now);
         let src = &self.config.sources[source];
         let received_at = humantime::format_rfc3339_seconds(now).to_string();
         let event_name = identity.full_name();
@@ -450,7 +439,7 @@ impl Pipeline {
                 src.headers
                     .iter()
                     .filter_map(|h| {
-                        let v = headers?.get(h.as_str())?.to_str().ok()?;
+                        let v = incoming.headers.get(h.as_str())?.to_str().ok()?;
                         Some((h.clone(), Value::String(v.to_owned())))
                     })
                     .collect(),
