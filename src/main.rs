@@ -11,7 +11,9 @@ use hookwire::registry;
 use hookwire_core::channel::{self, ServerDescription};
 use hookwire_core::filter::Verdict;
 use hookwire_core::pipeline::{self, Pipeline};
-use hookwire_core::{ingress, instructions, sink, telemetry};
+use hookwire_core::store::sqlite::StoreOptions;
+use hookwire_core::store::{SqliteStore, Store, StoreSink, Subscription};
+use hookwire_core::{delivery, ingress, instructions, sink, telemetry};
 
 // The request path allocates many small strings (the parsed payload, rendered text); glibc
 // malloc showed as a quarter of the CPU per event under load, mimalloc a fraction of that.
@@ -283,6 +285,20 @@ fn render(
     }
 }
 
+/// Opens the configured store (the file beside config.yaml unless `store.path` says).
+fn open_store(config: &hookwire_core::Config) -> Result<Arc<dyn Store>, String> {
+    let s = &config.store;
+    let opts = StoreOptions {
+        path: s.path.clone(),
+        sync: s.sync,
+        max_bytes: s.max_bytes,
+        max_age: s.max_age,
+        queue: config.limits.queue_capacity,
+        ..StoreOptions::new(&s.path)
+    };
+    Ok(SqliteStore::open(opts).map_err(|e| e.to_string())?)
+}
+
 fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCode {
     let (config, templates) = match pipeline::load(&config_path, &registry(), templates::TEMPLATES) {
         Ok(x) => x,
@@ -297,8 +313,33 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
         version: env!("CARGO_PKG_VERSION").into(),
         instructions: instructions::generate(&config),
     };
-    let (queue, events) = sink::memory_queue(config.limits.queue_capacity);
-    let pipeline = Arc::new(Pipeline::new(config, templates, Arc::new(queue)));
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hookwire: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let subscription = Subscription {
+        name: delivery::LOCAL.into(),
+        sources: config.channel.sources.clone(),
+    };
+    let mark = delivery::mark_path(&config.store.path);
+    let pipeline = Arc::new(Pipeline::new(
+        config,
+        templates,
+        Arc::new(StoreSink(store.clone())),
+    ));
+    let feed = match pipeline
+        .seed_replay(store.as_ref(), std::time::SystemTime::now())
+        .and_then(|_| delivery::StoreFeed::open(store.clone(), subscription, Some(&mark)))
+    {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("hookwire: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -316,7 +357,7 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
             .map(|a| a.to_string())
             .unwrap_or_else(|_| addr.to_string());
         tracing::info!("listening on http://{bound}");
-        let chan = channel::start(std::io::stdin(), std::io::stdout(), events, server);
+        let chan = channel::start(std::io::stdin(), std::io::stdout(), Box::new(feed), server);
         for (i, src) in pipeline.config().sources.iter().enumerate() {
             if src.schedule.is_some() {
                 tokio::spawn(hookwire_core::schedule::run(pipeline.clone(), i));
@@ -351,6 +392,7 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
         let _ = stop_tx.send(());
         // Bounded: Claude Code escalates to SIGKILL soon after closing stdin.
         chan.stop(Duration::from_millis(500));
+        store.close(Duration::from_millis(1000));
         ExitCode::SUCCESS
     })
     // The stdin reader thread may still be blocked in read(2); exiting ends it.

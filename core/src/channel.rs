@@ -5,7 +5,8 @@
 //! - `server/discover` is answered `-32601`, so a dual-era client falls back to `initialize`;
 //! - `initialize` is answered with a legacy revision (the client's if we know it, else
 //!   2025-11-25); 2026-07-28 is never advertised;
-//! - events wait (in the bounded queue) until `notifications/initialized`, then go in order;
+//! - events wait (in the store, or the gateway) until `notifications/initialized`, then go in
+//!   order, each reported back to its [`Feed`] once flushed so it can be acknowledged;
 //! - stdout carries JSON-RPC lines and nothing else: one writer thread owns it;
 //! - stdin EOF or a broken stdout resolves [`ChannelHandle::closed`]; the caller exits.
 //!
@@ -21,7 +22,18 @@ use crossbeam_channel::{select, Receiver, Sender};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::event::Event;
+/// Where the channel's events come from: the store in local mode
+/// ([`crate::delivery::StoreFeed`]), the gateway link otherwise. Called from the writer thread
+/// only.
+pub trait Feed: Send + 'static {
+    /// Signalled (coalesced) when [`Feed::next`] may have more.
+    fn wake(&self) -> Receiver<()>;
+    /// Appends up to `max` notification lines, in order, to `out`; returns the position they
+    /// reach, or `None` when there is nothing new.
+    fn next(&mut self, max: usize, out: &mut Vec<u8>) -> Option<u64>;
+    /// Everything [`Feed::next`] returned up to `position` has been written and flushed.
+    fn written(&mut self, position: u64);
+}
 
 /// Revisions this server speaks: the legacy ones, with unsolicited notifications.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
@@ -82,11 +94,11 @@ impl ChannelHandle {
 }
 
 /// Starts the connection over `input`/`output` (the process's stdin/stdout in production,
-/// pipes in tests). Events are read from `events` only after `notifications/initialized`.
+/// pipes in tests). Events are read from `feed` only after `notifications/initialized`.
 pub fn start(
     input: impl Read + Send + 'static,
     output: impl Write + Send + 'static,
-    events: Receiver<Event>,
+    feed: Box<dyn Feed>,
     server: ServerDescription,
 ) -> ChannelHandle {
     let closed = Arc::new(Notify::new());
@@ -96,7 +108,7 @@ pub fn start(
         std::thread::Builder::new()
             .name("channel-writer".into())
             .spawn(move || {
-                if let Err(e) = write_loop(output, ctl_rx, events) {
+                if let Err(e) = write_loop(output, ctl_rx, feed) {
                     tracing::info!(error = %e, "stdout closed");
                 }
                 closed.notify_one();
@@ -124,41 +136,48 @@ pub fn start(
     }
 }
 
-fn write_loop(output: impl Write, ctl: Receiver<Out>, events: Receiver<Event>) -> std::io::Result<()> {
+fn write_loop(output: impl Write, ctl: Receiver<Out>, mut feed: Box<dyn Feed>) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, output);
     let mut initialized = false;
     let never = crossbeam_channel::never();
-    let mut events_open = true;
+    let wake = feed.wake();
+    let mut buf = Vec::with_capacity(1 << 16);
     loop {
-        let ev_rx = if initialized && events_open {
-            &events
-        } else {
-            &never
-        };
+        let wake_rx = if initialized { &wake } else { &never };
         // Block for one message, then take whatever else is ready and flush once.
         let first = select! {
             recv(ctl) -> m => match m { Ok(m) => Some(m), Err(_) => Some(Out::Stop) },
-            recv(ev_rx) -> e => match e {
-                Ok(e) => { out.write_all(&e.line)?; None }
-                Err(_) => { events_open = false; None }
-            },
+            recv(wake_rx) -> _ => None,
         };
-        match first {
-            Some(Out::Line(l)) => out.write_all(&l)?,
-            Some(Out::Initialized) => initialized = true,
-            Some(Out::Stop) => return out.flush(),
-            None => {}
-        }
-        while let Ok(m) = ctl.try_recv() {
+        let mut messages = first
+            .into_iter()
+            .chain(std::iter::from_fn(|| ctl.try_recv().ok()));
+        for m in &mut messages {
             match m {
                 Out::Line(l) => out.write_all(&l)?,
                 Out::Initialized => initialized = true,
                 Out::Stop => return out.flush(),
             }
         }
-        if initialized && events_open {
-            for e in events.try_iter().take(BATCH) {
-                out.write_all(&e.line)?;
+        if initialized {
+            // The wake is coalesced: take everything there is now, one flush per batch so each
+            // batch is acknowledged as soon as it is in the pipe. Responses queued meanwhile go
+            // between batches, never behind a long backlog.
+            loop {
+                buf.clear();
+                let Some(pos) = feed.next(BATCH, &mut buf) else {
+                    break;
+                };
+                while let Ok(m) = ctl.try_recv() {
+                    match m {
+                        Out::Line(l) => out.write_all(&l)?,
+                        Out::Initialized => {}
+                        Out::Stop => return out.flush(),
+                    }
+                }
+                out.write_all(&buf)?;
+                out.flush()?;
+                feed.written(pos);
             }
         }
         out.flush()?;

@@ -30,6 +30,8 @@ const TOP_KEYS: &[&str] = &[
     "trusted_proxies",
     "sources",
     "schedules",
+    "store",
+    "tls",
 ];
 const SOURCE_KEYS: &[&str] = &[
     "name",
@@ -62,6 +64,57 @@ pub struct Config {
     pub trusted_proxies: Vec<Cidr>,
     /// The configured sources, in file order.
     pub sources: Vec<Source>,
+    /// The durable store.
+    pub store: StoreSettings,
+    /// TLS for `hookwire serve` (certificate and key files).
+    pub tls: Option<TlsSettings>,
+}
+
+/// `store:`: where and how events are kept until every session has them.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// The database file (relative paths are beside the config file).
+    pub path: PathBuf,
+    /// `full` (fsync every group commit) or `normal` (survives a crash, not power loss).
+    pub sync: crate::store::sqlite::SyncMode,
+    /// Stored bytes beyond which acknowledged events are evicted and, when nothing can be,
+    /// webhooks refused with 503.
+    pub max_bytes: u64,
+    /// Events older than this are deleted, delivered or not.
+    pub max_age: std::time::Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    #[serde(default)]
+    path: Option<PathBuf>,
+    #[serde(default = "sync_full")]
+    sync: crate::store::sqlite::SyncMode,
+    #[serde(default = "default_max_bytes")]
+    max_bytes: u64,
+    #[serde(default = "default_max_age")]
+    max_age: String,
+}
+
+fn sync_full() -> crate::store::sqlite::SyncMode {
+    crate::store::sqlite::SyncMode::Full
+}
+fn default_max_bytes() -> u64 {
+    1 << 30
+}
+fn default_max_age() -> String {
+    "7d".into()
+}
+
+/// `tls:` for the gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
 }
 
 /// The Channels session settings (`channels.enabled/sources/permissions` in Claude Code).
@@ -274,9 +327,30 @@ impl OneOrMany {
     }
 }
 
+/// Whether loading reads the sources' secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Secrets {
+    Read,
+    /// Adapters are built with no secret, so they verify nothing (fail closed).
+    Skip,
+}
+
 /// Reads, validates and builds a configuration. Every problem is reported, not the first.
 pub fn load(path: &Path, registry: &Registry) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    read_text(path).and_then(|text| parse_with(path, &text, registry, Secrets::Read))
+}
+
+/// Like [`load`], without reading any secret: for the store administration commands
+/// (`hookwire token`, `events`, `replay`), which need source names and `store:` but may run
+/// on a machine that holds no vendor secret. Secret references are still checked to be
+/// declared. The sources' adapters hold no key, so every request would fail verification:
+/// never serve webhooks with such a config.
+pub fn load_without_secrets(path: &Path, registry: &Registry) -> Result<Config, ConfigErrors> {
+    read_text(path).and_then(|text| parse_with(path, &text, registry, Secrets::Skip))
+}
+
+fn read_text(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_owned(),
             line: None,
@@ -284,13 +358,21 @@ pub fn load(path: &Path, registry: &Registry) -> Result<Config, ConfigErrors> {
             message: format!("cannot read the config file: {e}"),
             hint: Some("pass --config PATH, or run from the folder that holds config.yaml".into()),
         }])
-    })?;
-    parse(path, &text, registry)
+    })
 }
 
 /// Like [`load`], over text already read (`path` is used in messages and to resolve
 /// relative paths).
 pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Config, ConfigErrors> {
+    parse_with(path, text, registry, Secrets::Read)
+}
+
+fn parse_with(
+    path: &Path,
+    text: &str,
+    registry: &Registry,
+    secrets: Secrets,
+) -> Result<Config, ConfigErrors> {
     let base = path.parent().map(Path::to_owned).unwrap_or_default();
     let mut p = Problems::new(path, text);
     let root: Value = match serde_norway::from_str(text) {
@@ -364,6 +446,36 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Config, Con
     };
 
     let trusted_proxies = cidrs(&mut p, root.get("trusted_proxies"), "trusted_proxies");
+    let store = section::<RawStore>(&mut p, &root, "store").and_then(|raw| {
+        let max_age = match humantime::parse_duration(&raw.max_age) {
+            Ok(d) if !d.is_zero() => Some(d),
+            _ => {
+                p.add(
+                    "store.max_age",
+                    format!("`{}` is not a duration", raw.max_age),
+                    Some("write e.g. 7d, 36h or 90m".into()),
+                );
+                None
+            }
+        };
+        if raw.max_bytes < 64 * 1024 {
+            p.add("store.max_bytes", "must be at least 65536", None);
+            return None;
+        }
+        Some(StoreSettings {
+            path: base.join(raw.path.unwrap_or_else(|| PathBuf::from("hookwire.db"))),
+            sync: raw.sync,
+            max_bytes: raw.max_bytes,
+            max_age: max_age?,
+        })
+    });
+    let tls: Option<TlsSettings> = match root.get("tls") {
+        None => None,
+        Some(_) => section(&mut p, &root, "tls").map(|t: TlsSettings| TlsSettings {
+            cert_file: base.join(t.cert_file),
+            key_file: base.join(t.key_file),
+        }),
+    };
 
     let mut sources = Vec::new();
     // Names declared, even of sources with errors, so one mistake is not reported twice.
@@ -379,7 +491,7 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Config, Con
                 if let Some(name) = item.get("name").and_then(Value::as_str) {
                     declared.push(name.to_owned());
                 }
-                if let Some(s) = source(&mut p, &base, registry, i, item) {
+                if let Some(s) = source(&mut p, &base, registry, i, item, secrets) {
                     sources.push(s);
                 }
             }
@@ -473,14 +585,18 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Config, Con
         templates_dir,
         trusted_proxies,
         sources,
+        store: store.expect("checked"),
+        tls,
     })
 }
 
-/// Header names refused in `headers:`: they authenticate requests, so a template (and so a
-/// session) must never see them.
-fn carries_credentials(name: &str) -> bool {
+/// Header names (lowercase) refused in `headers:` and never stored: they authenticate
+/// requests, so a template, a session or the store must never see them.
+pub fn carries_credentials(name: &str) -> bool {
     ["authorization", "proxy-authorization", "cookie"].contains(&name)
         || [
+            "auth",
+            "key",
             "token",
             "signature",
             "secret",
@@ -535,7 +651,14 @@ fn section<T: DeserializeOwned>(p: &mut Problems<'_>, root: &Mapping, key: &str)
     }
 }
 
-fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item: &Value) -> Option<Source> {
+fn source(
+    p: &mut Problems<'_>,
+    base: &Path,
+    registry: &Registry,
+    i: usize,
+    item: &Value,
+    read: Secrets,
+) -> Option<Source> {
     let at = |f: &str| format!("sources[{i}].{f}");
     let Value::Mapping(map) = item else {
         p.add(
@@ -728,8 +851,9 @@ fn source(p: &mut Problems<'_>, base: &Path, registry: &Registry, i: usize, item
         );
         ok = false;
     }
+    // Skipped, the adapter is built keyless and so fails closed.
     let mut secrets = Vec::new();
-    for (key, r) in refs {
+    for (key, r) in refs.into_iter().filter(|_| read == Secrets::Read) {
         match r.load(base) {
             Ok(s) => secrets.push(s),
             Err(e) => {

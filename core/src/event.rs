@@ -4,7 +4,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 /// One event on its way to the session(s).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Event {
     /// The configured source it came from.
     pub source: String,
@@ -14,6 +14,14 @@ pub struct Event {
     pub delivery_id: String,
     /// The notification, one line of JSON ending in `\n`.
     pub line: Vec<u8>,
+    /// When it arrived, Unix milliseconds.
+    pub received_ms: i64,
+    /// The raw request body, kept in the store for retrieval (empty for digests).
+    pub payload: Vec<u8>,
+    /// The request headers that carry no credentials, kept with the payload.
+    pub headers: Vec<(String, String)>,
+    /// Folded by storm control: stored for retrieval, named by a digest, never delivered alone.
+    pub folded: bool,
 }
 
 /// Attributes in the order given, serialised as a JSON object of strings.

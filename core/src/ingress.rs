@@ -115,47 +115,65 @@ async fn handle(
         query: parts.uri.query(),
         now: SystemTime::now(),
     };
-    match pipeline.ingest(source, &incoming) {
-        Ok(Outcome::Queued { delivery_id, reply }) => {
-            tracing::debug!(source = %name, %delivery_id, "queued");
+    let (outcome, receipt) = match pipeline.ingest(source, &incoming) {
+        Ok(x) => x,
+        Err(IngestError::Verify(e)) => {
+            tracing::info!(source = %name, reason = %e, "rejected: verification failed");
+            return status(StatusCode::UNAUTHORIZED, "unauthorized\n");
+        }
+        Err(e @ (IngestError::BadJson(_) | IngestError::Identify(_))) => {
+            tracing::info!(source = %name, error = %e, "rejected: bad request");
+            return status(StatusCode::BAD_REQUEST, "bad request\n");
+        }
+        Err(IngestError::Sink(e)) => return refused(name, e),
+    };
+    // The vendor hears 2xx only once the event is durable.
+    if let Err(e) = receipt.wait().await {
+        if let Outcome::Queued { delivery_id, .. } | Outcome::Folded { delivery_id } = &outcome {
+            pipeline.release(source, delivery_id);
+        }
+        return refused(name, e);
+    }
+    match outcome {
+        Outcome::Queued { delivery_id, reply } => {
+            tracing::debug!(source = %name, %delivery_id, "stored");
             match reply {
                 Some(reply) => replied(reply),
                 None => accepted(),
             }
         }
-        Ok(Outcome::Replied(reply)) => {
+        Outcome::Replied(reply) => {
             tracing::debug!(source = %name, "answered a vendor handshake");
             replied(reply)
         }
-        Ok(Outcome::Folded { delivery_id }) => {
+        Outcome::Folded { delivery_id } => {
             tracing::debug!(source = %name, %delivery_id, "folded by storm control into its group's digest");
             accepted()
         }
-        Ok(Outcome::Filtered { reason }) => {
+        Outcome::Filtered { reason } => {
             tracing::debug!(source = %name, %reason, "filtered out; not delivered");
             accepted()
         }
-        Ok(Outcome::Duplicate { delivery_id }) => {
+        Outcome::Duplicate { delivery_id } => {
             tracing::info!(source = %name, %delivery_id, "repeat of an accepted delivery; not delivered again");
             accepted()
         }
-        Ok(outcome) => {
+        outcome => {
             tracing::debug!(source = %name, ?outcome, "accepted, not delivered");
             accepted()
         }
-        Err(IngestError::Verify(e)) => {
-            tracing::info!(source = %name, reason = %e, "rejected: verification failed");
-            status(StatusCode::UNAUTHORIZED, "unauthorized\n")
-        }
-        Err(e @ (IngestError::BadJson(_) | IngestError::Identify(_))) => {
-            tracing::info!(source = %name, error = %e, "rejected: bad request");
-            status(StatusCode::BAD_REQUEST, "bad request\n")
-        }
-        Err(IngestError::Sink(SinkError::Full)) => {
-            tracing::warn!(source = %name, "queue full; asking the sender to retry");
+    }
+}
+
+/// 503 with Retry-After: the vendor retries, nothing was accepted.
+fn refused(source: &str, e: SinkError) -> Response {
+    match e {
+        SinkError::Full => {
+            tracing::warn!(%source, "store or queue full; asking the sender to retry");
             retry_later("queue full, retry later\n")
         }
-        Err(IngestError::Sink(SinkError::Closed)) => retry_later("shutting down\n"),
+        SinkError::Failed => retry_later("cannot store the event, retry later\n"),
+        SinkError::Closed => retry_later("shutting down\n"),
     }
 }
 

@@ -3,13 +3,14 @@
 //!
 //! The path of one webhook (see `ARCHITECTURE.md`):
 //! [`ingress`] (route, [`network`] allowlist, limits) → [`verify`] → [`adapter::Adapter::identify`]
-//! → [`replay`] (dedup by delivery id) → [`render`] → [`sanitize`] → [`sink::EventSink`] (queue,
-//! later the durable store)
+//! → [`replay`] (dedup by delivery id) → [`render`] → [`sanitize`] → [`sink::EventSink`] ([`store`]:
+//! committed before 2xx)
 //! → [`channel`] (one `notifications/claude/channel` line per event).
 
 pub mod adapter;
 pub mod channel;
 pub mod config;
+pub mod delivery;
 pub mod event;
 pub mod filter;
 pub mod ingress;
@@ -22,6 +23,7 @@ pub mod sanitize;
 pub mod schedule;
 pub mod secret;
 pub mod sink;
+pub mod store;
 pub mod storm;
 pub mod telemetry;
 pub mod verify;

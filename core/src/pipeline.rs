@@ -19,7 +19,7 @@ use crate::render::fields::Need;
 use crate::render::{EmbeddedTemplates, Facts, Templates};
 use crate::replay::{Claim, MemoryReplayGuard, ReplayGuard};
 use crate::sanitize;
-use crate::sink::{EventSink, SinkError};
+use crate::sink::{EventSink, Receipt, SinkError};
 use crate::storm::{Admit, Storm};
 use crate::verify::VerifyError;
 
@@ -202,6 +202,23 @@ impl Pipeline {
         self
     }
 
+    /// Re-claims the delivery ids the store accepted within the dedup window, so a vendor's
+    /// retry of something acknowledged before a restart is still recognised as a repeat.
+    pub fn seed_replay(
+        &self,
+        store: &dyn crate::store::Store,
+        now: SystemTime,
+    ) -> Result<usize, crate::store::StoreError> {
+        let window = Duration::from_secs(self.config.limits.dedup_window_secs);
+        let since =
+            crate::verify::timestamp::millis(now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH));
+        let seen = store.recent_deliveries(since)?;
+        for (source, id) in &seen {
+            self.replay.claim(source, id, now);
+        }
+        Ok(seen.len())
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
@@ -212,47 +229,71 @@ impl Pipeline {
         self.routes.get(path).copied()
     }
 
-    /// Runs one request through every step after routing.
-    pub fn ingest(&self, source: usize, incoming: &Incoming<'_>) -> Result<Outcome, IngestError> {
+    /// Runs one request through every step after routing. The vendor may be answered once
+    /// the receipt resolves (the event is durable); if it resolves with an error, call
+    /// [`Pipeline::release`] so the vendor's retry is delivered.
+    pub fn ingest(&self, source: usize, incoming: &Incoming<'_>) -> Result<(Outcome, Receipt), IngestError> {
+        self.ingest_inner(source, incoming)
+            .map(|(o, r)| (o, r.unwrap_or_else(Receipt::done)))
+    }
+
+    /// Forgets the dedup claim of a delivery whose commit failed.
+    pub fn release(&self, source: usize, delivery_id: &str) {
+        self.replay
+            .release(&self.config.sources[source].name, delivery_id);
+    }
+
+    fn ingest_inner(
+        &self,
+        source: usize,
+        incoming: &Incoming<'_>,
+    ) -> Result<(Outcome, Option<Receipt>), IngestError> {
         let src = &self.config.sources[source];
         let url = self.public_url(source, incoming.query);
         let req = self.request(incoming, url.as_deref());
         src.adapter.verifier().verify(&req)?;
         let (parsed, whole, identity) = match self.identify(source, &req)? {
             Named::Deliver(parsed, whole, identity) => (parsed, whole, identity),
-            Named::Acknowledge => return Ok(Outcome::Acknowledged),
-            Named::Reply(reply) => return Ok(Outcome::Replied(reply)),
+            Named::Acknowledge => return Ok((Outcome::Acknowledged, None)),
+            Named::Reply(reply) => return Ok((Outcome::Replied(reply), None)),
         };
         if let Verdict::Blocked(reason) = self.filter(source, &identity, &parsed) {
             self.filtered[source].fetch_add(1, Ordering::Relaxed);
-            return Ok(Outcome::Filtered { reason });
+            return Ok((Outcome::Filtered { reason }, None));
         }
         if !self.config.channel.enabled {
-            return Ok(Outcome::ChannelDisabled);
+            return Ok((Outcome::ChannelDisabled, None));
         }
         if !src.subscribed {
-            return Ok(Outcome::NotSubscribed);
+            return Ok((Outcome::NotSubscribed, None));
         }
         let delivery_id = identity.delivery_id.clone();
         if self.replay.claim(&src.name, &delivery_id, incoming.now) == Claim::Repeat {
-            return Ok(Outcome::Duplicate { delivery_id });
+            return Ok((Outcome::Duplicate { delivery_id }, None));
         }
         let group = self.storm.key(source, &src.name, &identity, &parsed);
-        let event = self.prepare(source, &identity, parsed, whole, incoming);
+        let mut event = self.prepare(source, &identity, parsed, whole, incoming);
+        let mut outcome = Outcome::Queued {
+            delivery_id: delivery_id.clone(),
+            reply: identity.reply,
+        };
         if let Some(group) = group {
             if self.storm.admit(source, group, &event, incoming.now) == Admit::Folded {
-                return Ok(Outcome::Folded { delivery_id });
+                // Stored all the same: the digest names it and it stays retrievable by id.
+                event.folded = true;
+                outcome = Outcome::Folded {
+                    delivery_id: delivery_id.clone(),
+                };
             }
         }
-        if let Err(e) = self.sink.submit(event) {
-            // Not queued, so not accepted: the vendor's retry must be delivered.
-            self.replay.release(&src.name, &delivery_id);
-            return Err(e.into());
+        match self.sink.submit(event) {
+            Ok(receipt) => Ok((outcome, Some(receipt))),
+            Err(e) => {
+                // Not queued, so not accepted: the vendor's retry must be delivered.
+                self.replay.release(&src.name, &delivery_id);
+                Err(e.into())
+            }
         }
-        Ok(Outcome::Queued {
-            delivery_id,
-            reply: identity.reply,
-        })
     }
 
     /// The source's filter verdict for an identified event.
@@ -300,13 +341,14 @@ impl Pipeline {
         while let Some(digest) = due.next() {
             // A clone, so a digest the queue refuses is kept: it is all that names its events.
             match self.sink.submit(digest.clone()) {
-                Ok(()) => sent += 1,
+                // Not awaited: nobody is waiting for a 2xx, and a failed commit is logged.
+                Ok(_receipt) => sent += 1,
                 Err(SinkError::Full) => {
                     tracing::warn!("queue full; storm digests wait for the next flush");
                     self.storm.retry(std::iter::once(digest).chain(due).collect());
                     break;
                 }
-                Err(SinkError::Closed) => break,
+                Err(SinkError::Closed | SinkError::Failed) => break,
             }
         }
         sent
@@ -319,13 +361,13 @@ impl Pipeline {
         payload: Value,
         delivery_id: &str,
         now: SystemTime,
-    ) -> Result<Outcome, IngestError> {
+    ) -> Result<(Outcome, Receipt), IngestError> {
         let src = &self.config.sources[source];
         if !self.config.channel.enabled {
-            return Ok(Outcome::ChannelDisabled);
+            return Ok((Outcome::ChannelDisabled, Receipt::done()));
         }
         if !src.subscribed {
-            return Ok(Outcome::NotSubscribed);
+            return Ok((Outcome::NotSubscribed, Receipt::done()));
         }
         let identity = Identity {
             event: "schedule".into(),
@@ -345,11 +387,14 @@ impl Pipeline {
             now,
         };
         let event = self.prepare(source, &identity, payload, true, &incoming);
-        self.sink.submit(event)?;
-        Ok(Outcome::Queued {
-            delivery_id: delivery_id.into(),
-            reply: None,
-        })
+        let receipt = self.sink.submit(event)?;
+        Ok((
+            Outcome::Queued {
+                delivery_id: delivery_id.into(),
+                reply: None,
+            },
+            receipt,
+        ))
     }
 
     /// The URL the vendor signed: the source's `public_url` plus the query as received.
@@ -513,6 +558,15 @@ impl Pipeline {
             event: event_name,
             delivery_id: identity.delivery_id.clone(),
             line: notification_line(&content, &meta),
+            received_ms: crate::verify::timestamp::millis(now),
+            payload: raw.to_vec(),
+            headers: incoming
+                .headers
+                .iter()
+                .filter(|(name, _)| !config::carries_credentials(name.as_str()))
+                .filter_map(|(name, v)| Some((name.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect(),
+            folded: false,
         }
     }
 }

@@ -248,7 +248,10 @@ pub async fn run(pipeline: Arc<Pipeline>, source: usize) {
         let at = SystemTime::now();
         let id = format!("{name}-{}", next.timestamp());
         match pipeline.ingest_scheduled(source, payload, &id, at) {
-            Ok(outcome) => tracing::debug!(schedule = %name, ?outcome, "scheduled event"),
+            Ok((outcome, receipt)) => match receipt.wait().await {
+                Ok(()) => tracing::debug!(schedule = %name, ?outcome, "scheduled event"),
+                Err(e) => tracing::warn!(schedule = %name, error = %e, "scheduled event not stored"),
+            },
             Err(e) => tracing::warn!(schedule = %name, error = %e, "scheduled event not queued"),
         }
     }

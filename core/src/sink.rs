@@ -1,45 +1,90 @@
 //! Where an accepted event goes before a session has it. The vendor gets 2xx only after
-//! [`EventSink::submit`] returned `Ok`. Today's sink is a bounded in-memory queue read by the
-//! local channel; the durable store (and the gateway's fan-out) implement the same trait.
+//! [`EventSink::submit`] returned `Ok` and its [`Receipt`] resolved: with the durable store
+//! ([`crate::store::StoreSink`]) that is after the event's group commit. The bounded in-memory
+//! queue here serves the one-shot commands and tests that need no store.
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use tokio::sync::oneshot;
 
 use crate::event::Event;
 
 /// Why an event could not be taken; ingress answers 503 with Retry-After.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SinkError {
-    /// The queue is full: the session is not keeping up. The vendor retries later.
+    /// The queue or store is full: sessions are not keeping up. The vendor retries later.
     #[error("queue full")]
     Full,
     /// The consumer is gone (shutting down).
     #[error("shutting down")]
     Closed,
+    /// The store could not commit it (logged where it happened).
+    #[error("store failure")]
+    Failed,
+}
+
+/// Resolves once a submitted event is durable (at once for the in-memory queue).
+#[derive(Debug)]
+#[must_use = "the vendor may be answered only once the receipt resolves"]
+pub struct Receipt(Option<oneshot::Receiver<Result<u64, SinkError>>>);
+
+impl Receipt {
+    /// Already durable (or nothing to wait for).
+    pub fn done() -> Self {
+        Receipt(None)
+    }
+
+    /// Durable when `rx` yields.
+    pub fn pending(rx: oneshot::Receiver<Result<u64, SinkError>>) -> Self {
+        Receipt(Some(rx))
+    }
+
+    /// Waits for the commit.
+    pub async fn wait(self) -> Result<(), SinkError> {
+        match self.0 {
+            None => Ok(()),
+            Some(rx) => match rx.await {
+                Ok(r) => r.map(|_| ()),
+                Err(_) => Err(SinkError::Closed),
+            },
+        }
+    }
+
+    /// Waits for the commit from outside the runtime (schedules, flushers on threads).
+    pub fn wait_blocking(self) -> Result<(), SinkError> {
+        match self.0 {
+            None => Ok(()),
+            Some(rx) => match rx.blocking_recv() {
+                Ok(r) => r.map(|_| ()),
+                Err(_) => Err(SinkError::Closed),
+            },
+        }
+    }
 }
 
 /// Takes accepted events. Must not block: it runs on the request path.
 pub trait EventSink: Send + Sync + 'static {
     /// Queues one event, or says why not.
-    fn submit(&self, event: Event) -> Result<(), SinkError>;
+    fn submit(&self, event: Event) -> Result<Receipt, SinkError>;
 }
 
-/// A bounded in-memory queue between ingress and the local channel writer.
+/// A bounded in-memory queue (no durability): for the one-shot commands and tests.
 #[derive(Debug, Clone)]
 pub struct MemoryQueue {
     tx: Sender<Event>,
 }
 
-/// A queue of `capacity` events and the receiving end for the channel writer.
+/// A queue of `capacity` events and its receiving end.
 pub fn memory_queue(capacity: usize) -> (MemoryQueue, Receiver<Event>) {
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     (MemoryQueue { tx }, rx)
 }
 
 impl EventSink for MemoryQueue {
-    fn submit(&self, event: Event) -> Result<(), SinkError> {
+    fn submit(&self, event: Event) -> Result<Receipt, SinkError> {
         self.tx.try_send(event).map_err(|e| match e {
             TrySendError::Full(_) => SinkError::Full,
             TrySendError::Disconnected(_) => SinkError::Closed,
-        })
+        })?;
+        Ok(Receipt::done())
     }
 }

@@ -319,6 +319,8 @@ fn digest(c: &Closed, source: &str, now: SystemTime, max_bytes: usize) -> Event 
         event: "digest".into(),
         delivery_id,
         line: notification_line(&content, &meta),
+        received_ms: at,
+        ..Event::default()
     }
 }
 
@@ -333,6 +335,7 @@ mod tests {
             event: "alert.triggered".into(),
             delivery_id: id.into(),
             line: notification_line(text, &[]),
+            ..Event::default()
         }
     }
 

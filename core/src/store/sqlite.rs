@@ -1,0 +1,1039 @@
+//! The embedded store: one SQLite file in WAL mode (rusqlite, SQLite compiled in).
+//!
+//! - **Group commit.** Appends and acknowledgements go to one writer thread, which takes
+//!   whatever is queued (up to [`GROUP`]), writes it in one transaction and commits once; each
+//!   request's receipt resolves after that commit. With `sync: full` the commit is fsynced, so
+//!   a 2xx survives power loss; with `sync: normal` it survives a process crash.
+//! - **Recent events in memory.** Committed events are also kept in a bounded ring, so live
+//!   sessions read them without touching the file; a session that is behind reads from SQLite.
+//! - **Other writers.** `hookwire replay` and `hookwire token` write the same file from another
+//!   process; the writer notices through `PRAGMA data_version` and moves the head.
+//! - **Limits.** Stored bytes over `max_bytes` first evict events every subscriber has
+//!   acknowledged; what is still waiting for a session is never evicted for size, so appends
+//!   are refused ([`StoreError::Full`], 503) until sessions catch up. Age (`max_age`) is the
+//!   one bound on how long an event waits for a session that never returns.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::oneshot;
+
+use super::token::{self, NewToken, Token, TokenSecret, TokenStore};
+use super::{Batch, Cursor, ListQuery, Record, Store, StoreError, Stored, Subscription};
+use crate::event::Event;
+use crate::sink::{Receipt, SinkError};
+use crate::verify::timestamp::millis;
+
+/// Most operations in one transaction.
+const GROUP: usize = 1024;
+/// Rows read from SQLite per catch-up page.
+const PAGE: usize = 512;
+/// How often an idle writer looks for other processes' commits and runs retention.
+const TICK: Duration = Duration::from_millis(200);
+/// How often retention by age runs.
+const AGE_EVERY: Duration = Duration::from_secs(30);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    source      TEXT    NOT NULL,
+    event       TEXT    NOT NULL,
+    delivery_id TEXT    NOT NULL,
+    received_ms INTEGER NOT NULL,
+    line        BLOB    NOT NULL,
+    payload     BLOB    NOT NULL,
+    headers     TEXT    NOT NULL,
+    folded      INTEGER NOT NULL DEFAULT 0,
+    target      TEXT,
+    replay_of   INTEGER,
+    size        INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_delivery ON events (source, delivery_id);
+CREATE INDEX IF NOT EXISTS events_received ON events (received_ms);
+CREATE TABLE IF NOT EXISTS subscribers (
+    name  TEXT PRIMARY KEY,
+    acked INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    name        TEXT PRIMARY KEY,
+    hash        BLOB NOT NULL UNIQUE,
+    sources     TEXT NOT NULL,
+    permissions TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER,
+    revoked_ms  INTEGER
+);
+PRAGMA user_version = 1;
+";
+
+/// How hard a commit is pushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// fsync at every group commit: a 2xx survives power loss.
+    Full,
+    /// fsync at checkpoints only: a 2xx survives a process crash, not power loss.
+    Normal,
+}
+
+/// How the store is opened.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The database file.
+    pub path: PathBuf,
+    /// Commit durability.
+    pub sync: SyncMode,
+    /// Stored bytes (lines, payloads, headers) beyond which acknowledged events are evicted
+    /// and, when nothing can be, appends refused.
+    pub max_bytes: u64,
+    /// Events older than this are deleted, delivered or not.
+    pub max_age: Duration,
+    /// Appends waiting for the writer at most; beyond, refused (503).
+    pub queue: usize,
+    /// Bytes of recent events kept in memory for live sessions.
+    pub ring_bytes: usize,
+}
+
+impl StoreOptions {
+    /// Defaults for a database at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        StoreOptions {
+            path: path.into(),
+            sync: SyncMode::Full,
+            max_bytes: 1 << 30,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            queue: 4096,
+            ring_bytes: 32 << 20,
+        }
+    }
+}
+
+enum Op {
+    Append(Event, oneshot::Sender<Result<u64, SinkError>>),
+    Ack(String, u64),
+    Stop,
+}
+
+/// Recent committed events: all seqs in `(floor, floor + events.len()]`.
+struct Ring {
+    floor: u64,
+    events: VecDeque<Arc<Stored>>,
+    bytes: usize,
+}
+
+struct Shared {
+    head: AtomicU64,
+    ring: Mutex<Ring>,
+    wakers: Mutex<Vec<Sender<()>>>,
+    watch: tokio::sync::watch::Sender<u64>,
+    bytes: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn wake(&self, head: u64) {
+        self.wakers
+            .lock()
+            .expect("wakers poisoned")
+            .retain(|w| !matches!(w.try_send(()), Err(TrySendError::Disconnected(_))));
+        self.watch.send_replace(head);
+    }
+}
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+    tx: Sender<Op>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// For reads, token administration and `replay`; the writer thread has its own.
+    side: Arc<Mutex<Connection>>,
+    tokens: SqliteTokens,
+    path: PathBuf,
+    max_bytes: u64,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_conn(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::Db(format!("cannot open the store at {}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Db(format!(
+            "{}: the store needs WAL mode, SQLite kept `{mode}` (is it on a network file system?)",
+            path.display()
+        )));
+    }
+    conn.execute_batch(match sync {
+        SyncMode::Full => "PRAGMA synchronous = FULL;",
+        SyncMode::Normal => "PRAGMA synchronous = NORMAL;",
+    })?;
+    Ok(conn)
+}
+
+fn to_u64(v: i64) -> u64 {
+    v.max(0) as u64
+}
+
+fn stored_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
+    Ok(Stored {
+        seq: to_u64(r.get(0)?),
+        source: r.get(1)?,
+        event: r.get(2)?,
+        delivery_id: r.get(3)?,
+        received_ms: r.get(4)?,
+        line: r.get(5)?,
+        folded: r.get::<_, i64>(6)? != 0,
+        target: r.get(7)?,
+    })
+}
+
+const STORED_COLUMNS: &str = "seq, source, event, delivery_id, received_ms, line, folded, target";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store and starts its writer thread.
+    pub fn open(opts: StoreOptions) -> Result<Arc<Self>, StoreError> {
+        if let Some(dir) = opts.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Db(format!("cannot create the store's folder {}: {e}", dir.display()))
+            })?;
+        }
+        let conn = open_conn(&opts.path, opts.sync)?;
+        conn.execute_batch(SCHEMA)?;
+        let head: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
+        // AUTOINCREMENT remembers seqs of deleted rows too; the head must never go back.
+        let seq_floor: i64 = conn
+            .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'events'", [], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or(0);
+        let head = to_u64(head.max(seq_floor));
+        let bytes: i64 = conn.query_row("SELECT coalesce(sum(size), 0) FROM events", [], |r| r.get(0))?;
+        let side = Arc::new(Mutex::new(open_conn(&opts.path, opts.sync)?));
+        let (watch, _) = tokio::sync::watch::channel(head);
+        let shared = Arc::new(Shared {
+            head: AtomicU64::new(head),
+            ring: Mutex::new(Ring {
+                floor: head,
+                events: VecDeque::new(),
+                bytes: 0,
+            }),
+            wakers: Mutex::new(Vec::new()),
+            watch,
+            bytes: AtomicU64::new(to_u64(bytes)),
+            closed: AtomicBool::new(false),
+        });
+        let (tx, rx) = crossbeam_channel::bounded(opts.queue.max(1));
+        let writer = {
+            let shared = shared.clone();
+            let opts = opts.clone();
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || Writer::new(conn, shared, opts).run(rx))
+                .map_err(|e| StoreError::Db(format!("cannot start the store writer: {e}")))?
+        };
+        tracing::info!(path = %opts.path.display(), head, "store open");
+        Ok(Arc::new(SqliteStore {
+            shared,
+            tx,
+            writer: Mutex::new(Some(writer)),
+            tokens: SqliteTokens { side: side.clone() },
+            side,
+            path: opts.path,
+            max_bytes: opts.max_bytes,
+        }))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn side(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.side.lock().expect("store connection poisoned")
+    }
+
+    /// Bytes currently stored.
+    pub fn stored_bytes(&self) -> u64 {
+        self.shared.bytes.load(Ordering::Relaxed)
+    }
+}
+
+impl Store for SqliteStore {
+    fn append(&self, event: Event) -> Result<Receipt, StoreError> {
+        if self.shared.closed.load(Ordering::Relaxed) {
+            return Err(StoreError::Closed);
+        }
+        if self.shared.bytes.load(Ordering::Relaxed) >= self.max_bytes {
+            return Err(StoreError::Full);
+        }
+        let (done, rx) = oneshot::channel();
+        match self.tx.try_send(Op::Append(event, done)) {
+            Ok(()) => Ok(Receipt::pending(rx)),
+            Err(TrySendError::Full(_)) => Err(StoreError::Full),
+            Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+        }
+    }
+
+    fn read_after(&self, sub: &Subscription, after: u64, max: usize) -> Result<Batch, StoreError> {
+        let mut batch = Batch {
+            events: Vec::new(),
+            through: after,
+        };
+        {
+            let ring = self.shared.ring.lock().expect("ring poisoned");
+            if after >= ring.floor {
+                let skip = (after - ring.floor) as usize;
+                for e in ring.events.iter().skip(skip) {
+                    if batch.events.len() >= max {
+                        break;
+                    }
+                    if sub.wants(e) {
+                        batch.events.push(e.clone());
+                    }
+                    batch.through = e.seq;
+                }
+                return Ok(batch);
+            }
+        }
+        let conn = self.side();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {STORED_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![after as i64, PAGE as i64], stored_from_row)?;
+        for row in rows {
+            let e = row?;
+            if batch.events.len() >= max {
+                break;
+            }
+            batch.through = e.seq;
+            if sub.wants(&e) {
+                batch.events.push(Arc::new(e));
+            }
+        }
+        Ok(batch)
+    }
+
+    fn head(&self) -> u64 {
+        self.shared.head.load(Ordering::Acquire)
+    }
+
+    fn wake(&self) -> Receiver<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.shared.wakers.lock().expect("wakers poisoned").push(tx);
+        rx
+    }
+
+    fn ack(&self, subscriber: &str, seq: u64) {
+        // Blocking is fine: acks come from session tasks, never the request path, and a lost
+        // ack only means a re-delivery the channel process suppresses.
+        let _ = self.tx.send(Op::Ack(subscriber.to_owned(), seq));
+    }
+
+    fn cursor(&self, subscriber: &str, start: u64) -> Result<u64, StoreError> {
+        let conn = self.side();
+        conn.execute(
+            "INSERT OR IGNORE INTO subscribers (name, acked) VALUES (?1, ?2)",
+            params![subscriber, start as i64],
+        )?;
+        let acked: i64 = conn.query_row(
+            "SELECT acked FROM subscribers WHERE name = ?1",
+            [subscriber],
+            |r| r.get(0),
+        )?;
+        Ok(to_u64(acked))
+    }
+
+    fn recent_deliveries(&self, since_ms: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.side();
+        let mut stmt = conn.prepare(
+            "SELECT source, delivery_id FROM events WHERE received_ms >= ?1 AND replay_of IS NULL ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        let conn = self.side();
+        let cols = format!("{STORED_COLUMNS}, payload, headers, replay_of");
+        let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Record> {
+            let headers: String = r.get(9)?;
+            Ok(Record {
+                stored: stored_from_row(r)?,
+                payload: r.get(8)?,
+                headers: serde_json::from_str(&headers).unwrap_or_default(),
+                replay_of: r.get::<_, Option<i64>>(10)?.map(to_u64),
+            })
+        };
+        let by_seq = id
+            .strip_prefix("evt_")
+            .unwrap_or(id)
+            .parse::<i64>()
+            .ok()
+            .map(|seq| {
+                conn.query_row(&format!("SELECT {cols} FROM events WHERE seq = ?1"), [seq], row)
+                    .optional()
+            })
+            .transpose()?
+            .flatten();
+        if by_seq.is_some() {
+            return Ok(by_seq);
+        }
+        Ok(conn
+            .query_row(
+                &format!("SELECT {cols} FROM events WHERE delivery_id = ?1 ORDER BY seq DESC LIMIT 1"),
+                [id],
+                row,
+            )
+            .optional()?)
+    }
+
+    fn list(&self, q: &ListQuery) -> Result<Vec<Stored>, StoreError> {
+        let conn = self.side();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {STORED_COLUMNS} FROM events
+             WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR received_ms >= ?2)
+             ORDER BY seq DESC LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(
+            params![q.source, q.since_ms, q.limit.max(1) as i64],
+            stored_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn replay_origins(&self, seqs: &[u64]) -> Result<HashMap<u64, u64>, StoreError> {
+        let conn = self.side();
+        let mut origins = HashMap::new();
+        // Point lookups by primary key, a bounded number of parameters per statement.
+        for chunk in seqs.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let mut stmt = conn.prepare(&format!(
+                "SELECT seq, replay_of FROM events WHERE seq IN ({marks}) AND replay_of IS NOT NULL"
+            ))?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(chunk.iter().map(|&s| s as i64)), |r| {
+                Ok((to_u64(r.get(0)?), to_u64(r.get(1)?)))
+            })?;
+            for row in rows {
+                let (seq, of) = row?;
+                origins.insert(seq, of);
+            }
+        }
+        Ok(origins)
+    }
+
+    fn replay(&self, source: &str, since_ms: Option<i64>, target: Option<&str>) -> Result<usize, StoreError> {
+        let conn = self.side();
+        let n = conn.execute(
+            "INSERT INTO events (source, event, delivery_id, received_ms, line, payload, headers, folded, target, replay_of, size)
+             SELECT source, event, delivery_id, received_ms, line, payload, headers, 0, ?3, seq, size
+             FROM events
+             WHERE source = ?1 AND (?2 IS NULL OR received_ms >= ?2) AND folded = 0 AND replay_of IS NULL
+             ORDER BY seq",
+            params![source, since_ms, target],
+        )?;
+        Ok(n)
+    }
+
+    fn cursors(&self) -> Result<Vec<Cursor>, StoreError> {
+        let conn = self.side();
+        let mut stmt = conn.prepare("SELECT name, acked FROM subscribers ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Cursor {
+                name: r.get(0)?,
+                acked: to_u64(r.get(1)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn tokens(&self) -> &dyn TokenStore {
+        &self.tokens
+    }
+
+    fn close(&self, limit: Duration) {
+        self.shared.closed.store(true, Ordering::Relaxed);
+        let _ = self.tx.send_timeout(Op::Stop, limit);
+        let deadline = Instant::now() + limit;
+        let handle = self.writer.lock().expect("writer poisoned").take();
+        if let Some(h) = handle {
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            } else {
+                tracing::warn!("store writer did not stop in time");
+            }
+        }
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    shared: Arc<Shared>,
+    opts: StoreOptions,
+    data_version: i64,
+    last_age_check: Instant,
+}
+
+impl Writer {
+    fn new(conn: Connection, shared: Arc<Shared>, opts: StoreOptions) -> Self {
+        let data_version = conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .unwrap_or(0);
+        Writer {
+            conn,
+            shared,
+            opts,
+            data_version,
+            last_age_check: Instant::now(),
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Op>) {
+        let mut ops = Vec::with_capacity(GROUP);
+        loop {
+            match rx.recv_timeout(TICK) {
+                Ok(op) => ops.push(op),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.idle();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            ops.extend(rx.try_iter().take(GROUP - 1));
+            let stop = ops.iter().any(|o| matches!(o, Op::Stop));
+            self.commit(std::mem::take(&mut ops));
+            if stop {
+                // Whatever raced in behind the stop is committed too: it may have a receipt.
+                let rest: Vec<Op> = rx.try_iter().collect();
+                if !rest.is_empty() {
+                    self.commit(rest);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Picks up other processes' commits; runs retention.
+    fn idle(&mut self) {
+        let version: i64 = match self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "store: cannot read data_version");
+                return;
+            }
+        };
+        if version != self.data_version {
+            self.data_version = version;
+            if let Ok(head) = self
+                .conn
+                .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            {
+                let head = to_u64(head);
+                if head > self.shared.head.load(Ordering::Acquire) {
+                    let mut ring = self.shared.ring.lock().expect("ring poisoned");
+                    ring.events.clear();
+                    ring.bytes = 0;
+                    ring.floor = head;
+                    self.shared.head.store(head, Ordering::Release);
+                    drop(ring);
+                    self.refresh_bytes();
+                    self.shared.wake(head);
+                }
+            }
+        }
+        if self.last_age_check.elapsed() >= AGE_EVERY
+            || self.shared.bytes.load(Ordering::Relaxed) >= self.opts.max_bytes
+        {
+            self.retention();
+        }
+    }
+
+    fn refresh_bytes(&self) {
+        if let Ok(b) = self
+            .conn
+            .query_row("SELECT coalesce(sum(size), 0) FROM events", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        {
+            self.shared.bytes.store(to_u64(b), Ordering::Relaxed);
+        }
+    }
+
+    fn commit(&mut self, ops: Vec<Op>) {
+        let mut appended: Vec<(Arc<Stored>, u64, oneshot::Sender<Result<u64, SinkError>>)> = Vec::new();
+        let mut acks: HashMap<String, u64> = HashMap::new();
+        let result = (|| -> Result<(), rusqlite::Error> {
+            let tx = self.conn.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO events (source, event, delivery_id, received_ms, line, payload, headers, folded, size)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for op in ops {
+                    match op {
+                        Op::Append(e, done) => {
+                            let headers = serde_json::to_string(&e.headers).unwrap_or_else(|_| "[]".into());
+                            let size = (e.line.len() + e.payload.len() + headers.len()) as u64;
+                            insert.execute(params![
+                                e.source,
+                                e.event,
+                                e.delivery_id,
+                                e.received_ms,
+                                e.line,
+                                e.payload,
+                                headers,
+                                e.folded as i64,
+                                size as i64
+                            ])?;
+                            let seq = to_u64(tx.last_insert_rowid());
+                            let stored = Stored {
+                                seq,
+                                source: e.source,
+                                event: e.event,
+                                delivery_id: e.delivery_id,
+                                received_ms: e.received_ms,
+                                line: e.line,
+                                folded: e.folded,
+                                target: None,
+                            };
+                            appended.push((Arc::new(stored), size, done));
+                        }
+                        Op::Ack(name, seq) => {
+                            let a = acks.entry(name).or_default();
+                            *a = (*a).max(seq);
+                        }
+                        Op::Stop => {}
+                    }
+                }
+                let mut ack = tx.prepare_cached(
+                    "INSERT INTO subscribers (name, acked) VALUES (?1, ?2)
+                     ON CONFLICT (name) DO UPDATE SET acked = max(acked, excluded.acked)",
+                )?;
+                for (name, seq) in &acks {
+                    ack.execute(params![name, *seq as i64])?;
+                }
+            }
+            tx.commit()
+        })();
+        if let Err(e) = result {
+            tracing::error!(error = %e, path = %self.opts.path.display(), "store commit failed; refusing the events it held");
+            for (_, _, done) in appended {
+                let _ = done.send(Err(SinkError::Failed));
+            }
+            return;
+        }
+        if appended.is_empty() {
+            return;
+        }
+        let added: u64 = appended.iter().map(|(_, size, _)| size).sum();
+        self.shared.bytes.fetch_add(added, Ordering::Relaxed);
+        let head = {
+            let mut ring = self.shared.ring.lock().expect("ring poisoned");
+            let first = appended[0].0.seq;
+            let head = self.shared.head.load(Ordering::Acquire);
+            if first != head + 1 {
+                // Another process committed in between: those rows are only in the file.
+                ring.events.clear();
+                ring.bytes = 0;
+                ring.floor = first - 1;
+            }
+            for (e, _, _) in &appended {
+                ring.bytes += e.line.len() + 64;
+                ring.events.push_back(e.clone());
+            }
+            while ring.bytes > self.opts.ring_bytes {
+                let Some(old) = ring.events.pop_front() else { break };
+                ring.bytes -= old.line.len() + 64;
+                ring.floor = old.seq;
+            }
+            let last = appended.last().expect("non-empty").0.seq;
+            self.shared.head.store(last, Ordering::Release);
+            last
+        };
+        // Our own commit moved data_version for other connections only; nothing to re-read.
+        for (e, _, done) in appended {
+            let _ = done.send(Ok(e.seq));
+        }
+        self.shared.wake(head);
+        if self.shared.bytes.load(Ordering::Relaxed) >= self.opts.max_bytes {
+            self.retention();
+        }
+    }
+
+    /// Deletes events past `max_age`, and, while over `max_bytes`, the oldest events every
+    /// subscriber has acknowledged.
+    fn retention(&mut self) {
+        self.last_age_check = Instant::now();
+        let now = millis(SystemTime::now());
+        let cutoff = now - self.opts.max_age.as_millis().min(i64::MAX as u128) as i64;
+        match self
+            .conn
+            .execute("DELETE FROM events WHERE received_ms < ?1", [cutoff])
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                deleted = n,
+                "store: events past store.max_age deleted, delivered or not"
+            ),
+            Err(e) => tracing::warn!(error = %e, "store: age retention failed"),
+        }
+        self.refresh_bytes();
+        if self.shared.bytes.load(Ordering::Relaxed) < self.opts.max_bytes {
+            return;
+        }
+        let head = self.shared.head.load(Ordering::Acquire) as i64;
+        let floor: i64 = self
+            .conn
+            .query_row(
+                "SELECT coalesce(min(s.acked), ?1) FROM subscribers s
+                 LEFT JOIN tokens t ON t.name = s.name
+                 WHERE s.name = 'local' OR (t.revoked_ms IS NULL AND (t.expires_ms IS NULL OR t.expires_ms > ?2))",
+                params![head, now],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        // Down to 90%, so eviction does not run on every append at the edge.
+        let target = self.opts.max_bytes / 10 * 9;
+        let over = self.shared.bytes.load(Ordering::Relaxed).saturating_sub(target) as i64;
+        let deleted = self.conn.execute(
+            "DELETE FROM events WHERE seq IN (
+                 SELECT seq FROM (
+                     SELECT seq, size, sum(size) OVER (ORDER BY seq) AS running
+                     FROM events WHERE seq <= ?1
+                 ) WHERE running - size < ?2
+             )",
+            params![floor, over],
+        );
+        match deleted {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(evicted = n, "store: acknowledged events evicted for space"),
+            Err(e) => tracing::warn!(error = %e, "store: size retention failed"),
+        }
+        self.refresh_bytes();
+        if self.shared.bytes.load(Ordering::Relaxed) >= self.opts.max_bytes {
+            tracing::warn!(
+                max_bytes = self.opts.max_bytes,
+                "store full of events sessions have not acknowledged; refusing webhooks (503) until they catch up"
+            );
+        }
+    }
+}
+
+struct SqliteTokens {
+    side: Arc<Mutex<Connection>>,
+}
+
+fn split(s: String) -> Vec<String> {
+    s.split(',')
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
+    Ok(Token {
+        name: r.get(0)?,
+        sources: split(r.get(1)?),
+        permissions: split(r.get(2)?),
+        created_ms: r.get(3)?,
+        expires_ms: r.get(4)?,
+        revoked_ms: r.get(5)?,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "name, sources, permissions, created_ms, expires_ms, revoked_ms";
+
+impl TokenStore for SqliteTokens {
+    fn create(&self, new: &NewToken, now_ms: i64) -> Result<TokenSecret, StoreError> {
+        let secret = token::generate();
+        let mut conn = self.side.lock().expect("store connection poisoned");
+        let tx = conn.transaction()?;
+        let exists: bool = tx
+            .query_row("SELECT 1 FROM tokens WHERE name = ?1", [&new.name], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if exists {
+            return Err(StoreError::Invalid(format!(
+                "a token named `{}` exists; revoke it first or pick another name",
+                new.name
+            )));
+        }
+        tx.execute(
+            &format!("INSERT INTO tokens ({TOKEN_COLUMNS}, hash) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)"),
+            params![
+                new.name,
+                new.sources.join(","),
+                new.permissions.join(","),
+                now_ms,
+                new.expires_ms,
+                token::hash(&secret.0)
+            ],
+        )?;
+        // The subscriber starts at the head: it receives what arrives from now on.
+        tx.execute(
+            "INSERT INTO subscribers (name, acked)
+             VALUES (?1, (SELECT coalesce(max(seq), 0) FROM events))
+             ON CONFLICT (name) DO UPDATE SET acked = excluded.acked",
+            [&new.name],
+        )?;
+        tx.commit()?;
+        Ok(secret)
+    }
+
+    fn list(&self) -> Result<Vec<Token>, StoreError> {
+        let conn = self.side.lock().expect("store connection poisoned");
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_ms DESC, name"
+        ))?;
+        let rows = stmt.query_map([], token_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn revoke(&self, name: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let conn = self.side.lock().expect("store connection poisoned");
+        let n = conn.execute(
+            "UPDATE tokens SET revoked_ms = ?2 WHERE name = ?1 AND revoked_ms IS NULL",
+            params![name, now_ms],
+        )?;
+        // Its events no longer wait for it.
+        conn.execute("DELETE FROM subscribers WHERE name = ?1", [name])?;
+        Ok(n > 0)
+    }
+
+    fn find(&self, secret: &str) -> Result<Option<Token>, StoreError> {
+        let conn = self.side.lock().expect("store connection poisoned");
+        Ok(conn
+            .query_row(
+                &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"),
+                [token::hash(secret)],
+                token_from_row,
+            )
+            .optional()?)
+    }
+
+    fn get(&self, name: &str) -> Result<Option<Token>, StoreError> {
+        let conn = self.side.lock().expect("store connection poisoned");
+        Ok(conn
+            .query_row(
+                &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE name = ?1"),
+                [name],
+                token_from_row,
+            )
+            .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(source: &str, id: &str) -> Event {
+        Event {
+            source: source.into(),
+            event: "e".into(),
+            delivery_id: id.into(),
+            line: format!("{{\"id\":\"{id}\"}}\n").into_bytes(),
+            received_ms: millis(SystemTime::now()),
+            payload: b"{}".to_vec(),
+            headers: vec![("x-github-event".into(), "push".into())],
+            folded: false,
+        }
+    }
+
+    fn sub(sources: &[&str]) -> Subscription {
+        Subscription {
+            name: "local".into(),
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn append(store: &SqliteStore, e: Event) -> u64 {
+        store.append(e).unwrap().wait_blocking().unwrap();
+        store.head()
+    }
+
+    #[test]
+    fn appends_survive_reopen_and_are_read_in_order_per_subscription() {
+        let dir = tempdir();
+        let path = dir.join("s.db");
+        {
+            let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
+            assert_eq!(append(&store, event("github", "a")), 1);
+            assert_eq!(append(&store, event("datadog", "b")), 2);
+            assert_eq!(append(&store, event("github", "c")), 3);
+            let b = store.read_after(&sub(&["github"]), 0, 10).unwrap();
+            let ids: Vec<_> = b.events.iter().map(|e| e.delivery_id.as_str()).collect();
+            assert_eq!(ids, ["a", "c"]);
+            assert_eq!(b.through, 3);
+            store.ack("local", 1);
+            store.close(Duration::from_secs(5));
+        }
+        let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
+        assert_eq!(store.head(), 3);
+        assert_eq!(store.cursor("local", 0).unwrap(), 1, "the ack was committed");
+        // From the file now (the ring is empty after a restart).
+        let b = store.read_after(&sub(&["github", "datadog"]), 1, 10).unwrap();
+        let ids: Vec<_> = b.events.iter().map(|e| e.delivery_id.as_str()).collect();
+        assert_eq!(ids, ["b", "c"]);
+        assert_eq!(append(&store, event("github", "d")), 4, "seqs continue");
+        let rec = store.get("4").unwrap().unwrap();
+        assert_eq!(
+            rec.headers,
+            vec![("x-github-event".to_string(), "push".to_string())]
+        );
+        assert_eq!(store.get("c").unwrap().unwrap().stored.seq, 3, "by delivery id");
+        assert_eq!(store.recent_deliveries(0).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn folded_and_targeted_events_reach_only_whom_they_should() {
+        let dir = tempdir();
+        let store = SqliteStore::open(StoreOptions::new(dir.join("s.db"))).unwrap();
+        let mut folded = event("github", "f");
+        folded.folded = true;
+        append(&store, folded);
+        append(&store, event("github", "g"));
+        assert_eq!(
+            store.replay("github", None, Some("alice")).unwrap(),
+            1,
+            "folded ones are not replayed"
+        );
+        // Another connection wrote: the writer notices on its next tick.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.head() < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(store.head(), 3);
+        let alice = Subscription {
+            name: "alice".into(),
+            sources: vec!["github".into()],
+        };
+        let ids = |s: &Subscription| -> Vec<u64> {
+            store
+                .read_after(s, 0, 10)
+                .unwrap()
+                .events
+                .iter()
+                .map(|e| e.seq)
+                .collect()
+        };
+        assert_eq!(ids(&alice), [2, 3]);
+        assert_eq!(ids(&sub(&["github"])), [2], "the replay was for alice only");
+        assert_eq!(store.replay_origins(&[1, 2, 3]).unwrap(), HashMap::from([(3, 2)]));
+        assert_eq!(store.get("3").unwrap().unwrap().replay_of, Some(2));
+    }
+
+    #[test]
+    fn full_store_refuses_until_acknowledged_events_can_go() {
+        let dir = tempdir();
+        let mut opts = StoreOptions::new(dir.join("s.db"));
+        opts.max_bytes = 2000;
+        let store = SqliteStore::open(opts).unwrap();
+        store.cursor("local", 0).unwrap();
+        let mut accepted = 0;
+        for i in 0..100 {
+            match store.append(event("github", &i.to_string())) {
+                Ok(r) => {
+                    r.wait_blocking().unwrap();
+                    accepted += 1;
+                }
+                Err(StoreError::Full) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(accepted > 0 && accepted < 100, "accepted {accepted}");
+        assert!(matches!(
+            store.append(event("github", "x")),
+            Err(StoreError::Full)
+        ));
+        // Nothing unacknowledged was evicted.
+        assert_eq!(
+            store.read_after(&sub(&["github"]), 0, 1000).unwrap().events.len(),
+            accepted
+        );
+        store.ack("local", store.head());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.stored_bytes() >= 2000 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            store.append(event("github", "y")).is_ok(),
+            "space again once acknowledged"
+        );
+    }
+
+    #[test]
+    fn tokens_store_only_a_hash_and_report_status() {
+        let dir = tempdir();
+        let store = SqliteStore::open(StoreOptions::new(dir.join("s.db"))).unwrap();
+        append(&store, event("github", "before"));
+        let t = store.tokens();
+        let secret = t
+            .create(
+                &NewToken {
+                    name: "alice".into(),
+                    sources: vec!["github".into()],
+                    permissions: vec!["read-events".into()],
+                    expires_ms: None,
+                },
+                1,
+            )
+            .unwrap();
+        assert!(t
+            .create(
+                &NewToken {
+                    name: "alice".into(),
+                    sources: vec![],
+                    permissions: vec![],
+                    expires_ms: None
+                },
+                1
+            )
+            .is_err());
+        let found = t.find(&secret.0).unwrap().unwrap();
+        assert_eq!(found.sources, ["github"]);
+        assert!(t.find("hwt_wrong").unwrap().is_none());
+        assert_eq!(store.cursor("alice", 0).unwrap(), 1, "starts at the head");
+        let raw = std::fs::read(dir.join("s.db")).unwrap();
+        assert!(
+            !raw.windows(secret.0.len()).any(|w| w == secret.0.as_bytes()),
+            "secret not in the file"
+        );
+        assert!(t.revoke("alice", 5).unwrap());
+        assert_eq!(
+            t.get("alice").unwrap().unwrap().status(6),
+            token::TokenStatus::Revoked
+        );
+    }
+
+    fn tempdir() -> PathBuf {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "hookwire-store-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
