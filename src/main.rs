@@ -20,8 +20,10 @@ use hookwire_core::{delivery, ingress, instructions, sink, telemetry};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod admin;
 mod explain;
 mod send;
+mod serve;
 
 mod templates {
     include!(concat!(env!("OUT_DIR"), "/templates.rs"));
@@ -46,6 +48,28 @@ enum Command {
         #[arg(long, env = "HOOKWIRE_CONFIG", default_value = "config.yaml")]
         config: PathBuf,
         /// Webhook listen address (overrides `listen:` in the config); port 0 picks a free port.
+        #[arg(long, conflicts_with = "gateway")]
+        listen: Option<std::net::SocketAddr>,
+        /// Receive events from a team gateway (`hookwire serve`) instead of webhooks, e.g.
+        /// https://hooks.example.com. No config, store or listener is used. The session token
+        /// comes from HOOKWIRE_TOKEN or --token-file, never the command line.
+        #[arg(long, value_name = "URL")]
+        gateway: Option<String>,
+        /// A file holding the session token (instead of HOOKWIRE_TOKEN).
+        #[arg(long, value_name = "PATH", requires = "gateway")]
+        token_file: Option<PathBuf>,
+        /// PEM file of the CA certificate(s) to trust for the gateway's TLS, instead of the
+        /// public web roots (a gateway with a private CA).
+        #[arg(long, value_name = "PATH", requires = "gateway")]
+        ca_file: Option<PathBuf>,
+    },
+    /// Run the team gateway: receive every source's webhooks, store them, and stream each
+    /// session token's events to `hookwire channel --gateway` processes.
+    Serve {
+        /// The configuration file.
+        #[arg(long, env = "HOOKWIRE_CONFIG", default_value = "config.yaml")]
+        config: PathBuf,
+        /// Listen address (overrides `listen:` in the config); port 0 picks a free port.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
@@ -96,6 +120,18 @@ enum Command {
         #[arg(long, env = "HOOKWIRE_CONFIG", default_value = "config.yaml")]
         config: PathBuf,
     },
+    /// Session tokens for `hookwire serve`: create, list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: admin::TokenCommand,
+    },
+    /// The stored events: list, show.
+    Events {
+        #[command(subcommand)]
+        command: admin::EventsCommand,
+    },
+    /// Deliver a source's stored events again, as new events.
+    Replay(admin::ReplayArgs),
 }
 
 #[derive(Subcommand)]
@@ -141,9 +177,18 @@ fn source_index(pipeline: &Pipeline, source: &str) -> Result<usize, String> {
 }
 
 fn main() -> ExitCode {
-    telemetry::init();
     let cli = Cli::parse();
+    match &cli.command {
+        // One-shot administration: their output is the point, start-up logs would be noise.
+        Command::Token { .. } | Command::Events { .. } | Command::Replay(_) => {
+            telemetry::init_with_default("warn")
+        }
+        _ => telemetry::init(),
+    }
     match cli.command {
+        Command::Token { command } => admin::token(command),
+        Command::Events { command } => admin::events(command),
+        Command::Replay(args) => admin::replay(args),
         Command::Check { config } => match pipeline::load(&config, &registry(), templates::TEMPLATES) {
             Ok((c, _)) => {
                 eprintln!(
@@ -160,7 +205,17 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Channel { config, listen } => run_channel(config, listen),
+        Command::Channel {
+            config,
+            listen,
+            gateway,
+            token_file,
+            ca_file,
+        } => match gateway {
+            Some(url) => serve::run_link(&url, token_file, ca_file),
+            None => run_channel(config, listen),
+        },
+        Command::Serve { config, listen } => serve::run_serve(config, listen),
         Command::Send {
             config,
             source,
@@ -286,7 +341,7 @@ fn render(
 }
 
 /// Opens the configured store (the file beside config.yaml unless `store.path` says).
-fn open_store(config: &hookwire_core::Config) -> Result<Arc<dyn Store>, String> {
+pub(crate) fn open_store(config: &hookwire_core::Config) -> Result<Arc<dyn Store>, String> {
     let s = &config.store;
     let opts = StoreOptions {
         path: s.path.clone(),

@@ -36,6 +36,18 @@ pub async fn serve(
     pipeline: Arc<Pipeline>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(pipeline).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// The webhook handler as a router: one fallback that routes by path, so it can be merged
+/// under other routes (the gateway's `/v1/session`). Needs `ConnectInfo<SocketAddr>`: serve it
+/// with `into_make_service_with_connect_info::<SocketAddr>()`.
+pub fn router(pipeline: Arc<Pipeline>) -> axum::Router {
     let limits = pipeline.config().limits.clone();
     let app = Arc::new(App {
         pipeline,
@@ -43,13 +55,7 @@ pub async fn serve(
         max_body: limits.max_body_bytes,
         body_timeout: std::time::Duration::from_secs(limits.body_timeout_secs),
     });
-    let router = axum::Router::new().fallback(handle).with_state(app);
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    axum::Router::new().fallback(handle).with_state(app)
 }
 
 fn status(code: StatusCode, text: &'static str) -> Response {

@@ -94,9 +94,7 @@ pub struct Subscription {
 impl Subscription {
     /// Whether this subscriber receives `e`.
     pub fn wants(&self, e: &Stored) -> bool {
-        !e.folded
-            && self.sources.iter().any(|s| *s == e.source)
-            && e.target.as_ref().is_none_or(|t| *t == self.name)
+        !e.folded && self.sources.contains(&e.source) && e.target.as_ref().is_none_or(|t| *t == self.name)
     }
 }
 
@@ -144,6 +142,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Signalled (coalesced) after each commit that advanced the head.
     fn wake(&self) -> Receiver<()>;
+
+    /// The head, for async readers (gateway sessions): changes after each commit that
+    /// advanced it, including another process's.
+    fn head_watch(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// Records that `subscriber` has everything up to `seq` (monotonic; committed with the
     /// next group).

@@ -5,7 +5,22 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. Call once, first thing.
 pub fn init() {
-    let filter = EnvFilter::try_from_env("HOOKWIRE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    init_with_default("info");
+}
+
+/// Like [`init`], with another level when `HOOKWIRE_LOG` is unset: the one-shot
+/// administration commands use `warn`, so their own output is not interleaved with
+/// start-up logs.
+pub fn init_with_default(level: &str) {
+    let filter = EnvFilter::try_from_env("HOOKWIRE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(level))
+        // tungstenite traces the whole upgrade request, the gateway link's bearer token
+        // included; it logs nothing at info or above there, so this silences it at any level.
+        .add_directive(
+            "tungstenite::handshake::client=info"
+                .parse()
+                .expect("valid directive"),
+        );
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

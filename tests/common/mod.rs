@@ -352,3 +352,235 @@ pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> Option<std::pro
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Helpers for tests that kill the process and read what it wrote (tests/durability.rs).
+impl Hookwire {
+    /// The next stdout line, or `None` once stdout reached EOF (the process exited or was
+    /// killed). Fails the test after [`DEADLINE`] without either. At a kill, the last line
+    /// may be a fragment (no newline was written): the caller decides what it means.
+    pub fn next_line_or_eof(&mut self) -> Option<String> {
+        match self.lines.recv_timeout(DEADLINE) {
+            Ok(Some(l)) => Some(l),
+            Ok(None) | Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("no stdout line or EOF in time; stderr:\n{}", self.stderr_text())
+            }
+        }
+    }
+
+    /// The process's resident set size in bytes (`VmRSS` of `/proc/PID/status`).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/PID/status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in {status}"));
+        kb * 1024
+    }
+}
+
+/// Lets a test stop reading a child's stdout, as a busy client does: while closed, the reader
+/// thread makes no `read(2)`, so the pipe fills and the server's writes block.
+#[derive(Default)]
+pub struct StdoutGate {
+    /// Lines the reader may still take; `None` = no limit.
+    budget: Mutex<Option<usize>>,
+    changed: std::sync::Condvar,
+}
+
+impl StdoutGate {
+    /// Stops reading (after the line being read; what the reader already buffered stays
+    /// there).
+    pub fn close(&self) {
+        *self.budget.lock().unwrap() = Some(0);
+    }
+
+    /// Reads again, without limit.
+    pub fn open(&self) {
+        *self.budget.lock().unwrap() = None;
+        self.changed.notify_all();
+    }
+
+    /// Reads `n` more lines, then stops again.
+    pub fn allow(&self, n: usize) {
+        *self.budget.lock().unwrap() = Some(n);
+        self.changed.notify_all();
+    }
+
+    /// Waits until a line may be read, and counts it.
+    fn take(&self) {
+        let mut budget = self.budget.lock().unwrap();
+        while *budget == Some(0) {
+            budget = self.changed.wait(budget).unwrap();
+        }
+        if let Some(n) = budget.as_mut() {
+            *n -= 1;
+        }
+    }
+}
+
+impl Hookwire {
+    /// [`Hookwire::spawn`], with the stdout reader thread behind `gate`.
+    pub fn spawn_gated(config: &Path, env: &[(&str, &str)], gate: Arc<StdoutGate>) -> Hookwire {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwire"));
+        cmd.args(["channel", "--config"])
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("HOOKWIRE_LOG", "debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn hookwire");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            loop {
+                gate.take();
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if line.ends_with('\n') {
+                            line.pop();
+                        }
+                        if tx.send(Some(line)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(None);
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        {
+            let stderr_lines = stderr.clone();
+            let err = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let _ = addr_tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                    }
+                    stderr_lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        let addr = match addr_rx.recv_timeout(DEADLINE) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "hookwire never said where it listens; stderr:\n{}",
+                    stderr.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Hookwire {
+            child,
+            stdin,
+            lines,
+            stderr,
+            addr,
+            next_id: 100,
+        }
+    }
+}
+
+/// Spawning with any arguments (tests/gateway.rs: `hookwire serve`, `hookwire channel --gateway`).
+impl Hookwire {
+    /// Spawns `hookwire <args>` with `env` (and without any inherited `HOOKWIRE_TOKEN`), stdio
+    /// piped as Claude Code does. With `listens`, waits until it says where it listens
+    /// (`listening on http://` or `https://`) and records the address; else `addr` is empty.
+    pub fn spawn_args(args: &[&std::ffi::OsStr], env: &[(&str, &str)], listens: bool) -> Hookwire {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwire"));
+        cmd.args(args)
+            .env("HOOKWIRE_LOG", "debug")
+            .env_remove("HOOKWIRE_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn hookwire");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                match line {
+                    Ok(l) => {
+                        if tx.send(Some(l)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send(None);
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        {
+            let stderr_lines = stderr.clone();
+            let err = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    let at = line
+                        .split("listening on http://")
+                        .nth(1)
+                        .or_else(|| line.split("listening on https://").nth(1));
+                    if let Some(rest) = at {
+                        let _ = addr_tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                    }
+                    stderr_lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        let addr = if listens {
+            match addr_rx.recv_timeout(DEADLINE) {
+                Ok(a) => a,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "hookwire never said where it listens; stderr:\n{}",
+                        stderr.lock().unwrap().join("\n")
+                    );
+                }
+            }
+        } else {
+            String::new()
+        };
+        Hookwire {
+            child,
+            stdin,
+            lines,
+            stderr,
+            addr,
+            next_id: 100,
+        }
+    }
+
+    /// Waits until a stderr line contains `needle`; fails the test after [`DEADLINE`].
+    pub fn wait_stderr(&self, needle: &str) {
+        let end = Instant::now() + DEADLINE;
+        while Instant::now() < end {
+            if self.stderr.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "no stderr line with {needle:?} in time; stderr:\n{}",
+            self.stderr_text()
+        );
+    }
+}

@@ -36,12 +36,20 @@ const GROUP: usize = 1024;
 const PAGE: usize = 512;
 /// How often an idle writer looks for other processes' commits and runs retention.
 const TICK: Duration = Duration::from_millis(200);
+/// How long acknowledgements may wait to be written: they are advisory (a lost one means a
+/// re-delivery the session side suppresses), and writing each at once would add a page to
+/// every commit.
+const ACK_DELAY: Duration = Duration::from_millis(100);
 /// How often retention by age runs.
 const AGE_EVERY: Duration = Duration::from_secs(30);
 
+// No secondary indexes on `events`, and no AUTOINCREMENT: each would add pages to every group
+// commit, and only rare operations (look-up by delivery id, retention by age, the start-up dedup
+// seed) would use them. Seqs must never be reused (sessions suppress repeats by seq), so
+// retention never deletes the newest row, and SQLite's max(rowid)+1 keeps counting up.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq         INTEGER PRIMARY KEY,
     source      TEXT    NOT NULL,
     event       TEXT    NOT NULL,
     delivery_id TEXT    NOT NULL,
@@ -54,8 +62,6 @@ CREATE TABLE IF NOT EXISTS events (
     replay_of   INTEGER,
     size        INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_delivery ON events (source, delivery_id);
-CREATE INDEX IF NOT EXISTS events_received ON events (received_ms);
 CREATE TABLE IF NOT EXISTS subscribers (
     name  TEXT PRIMARY KEY,
     acked INTEGER NOT NULL
@@ -114,8 +120,11 @@ impl StoreOptions {
     }
 }
 
+/// Resolves an append's receipt with its seq once committed.
+type Done = oneshot::Sender<Result<u64, SinkError>>;
+
 enum Op {
-    Append(Event, oneshot::Sender<Result<u64, SinkError>>),
+    Append(Event, Done),
     Ack(String, u64),
     Stop,
 }
@@ -181,6 +190,9 @@ fn open_conn(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
         SyncMode::Full => "PRAGMA synchronous = FULL;",
         SyncMode::Normal => "PRAGMA synchronous = NORMAL;",
     })?;
+    // Checkpoint every ~16 MiB of WAL rather than 4: the last leaf page, rewritten by every
+    // group commit, is copied into the database once per checkpoint.
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 4096;")?;
     Ok(conn)
 }
 
@@ -214,14 +226,7 @@ impl SqliteStore {
         let conn = open_conn(&opts.path, opts.sync)?;
         conn.execute_batch(SCHEMA)?;
         let head: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
-        // AUTOINCREMENT remembers seqs of deleted rows too; the head must never go back.
-        let seq_floor: i64 = conn
-            .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'events'", [], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .unwrap_or(0);
-        let head = to_u64(head.max(seq_floor));
+        let head = to_u64(head);
         let bytes: i64 = conn.query_row("SELECT coalesce(sum(size), 0) FROM events", [], |r| r.get(0))?;
         let side = Arc::new(Mutex::new(open_conn(&opts.path, opts.sync)?));
         let (watch, _) = tokio::sync::watch::channel(head);
@@ -297,8 +302,8 @@ impl Store for SqliteStore {
         {
             let ring = self.shared.ring.lock().expect("ring poisoned");
             if after >= ring.floor {
-                let skip = (after - ring.floor) as usize;
-                for e in ring.events.iter().skip(skip) {
+                let skip = ((after - ring.floor) as usize).min(ring.events.len());
+                for e in ring.events.range(skip..) {
                     if batch.events.len() >= max {
                         break;
                     }
@@ -336,6 +341,10 @@ impl Store for SqliteStore {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.shared.wakers.lock().expect("wakers poisoned").push(tx);
         rx
+    }
+
+    fn head_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.watch.subscribe()
     }
 
     fn ack(&self, subscriber: &str, seq: u64) {
@@ -489,6 +498,13 @@ struct Writer {
     opts: StoreOptions,
     data_version: i64,
     last_age_check: Instant,
+    /// Acknowledgements not written yet, and when the oldest of them arrived.
+    acks: HashMap<String, u64>,
+    acks_since: Option<Instant>,
+    /// Transactions and events committed since start (logged at exit: the group size tells
+    /// how well commits are shared).
+    commits: u64,
+    appends: u64,
 }
 
 impl Writer {
@@ -502,29 +518,43 @@ impl Writer {
             opts,
             data_version,
             last_age_check: Instant::now(),
+            acks: HashMap::new(),
+            acks_since: None,
+            commits: 0,
+            appends: 0,
         }
     }
 
     fn run(mut self, rx: Receiver<Op>) {
         let mut ops = Vec::with_capacity(GROUP);
         loop {
-            match rx.recv_timeout(TICK) {
+            let wait = match self.acks_since {
+                Some(t) => ACK_DELAY.saturating_sub(t.elapsed()).min(TICK),
+                None => TICK,
+            };
+            match rx.recv_timeout(wait) {
                 Ok(op) => ops.push(op),
                 Err(RecvTimeoutError::Timeout) => {
+                    if self.acks_since.is_some_and(|t| t.elapsed() >= ACK_DELAY) {
+                        self.commit(Vec::new(), true);
+                    }
                     self.idle();
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.commit(Vec::new(), true);
+                    return;
+                }
             }
             ops.extend(rx.try_iter().take(GROUP - 1));
             let stop = ops.iter().any(|o| matches!(o, Op::Stop));
-            self.commit(std::mem::take(&mut ops));
+            let acks_due = stop || self.acks_since.is_some_and(|t| t.elapsed() >= ACK_DELAY);
+            self.commit(std::mem::take(&mut ops), acks_due);
             if stop {
                 // Whatever raced in behind the stop is committed too: it may have a receipt.
                 let rest: Vec<Op> = rx.try_iter().collect();
-                if !rest.is_empty() {
-                    self.commit(rest);
-                }
+                self.commit(rest, true);
+                tracing::info!(commits = self.commits, events = self.appends, "store closed");
                 return;
             }
         }
@@ -578,9 +608,27 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, ops: Vec<Op>) {
-        let mut appended: Vec<(Arc<Stored>, u64, oneshot::Sender<Result<u64, SinkError>>)> = Vec::new();
-        let mut acks: HashMap<String, u64> = HashMap::new();
+    /// Writes the appends in `ops` and, when `acks_due`, every pending acknowledgement, in one
+    /// transaction.
+    fn commit(&mut self, ops: Vec<Op>, acks_due: bool) {
+        let mut appended: Vec<(Arc<Stored>, u64, Done)> = Vec::new();
+        let has_appends = ops.iter().any(|o| matches!(o, Op::Append(..)));
+        for op in &ops {
+            if let Op::Ack(name, seq) = op {
+                let a = self.acks.entry(name.clone()).or_default();
+                *a = (*a).max(*seq);
+                self.acks_since.get_or_insert_with(Instant::now);
+            }
+        }
+        if !has_appends && (!acks_due || self.acks.is_empty()) {
+            return;
+        }
+        let acks = if acks_due {
+            self.acks_since = None;
+            std::mem::take(&mut self.acks)
+        } else {
+            HashMap::new()
+        };
         let result = (|| -> Result<(), rusqlite::Error> {
             let tx = self.conn.transaction()?;
             {
@@ -617,11 +665,7 @@ impl Writer {
                             };
                             appended.push((Arc::new(stored), size, done));
                         }
-                        Op::Ack(name, seq) => {
-                            let a = acks.entry(name).or_default();
-                            *a = (*a).max(seq);
-                        }
-                        Op::Stop => {}
+                        Op::Ack(..) | Op::Stop => {}
                     }
                 }
                 let mut ack = tx.prepare_cached(
@@ -641,6 +685,8 @@ impl Writer {
             }
             return;
         }
+        self.commits += 1;
+        self.appends += appended.len() as u64;
         if appended.is_empty() {
             return;
         }
@@ -685,10 +731,10 @@ impl Writer {
         self.last_age_check = Instant::now();
         let now = millis(SystemTime::now());
         let cutoff = now - self.opts.max_age.as_millis().min(i64::MAX as u128) as i64;
-        match self
-            .conn
-            .execute("DELETE FROM events WHERE received_ms < ?1", [cutoff])
-        {
+        match self.conn.execute(
+            "DELETE FROM events WHERE received_ms < ?1 AND seq < (SELECT max(seq) FROM events)",
+            [cutoff],
+        ) {
             Ok(0) => {}
             Ok(n) => tracing::warn!(
                 deleted = n,
@@ -718,7 +764,7 @@ impl Writer {
             "DELETE FROM events WHERE seq IN (
                  SELECT seq FROM (
                      SELECT seq, size, sum(size) OVER (ORDER BY seq) AS running
-                     FROM events WHERE seq <= ?1
+                     FROM events WHERE seq <= ?1 AND seq < (SELECT max(seq) FROM events)
                  ) WHERE running - size < ?2
              )",
             params![floor, over],

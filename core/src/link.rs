@@ -1,0 +1,803 @@
+//! The channel side of the gateway link: `hookwire channel --gateway URL` dials out to the
+//! gateway's `/v1/session` (protocol in [`crate::gateway`]), hands each event's notification
+//! line to the channel writer and acknowledges it once it is flushed to stdout.
+//!
+//! - **One task** holds the connection: it reconnects forever (exponential backoff from 0.5 s
+//!   to 30 s with full jitter, reset after a connection that lasted). A refused token (401) is
+//!   logged as an error and retried at the longest delay: the admin may fix it, and exiting
+//!   would show the server as failed in Claude Code, which never restarts it.
+//! - **The feed** ([`LinkFeed`]) is what the channel's writer thread reads: a bounded queue of
+//!   `(id, line)`. The gateway resends whatever it has not durably recorded as acknowledged,
+//!   so ids already written are skipped, here and in the link task (which acknowledges them
+//!   again so the gateway's window moves on).
+//! - **Acks** are cumulative: the writer publishes the highest id flushed; the link task sends
+//!   it on the current connection, and first thing on each new one.
+//! - If the gateway's newest id is below what this process wrote, the gateway has a new event
+//!   log (its database was replaced): the written ids are forgotten, or every new event would
+//!   be taken for a repeat.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{header, HeaderValue, Uri};
+use crossbeam_channel::Receiver;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::channel::Feed;
+use crate::gateway::{close, ClientFrame, Hello, PROTOCOL, PROTOCOL_VERSION, SESSION_PATH};
+use crate::secret::Secret;
+
+/// The environment variable holding the session token.
+pub const TOKEN_ENV: &str = "HOOKWIRE_TOKEN";
+
+/// Events queued for the writer at most; the link stops reading the socket beyond.
+const QUEUE: usize = 1024;
+/// First reconnect delay (before jitter).
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// Longest reconnect delay; also the delay after a refused token.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A connection that lasted this long resets the backoff.
+const STABLE: Duration = Duration::from_secs(10);
+/// TCP + TLS + upgrade, at most.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The gateway sends `hello` at once; waiting longer means something is wrong.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Keepalive interval (the gateway drops a client silent for 60 s).
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// Nothing from the gateway for this long (three pings unanswered): the connection is dead.
+const SILENCE: Duration = Duration::from_secs(45);
+/// One frame's send, at most.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Where and how to connect.
+pub struct LinkOptions {
+    /// The session endpoint, `ws://` or `wss://` (see [`session_url`]).
+    pub url: String,
+    /// The session token.
+    pub token: Secret,
+    /// TLS trust for `wss://`; `None` trusts the public web PKI (webpki roots).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for LinkOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkOptions")
+            .field("url", &self.url)
+            .field("token", &self.token)
+            .field("custom_ca", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// The session endpoint for a gateway URL as a user writes it: `https://` and `http://` map
+/// to `wss://` and `ws://`, and `/v1/session` is appended to the path unless it is there.
+pub fn session_url(gateway: &str) -> Result<String, String> {
+    let g = gateway.trim();
+    let bad = |why: &str| format!("--gateway {g}: {why}");
+    let (scheme, rest) = g
+        .split_once("://")
+        .ok_or_else(|| bad("write the URL with its scheme, e.g. https://hooks.example.com"))?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "https" | "wss" => "wss",
+        "http" | "ws" => "ws",
+        _ => return Err(bad("the scheme must be https, http, wss or ws")),
+    };
+    if rest.contains(['?', '#']) {
+        return Err(bad("no query or fragment"));
+    }
+    let (authority, path) = match rest.split_once('/') {
+        Some((a, p)) => (a, format!("/{p}")),
+        None => (rest, String::new()),
+    };
+    if authority.is_empty() {
+        return Err(bad("no host"));
+    }
+    if authority.contains('@') {
+        return Err(bad(
+            "no credentials in the URL: the token goes in HOOKWIRE_TOKEN or --token-file",
+        ));
+    }
+    let path = path.trim_end_matches('/');
+    let path = if path.ends_with(SESSION_PATH) {
+        path.to_owned()
+    } else {
+        format!("{path}{SESSION_PATH}")
+    };
+    let url = format!("{scheme}://{authority}{path}");
+    url.parse::<Uri>().map_err(|e| bad(&e.to_string()))?;
+    Ok(url)
+}
+
+/// The session token: from `file` when given, else from `HOOKWIRE_TOKEN`. Never from argv,
+/// which other users of the machine can read. Errors never contain the token.
+pub fn read_token(file: Option<&Path>) -> Result<Secret, String> {
+    let (raw, from) = match file {
+        Some(p) => (
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read the token file {}: {e}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (
+            std::env::var(TOKEN_ENV).map_err(|_| {
+                format!("no session token: set {TOKEN_ENV} or pass --token-file PATH (an admin creates one with `hookwire token create`)")
+            })?,
+            TOKEN_ENV.to_owned(),
+        ),
+    };
+    let token = raw.trim();
+    if token.is_empty() {
+        return Err(format!("the session token in {from} is empty"));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "the session token in {from} has characters a token cannot have"
+        ));
+    }
+    Ok(Secret::new(token.as_bytes()))
+}
+
+/// TLS trusting only the CA certificates in a PEM file (a gateway with a private CA).
+pub fn tls_with_ca(path: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    crate::gateway::install_crypto_provider();
+    let bad = |e: &dyn std::fmt::Display| format!("--ca-file {}: {e}", path.display());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+        roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(bad(&"no certificate in the file"));
+    }
+    Ok(Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
+
+/// What the link task hands the writer.
+enum Item {
+    Event(u64, Vec<u8>),
+    /// The gateway has a new event log: forget the ids written so far.
+    Reset(u64),
+}
+
+/// The highest id flushed to stdout, in an event-log epoch (see [`Item::Reset`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Written {
+    epoch: u64,
+    id: u64,
+}
+
+/// The gateway link as the channel's [`Feed`].
+pub struct LinkFeed {
+    rx: mpsc::Receiver<Item>,
+    wake: Receiver<()>,
+    epoch: u64,
+    /// The highest id handed to the writer (flushed by the time `next` is called again).
+    highest: u64,
+    written: watch::Sender<Written>,
+}
+
+impl Feed for LinkFeed {
+    fn wake(&self) -> Receiver<()> {
+        self.wake.clone()
+    }
+
+    fn next(&mut self, max: usize, out: &mut Vec<u8>) -> Option<u64> {
+        let mut n = 0;
+        while n < max {
+            match self.rx.try_recv() {
+                // A repeat across a reconnect: both copies can be queued.
+                Ok(Item::Event(id, _)) if id <= self.highest => {}
+                Ok(Item::Event(id, line)) => {
+                    out.extend_from_slice(&line);
+                    self.highest = id;
+                    n += 1;
+                }
+                Ok(Item::Reset(epoch)) => {
+                    self.epoch = epoch;
+                    self.highest = 0;
+                }
+                Err(_) => break,
+            }
+        }
+        (n > 0).then_some(self.highest)
+    }
+
+    fn written(&mut self, position: u64) {
+        self.written.send_replace(Written {
+            epoch: self.epoch,
+            id: position,
+        });
+    }
+}
+
+/// The running link task.
+pub struct Link {
+    hello: watch::Receiver<Option<Arc<Hello>>>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Link {
+    /// The first `hello`, waiting at most `limit` for it.
+    pub async fn hello(&mut self, limit: Duration) -> Option<Arc<Hello>> {
+        let wait = self.hello.wait_for(Option::is_some);
+        match tokio::time::timeout(limit, wait).await {
+            Ok(Ok(h)) => h.clone(),
+            _ => None,
+        }
+    }
+
+    /// Closes the connection (close frame 1000) and stops, waiting at most `limit`.
+    pub async fn stop(self, limit: Duration) {
+        self.stop.send_replace(true);
+        let mut task = self.task;
+        if tokio::time::timeout(limit, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+/// Starts the link task (on the current tokio runtime) and returns it with the feed for
+/// [`crate::channel::start`].
+pub fn start(opts: LinkOptions) -> (Link, LinkFeed) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+    let (written_tx, written_rx) = watch::channel(Written::default());
+    let (hello_tx, hello_rx) = watch::channel(None);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    if opts.url.starts_with("ws://") && !is_loopback(&opts.url) {
+        tracing::warn!(gateway = %opts.url, "the session token crosses the network unencrypted: use https://");
+    }
+    let task = LinkTask {
+        opts,
+        tx,
+        wake: wake_tx,
+        written: written_rx,
+        hello: hello_tx,
+        stop: stop_rx,
+        epoch: 0,
+        flushed: 0,
+    };
+    let feed = LinkFeed {
+        rx,
+        wake: wake_rx,
+        epoch: 0,
+        highest: 0,
+        written: written_tx,
+    };
+    let link = Link {
+        hello: hello_rx,
+        stop: stop_tx,
+        task: tokio::spawn(task.run()),
+    };
+    (link, feed)
+}
+
+fn is_loopback(url: &str) -> bool {
+    url.parse::<Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_owned))
+        .is_some_and(|h| {
+            let h = h.trim_start_matches('[').trim_end_matches(']');
+            h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        })
+}
+
+/// Why a connection attempt failed.
+enum ConnectError {
+    /// 401: the token is unknown, revoked or expired (the gateway's one-word reason).
+    Refused(String),
+    Other(String),
+}
+
+/// How a connection ended.
+enum Ended {
+    /// The channel is shutting down.
+    Stopped,
+    /// The gateway closed it.
+    Closed(u16, String),
+    /// The connection broke or went silent.
+    Lost(String),
+    /// The gateway spoke something else than hookwire.v1.
+    Protocol(String),
+}
+
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    /// Full jitter: uniform in [0, min(max, base·2^attempt)].
+    fn next(&mut self) -> Duration {
+        let cap = BACKOFF_BASE
+            .saturating_mul(1 << self.attempt.min(16))
+            .min(BACKOFF_MAX);
+        self.attempt += 1;
+        jitter(Duration::ZERO, cap)
+    }
+
+    /// For failures retrying soon will not fix (a refused token): about the longest delay.
+    fn longest(&mut self) -> Duration {
+        jitter(BACKOFF_MAX / 2, BACKOFF_MAX)
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+fn jitter(low: Duration, high: Duration) -> Duration {
+    let span = high.saturating_sub(low).as_millis() as u64;
+    let r = getrandom::u64().unwrap_or(span / 2);
+    low + Duration::from_millis(r % (span + 1))
+}
+
+struct LinkTask {
+    opts: LinkOptions,
+    tx: mpsc::Sender<Item>,
+    wake: crossbeam_channel::Sender<()>,
+    written: watch::Receiver<Written>,
+    hello: watch::Sender<Option<Arc<Hello>>>,
+    stop: watch::Receiver<bool>,
+    /// The current event-log epoch and the highest id flushed in it.
+    epoch: u64,
+    flushed: u64,
+}
+
+impl LinkTask {
+    async fn run(mut self) {
+        let mut backoff = Backoff { attempt: 0 };
+        let url = self.opts.url.clone();
+        loop {
+            let attempt = tokio::time::timeout(CONNECT_TIMEOUT, connect(&self.opts));
+            let attempt = tokio::select! {
+                _ = stopped(&mut self.stop) => return,
+                r = attempt => r,
+            };
+            let delay = match attempt {
+                Err(_) => {
+                    let d = backoff.next();
+                    tracing::warn!(gateway = %url, retry_in_ms = d.as_millis() as u64, "cannot reach the gateway: no answer in time");
+                    d
+                }
+                Ok(Err(ConnectError::Refused(reason))) => {
+                    let d = backoff.longest();
+                    tracing::error!(
+                        gateway = %url, %reason, retry_in_ms = d.as_millis() as u64,
+                        "the gateway refused this session's token ({reason}); ask the gateway's admin for a valid one"
+                    );
+                    d
+                }
+                Ok(Err(ConnectError::Other(e))) => {
+                    let d = backoff.next();
+                    tracing::warn!(gateway = %url, error = %e, retry_in_ms = d.as_millis() as u64, "cannot connect to the gateway");
+                    d
+                }
+                Ok(Ok(ws)) => {
+                    let began = Instant::now();
+                    let ended = self.session(ws).await;
+                    if began.elapsed() >= STABLE {
+                        backoff.reset();
+                    }
+                    match ended {
+                        Ended::Stopped => return,
+                        Ended::Closed(close::TOKEN_INVALID, reason) => {
+                            let d = backoff.longest();
+                            tracing::error!(
+                                gateway = %url, %reason, retry_in_ms = d.as_millis() as u64,
+                                "the gateway ended the session: this session's token is {reason}"
+                            );
+                            d
+                        }
+                        Ended::Closed(close::SUPERSEDED, _) => {
+                            let d = backoff.longest();
+                            tracing::warn!(
+                                gateway = %url, retry_in_ms = d.as_millis() as u64,
+                                "another channel connected with the same token and took over; use one token per session"
+                            );
+                            d
+                        }
+                        Ended::Closed(code, reason) => {
+                            let d = backoff.next();
+                            tracing::warn!(gateway = %url, code, %reason, retry_in_ms = d.as_millis() as u64, "the gateway closed the session");
+                            d
+                        }
+                        Ended::Lost(e) => {
+                            let d = backoff.next();
+                            tracing::warn!(gateway = %url, error = %e, retry_in_ms = d.as_millis() as u64, "lost the gateway connection");
+                            d
+                        }
+                        Ended::Protocol(e) => {
+                            let d = backoff.longest();
+                            tracing::error!(gateway = %url, error = %e, retry_in_ms = d.as_millis() as u64, "the gateway does not speak {PROTOCOL}");
+                            d
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                _ = stopped(&mut self.stop) => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// One connection, from `hello` until it ends.
+    async fn session(&mut self, mut ws: Ws) -> Ended {
+        let first = tokio::select! {
+            _ = stopped(&mut self.stop) => return stop(&mut ws).await,
+            r = tokio::time::timeout(HELLO_TIMEOUT, next_text(&mut ws)) => r,
+        };
+        let hello = match first {
+            Err(_) => return Ended::Lost("no hello from the gateway in time".into()),
+            Ok(Err(ended)) => return ended,
+            Ok(Ok(text)) => match serde_json::from_str::<Hello>(&text) {
+                Ok(h) if text_type(&text).as_deref() == Some("hello") => h,
+                _ => return Ended::Protocol("the first frame is not a hello".into()),
+            },
+        };
+        if hello.protocol != PROTOCOL_VERSION {
+            return Ended::Protocol(format!(
+                "protocol {} (this channel speaks {PROTOCOL_VERSION})",
+                hello.protocol
+            ));
+        }
+        // Pick up what was flushed while disconnected.
+        let w = *self.written.borrow_and_update();
+        if w.epoch == self.epoch {
+            self.flushed = self.flushed.max(w.id);
+        }
+        let mut pending = None;
+        if hello.head < self.flushed {
+            tracing::warn!(
+                head = hello.head, written = self.flushed,
+                "the gateway has a new event log (its newest id is below what this channel wrote); forgetting written ids"
+            );
+            self.epoch += 1;
+            self.flushed = 0;
+            pending = Some(Item::Reset(self.epoch));
+        }
+        tracing::info!(gateway = %self.opts.url, subscriber = %hello.subscriber, sources = ?hello.sources, "connected to the gateway");
+        self.hello.send_replace(Some(Arc::new(hello)));
+        let mut acked = 0;
+        if self.flushed > 0 {
+            if let Err(e) = send(&mut ws, &ClientFrame::Ack { id: self.flushed }).await {
+                return e;
+            }
+            acked = self.flushed;
+        }
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let mut heard = Instant::now();
+        loop {
+            enum Step<'a> {
+                Stop,
+                Written(Written),
+                Room(Option<mpsc::Permit<'a, Item>>),
+                Frame(Option<Result<Message, tungstenite::Error>>),
+                Ping,
+            }
+            let step = tokio::select! {
+                biased;
+                _ = stopped(&mut self.stop) => Step::Stop,
+                r = self.written.changed() => match r {
+                    Ok(()) => Step::Written(*self.written.borrow_and_update()),
+                    Err(_) => Step::Stop,
+                },
+                p = self.tx.reserve(), if pending.is_some() => Step::Room(p.ok()),
+                m = ws.next(), if pending.is_none() => Step::Frame(m),
+                _ = ping.tick() => Step::Ping,
+            };
+            match step {
+                Step::Stop | Step::Room(None) => return stop(&mut ws).await,
+                Step::Written(w) => {
+                    if w.epoch == self.epoch {
+                        self.flushed = self.flushed.max(w.id);
+                    }
+                    if self.flushed > acked {
+                        if let Err(e) = send(&mut ws, &ClientFrame::Ack { id: self.flushed }).await {
+                            return e;
+                        }
+                        acked = self.flushed;
+                    }
+                }
+                Step::Room(Some(permit)) => {
+                    permit.send(pending.take().expect("reserved for a pending item"));
+                    let _ = self.wake.try_send(());
+                    // Not reading while the queue was full was our doing, not the gateway's.
+                    heard = Instant::now();
+                }
+                Step::Frame(None) => return Ended::Lost("connection closed".into()),
+                Step::Frame(Some(Err(e))) => return Ended::Lost(e.to_string()),
+                Step::Frame(Some(Ok(msg))) => {
+                    heard = Instant::now();
+                    match msg {
+                        Message::Text(text) => match parse_event(text.as_str()) {
+                            Ok(Some((id, _))) if id <= self.flushed => {
+                                // Written before a reconnect: acknowledge again so the
+                                // gateway's window moves past it.
+                                if self.flushed > acked {
+                                    if let Err(e) =
+                                        send(&mut ws, &ClientFrame::Ack { id: self.flushed }).await
+                                    {
+                                        return e;
+                                    }
+                                    acked = self.flushed;
+                                }
+                            }
+                            Ok(Some((id, line))) => pending = Some(Item::Event(id, line)),
+                            Ok(None) => {}
+                            Err(e) => return Ended::Protocol(e),
+                        },
+                        Message::Close(frame) => {
+                            return match frame {
+                                Some(f) => Ended::Closed(u16::from(f.code), f.reason.to_string()),
+                                None => Ended::Closed(1005, String::new()),
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Step::Ping => {
+                    if pending.is_none() && heard.elapsed() >= SILENCE {
+                        return Ended::Lost(format!("nothing from the gateway for {} s", SILENCE.as_secs()));
+                    }
+                    if let Err(e) = send(&mut ws, &ClientFrame::Ping).await {
+                        return e;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once the link is told to stop (or its owner is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Closes the connection because the channel is stopping.
+async fn stop(ws: &mut Ws) -> Ended {
+    let frame = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "channel closing".into(),
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(300), ws.close(Some(frame))).await;
+    Ended::Stopped
+}
+
+async fn send(ws: &mut Ws, frame: &ClientFrame) -> Result<(), Ended> {
+    let text = serde_json::to_string(frame).expect("frames serialise");
+    match tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::text(text))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Ended::Lost(e.to_string())),
+        Err(_) => Err(Ended::Lost("the gateway stopped reading".into())),
+    }
+}
+
+/// The next text frame (pings and pongs skipped).
+async fn next_text(ws: &mut Ws) -> Result<String, Ended> {
+    loop {
+        match ws.next().await {
+            None => return Err(Ended::Lost("connection closed".into())),
+            Some(Err(e)) => return Err(Ended::Lost(e.to_string())),
+            Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
+            Some(Ok(Message::Close(f))) => {
+                return Err(match f {
+                    Some(f) => Ended::Closed(u16::from(f.code), f.reason.to_string()),
+                    None => Ended::Closed(1005, String::new()),
+                })
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// A gateway frame's `type`.
+fn text_type(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Typed<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+    }
+    serde_json::from_str::<Typed<'_>>(text)
+        .ok()
+        .map(|t| t.kind.into_owned())
+}
+
+/// An event frame's id and notification line (`\n`-terminated, the exact bytes sent);
+/// `None` for other frame types.
+fn parse_event(text: &str) -> Result<Option<(u64, Vec<u8>)>, String> {
+    #[derive(Deserialize)]
+    struct Frame<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        id: Option<u64>,
+        #[serde(borrow)]
+        notification: Option<&'a RawValue>,
+    }
+    let f: Frame<'_> = serde_json::from_str(text).map_err(|_| "a frame that is not JSON".to_string())?;
+    if f.kind != "event" {
+        return Ok(None);
+    }
+    match (f.id, f.notification) {
+        (Some(id), Some(n)) if n.get().starts_with('{') => {
+            let mut line = Vec::with_capacity(n.get().len() + 1);
+            line.extend_from_slice(n.get().as_bytes());
+            line.push(b'\n');
+            Ok(Some((id, line)))
+        }
+        _ => Err("an event frame without an id or a notification object".into()),
+    }
+}
+
+/// The upgrade request: bearer token (marked sensitive) and subprotocol.
+async fn connect(opts: &LinkOptions) -> Result<Ws, ConnectError> {
+    let mut req = opts
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| ConnectError::Other(e.to_string()))?;
+    let token = std::str::from_utf8(opts.token.expose()).unwrap_or_default();
+    let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| ConnectError::Other("the token is not a valid header value".into()))?;
+    auth.set_sensitive(true);
+    req.headers_mut().insert(header::AUTHORIZATION, auth);
+    req.headers_mut()
+        .insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(PROTOCOL));
+    let connector = opts.tls.clone().map(Connector::Rustls);
+    match tokio_tungstenite::connect_async_tls_with_config(req, None, true, connector).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::Error::Http(resp)) => {
+            let body = resp
+                .body()
+                .as_deref()
+                .map(|b| {
+                    String::from_utf8_lossy(b)
+                        .trim()
+                        .chars()
+                        .take(80)
+                        .filter(|c| !c.is_control())
+                        .collect::<String>()
+                })
+                .unwrap_or_default();
+            if resp.status() == axum::http::StatusCode::UNAUTHORIZED {
+                Err(ConnectError::Refused(if body.is_empty() {
+                    "unauthorized".into()
+                } else {
+                    body
+                }))
+            } else {
+                Err(ConnectError::Other(format!("HTTP {} {body}", resp.status())))
+            }
+        }
+        Err(e) => Err(ConnectError::Other(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_urls_map_to_the_session_endpoint() {
+        assert_eq!(
+            session_url("https://hooks.example.com").unwrap(),
+            "wss://hooks.example.com/v1/session"
+        );
+        assert_eq!(
+            session_url("http://127.0.0.1:8790/").unwrap(),
+            "ws://127.0.0.1:8790/v1/session"
+        );
+        assert_eq!(
+            session_url("wss://h/hookwire").unwrap(),
+            "wss://h/hookwire/v1/session"
+        );
+        assert_eq!(session_url("ws://h:1/v1/session").unwrap(), "ws://h:1/v1/session");
+        assert!(session_url("hooks.example.com").is_err());
+        assert!(session_url("ftp://h").is_err());
+        assert!(session_url("https://user:pw@h").is_err());
+        assert!(session_url("https://h/?t=1").is_err());
+        assert!(is_loopback("ws://127.0.0.1:1/v1/session"));
+        assert!(is_loopback("ws://[::1]:1/v1/session"));
+        assert!(!is_loopback("ws://hooks.example.com/v1/session"));
+    }
+
+    #[test]
+    fn event_frames_yield_the_exact_line() {
+        let n =
+            r#"{"jsonrpc":"2.0","method":"notifications/claude/channel","params":{"content":"x","meta":{}}}"#;
+        let text = format!(r#"{{"type":"event","id":5,"source":"github","notification":{n}}}"#);
+        let (id, line) = parse_event(&text).unwrap().unwrap();
+        assert_eq!(id, 5);
+        assert_eq!(line, format!("{n}\n").into_bytes());
+        assert_eq!(parse_event(r#"{"type":"pong"}"#).unwrap(), None);
+        assert!(parse_event(r#"{"type":"event","id":1}"#).is_err());
+        assert!(parse_event("nope").is_err());
+        assert_eq!(
+            text_type(r#"{"type":"hello","protocol":1}"#).as_deref(),
+            Some("hello")
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_jitter() {
+        let mut b = Backoff { attempt: 0 };
+        for i in 0..20 {
+            let d = b.next();
+            let cap = BACKOFF_BASE.saturating_mul(1 << i.min(16)).min(BACKOFF_MAX);
+            assert!(d <= cap, "{d:?} > {cap:?} at {i}");
+        }
+        let d = b.longest();
+        assert!(d >= BACKOFF_MAX / 2 && d <= BACKOFF_MAX);
+        b.reset();
+        assert!(b.next() <= BACKOFF_BASE);
+    }
+
+    #[test]
+    fn feed_skips_repeats_and_forgets_on_reset() {
+        let (tx, rx) = mpsc::channel(16);
+        let (_wake_tx, wake) = crossbeam_channel::bounded(1);
+        let (written, seen) = watch::channel(Written::default());
+        let mut feed = LinkFeed {
+            rx,
+            wake,
+            epoch: 0,
+            highest: 0,
+            written,
+        };
+        for (id, l) in [(3, "a"), (5, "b"), (3, "a"), (5, "b"), (7, "c")] {
+            tx.try_send(Item::Event(id, format!("{l}\n").into_bytes()))
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        assert_eq!(feed.next(2, &mut out), Some(5));
+        assert_eq!(out, b"a\nb\n");
+        feed.written(5);
+        assert_eq!(*seen.borrow(), Written { epoch: 0, id: 5 });
+        out.clear();
+        assert_eq!(
+            feed.next(10, &mut out),
+            Some(7),
+            "the repeats of 3 and 5 are skipped"
+        );
+        assert_eq!(out, b"c\n");
+        assert_eq!(feed.next(10, &mut out), None);
+        tx.try_send(Item::Reset(1)).unwrap();
+        tx.try_send(Item::Event(2, b"d\n".to_vec())).unwrap();
+        out.clear();
+        assert_eq!(feed.next(10, &mut out), Some(2), "after a reset low ids are new");
+        feed.written(2);
+        assert_eq!(*seen.borrow(), Written { epoch: 1, id: 2 });
+    }
+
+    #[test]
+    fn tokens_come_from_a_file_trimmed_and_never_appear_in_errors() {
+        let dir = std::env::temp_dir().join(format!("hookwire-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("token");
+        std::fs::write(&f, "hwt_abc\n").unwrap();
+        assert_eq!(read_token(Some(&f)).unwrap().expose(), b"hwt_abc");
+        std::fs::write(&f, "hwt_a bc").unwrap();
+        let e = read_token(Some(&f)).unwrap_err();
+        assert!(!e.contains("hwt_a"), "{e}");
+        std::fs::write(&f, "  \n").unwrap();
+        assert!(read_token(Some(&f)).unwrap_err().contains("empty"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,221 @@
+//! The team gateway (`hookwire serve`) and a channel linked to it
+//! (`hookwire channel --gateway URL`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use hookwire::registry;
+use hookwire_core::channel::{self, ServerDescription};
+use hookwire_core::gateway::{self, Gateway, HEALTH_PATH, SESSION_PATH};
+use hookwire_core::pipeline::{self, Pipeline};
+use hookwire_core::store::StoreSink;
+use hookwire_core::{ingress, instructions, link};
+
+use crate::{open_store, shutdown_signal, templates};
+
+/// How long a linked channel waits for the gateway's `hello` before answering `initialize`
+/// with generic instructions.
+const HELLO_WAIT: Duration = Duration::from_secs(5);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// `hookwire serve`.
+pub fn run_serve(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
+    let (mut config, templates) = match pipeline::load(&config_path, &registry(), templates::TEMPLATES) {
+        Ok(x) => x,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Every webhook source is stored: which session receives it is its token's business,
+    // not `channel.sources` (that list is the local channel's). `channel.enabled: false`
+    // still stores and pushes nothing. Schedules run on this machine, so they stay opt-in.
+    for src in config.sources.iter_mut().filter(|s| s.schedule.is_none()) {
+        src.subscribed = true;
+        if src.path == SESSION_PATH || src.path == HEALTH_PATH {
+            eprintln!(
+                "hookwire: source `{}` uses path {}, which the gateway serves itself; give it another `path:`",
+                src.name, src.path
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let addr = listen.unwrap_or(config.listen);
+    let tls_settings = config.tls.clone();
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hookwire: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let pipeline = Arc::new(Pipeline::new(
+        config,
+        templates,
+        Arc::new(StoreSink(store.clone())),
+    ));
+    if let Err(e) = pipeline.seed_replay(store.as_ref(), SystemTime::now()) {
+        eprintln!("hookwire: {e}");
+        store.close(Duration::from_secs(1));
+        return ExitCode::from(2);
+    }
+    runtime().block_on(async move {
+        let tls = match &tls_settings {
+            Some(t) => match gateway::tls_config(t).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!("hookwire: {e}");
+                    store.close(Duration::from_secs(1));
+                    return ExitCode::from(2);
+                }
+            },
+            None => None,
+        };
+        let listener = match ingress::bind(addr).await.and_then(|l| l.into_std()) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "cannot listen");
+                store.close(Duration::from_secs(1));
+                return ExitCode::FAILURE;
+            }
+        };
+        let bound = listener.local_addr().unwrap_or(addr);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!("listening on {scheme}://{bound}");
+        if tls.is_none() && !bound.ip().is_loopback() {
+            tracing::warn!(
+                "serving plain HTTP on a network address: session tokens must not cross a network in clear \
+                 text; put a TLS-terminating proxy in front or set `tls:` in the config"
+            );
+        }
+        for (i, src) in pipeline.config().sources.iter().enumerate() {
+            if src.schedule.is_some() {
+                tokio::spawn(hookwire_core::schedule::run(pipeline.clone(), i));
+            }
+        }
+        if pipeline.has_storm_control() {
+            let flusher = pipeline.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(250));
+                loop {
+                    tick.tick().await;
+                    flusher.flush_storms(SystemTime::now());
+                }
+            });
+        }
+        let gw = Gateway::new(store.clone(), pipeline.clone());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut server = tokio::spawn(gw.serve(listener, tls, async move {
+            let _ = stop_rx.await;
+        }));
+        let (reason, finished) = tokio::select! {
+            r = shutdown_signal() => (r, false),
+            r = &mut server => {
+                match r {
+                    Ok(Err(e)) => tracing::error!(error = %e, "the listener failed"),
+                    Err(e) => tracing::error!(error = %e, "the listener task failed"),
+                    Ok(Ok(())) => {}
+                }
+                ("listener stopped", true)
+            }
+        };
+        tracing::info!(reason, "shutting down");
+        // Close every storm window early so no folded event goes unnamed.
+        pipeline.flush_storms(SystemTime::now() + Duration::from_secs(366 * 24 * 3600));
+        if !finished {
+            let _ = stop_tx.send(());
+            if tokio::time::timeout(Duration::from_secs(5), &mut server)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the listener did not stop in time");
+                server.abort();
+            }
+        }
+        store.close(Duration::from_secs(2));
+        if finished {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+/// `hookwire channel --gateway URL`: no store, no listener; events come over the link.
+pub fn run_link(gateway_url: &str, token_file: Option<PathBuf>, ca_file: Option<PathBuf>) -> ExitCode {
+    let url = match link::session_url(gateway_url) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("hookwire: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let token = match link::read_token(token_file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("hookwire: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let tls = match ca_file {
+        Some(path) => match link::tls_with_ca(&path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("hookwire: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => {
+            gateway::install_crypto_provider();
+            None
+        }
+    };
+    runtime().block_on(async move {
+        let (mut link, feed) = link::start(link::LinkOptions {
+            url: url.clone(),
+            token,
+            tls,
+        });
+        // `initialize` carries the instructions, which the gateway sends: give it a moment.
+        let hello = tokio::select! {
+            h = link.hello(HELLO_WAIT) => h,
+            r = shutdown_signal() => {
+                tracing::info!(reason = r, "shutting down");
+                link.stop(Duration::from_millis(500)).await;
+                return ExitCode::SUCCESS;
+            }
+        };
+        let instructions = match hello {
+            Some(h) => h.instructions.clone(),
+            None => {
+                tracing::warn!(gateway = %url, "no hello from the gateway in {} s; starting with generic instructions", HELLO_WAIT.as_secs());
+                instructions::gateway_fallback(gateway_url)
+            }
+        };
+        let server = ServerDescription {
+            name: "hookwire".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            instructions,
+        };
+        let chan = channel::start(std::io::stdin(), std::io::stdout(), Box::new(feed), server);
+        let reason = tokio::select! {
+            _ = chan.closed() => "client closed the connection",
+            r = shutdown_signal() => r,
+        };
+        tracing::info!(reason, "shutting down");
+        // Bounded: Claude Code escalates to SIGKILL soon after closing stdin.
+        link.stop(Duration::from_millis(500)).await;
+        chan.stop(Duration::from_millis(500));
+        ExitCode::SUCCESS
+    })
+    // The stdin reader thread may still be blocked in read(2); exiting ends it.
+}
