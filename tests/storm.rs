@@ -79,4 +79,19 @@ sources:
     // Nothing else: the next event is a fresh one.
     assert_eq!(post(&hw, "b-1", "m-9", "fresh"), 202);
     assert_eq!(hw.next_notification()["params"]["meta"]["delivery_id"], "b-1");
+
+    // Every folded event stays retrievable by its delivery id, payload included.
+    for id in ["a-1", "a-150", "a-199"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookwire"))
+            .args(["events", "show", "--json", "--config"])
+            .arg(&cfg)
+            .arg(id)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(shown["delivery_id"], id);
+        assert_eq!(shown["folded"], true, "{shown}");
+        assert!(shown["payload"].to_string().contains("m-42"), "{shown}");
+    }
 }
