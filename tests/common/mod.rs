@@ -368,6 +368,18 @@ impl Hookwire {
         }
     }
 
+    /// The next stdout line within `limit` (for waits that may be longer than [`DEADLINE`],
+    /// such as a gateway link's reconnect backoff), or `None` at EOF.
+    pub fn next_line_within(&mut self, limit: Duration) -> Option<String> {
+        match self.lines.recv_timeout(limit) {
+            Ok(Some(l)) => Some(l),
+            Ok(None) | Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("no stdout line in {limit:?}; stderr:\n{}", self.stderr_text())
+            }
+        }
+    }
+
     /// The process's resident set size in bytes (`VmRSS` of `/proc/PID/status`).
     pub fn rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
