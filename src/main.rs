@@ -212,7 +212,7 @@ fn main() -> ExitCode {
             token_file,
             ca_file,
         } => match gateway {
-            Some(url) => serve::run_link(&url, token_file, ca_file),
+            Some(url) => serve::run_link(&url, token_file, ca_file, &config),
             None => run_channel(config, listen),
         },
         Command::Serve { config, listen } => serve::run_serve(config, listen),
@@ -363,7 +363,7 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
         }
     };
     let addr = listen.unwrap_or(config.listen);
-    let server = ServerDescription {
+    let mut server = ServerDescription {
         name: "hookwire".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         instructions: instructions::generate(&config),
@@ -380,6 +380,13 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
         sources: config.channel.sources.clone(),
     };
     let mark = delivery::mark_path(&config.store.path);
+    // Local mode: the tools are those `channel.permissions` grants, with `tools:` credentials.
+    let tool_settings = config.tools.clone();
+    let session = hookwire_core::tools::Session {
+        subscriber: delivery::LOCAL.into(),
+        sources: config.channel.sources.clone(),
+        permissions: config.channel.permissions.clone(),
+    };
     let pipeline = Arc::new(Pipeline::new(
         config,
         templates,
@@ -412,7 +419,20 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
             .map(|a| a.to_string())
             .unwrap_or_else(|_| addr.to_string());
         tracing::info!("listening on http://{bound}");
-        let chan = channel::start(std::io::stdin(), std::io::stdout(), Box::new(feed), server);
+        let toolbox = hookwire_core::tools::Toolbox::new(
+            session,
+            &tool_settings,
+            Some(store.clone()),
+            tokio::runtime::Handle::current(),
+        );
+        server.instructions = instructions::with_tools(&server.instructions, toolbox.granted());
+        let chan = channel::start_with_tools(
+            std::io::stdin(),
+            std::io::stdout(),
+            Box::new(feed),
+            server,
+            Some(Arc::new(toolbox)),
+        );
         for (i, src) in pipeline.config().sources.iter().enumerate() {
             if src.schedule.is_some() {
                 tokio::spawn(hookwire_core::schedule::run(pipeline.clone(), i));

@@ -150,8 +150,22 @@ pub fn run_serve(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
     })
 }
 
-/// `hookwire channel --gateway URL`: no store, no listener; events come over the link.
-pub fn run_link(gateway_url: &str, token_file: Option<PathBuf>, ca_file: Option<PathBuf>) -> ExitCode {
+/// `hookwire channel --gateway URL`: no store, no listener; events come over the link. The
+/// tools are those the token's permissions (in `hello`) grant, performed by this process with
+/// the credentials of `tools:` in `config` (if that file exists).
+pub fn run_link(
+    gateway_url: &str,
+    token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    config: &std::path::Path,
+) -> ExitCode {
+    let tool_settings = match hookwire_core::config::load_tools(config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let url = match link::session_url(gateway_url) {
         Ok(u) => u,
         Err(e) => {
@@ -194,6 +208,15 @@ pub fn run_link(gateway_url: &str, token_file: Option<PathBuf>, ca_file: Option<
                 return ExitCode::SUCCESS;
             }
         };
+        let toolbox = hello.as_ref().map(|h| {
+            let session = hookwire_core::tools::Session {
+                subscriber: h.subscriber.clone(),
+                sources: h.sources.clone(),
+                permissions: h.permissions.clone(),
+            };
+            // No store here: the read tools need the gateway's, and are not offered.
+            hookwire_core::tools::Toolbox::new(session, &tool_settings, None, tokio::runtime::Handle::current())
+        });
         let instructions = match hello {
             Some(h) => h.instructions.clone(),
             None => {
@@ -201,12 +224,14 @@ pub fn run_link(gateway_url: &str, token_file: Option<PathBuf>, ca_file: Option<
                 instructions::gateway_fallback(gateway_url)
             }
         };
+        let granted = toolbox.as_ref().map(|t| t.granted()).unwrap_or_default();
         let server = ServerDescription {
             name: "hookwire".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            instructions,
+            instructions: instructions::with_tools(&instructions, granted),
         };
-        let chan = channel::start(std::io::stdin(), std::io::stdout(), Box::new(feed), server);
+        let toolbox = toolbox.map(|t| Arc::new(t) as Arc<dyn channel::Tools>);
+        let chan = channel::start_with_tools(std::io::stdin(), std::io::stdout(), Box::new(feed), server, toolbox);
         let reason = tokio::select! {
             _ = chan.closed() => "client closed the connection",
             r = shutdown_signal() => r,

@@ -64,6 +64,33 @@ pub struct ServerDescription {
     pub instructions: String,
 }
 
+/// Reply and action tools (`tools/list`, `tools/call`), implemented by
+/// [`crate::tools::Toolbox`]. With no definitions the `tools` capability is not declared and
+/// `tools/list` is "method not found", exactly as a channel without tools.
+pub trait Tools: Send + Sync + 'static {
+    /// The `tools/list` entries of the granted tools.
+    fn definitions(&self) -> Vec<Value>;
+    /// Runs `name` with `arguments` and answers through `reply` (a `CallToolResult`). Called
+    /// on the stdin reader thread: it must hand the work off and return at once.
+    fn call(&self, name: &str, arguments: Value, reply: Reply);
+}
+
+/// Where a `tools/call` result goes: the writer thread, as the response to one request.
+pub struct Reply {
+    id: Value,
+    ctl: Sender<Out>,
+}
+
+impl Reply {
+    /// Sends `result` as the request's response (dropped if the connection is gone).
+    pub fn send(self, result: Value) {
+        let mut line = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": self.id, "result": result}))
+            .expect("serialisable");
+        line.push(b'\n');
+        let _ = self.ctl.send(Out::Line(line));
+    }
+}
+
 enum Out {
     Line(Vec<u8>),
     Initialized,
@@ -101,6 +128,18 @@ pub fn start(
     feed: Box<dyn Feed>,
     server: ServerDescription,
 ) -> ChannelHandle {
+    start_with_tools(input, output, feed, server, None)
+}
+
+/// [`start`], offering `tools` (declared only when it has at least one definition).
+pub fn start_with_tools(
+    input: impl Read + Send + 'static,
+    output: impl Write + Send + 'static,
+    feed: Box<dyn Feed>,
+    server: ServerDescription,
+    tools: Option<Arc<dyn Tools>>,
+) -> ChannelHandle {
+    let tools = tools.filter(|t| !t.definitions().is_empty());
     let closed = Arc::new(Notify::new());
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<Out>();
     let writer = {
@@ -123,7 +162,7 @@ pub fn start(
         std::thread::Builder::new()
             .name("channel-reader".into())
             .spawn(move || {
-                read_loop(input, &ctl, &server);
+                read_loop(input, &ctl, &server, tools.as_deref());
                 tracing::info!("stdin closed; the client is gone");
                 closed.notify_one();
             })
@@ -184,7 +223,7 @@ fn write_loop(output: impl Write, ctl: Receiver<Out>, mut feed: Box<dyn Feed>) -
     }
 }
 
-fn read_loop(input: impl Read, ctl: &Sender<Out>, server: &ServerDescription) {
+fn read_loop(input: impl Read, ctl: &Sender<Out>, server: &ServerDescription, tools: Option<&dyn Tools>) {
     let mut reader = BufReader::new(input);
     let mut buf = Vec::new();
     loop {
@@ -202,7 +241,7 @@ fn read_loop(input: impl Read, ctl: &Sender<Out>, server: &ServerDescription) {
             continue;
         }
         let reply = match serde_json::from_slice::<Value>(text) {
-            Ok(msg) => handle(&msg, server, ctl),
+            Ok(msg) => handle(&msg, server, ctl, tools),
             Err(_) => Some(error(Value::Null, -32700, "Parse error")),
         };
         if let Some(r) = reply {
@@ -219,8 +258,14 @@ fn error(id: Value, code: i64, message: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
 }
 
-/// Answers one inbound message; `None` for notifications and responses.
-fn handle(msg: &Value, server: &ServerDescription, ctl: &Sender<Out>) -> Option<Value> {
+/// Answers one inbound message; `None` for notifications, responses and `tools/call` (whose
+/// answer the tool sends when done).
+fn handle(
+    msg: &Value,
+    server: &ServerDescription,
+    ctl: &Sender<Out>,
+    tools: Option<&dyn Tools>,
+) -> Option<Value> {
     let method = msg.get("method").and_then(Value::as_str);
     let id = msg.get("id").cloned();
     match (method, id) {
@@ -235,14 +280,42 @@ fn handle(msg: &Value, server: &ServerDescription, ctl: &Sender<Out>) -> Option<
             let asked = msg.pointer("/params/protocolVersion").and_then(Value::as_str);
             let version = negotiate(asked);
             tracing::info!(asked = asked.unwrap_or("-"), answered = version, "initialize");
+            // `tools` only with at least one granted tool; never `claude/channel/permission`.
+            let capabilities = match tools {
+                Some(_) => json!({"experimental": {"claude/channel": {}}, "tools": {}}),
+                None => json!({"experimental": {"claude/channel": {}}}),
+            };
             Some(json!({"jsonrpc": "2.0", "id": id, "result": {
                 "protocolVersion": version,
-                "capabilities": {"experimental": {"claude/channel": {}}},
+                "capabilities": capabilities,
                 "serverInfo": {"name": server.name, "version": server.version},
                 "instructions": server.instructions,
             }}))
         }
         (Some("ping"), Some(id)) => Some(json!({"jsonrpc": "2.0", "id": id, "result": {}})),
+        (Some("tools/list"), Some(id)) if tools.is_some() => {
+            let list = tools.map(|t| t.definitions()).unwrap_or_default();
+            Some(json!({"jsonrpc": "2.0", "id": id, "result": {"tools": list}}))
+        }
+        (Some("tools/call"), Some(id)) => {
+            let Some(name) = msg.pointer("/params/name").and_then(Value::as_str) else {
+                return Some(error(id, -32602, "Invalid params: tools/call needs params.name"));
+            };
+            let arguments = msg
+                .pointer("/params/arguments")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            tracing::debug!(tool = name, "tools/call");
+            let reply = Reply { id, ctl: ctl.clone() };
+            match tools {
+                Some(t) => t.call(name, arguments, reply),
+                // No tool is granted: a tool error Claude can read, rather than a protocol one.
+                None => reply.send(json!({"isError": true, "content": [{"type": "text", "text": format!(
+                    "{name} is not allowed: this session's channel permissions grant no tools; nothing was done"
+                )}]})),
+            }
+            None
+        }
         // `server/discover` must get a plain "method not found" so the client treats this
         // server as legacy and sends `initialize` (a DiscoverResult would lose the channel).
         (Some(m), Some(id)) => Some(error(id, -32601, &format!("Method not found: {m}"))),
@@ -278,21 +351,30 @@ mod tests {
             &json!({"jsonrpc":"2.0","id":1,"method":"server/discover"}),
             &s,
             &tx,
+            None,
         )
         .unwrap();
         assert_eq!(r["error"]["code"], -32601);
-        let r = handle(&json!({"jsonrpc":"2.0","id":"x","method":"tools/list"}), &s, &tx).unwrap();
+        let r = handle(
+            &json!({"jsonrpc":"2.0","id":"x","method":"tools/list"}),
+            &s,
+            &tx,
+            None,
+        )
+        .unwrap();
         assert_eq!(r["error"]["code"], -32601);
         assert!(handle(
             &json!({"jsonrpc":"2.0","method":"notifications/cancelled"}),
             &s,
-            &tx
+            &tx,
+            None
         )
         .is_none());
         let r = handle(
             &json!({"jsonrpc":"2.0","id":2,"method":"initialize","params":{"protocolVersion":"2026-07-28"}}),
             &s,
             &tx,
+            None,
         )
         .unwrap();
         assert_eq!(r["result"]["protocolVersion"], FALLBACK_VERSION);

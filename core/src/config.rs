@@ -32,6 +32,7 @@ const TOP_KEYS: &[&str] = &[
     "schedules",
     "store",
     "tls",
+    "tools",
 ];
 const SOURCE_KEYS: &[&str] = &[
     "name",
@@ -68,6 +69,8 @@ pub struct Config {
     pub store: StoreSettings,
     /// TLS for `hookwire serve` (certificate and key files).
     pub tls: Option<TlsSettings>,
+    /// Credentials and allowlists of the reply and action tools (`tools:`).
+    pub tools: crate::tools::ToolsSettings,
 }
 
 /// `store:`: where and how events are kept until every session has them.
@@ -127,7 +130,8 @@ pub struct ChannelSettings {
     /// The sources allowed to push into the session; others are accepted and never pushed.
     #[serde(default)]
     pub sources: Vec<String>,
-    /// What Claude may do in response (reply and action tools, a later issue).
+    /// What Claude may do in response: the reply and action tools offered (see
+    /// [`crate::tools`]); names from [`crate::store::token::PERMISSIONS`].
     #[serde(default)]
     pub permissions: Vec<String>,
     /// Extra text appended to the generated `instructions`.
@@ -361,6 +365,29 @@ fn read_text(path: &Path) -> Result<String, ConfigErrors> {
     })
 }
 
+/// Reads only `tools:` of a config file, for `hookwire channel --gateway`: events and
+/// permissions come from the gateway, while the actions run here with this machine's
+/// credentials. Every other key is ignored; a missing file means no tool settings.
+pub fn load_tools(path: &Path) -> Result<crate::tools::ToolsSettings, ConfigErrors> {
+    if !path.exists() {
+        return Ok(crate::tools::ToolsSettings::default());
+    }
+    let text = read_text(path)?;
+    let base = path.parent().map(Path::to_owned).unwrap_or_default();
+    let mut p = Problems::new(path, &text);
+    let root: Value = match serde_norway::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            let line = e.location().map(|l| l.line());
+            p.add_at(path, line, "", format!("not valid YAML: {e}"));
+            return Err(p.finish().unwrap_err());
+        }
+    };
+    let (tools, _) = crate::tools::parse(&mut p, root.get("tools"), &base, true);
+    p.finish()?;
+    Ok(tools)
+}
+
 /// Like [`load`], over text already read (`path` is used in messages and to resolve
 /// relative paths).
 pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Config, ConfigErrors> {
@@ -477,6 +504,46 @@ fn parse_with(
         }),
     };
 
+    let (tools, tools_declared) =
+        crate::tools::parse(&mut p, root.get("tools"), &base, secrets == Secrets::Read);
+    if let Some(ch) = &channel {
+        for (i, perm) in ch.permissions.iter().enumerate() {
+            let field = format!("channel.permissions[{i}]");
+            if !crate::store::token::PERMISSIONS.contains(&perm.as_str()) {
+                p.add(
+                    &field,
+                    format!("unknown permission `{perm}`"),
+                    Some(format!(
+                        "valid permissions: {}",
+                        crate::store::token::PERMISSIONS.join(", ")
+                    )),
+                );
+                continue;
+            }
+            let missing = match crate::tools::needs(perm) {
+                Some("github") => !tools_declared.github,
+                Some("slack") => !tools_declared.slack,
+                _ => false,
+            };
+            if missing {
+                let section = crate::tools::needs(perm).unwrap_or_default();
+                p.add(
+                    &field,
+                    format!("`{perm}` is granted but `tools.{section}` is not configured"),
+                    Some(match section {
+                        "github" => {
+                            "add tools: {github: {token_env: GITHUB_TOKEN, repos: [owner/name]}}".into()
+                        }
+                        _ => {
+                            "add tools: {slack: {bot_token_env: SLACK_BOT_TOKEN, channels: [\"#incidents\"]}}"
+                                .into()
+                        }
+                    }),
+                );
+            }
+        }
+    }
+
     let mut sources = Vec::new();
     // Names declared, even of sources with errors, so one mistake is not reported twice.
     let mut declared: Vec<String> = Vec::new();
@@ -587,6 +654,7 @@ fn parse_with(
         sources,
         store: store.expect("checked"),
         tls,
+        tools,
     })
 }
 

@@ -15,8 +15,8 @@ pub mod event;
 pub mod filter;
 pub mod gateway;
 pub mod ingress;
-pub mod link;
 pub mod instructions;
+pub mod link;
 pub mod network;
 pub mod pipeline;
 pub mod render;
@@ -28,6 +28,7 @@ pub mod sink;
 pub mod store;
 pub mod storm;
 pub mod telemetry;
+pub mod tools;
 pub mod verify;
 
 pub use adapter::{Adapter, AdapterFactory, Registry};

@@ -119,6 +119,27 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
+/// One reply or action tool call, as the audit keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// When it finished, Unix milliseconds.
+    pub at_ms: i64,
+    /// Who: the session's subscriber (`local` or the gateway token's name).
+    pub subscriber: String,
+    /// The tool.
+    pub tool: String,
+    /// The `event_id` argument as given, if any.
+    pub event_ref: Option<String>,
+    /// The stored event it names, when found among the session's sources.
+    pub event_seq: Option<u64>,
+    /// The arguments, JSON, long strings cut (never credentials: Claude has none).
+    pub arguments: String,
+    /// `ok`, `refused` (nothing was sent) or `error` (sent and failed).
+    pub outcome: String,
+    /// The result or the error, cut.
+    pub detail: String,
+}
+
 /// A subscriber's delivery state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -183,6 +204,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every subscriber's delivery state.
     fn cursors(&self) -> Result<Vec<Cursor>, StoreError>;
+
+    /// Stores one tool call (the audit). The default keeps nothing; backends override it.
+    fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let _ = entry;
+        Ok(())
+    }
+
+    /// The tool calls recorded for event `seq`, oldest first.
+    fn audit_for(&self, seq: u64) -> Result<Vec<AuditEntry>, StoreError> {
+        let _ = seq;
+        Ok(Vec::new())
+    }
 
     /// Token administration and lookup (the gateway's session settings).
     fn tokens(&self) -> &dyn token::TokenStore;

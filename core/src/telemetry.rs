@@ -20,7 +20,9 @@ pub fn init_with_default(level: &str) {
             "tungstenite::handshake::client=info"
                 .parse()
                 .expect("valid directive"),
-        );
+        )
+        // ureq logs every request's URL at debug; a Slack incoming-webhook URL is a secret.
+        .add_directive("ureq=warn".parse().expect("valid directive"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -25,7 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
 use super::token::{self, NewToken, Token, TokenSecret, TokenStore};
-use super::{Batch, Cursor, ListQuery, Record, Store, StoreError, Stored, Subscription};
+use super::{AuditEntry, Batch, Cursor, ListQuery, Record, Store, StoreError, Stored, Subscription};
 use crate::event::Event;
 use crate::sink::{Receipt, SinkError};
 use crate::verify::timestamp::millis;
@@ -76,6 +76,17 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_ms  INTEGER NOT NULL,
     expires_ms  INTEGER,
     revoked_ms  INTEGER
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id          INTEGER PRIMARY KEY,
+    at_ms       INTEGER NOT NULL,
+    subscriber  TEXT    NOT NULL,
+    tool        TEXT    NOT NULL,
+    event_ref   TEXT,
+    event_seq   INTEGER,
+    arguments   TEXT    NOT NULL,
+    outcome     TEXT    NOT NULL,
+    detail      TEXT    NOT NULL
 );
 PRAGMA user_version = 1;
 ";
@@ -473,6 +484,47 @@ impl Store for SqliteStore {
             params![source, since_ms, target],
         )?;
         Ok(n)
+    }
+
+    // Tool calls are rare and written by the channel process itself: on the side connection,
+    // outside the group commit. Kept when their event is evicted (the audit outlives it).
+    fn record_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        self.side().execute(
+            "INSERT INTO audit (at_ms, subscriber, tool, event_ref, event_seq, arguments, outcome, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                e.at_ms,
+                e.subscriber,
+                e.tool,
+                e.event_ref,
+                e.event_seq.map(|s| s as i64),
+                e.arguments,
+                e.outcome,
+                e.detail
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn audit_for(&self, seq: u64) -> Result<Vec<AuditEntry>, StoreError> {
+        let conn = self.side();
+        let mut stmt = conn.prepare(
+            "SELECT at_ms, subscriber, tool, event_ref, event_seq, arguments, outcome, detail
+             FROM audit WHERE event_seq = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([seq as i64], |r| {
+            Ok(AuditEntry {
+                at_ms: r.get(0)?,
+                subscriber: r.get(1)?,
+                tool: r.get(2)?,
+                event_ref: r.get(3)?,
+                event_seq: r.get::<_, Option<i64>>(4)?.map(to_u64),
+                arguments: r.get(5)?,
+                outcome: r.get(6)?,
+                detail: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn cursors(&self) -> Result<Vec<Cursor>, StoreError> {
