@@ -340,6 +340,46 @@ fn render(
     }
 }
 
+/// Starts the pipeline's own jobs on the current runtime: each schedule, and the storm-control
+/// flusher that queues digests as windows close.
+pub(crate) fn start_jobs(pipeline: &Arc<Pipeline>) {
+    for (i, src) in pipeline.config().sources.iter().enumerate() {
+        if src.schedule.is_some() {
+            tokio::spawn(hookwire_core::schedule::run(pipeline.clone(), i));
+        }
+    }
+    if pipeline.has_storm_control() {
+        let flusher = pipeline.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                flusher.flush_storms(std::time::SystemTime::now());
+            }
+        });
+    }
+}
+
+/// At shutdown: closes every storm window early so no folded event goes unnamed.
+pub(crate) fn close_storm_windows(pipeline: &Pipeline) {
+    pipeline.flush_storms(std::time::SystemTime::now() + Duration::from_secs(366 * 24 * 3600));
+}
+
+/// The pipeline over the durable store: every event is committed to it before 2xx, and
+/// replay protection is re-seeded from what it accepted within the dedup window.
+pub(crate) fn stored_pipeline(
+    config: hookwire_core::Config,
+    templates: hookwire_core::render::Templates,
+) -> Result<(Arc<Pipeline>, Arc<dyn Store>), String> {
+    let store = open_store(&config)?;
+    let pipeline = Pipeline::new(config, templates, Arc::new(StoreSink(store.clone())));
+    if let Err(e) = pipeline.seed_replay(store.as_ref(), std::time::SystemTime::now()) {
+        store.close(Duration::from_secs(1));
+        return Err(e.to_string());
+    }
+    Ok((Arc::new(pipeline), store))
+}
+
 /// Opens the configured store (the file beside config.yaml unless `store.path` says).
 pub(crate) fn open_store(config: &hookwire_core::Config) -> Result<Arc<dyn Store>, String> {
     let s = &config.store;
@@ -368,13 +408,6 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
         version: env!("CARGO_PKG_VERSION").into(),
         instructions: instructions::generate(&config),
     };
-    let store = match open_store(&config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("hookwire: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let subscription = Subscription {
         name: delivery::LOCAL.into(),
         sources: config.channel.sources.clone(),
@@ -387,18 +420,18 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
         sources: config.channel.sources.clone(),
         permissions: config.channel.permissions.clone(),
     };
-    let pipeline = Arc::new(Pipeline::new(
-        config,
-        templates,
-        Arc::new(StoreSink(store.clone())),
-    ));
-    let feed = match pipeline
-        .seed_replay(store.as_ref(), std::time::SystemTime::now())
-        .and_then(|_| delivery::StoreFeed::open(store.clone(), subscription, Some(&mark)))
-    {
+    let (pipeline, store) = match stored_pipeline(config, templates) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("hookwire: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let feed = match delivery::StoreFeed::open(store.clone(), subscription, Some(&mark)) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("hookwire: {e}");
+            store.close(Duration::from_secs(1));
             return ExitCode::from(2);
         }
     };
@@ -433,22 +466,8 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
             server,
             Some(Arc::new(toolbox)),
         );
-        for (i, src) in pipeline.config().sources.iter().enumerate() {
-            if src.schedule.is_some() {
-                tokio::spawn(hookwire_core::schedule::run(pipeline.clone(), i));
-            }
-        }
+        start_jobs(&pipeline);
         let storms = pipeline.clone();
-        if storms.has_storm_control() {
-            let flusher = storms.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(250));
-                loop {
-                    tick.tick().await;
-                    flusher.flush_storms(std::time::SystemTime::now());
-                }
-            });
-        }
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let http = tokio::spawn(ingress::serve(listener, pipeline, async move {
             let _ = stop_rx.await;
@@ -462,8 +481,7 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
             }
         };
         tracing::info!(reason, "shutting down");
-        // Close every storm window early so no folded event goes unnamed.
-        storms.flush_storms(std::time::SystemTime::now() + Duration::from_secs(366 * 24 * 3600));
+        close_storm_windows(&storms);
         let _ = stop_tx.send(());
         // Bounded: Claude Code escalates to SIGKILL soon after closing stdin.
         chan.stop(Duration::from_millis(500));

@@ -5,16 +5,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hookwire::registry;
 use hookwire_core::channel::{self, ServerDescription};
 use hookwire_core::gateway::{self, Gateway, HEALTH_PATH, SESSION_PATH};
-use hookwire_core::pipeline::{self, Pipeline};
-use hookwire_core::store::StoreSink;
+use hookwire_core::pipeline;
 use hookwire_core::{ingress, instructions, link};
 
-use crate::{open_store, shutdown_signal, templates};
+use crate::{close_storm_windows, shutdown_signal, start_jobs, stored_pipeline, templates};
 
 /// How long a linked channel waits for the gateway's `hello` before answering `initialize`
 /// with generic instructions.
@@ -51,23 +50,13 @@ pub fn run_serve(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
     }
     let addr = listen.unwrap_or(config.listen);
     let tls_settings = config.tls.clone();
-    let store = match open_store(&config) {
-        Ok(s) => s,
+    let (pipeline, store) = match stored_pipeline(config, templates) {
+        Ok(x) => x,
         Err(e) => {
             eprintln!("hookwire: {e}");
             return ExitCode::from(2);
         }
     };
-    let pipeline = Arc::new(Pipeline::new(
-        config,
-        templates,
-        Arc::new(StoreSink(store.clone())),
-    ));
-    if let Err(e) = pipeline.seed_replay(store.as_ref(), SystemTime::now()) {
-        eprintln!("hookwire: {e}");
-        store.close(Duration::from_secs(1));
-        return ExitCode::from(2);
-    }
     runtime().block_on(async move {
         let tls = match &tls_settings {
             Some(t) => match gateway::tls_config(t).await {
@@ -97,21 +86,7 @@ pub fn run_serve(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
                  text; put a TLS-terminating proxy in front or set `tls:` in the config"
             );
         }
-        for (i, src) in pipeline.config().sources.iter().enumerate() {
-            if src.schedule.is_some() {
-                tokio::spawn(hookwire_core::schedule::run(pipeline.clone(), i));
-            }
-        }
-        if pipeline.has_storm_control() {
-            let flusher = pipeline.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(250));
-                loop {
-                    tick.tick().await;
-                    flusher.flush_storms(SystemTime::now());
-                }
-            });
-        }
+        start_jobs(&pipeline);
         let gw = Gateway::new(store.clone(), pipeline.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let mut server = tokio::spawn(gw.serve(listener, tls, async move {
@@ -129,8 +104,7 @@ pub fn run_serve(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
             }
         };
         tracing::info!(reason, "shutting down");
-        // Close every storm window early so no folded event goes unnamed.
-        pipeline.flush_storms(SystemTime::now() + Duration::from_secs(366 * 24 * 3600));
+        close_storm_windows(&pipeline);
         if !finished {
             let _ = stop_tx.send(());
             if tokio::time::timeout(Duration::from_secs(5), &mut server)

@@ -49,7 +49,7 @@ impl Receipt {
         }
     }
 
-    /// Waits for the commit from outside the runtime (schedules, flushers on threads).
+    /// Waits for the commit from a thread outside the async runtime.
     pub fn wait_blocking(self) -> Result<(), SinkError> {
         match self.0 {
             None => Ok(()),

@@ -64,6 +64,19 @@ impl Drop for TempDir {
     }
 }
 
+/// `hookwire channel --config <config> --listen 127.0.0.1:0` with `env`, logging at debug.
+fn channel_command(config: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwire"));
+    cmd.args(["channel", "--config"])
+        .arg(config)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("HOOKWIRE_LOG", "debug");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 /// A running `hookwire channel` child.
 pub struct Hookwire {
     pub child: Child,
@@ -84,29 +97,37 @@ impl Hookwire {
     /// Spawns `hookwire channel --config <config> --listen 127.0.0.1:0` with `env`, and waits
     /// until it says where it listens.
     pub fn spawn(config: &Path, env: &[(&str, &str)]) -> Hookwire {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwire"));
-        cmd.args(["channel", "--config"])
-            .arg(config)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("HOOKWIRE_LOG", "debug")
-            .stdin(Stdio::piped())
+        Self::launch(channel_command(config, env), None, true)
+    }
+
+    /// Starts `cmd` with stdio piped as Claude Code does: one thread reads stdout lines (behind
+    /// `gate`, if any), one collects stderr. With `listens`, waits until it says where it
+    /// listens (`listening on http://` or `https://`) and records the address; else `addr`
+    /// is empty.
+    fn launch(mut cmd: Command, gate: Option<Arc<StdoutGate>>, listens: bool) -> Hookwire {
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
         let mut child = cmd.spawn().expect("spawn hookwire");
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                match line {
-                    Ok(l) => {
-                        if tx.send(Some(l)).is_err() {
+            let mut reader = BufReader::new(stdout);
+            loop {
+                if let Some(g) = &gate {
+                    g.take();
+                }
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if line.ends_with('\n') {
+                            line.pop();
+                        }
+                        if tx.send(Some(line)).is_err() {
                             return;
                         }
                     }
-                    Err(_) => break,
                 }
             }
             let _ = tx.send(None);
@@ -118,7 +139,11 @@ impl Hookwire {
             let err = child.stderr.take().unwrap();
             std::thread::spawn(move || {
                 for line in BufReader::new(err).lines().map_while(Result::ok) {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let at = line
+                        .split("listening on http://")
+                        .nth(1)
+                        .or_else(|| line.split("listening on https://").nth(1));
+                    if let Some(rest) = at {
                         let _ = addr_tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
                     }
                     stderr_lines.lock().unwrap().push(line);
@@ -126,15 +151,19 @@ impl Hookwire {
             });
         }
         let stdin = child.stdin.take();
-        let addr = match addr_rx.recv_timeout(DEADLINE) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "hookwire never said where it listens; stderr:\n{}",
-                    stderr.lock().unwrap().join("\n")
-                );
+        let addr = if listens {
+            match addr_rx.recv_timeout(DEADLINE) {
+                Ok(a) => a,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "hookwire never said where it listens; stderr:\n{}",
+                        stderr.lock().unwrap().join("\n")
+                    );
+                }
             }
+        } else {
+            String::new()
         };
         Hookwire {
             child,
@@ -437,72 +466,7 @@ impl StdoutGate {
 impl Hookwire {
     /// [`Hookwire::spawn`], with the stdout reader thread behind `gate`.
     pub fn spawn_gated(config: &Path, env: &[(&str, &str)], gate: Arc<StdoutGate>) -> Hookwire {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwire"));
-        cmd.args(["channel", "--config"])
-            .arg(config)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("HOOKWIRE_LOG", "debug")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn hookwire");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            loop {
-                gate.take();
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if line.ends_with('\n') {
-                            line.pop();
-                        }
-                        if tx.send(Some(line)).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-            let _ = tx.send(None);
-        });
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = mpsc::channel();
-        {
-            let stderr_lines = stderr.clone();
-            let err = child.stderr.take().unwrap();
-            std::thread::spawn(move || {
-                for line in BufReader::new(err).lines().map_while(Result::ok) {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
-                        let _ = addr_tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-                    }
-                    stderr_lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        let stdin = child.stdin.take();
-        let addr = match addr_rx.recv_timeout(DEADLINE) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "hookwire never said where it listens; stderr:\n{}",
-                    stderr.lock().unwrap().join("\n")
-                );
-            }
-        };
-        Hookwire {
-            child,
-            stdin,
-            lines,
-            stderr,
-            addr,
-            next_id: 100,
-        }
+        Self::launch(channel_command(config, env), Some(gate), true)
     }
 }
 
@@ -515,70 +479,11 @@ impl Hookwire {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwire"));
         cmd.args(args)
             .env("HOOKWIRE_LOG", "debug")
-            .env_remove("HOOKWIRE_TOKEN")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env_remove("HOOKWIRE_TOKEN");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn hookwire");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                match line {
-                    Ok(l) => {
-                        if tx.send(Some(l)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-            let _ = tx.send(None);
-        });
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = mpsc::channel();
-        {
-            let stderr_lines = stderr.clone();
-            let err = child.stderr.take().unwrap();
-            std::thread::spawn(move || {
-                for line in BufReader::new(err).lines().map_while(Result::ok) {
-                    let at = line
-                        .split("listening on http://")
-                        .nth(1)
-                        .or_else(|| line.split("listening on https://").nth(1));
-                    if let Some(rest) = at {
-                        let _ = addr_tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-                    }
-                    stderr_lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        let stdin = child.stdin.take();
-        let addr = if listens {
-            match addr_rx.recv_timeout(DEADLINE) {
-                Ok(a) => a,
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "hookwire never said where it listens; stderr:\n{}",
-                        stderr.lock().unwrap().join("\n")
-                    );
-                }
-            }
-        } else {
-            String::new()
-        };
-        Hookwire {
-            child,
-            stdin,
-            lines,
-            stderr,
-            addr,
-            next_id: 100,
-        }
+        Self::launch(cmd, None, listens)
     }
 
     /// Waits until a stderr line contains `needle`; fails the test after [`DEADLINE`].
