@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use hookwire::registry;
 use hookwire_core::channel::{self, ServerDescription};
 use hookwire_core::filter::Verdict;
+use hookwire_core::health::Probes;
 use hookwire_core::pipeline::{self, Pipeline};
 use hookwire_core::store::sqlite::StoreOptions;
 use hookwire_core::store::{SqliteStore, Store, StoreSink, Subscription};
@@ -21,6 +22,7 @@ use hookwire_core::{delivery, ingress, instructions, sink, telemetry};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin;
+mod doctor;
 mod explain;
 mod send;
 mod serve;
@@ -36,6 +38,15 @@ mod templates {
     about = "Vendor webhooks into Claude Code channel sessions"
 )]
 struct Cli {
+    /// Log line format on stderr: `text` (human) or `json` (one object per line).
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKWIRE_LOG_FORMAT",
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    log_format: telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -132,6 +143,9 @@ enum Command {
     },
     /// Deliver a source's stored events again, as new events.
     Replay(admin::ReplayArgs),
+    /// Check the config, its secrets, the listen address and Claude Code, and print the
+    /// `.mcp.json` entry and `claude` command line for this set-up.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Subcommand)]
@@ -180,15 +194,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         // One-shot administration: their output is the point, start-up logs would be noise.
-        Command::Token { .. } | Command::Events { .. } | Command::Replay(_) => {
-            telemetry::init_with_default("warn")
+        Command::Token { .. } | Command::Events { .. } | Command::Replay(_) | Command::Doctor(_) => {
+            telemetry::init_with_default("warn", cli.log_format)
         }
-        _ => telemetry::init(),
+        _ => telemetry::init(cli.log_format),
     }
     match cli.command {
         Command::Token { command } => admin::token(command),
         Command::Events { command } => admin::events(command),
         Command::Replay(args) => admin::replay(args),
+        Command::Doctor(args) => doctor::doctor(args),
         Command::Check { config } => match pipeline::load(&config, &registry(), templates::TEMPLATES) {
             Ok((c, _)) => {
                 eprintln!(
@@ -342,22 +357,25 @@ fn render(
 
 /// Starts the pipeline's own jobs on the current runtime: each schedule, and the storm-control
 /// flusher that queues digests as windows close.
-pub(crate) fn start_jobs(pipeline: &Arc<Pipeline>) {
+/// Returns their tasks, for a config reload to stop.
+pub(crate) fn start_jobs(pipeline: &Arc<Pipeline>) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut jobs = Vec::new();
     for (i, src) in pipeline.config().sources.iter().enumerate() {
         if src.schedule.is_some() {
-            tokio::spawn(hookwire_core::schedule::run(pipeline.clone(), i));
+            jobs.push(tokio::spawn(hookwire_core::schedule::run(pipeline.clone(), i)));
         }
     }
     if pipeline.has_storm_control() {
         let flusher = pipeline.clone();
-        tokio::spawn(async move {
+        jobs.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tick.tick().await;
                 flusher.flush_storms(std::time::SystemTime::now());
             }
-        });
+        }));
     }
+    jobs
 }
 
 /// At shutdown: closes every storm window early so no folded event goes unnamed.
@@ -403,6 +421,10 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
         }
     };
     let addr = listen.unwrap_or(config.listen);
+    let metrics_on = config.metrics;
+    if metrics_on {
+        hookwire_core::metrics::install();
+    }
     let mut server = ServerDescription {
         name: "hookwire".into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -466,24 +488,38 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
             server,
             Some(Arc::new(toolbox)),
         );
-        start_jobs(&pipeline);
+        let _jobs = start_jobs(&pipeline);
         let storms = pipeline.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let http = tokio::spawn(ingress::serve(listener, pipeline, async move {
+        let local = Subscription {
+            name: delivery::LOCAL.into(),
+            sources: pipeline.config().channel.sources.clone(),
+        };
+        let probes = Probes::new(store.clone(), Box::new(move |_| vec![local.clone()]), metrics_on);
+        let app = ingress::router(pipeline).merge(probes.router());
+        let mut http = tokio::spawn(ingress::serve(listener, app, async move {
             let _ = stop_rx.await;
         }));
         let reason = tokio::select! {
             _ = chan.closed() => "client closed the connection",
             r = shutdown_signal() => r,
-            r = http => {
+            r = &mut http => {
                 if let Ok(Err(e)) = r { tracing::error!(error = %e, "webhook listener failed"); }
                 "webhook listener stopped"
             }
         };
         tracing::info!(reason, "shutting down");
         close_storm_windows(&storms);
+        // Stop accepting; requests in flight finish while the store still commits. Bounded:
+        // Claude Code escalates to SIGKILL soon after closing stdin.
         let _ = stop_tx.send(());
-        // Bounded: Claude Code escalates to SIGKILL soon after closing stdin.
+        if !http.is_finished()
+            && tokio::time::timeout(Duration::from_millis(500), &mut http)
+                .await
+                .is_err()
+        {
+            http.abort();
+        }
         chan.stop(Duration::from_millis(500));
         store.close(Duration::from_millis(1000));
         ExitCode::SUCCESS

@@ -2,16 +2,19 @@
 //! (`hookwire channel --gateway URL`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hookwire::registry;
+use hookwire_core::arc_swap::ArcSwap;
 use hookwire_core::channel::{self, ServerDescription};
-use hookwire_core::gateway::{self, Gateway, HEALTH_PATH, SESSION_PATH};
-use hookwire_core::pipeline;
-use hookwire_core::{ingress, instructions, link};
+use hookwire_core::gateway::{self, Gateway};
+use hookwire_core::pipeline::{self, Pipeline};
+use hookwire_core::store::{Store, StoreSink};
+use hookwire_core::{ingress, instructions, link, metrics};
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{close_storm_windows, shutdown_signal, start_jobs, stored_pipeline, templates};
 
@@ -26,30 +29,29 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
+/// Every webhook source is stored: which session receives it is its token's business, not
+/// `channel.sources` (that list is the local channel's). `channel.enabled: false` still
+/// stores and pushes nothing. Schedules run on this machine, so they stay opt-in.
+fn for_gateway(mut config: hookwire_core::Config) -> hookwire_core::Config {
+    for src in config.sources.iter_mut().filter(|s| s.schedule.is_none()) {
+        src.subscribed = true;
+    }
+    config
+}
+
 /// `hookwire serve`.
 pub fn run_serve(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
-    let (mut config, templates) = match pipeline::load(&config_path, &registry(), templates::TEMPLATES) {
+    let (config, templates) = match pipeline::load(&config_path, &registry(), templates::TEMPLATES) {
         Ok(x) => x,
         Err(e) => {
             eprint!("{e}");
             return ExitCode::from(2);
         }
     };
-    // Every webhook source is stored: which session receives it is its token's business,
-    // not `channel.sources` (that list is the local channel's). `channel.enabled: false`
-    // still stores and pushes nothing. Schedules run on this machine, so they stay opt-in.
-    for src in config.sources.iter_mut().filter(|s| s.schedule.is_none()) {
-        src.subscribed = true;
-        if src.path == SESSION_PATH || src.path == HEALTH_PATH {
-            eprintln!(
-                "hookwire: source `{}` uses path {}, which the gateway serves itself; give it another `path:`",
-                src.name, src.path
-            );
-            return ExitCode::from(2);
-        }
-    }
+    let config = for_gateway(config);
     let addr = listen.unwrap_or(config.listen);
     let tls_settings = config.tls.clone();
+    metrics::install();
     let (pipeline, store) = match stored_pipeline(config, templates) {
         Ok(x) => x,
         Err(e) => {
@@ -86,25 +88,41 @@ pub fn run_serve(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
                  text; put a TLS-terminating proxy in front or set `tls:` in the config"
             );
         }
-        start_jobs(&pipeline);
-        let gw = Gateway::new(store.clone(), pipeline.clone());
+        let mut jobs = start_jobs(&pipeline);
+        let current: ingress::Current = Arc::new(ArcSwap::new(pipeline));
+        let gw = Gateway::new(store.clone(), current.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let mut server = tokio::spawn(gw.serve(listener, tls, async move {
             let _ = stop_rx.await;
         }));
-        let (reason, finished) = tokio::select! {
-            r = shutdown_signal() => (r, false),
-            r = &mut server => {
-                match r {
-                    Ok(Err(e)) => tracing::error!(error = %e, "the listener failed"),
-                    Err(e) => tracing::error!(error = %e, "the listener task failed"),
-                    Ok(Ok(())) => {}
+        let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+        let (reason, finished) = loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    if let Some(next) = reload(&config_path, &current, &store) {
+                        jobs.iter().for_each(|j| j.abort());
+                        jobs = start_jobs(&next);
+                        let old = current.swap(next);
+                        close_storm_windows(&old);
+                    }
                 }
-                ("listener stopped", true)
+                r = stop_signal() => break (r, false),
+                r = &mut server => {
+                    match r {
+                        Ok(Err(e)) => tracing::error!(error = %e, "the listener failed"),
+                        Err(e) => tracing::error!(error = %e, "the listener task failed"),
+                        Ok(Ok(())) => {}
+                    }
+                    break ("listener stopped", true);
+                }
             }
         };
-        tracing::info!(reason, "shutting down");
-        close_storm_windows(&pipeline);
+        tracing::info!(
+            reason,
+            "shutting down: no new requests or sessions; finishing those in flight"
+        );
+        jobs.iter().for_each(|j| j.abort());
+        close_storm_windows(&current.load());
         if !finished {
             let _ = stop_tx.send(());
             if tokio::time::timeout(Duration::from_secs(5), &mut server)
@@ -124,9 +142,65 @@ pub fn run_serve(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
     })
 }
 
+/// SIGTERM or SIGINT: the gateway's SIGHUP reloads instead.
+async fn stop_signal() -> &'static str {
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+/// Loads the config again for SIGHUP. A config with any problem is reported in full and the
+/// running one kept. Sessions, the store and the listener carry on; replay protection is
+/// carried over so a retry across the reload is still a repeat.
+fn reload(path: &Path, current: &ingress::Current, store: &Arc<dyn Store>) -> Option<Arc<Pipeline>> {
+    let (config, templates) = match pipeline::load(path, &registry(), templates::TEMPLATES) {
+        Ok(x) => x,
+        Err(e) => {
+            metrics::config_reload(false);
+            tracing::error!("config reload refused, still serving the previous config:\n{e}");
+            return None;
+        }
+    };
+    let config = for_gateway(config);
+    let old = current.load();
+    let running = old.config();
+    let mut fixed = Vec::new();
+    if config.listen != running.listen {
+        fixed.push("listen");
+    }
+    if config.store.path != running.store.path
+        || config.store.sync != running.store.sync
+        || config.store.max_bytes != running.store.max_bytes
+        || config.store.max_age != running.store.max_age
+    {
+        fixed.push("store");
+    }
+    if config.tls != running.tls {
+        fixed.push("tls");
+    }
+    if config.limits != running.limits {
+        fixed.push("limits");
+    }
+    if !fixed.is_empty() {
+        tracing::warn!(
+            sections = %fixed.join(", "),
+            "these settings changed but apply only after a restart; the rest is reloaded"
+        );
+    }
+    let next =
+        Pipeline::new(config, templates, Arc::new(StoreSink(store.clone()))).with_replay(old.replay_guard());
+    metrics::config_reload(true);
+    tracing::info!(sources = next.config().sources.len(), "config reloaded");
+    Some(Arc::new(next))
+}
+
 /// `hookwire channel --gateway URL`: no store, no listener; events come over the link. The
-/// tools are those the token's permissions (in `hello`) grant, performed by this process with
-/// the credentials of `tools:` in `config` (if that file exists).
+/// tools are those the token's permissions (in `hello`) grant: actions performed by this
+/// process with the credentials of `tools:` in `config` (if that file exists), reads
+/// (`get_event`, `list_events`) answered by the gateway over the link.
 pub fn run_link(
     gateway_url: &str,
     token_file: Option<PathBuf>,
@@ -188,8 +262,22 @@ pub fn run_link(
                 sources: h.sources.clone(),
                 permissions: h.permissions.clone(),
             };
-            // No store here: the read tools need the gateway's, and are not offered.
-            hookwire_core::tools::Toolbox::new(session, &tool_settings, None, tokio::runtime::Handle::current())
+            let rt = tokio::runtime::Handle::current();
+            // No store here: the read tools (offered with `read-events`) ask the gateway over
+            // the link, which answers from its store for the token's sources; a gateway from
+            // before read requests gets none (the read tools are not offered).
+            let reader = h
+                .reads
+                .then(|| Arc::new(link.reader()) as Arc<dyn hookwire_core::tools::EventReader>);
+            // Each call's audit entry goes to the gateway, which stores it with the event
+            // (the link drops them, logged, if a later connection's gateway does not).
+            let audit = h
+                .audit
+                .then(|| Arc::new(link.audit()) as Arc<dyn hookwire_core::tools::AuditSink>);
+            if audit.is_none() {
+                tracing::info!(gateway = %url, "this gateway does not store tool calls: the audit is only logged here");
+            }
+            hookwire_core::tools::Toolbox::linked(session, &tool_settings, reader, audit, rt)
         });
         let instructions = match hello {
             Some(h) => h.instructions.clone(),

@@ -184,7 +184,7 @@ fn a_webhook_reaches_a_linked_channel_as_the_exact_stored_line() {
             .unwrap()
             .into_string()
             .unwrap(),
-        "ok"
+        "ok\n"
     );
 
     // Even at the most verbose level the token stays out of the logs.

@@ -13,24 +13,55 @@
 //!   (`@anthropic-ai/claude-code`) registers hookwire as a user-scoped stdio server and its
 //!   health check (`claude mcp get`) reports it connected. Claude Code probes with
 //!   `server/discover` (protocol 2026-07-28) first, so this also proves the legacy fallback.
+//! * `official_mcp_sdk_client_drives_the_tools` and
+//!   `official_mcp_sdk_client_runs_the_incident_example`: the reply and action tools (issue 6)
+//!   driven by the same SDK client, step by step, through `tests/node/sdk_tools.mjs` (one JSON
+//!   command per line on its stdin, one JSON answer per line on its stdout), while the fake
+//!   GitHub and Slack APIs of `common::fakes` record every request hookwire makes. The first
+//!   is the permission matrix in three sessions (no permission; `create-issues` +
+//!   `post-slack-message`; `post-comments` + `add-labels` + `read-events`): a tool without
+//!   its permission is absent from `tools/list` (with none, there is no `tools` capability
+//!   and `tools/list` is method-not-found) and its `tools/call` is a tool error naming the
+//!   missing permission; a granted tool called outside its allowlist of repositories or
+//!   channels is a tool error and sends nothing; a granted, in-scope call reaches the fake
+//!   API exactly once, with the exact method, path, `Authorization`, content type and JSON
+//!   body. The second is the Channels overview's example: a Datadog alert webhook (5xx rate
+//!   on /api/checkout, `tests/fixtures/datadog/alert.triggered.json`, authenticated with
+//!   `X-Hookwire-Token`) is pushed to the session as one `notifications/claude/channel`; the
+//!   client reads it back with `get_event` (by the notification's `delivery_id`), posts a
+//!   summary to "#incidents" with `slack_post_message`, the fake Slack receives exactly that
+//!   `chat.postMessage`, and `get_event` then lists the action. Both also check that the
+//!   SDK saw no protocol error and that no token reached hookwire's log.
 //!
-//! Both clients come from `tests/node/node_modules`, pinned by `tests/node/package-lock.json`.
+//! The clients come from `tests/node/node_modules`, pinned by `tests/node/package-lock.json`.
 //! Install them with `npm ci --prefix tests/node` (CI does); the tests fail, rather than skip,
-//! when they are missing. Nothing here needs network access or credentials.
+//! when they are missing. Nothing here needs network access or credentials. Every wait is on a
+//! condition with a deadline.
+
+mod common;
 
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::fakes::{tools_config, FakeApis, Seen, DD_TOKEN, ENV, GITHUB_TOKEN, SLACK_TOKEN};
+use common::TempDir;
+use serde_json::{json, Value};
 
 /// Test-only webhook secret, handed to hookwire through `HOOKWIRE_TEST_GITHUB_SECRET`.
 const TEST_SECRET: &str = "hwtest-7f3a91c2e05b4d68a1c9f2e7b3d04a56";
 
 /// Upper bound for the Node SDK run (the script has its own 30 s overall timeout).
 const NODE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Upper bound for each step of `tests/node/sdk_tools.mjs` (the first includes starting Node,
+/// loading the SDK and spawning hookwire).
+const SDK_STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Upper bound for each Claude Code CLI invocation (`mcp get` itself gives up after 30 s).
 const CLAUDE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,8 +81,12 @@ fn hookwire_bin() -> PathBuf {
     canonical(PathBuf::from(env!("CARGO_BIN_EXE_hookwire")))
 }
 
-fn config_path() -> PathBuf {
-    canonical(manifest_dir().join("tests/node/config.yaml"))
+/// `tests/node/config.yaml`, copied into `dir`: the store is created beside the config, and
+/// tests running at once must not share one.
+fn config_in(dir: &Path) -> PathBuf {
+    let to = dir.join("config.yaml");
+    fs::copy(manifest_dir().join("tests/node/config.yaml"), &to).expect("copy tests/node/config.yaml");
+    canonical(to)
 }
 
 fn payload_path() -> PathBuf {
@@ -165,11 +200,12 @@ fn run_with_timeout(mut cmd: Command, what: &str, timeout: Duration) -> Finished
 fn official_mcp_sdk_client_receives_signed_github_event() {
     node_modules();
     let script = manifest_dir().join("tests/node/sdk_client.mjs");
+    let dir = common::TempDir::new("rc-sdk");
     let mut cmd = Command::new("node");
     cmd.current_dir(manifest_dir())
         .arg("tests/node/sdk_client.mjs")
         .arg(hookwire_bin())
-        .arg(config_path())
+        .arg(config_in(&dir.0))
         .arg(payload_path())
         .env("HOOKWIRE_TEST_GITHUB_SECRET", TEST_SECRET);
     let run = run_with_timeout(cmd, &format!("node {}", script.display()), NODE_TIMEOUT);
@@ -232,7 +268,7 @@ fn claude_command(claude: &Path, home: &Path) -> Command {
     cmd
 }
 
-/// Minimal JSON string literal (the test uses std only).
+/// Minimal JSON string literal.
 fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -292,7 +328,7 @@ fn claude_code_cli_reports_hookwire_connected() {
     let server = format!(
         r#"{{"type":"stdio","command":{},"args":["channel","--config",{},"--listen","127.0.0.1:0"],"env":{{"HOOKWIRE_TEST_GITHUB_SECRET":{}}}}}"#,
         json_string(path_str(&hookwire_bin())),
-        json_string(path_str(&config_path())),
+        json_string(path_str(&config_in(&home.0))),
         json_string(TEST_SECRET),
     );
     let mut add = claude_command(&claude, &home.0);
@@ -343,4 +379,574 @@ fn claude_code_cli_reports_hookwire_connected() {
             "Claude Code negotiated a non-legacy protocol era with hookwire: {line}\n{transcript}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The reply and action tools (issue 6), driven by the official SDK client.
+
+/// `node tests/node/sdk_tools.mjs <hookwire> <config>`: the official SDK client with
+/// `hookwire channel --config <config>` as its stdio server, answering each JSON command
+/// written to its stdin with one JSON line on its stdout. Killed, with hookwire, on drop.
+struct SdkTools {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    /// The script's stderr, which carries hookwire's.
+    stderr: Arc<Mutex<String>>,
+}
+
+impl SdkTools {
+    /// Starts the script; hookwire gets the secrets of [`ENV`] and logs at info (the audit).
+    fn start(config: &Path) -> SdkTools {
+        node_modules();
+        let mut env = serde_json::Map::new();
+        for (k, v) in ENV.iter().chain(&[("HOOKWIRE_LOG", "info")]) {
+            env.insert((*k).to_owned(), json!(v));
+        }
+        let mut cmd = Command::new("node");
+        cmd.current_dir(manifest_dir())
+            .arg("tests/node/sdk_tools.mjs")
+            .arg(hookwire_bin())
+            .arg(canonical(config.to_path_buf()))
+            .env("HOOKWIRE_SDK_CHILD_ENV", Value::Object(env).to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        #[cfg(unix)]
+        {
+            // Own process group, so drop can take down node and the hookwire it spawned.
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start node tests/node/sdk_tools.mjs: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("piped stderr");
+        let sink = stderr.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let stdin = child.stdin.take();
+        SdkTools {
+            child,
+            stdin,
+            lines,
+            stderr,
+        }
+    }
+
+    /// The script's and hookwire's stderr so far.
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn transcript(&self) -> String {
+        format!(
+            "---- SDK client and hookwire stderr ----\n{}\n---- end ----",
+            self.log()
+        )
+    }
+
+    /// Sends one command and returns the script's answer to it (`ok` true or false).
+    fn step(&mut self, cmd: Value) -> Value {
+        let line = cmd.to_string();
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        if let Err(e) = writeln!(stdin, "{line}").and_then(|()| stdin.flush()) {
+            panic!("cannot send {line} to the SDK client: {e}\n{}", self.transcript());
+        }
+        let answer = match self.lines.recv_timeout(SDK_STEP_TIMEOUT) {
+            Ok(answer) => answer,
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "the SDK client did not answer {line} within {SDK_STEP_TIMEOUT:?}\n{}",
+                self.transcript()
+            ),
+            Err(RecvTimeoutError::Disconnected) => panic!(
+                "the SDK client exited before answering {line}\n{}",
+                self.transcript()
+            ),
+        };
+        let answer: Value = serde_json::from_str(&answer).unwrap_or_else(|e| {
+            panic!(
+                "the SDK client's answer is not JSON ({e}): {answer:?}\n{}",
+                self.transcript()
+            )
+        });
+        assert_eq!(answer["op"], cmd["op"], "answer to {line}: {answer}");
+        answer
+    }
+
+    /// [`SdkTools::step`], which must succeed.
+    fn ok(&mut self, cmd: Value) -> Value {
+        let answer = self.step(cmd.clone());
+        assert_eq!(
+            answer["ok"],
+            true,
+            "{cmd} failed in the SDK client: {answer}\n{}",
+            self.transcript()
+        );
+        answer
+    }
+
+    /// `client.callTool(...)` → its `CallToolResult`, checked to be one text block.
+    fn call(&mut self, name: &str, arguments: Value) -> Value {
+        let answer = self.ok(json!({"op": "call_tool", "name": name, "arguments": arguments}));
+        let result = answer["result"].clone();
+        assert_eq!(
+            result["content"].as_array().map(Vec::len),
+            Some(1),
+            "{name}: {result}"
+        );
+        assert_eq!(result["content"][0]["type"], "text", "{name}: {result}");
+        result
+    }
+
+    /// `client.listTools()` → the tool names, sorted.
+    fn listed(&mut self) -> Vec<String> {
+        let answer = self.ok(json!({"op": "list_tools"}));
+        let tools = answer["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tools in {answer}"));
+        let mut names: Vec<String> = tools
+            .iter()
+            .map(|t| {
+                assert_eq!(t["inputSchema"]["type"], "object", "{t}");
+                t["name"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no name: {t}"))
+                    .to_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Closes the client (stdin EOF to hookwire, as the SDK does) and waits for the script to
+    /// exit 0; checks the SDK saw no transport or protocol error. Returns the final status.
+    fn close(&mut self) -> Value {
+        let answer = self.ok(json!({"op": "close"}));
+        assert_eq!(
+            answer["protocolErrors"],
+            json!([]),
+            "the SDK client saw transport or protocol errors\n{}",
+            self.transcript()
+        );
+        drop(self.stdin.take());
+        let status = common::wait_with_deadline(&mut self.child, SDK_STEP_TIMEOUT);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the SDK client did not exit cleanly: {status:?}\n{}",
+            self.transcript()
+        );
+        println!(
+            "SDK client closed hookwire in {} ms\n{}",
+            answer["closeMs"].as_u64().unwrap_or(0),
+            self.transcript()
+        );
+        answer
+    }
+}
+
+impl Drop for SdkTools {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            kill_tree(&mut self.child);
+        }
+    }
+}
+
+fn text(result: &Value) -> &str {
+    result["content"][0]["text"].as_str().unwrap_or("")
+}
+
+/// A successful tool result's text, parsed as JSON.
+fn answer_of(tool: &str, result: &Value) -> Value {
+    assert_eq!(result["isError"], false, "{tool}: {result}");
+    serde_json::from_str(text(result))
+        .unwrap_or_else(|e| panic!("{tool}: the result text is not JSON ({e}): {result}"))
+}
+
+/// Asserts `seen` is exactly the request an action must make: one JSON POST to `path`.
+fn assert_request(seen: &Seen, path: &str, authorization: &str, body: &Value) {
+    assert_eq!(seen.method, "POST", "{seen:?}");
+    assert_eq!(seen.path, path, "{seen:?}");
+    assert_eq!(seen.authorization.as_deref(), Some(authorization), "{seen:?}");
+    assert!(
+        seen.content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with("application/json")),
+        "{seen:?}"
+    );
+    assert_eq!(&seen.body, body, "{seen:?}");
+}
+
+/// One tool of the permission matrix.
+struct ToolCase {
+    permission: &'static str,
+    tool: &'static str,
+    /// A call inside the allowlists.
+    in_scope: Value,
+    /// Its result: the answer (the text, as JSON), or a word of its tool error.
+    answer: Result<Value, &'static str>,
+    /// The one request it must make (path, `Authorization`, JSON body); `None` for reads.
+    request: Option<(&'static str, String, Value)>,
+    /// Calls outside the allowlists, with a word their refusal must contain.
+    outside: Vec<(Value, &'static str)>,
+}
+
+fn tool_cases() -> Vec<ToolCase> {
+    let gh = format!("Bearer {GITHUB_TOKEN}");
+    let slack = format!("Bearer {SLACK_TOKEN}");
+    vec![
+        ToolCase {
+            permission: "create-issues",
+            tool: "github_create_issue",
+            in_scope: json!({"repo": "acme/web", "title": "Checkout 5xx", "body": "Root cause: ...", "labels": ["bug", "p1"]}),
+            answer: Ok(json!({"number": 42, "url": "https://github.com/acme/web/issues/42"})),
+            request: Some((
+                "/repos/acme/web/issues",
+                gh.clone(),
+                json!({"title": "Checkout 5xx", "body": "Root cause: ...", "labels": ["bug", "p1"]}),
+            )),
+            outside: vec![
+                (
+                    json!({"repo": "evil/web", "title": "t", "body": "b"}),
+                    "allowlist",
+                ),
+                (
+                    json!({"repo": "acme/web/../../x", "title": "t", "body": "b"}),
+                    "owner/name",
+                ),
+            ],
+        },
+        ToolCase {
+            permission: "post-comments",
+            tool: "github_comment",
+            in_scope: json!({"repo": "Acme-Ops/infra", "number": 847, "body": "Recommend rollback."}),
+            answer: Ok(
+                json!({"id": 99, "url": "https://github.com/Acme-Ops/infra/issues/847#issuecomment-99"}),
+            ),
+            request: Some((
+                "/repos/Acme-Ops/infra/issues/847/comments",
+                gh.clone(),
+                json!({"body": "Recommend rollback."}),
+            )),
+            outside: vec![(
+                json!({"repo": "acme/other", "number": 3, "body": "b"}),
+                "allowlist",
+            )],
+        },
+        ToolCase {
+            permission: "add-labels",
+            tool: "github_add_labels",
+            in_scope: json!({"repo": "acme/web", "number": 312, "labels": ["bug", "authentication"]}),
+            answer: Ok(json!({"labels": ["existing", "bug", "authentication"]})),
+            request: Some((
+                "/repos/acme/web/issues/312/labels",
+                gh,
+                json!({"labels": ["bug", "authentication"]}),
+            )),
+            outside: vec![
+                (
+                    json!({"repo": "evil-ops/web", "number": 3, "labels": ["x"]}),
+                    "allowlist",
+                ),
+                (
+                    json!({"repo": "acme-ops", "number": 3, "labels": ["x"]}),
+                    "owner/name",
+                ),
+            ],
+        },
+        ToolCase {
+            permission: "post-slack-message",
+            tool: "slack_post_message",
+            in_scope: json!({"channel": "#incidents", "text": "Root cause identified.", "thread_ts": "1764000000.000200"}),
+            answer: Ok(json!({"channel": "C0INCIDENTS", "ts": "1764000900.000100"})),
+            request: Some((
+                "/api/chat.postMessage",
+                slack,
+                json!({"channel": "#incidents", "text": "Root cause identified.", "thread_ts": "1764000000.000200"}),
+            )),
+            outside: vec![
+                (json!({"channel": "#general", "text": "hi"}), "allowlist"),
+                (json!({"channel": "C9999", "text": "hi"}), "allowlist"),
+            ],
+        },
+        ToolCase {
+            permission: "read-events",
+            tool: "get_event",
+            in_scope: json!({"id": "1"}),
+            answer: Err("no event `1`"),
+            request: None,
+            outside: vec![],
+        },
+        ToolCase {
+            permission: "read-events",
+            tool: "list_events",
+            in_scope: json!({"limit": 5}),
+            answer: Ok(json!({"events": []})),
+            request: None,
+            outside: vec![(json!({"source": "stripe"}), "not one of this session's sources")],
+        },
+    ]
+}
+
+/// One SDK session with `permissions` granted, through the whole permission matrix.
+fn run_permission_matrix(permissions: &[&str]) {
+    let apis = FakeApis::start();
+    let dir = TempDir::new("sdk-tools");
+    let cfg = tools_config(&dir, &apis, permissions);
+    let mut sdk = SdkTools::start(&cfg);
+    let conn = sdk.ok(json!({"op": "connect"}));
+    let cases = tool_cases();
+    let (granted, absent): (Vec<&ToolCase>, Vec<&ToolCase>) =
+        cases.iter().partition(|c| permissions.contains(&c.permission));
+    let instructions = conn["instructions"].as_str().unwrap_or_else(|| panic!("{conn}"));
+    let what = format!("permissions {permissions:?}");
+
+    // Absent: not listed (no `tools` capability at all without any tool).
+    if granted.is_empty() {
+        assert_eq!(
+            conn["capabilities"],
+            json!({"experimental": {"claude/channel": {}}}),
+            "{what}: {conn}"
+        );
+        assert!(instructions.contains("one-way"), "{what}: {instructions}");
+        let r = sdk.step(json!({"op": "list_tools"}));
+        assert_eq!(r["ok"], false, "{what}: tools/list must fail: {r}");
+        assert_eq!(r["error"]["code"], -32601, "{what}: {r}");
+    } else {
+        assert_eq!(
+            conn["capabilities"],
+            json!({"experimental": {"claude/channel": {}}, "tools": {}}),
+            "{what}: {conn}"
+        );
+        assert!(!instructions.contains("one-way"), "{what}: {instructions}");
+        let mut expected: Vec<String> = granted.iter().map(|c| c.tool.to_owned()).collect();
+        expected.sort();
+        assert_eq!(sdk.listed(), expected, "{what}");
+        for c in &granted {
+            assert!(
+                instructions.contains(c.tool),
+                "{what}: the instructions do not name {}: {instructions}",
+                c.tool
+            );
+        }
+    }
+
+    // Absent: refused, naming the missing permission; nothing sent.
+    for c in &absent {
+        let r = sdk.call(c.tool, c.in_scope.clone());
+        assert_eq!(r["isError"], true, "{what} → {}: {r}", c.tool);
+        assert!(text(&r).contains("not allowed"), "{what} → {}: {r}", c.tool);
+        if !granted.is_empty() {
+            assert!(
+                text(&r).contains(&format!("`{}`", c.permission)),
+                "{what} → {}: the refusal must name `{}`: {r}",
+                c.tool,
+                c.permission
+            );
+        }
+    }
+    assert!(
+        apis.seen().is_empty(),
+        "{what}: a refused call sent something: {:?}",
+        apis.seen()
+    );
+
+    // Granted, outside the allowlists: refused; nothing sent.
+    for c in &granted {
+        for (args, needle) in &c.outside {
+            let r = sdk.call(c.tool, args.clone());
+            assert_eq!(r["isError"], true, "{what} → {} {args}: {r}", c.tool);
+            assert!(text(&r).contains(needle), "{what} → {} {args}: {r}", c.tool);
+        }
+    }
+    assert!(
+        apis.seen().is_empty(),
+        "{what}: a call outside the allowlist sent something: {:?}",
+        apis.seen()
+    );
+
+    // Granted, in scope: exactly one request each, exactly as expected.
+    for c in &granted {
+        let before = apis.seen().len();
+        let r = sdk.call(c.tool, c.in_scope.clone());
+        match &c.answer {
+            Ok(answer) => assert_eq!(&answer_of(c.tool, &r), answer, "{what} → {}", c.tool),
+            Err(needle) => {
+                assert_eq!(r["isError"], true, "{what} → {}: {r}", c.tool);
+                assert!(text(&r).contains(needle), "{what} → {}: {r}", c.tool);
+            }
+        }
+        let seen = apis.seen();
+        match &c.request {
+            Some((path, auth, body)) => {
+                assert_eq!(
+                    seen.len(),
+                    before + 1,
+                    "{what} → {}: exactly one request: {seen:?}",
+                    c.tool
+                );
+                assert_request(&seen[before], path, auth, body);
+            }
+            None => assert_eq!(seen.len(), before, "{what} → {}: {seen:?}", c.tool),
+        }
+    }
+
+    let status = sdk.close();
+    assert_eq!(status["channelNotifications"], 0, "{what}: {status}");
+    let log = sdk.log();
+    assert!(
+        !log.contains(GITHUB_TOKEN) && !log.contains(SLACK_TOKEN),
+        "{what}: a token reached the log\n{}",
+        sdk.transcript()
+    );
+    if granted.iter().any(|c| c.request.is_some()) {
+        assert!(log.contains("tool call"), "{what}: calls are audited in the log");
+    }
+}
+
+#[test]
+fn official_mcp_sdk_client_drives_the_tools() {
+    node_modules();
+    // Between them, the two partial sets grant and withhold every tool once.
+    run_permission_matrix(&[]);
+    run_permission_matrix(&["create-issues", "post-slack-message"]);
+    run_permission_matrix(&["post-comments", "add-labels", "read-events"]);
+}
+
+/// POSTs `body` to the Datadog source with `token` as its `X-Hookwire-Token`.
+fn post_datadog(addr: &str, token: &str, body: &[u8]) -> (u16, String) {
+    let r = ureq::post(&format!("http://{addr}/hooks/datadog"))
+        .timeout(common::DEADLINE)
+        .set("Content-Type", "application/json")
+        .set("X-Hookwire-Token", token)
+        .send_bytes(body);
+    match r {
+        Ok(resp) => (resp.status(), resp.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, resp)) => (code, resp.into_string().unwrap_or_default()),
+        Err(e) => panic!("POST to hookwire's listener at {addr}: {e}"),
+    }
+}
+
+/// The Channels overview's example with the official SDK client: a Datadog alert reaches the
+/// session, the client reads it with `get_event` and posts a summary to #incidents.
+#[test]
+fn official_mcp_sdk_client_runs_the_incident_example() {
+    node_modules();
+    let apis = FakeApis::start();
+    let dir = TempDir::new("sdk-incident");
+    let cfg = tools_config(&dir, &apis, &["read-events", "post-slack-message"]);
+    let mut sdk = SdkTools::start(&cfg);
+    let conn = sdk.ok(json!({"op": "connect"}));
+    let addr = conn["addr"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no addr: {conn}"))
+        .to_owned();
+    assert_eq!(
+        sdk.listed(),
+        ["get_event", "list_events", "slack_post_message"],
+        "{conn}"
+    );
+
+    // 0. A wrong token is refused and produces nothing (checked by the count at the end).
+    let alert = fs::read(manifest_dir().join("tests/fixtures/datadog/alert.triggered.json"))
+        .expect("the Datadog alert fixture");
+    let (status, body) = post_datadog(&addr, "not-the-token", &alert);
+    assert_eq!(status, 401, "{body}");
+
+    // 1. The alert webhook is pushed to the session.
+    let (status, body) = post_datadog(&addr, DD_TOKEN, &alert);
+    assert_eq!(status, 202, "{body}\n{}", sdk.transcript());
+    let n = sdk.ok(json!({"op": "next_notification"}))["notification"].clone();
+    assert_eq!(n["method"], "notifications/claude/channel", "{n}");
+    let content = n["params"]["content"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{n}"))
+        .to_owned();
+    assert!(
+        content.contains("/api/checkout") && content.contains("5xx"),
+        "{content}"
+    );
+    let meta = n["params"]["meta"].as_object().unwrap_or_else(|| panic!("{n}"));
+    assert!(
+        meta.values().all(Value::is_string),
+        "Claude Code drops an event with a non-string meta value: {n}"
+    );
+    let delivery = meta
+        .get("delivery_id")
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| panic!("no delivery_id: {n}"))
+        .to_owned();
+
+    // 2. Claude reads the full event by the tag's delivery_id.
+    let r = sdk.call("get_event", json!({"id": delivery}));
+    let ev = answer_of("get_event", &r);
+    assert_eq!(ev["source"], "datadog", "{ev}");
+    assert_eq!(ev["delivery_id"], delivery.as_str(), "{ev}");
+    assert_eq!(
+        ev["payload"]["alert"]["title"], "5xx error rate is high on /api/checkout",
+        "{ev}"
+    );
+    assert!(
+        ev["headers"].get("x-hookwire-token").is_none(),
+        "credentials are never stored: {ev}"
+    );
+    assert_eq!(ev["notification"]["content"], content.as_str(), "{ev}");
+    assert_eq!(ev["actions"], json!([]), "{ev}");
+    assert!(apis.seen().is_empty(), "a read sent something: {:?}", apis.seen());
+
+    // 3. It posts the summary to #incidents, answering the event.
+    let summary = "Root cause identified: PaymentService.processCharge() null pointer on non-US addresses. \
+                   Introduced in a3f9b2 (14 min ago). PR #847 ready. Recommend rollback while PR is reviewed.";
+    let r = sdk.call(
+        "slack_post_message",
+        json!({"channel": "#incidents", "text": summary, "event_id": delivery}),
+    );
+    assert_eq!(
+        answer_of("slack_post_message", &r),
+        json!({"channel": "C0INCIDENTS", "ts": "1764000900.000100"})
+    );
+    let seen = apis.seen();
+    assert_eq!(seen.len(), 1, "exactly one request: {seen:?}");
+    assert_request(
+        &seen[0],
+        "/api/chat.postMessage",
+        &format!("Bearer {SLACK_TOKEN}"),
+        &json!({"channel": "#incidents", "text": summary}),
+    );
+
+    // 4. The action is stored with the event it answered.
+    let r = sdk.call("get_event", json!({"id": delivery}));
+    let ev = answer_of("get_event", &r);
+    let actions = ev["actions"].as_array().unwrap_or_else(|| panic!("{ev}"));
+    assert_eq!(actions.len(), 1, "{ev}");
+    assert_eq!(actions[0]["tool"], "slack_post_message", "{ev}");
+    assert_eq!(actions[0]["outcome"], "ok", "{ev}");
+    assert_eq!(actions[0]["arguments"]["channel"], "#incidents", "{ev}");
+
+    // One webhook, one notification: the refused one produced none.
+    let status = sdk.close();
+    assert_eq!(status["channelNotifications"], 1, "{status}");
+    assert_eq!(apis.seen().len(), 1, "{:?}", apis.seen());
+    let log = sdk.log();
+    assert!(
+        !log.contains(SLACK_TOKEN) && !log.contains(DD_TOKEN),
+        "a token reached the log\n{}",
+        sdk.transcript()
+    );
 }

@@ -1,6 +1,7 @@
 //! Reply and action tools (issue 6), black-box: `hookwire channel` is driven as Claude Code
-//! drives it, while a fake GitHub API and a fake Slack Web API (axum servers in the test,
-//! pointed at by `tools.*.api_url`) record every request they get.
+//! drives it, while a fake GitHub API and a fake Slack Web API (`common::fakes`: axum servers
+//! in the test, pointed at by `tools.*.api_url`) record every request they get. The same
+//! flows driven by the official MCP TypeScript SDK client are in tests/real_clients.rs.
 //!
 //! - the permission matrix: a tool without its permission is absent from `tools/list` and
 //!   refused by `tools/call`; a granted tool outside its allowlist is refused and nothing is
@@ -14,164 +15,13 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
+use common::fakes::{tools_config, FakeApis, DD_TOKEN, ENV, GITHUB_TOKEN, SLACK_TOKEN};
 use common::{Hookwire, TempDir};
-use hookwire_core::axum;
 use serde_json::{json, Value};
-
-const GH_SECRET: &str = "test-github-secret-tools-1";
-const DD_TOKEN: &str = "test-datadog-token-tools-2";
-const GITHUB_TOKEN: &str = "ghp_testtoken_0123456789";
-const SLACK_TOKEN: &str = "xoxb-test-0123-4567";
-
-/// One request the fake APIs received.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    authorization: Option<String>,
-    content_type: Option<String>,
-    body: Value,
-}
-
-/// A fake GitHub REST API and Slack Web API on one local port.
-struct FakeApis {
-    seen: Arc<Mutex<Vec<Seen>>>,
-    addr: std::net::SocketAddr,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl FakeApis {
-    fn start() -> FakeApis {
-        use axum::body::Body;
-        use axum::extract::{Request, State};
-        use axum::http::{header, StatusCode};
-        use axum::response::{IntoResponse, Response};
-
-        async fn handle(State(seen): State<Arc<Mutex<Vec<Seen>>>>, req: Request) -> Response {
-            let method = req.method().to_string();
-            let path = req.uri().path().to_owned();
-            let (authorization, content_type) = {
-                let get = |h: header::HeaderName| {
-                    req.headers()
-                        .get(h)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned)
-                };
-                (get(header::AUTHORIZATION), get(header::CONTENT_TYPE))
-            };
-            let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
-                .await
-                .unwrap_or_default();
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            seen.lock().unwrap().push(Seen {
-                method,
-                path: path.clone(),
-                authorization,
-                content_type,
-                body: body.clone(),
-            });
-            let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-            let (status, answer) = match segs.as_slice() {
-                ["repos", "acme", "gone", ..] => (StatusCode::NOT_FOUND, json!({"message": "Not Found"})),
-                ["repos", o, r, "issues"] => (
-                    StatusCode::CREATED,
-                    json!({"id": 1, "number": 42, "title": body["title"],
-                           "html_url": format!("https://github.com/{o}/{r}/issues/42")}),
-                ),
-                ["repos", o, r, "issues", n, "comments"] => (
-                    StatusCode::CREATED,
-                    json!({"id": 99, "body": body["body"],
-                           "html_url": format!("https://github.com/{o}/{r}/issues/{n}#issuecomment-99")}),
-                ),
-                ["repos", _, _, "issues", _, "labels"] => {
-                    let mut labels = vec![json!({"id": 1, "name": "existing"})];
-                    for l in body["labels"].as_array().cloned().unwrap_or_default() {
-                        labels.push(json!({"id": 2, "name": l}));
-                    }
-                    (StatusCode::OK, Value::Array(labels))
-                }
-                ["services", "T0", "B0", "good"] => (StatusCode::OK, json!("ok")),
-                ["api", "chat.postMessage"] => (
-                    StatusCode::OK,
-                    json!({"ok": true, "channel": "C0INCIDENTS", "ts": "1764000900.000100",
-                           "message": {"text": body["text"]}}),
-                ),
-                _ => (StatusCode::NOT_FOUND, json!({"message": "Not Found"})),
-            };
-            (
-                status,
-                [(header::CONTENT_TYPE, "application/json")],
-                Body::from(answer.to_string()),
-            )
-                .into_response()
-        }
-
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let app = axum::Router::new().fallback(handle).with_state(seen.clone());
-        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let addr = listener.local_addr().unwrap();
-        rt.spawn(async move { axum::serve(listener, app).await });
-        FakeApis { seen, addr, _rt: rt }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-/// A config with both sources, `permissions` granted and both tool sections pointing at
-/// `apis`.
-fn config(dir: &TempDir, apis: &FakeApis, permissions: &[&str]) -> std::path::PathBuf {
-    let perms = serde_json::to_string(permissions).unwrap();
-    dir.write(
-        "config.yaml",
-        &format!(
-            r##"channel:
-  sources: [github, datadog]
-  permissions: {perms}
-sources:
-  - name: github
-    type: github
-    secret_env: T_GH_SECRET
-  - name: datadog
-    type: datadog
-    secret_env: T_DD_TOKEN
-tools:
-  github:
-    token_env: T_GITHUB_TOKEN
-    api_url: {url}
-    repos: [acme/web, acme-ops/*, acme/gone]
-  slack:
-    bot_token_env: T_SLACK_TOKEN
-    api_url: {url}/api
-    channels: ["#incidents", C0123ABCD]
-"##,
-            url = apis.url()
-        ),
-    )
-}
-
-const ENV: &[(&str, &str)] = &[
-    ("T_GH_SECRET", GH_SECRET),
-    ("T_DD_TOKEN", DD_TOKEN),
-    ("T_GITHUB_TOKEN", GITHUB_TOKEN),
-    ("T_SLACK_TOKEN", SLACK_TOKEN),
-];
 
 fn start(apis: &FakeApis, permissions: &[&str]) -> (TempDir, Hookwire, Value) {
     let dir = TempDir::new("tools");
-    let cfg = config(&dir, apis, permissions);
+    let cfg = tools_config(&dir, apis, permissions);
     let mut hw = Hookwire::spawn(&cfg, ENV);
     let init = hw.handshake();
     (dir, hw, init)
@@ -585,6 +435,18 @@ fn datadog_alert_to_incident_summary() {
     assert_eq!(actions[0]["by"], "local");
     assert_eq!(actions[0]["outcome"], "ok");
     assert_eq!(actions[0]["arguments"]["channel"], "#incidents");
+
+    // 5. Every call is counted by tool and outcome.
+    let page = hw.call("GET", "/metrics").body;
+    for (tool, outcome, n) in [
+        ("get_event", "ok", 2),
+        ("list_events", "ok", 1),
+        ("list_events", "refused", 1),
+        ("slack_post_message", "ok", 1),
+    ] {
+        let series = format!(r#"hookwire_tool_calls_total{{tool="{tool}",outcome="{outcome}"}} {n}"#);
+        assert!(page.lines().any(|l| l == series), "no `{series}` in:\n{page}");
+    }
 }
 
 #[test]

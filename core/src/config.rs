@@ -33,7 +33,11 @@ const TOP_KEYS: &[&str] = &[
     "store",
     "tls",
     "tools",
+    "metrics",
 ];
+
+/// Paths hookwire serves itself on the webhook listener; no source may use them.
+pub const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/v1/session"];
 const SOURCE_KEYS: &[&str] = &[
     "name",
     "type",
@@ -71,6 +75,9 @@ pub struct Config {
     pub tls: Option<TlsSettings>,
     /// Credentials and allowlists of the reply and action tools (`tools:`).
     pub tools: crate::tools::ToolsSettings,
+    /// `metrics: true`: serve Prometheus `/metrics` in local mode too (the gateway always
+    /// does).
+    pub metrics: bool,
 }
 
 /// `store:`: where and how events are kept until every session has them.
@@ -111,7 +118,7 @@ fn default_max_age() -> String {
 }
 
 /// `tls:` for the gateway.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSettings {
     /// PEM certificate chain.
@@ -144,7 +151,7 @@ fn yes() -> bool {
 }
 
 /// Resource limits of the webhook path.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest accepted request body; larger gets 413. GitHub caps payloads at 25 MB.
@@ -504,6 +511,18 @@ fn parse_with(
         }),
     };
 
+    let metrics = match root.get("metrics") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            p.add(
+                "metrics",
+                "must be true or false",
+                Some("write `metrics: true` to serve /metrics in local mode".into()),
+            );
+            false
+        }
+    };
     let (tools, tools_declared) =
         crate::tools::parse(&mut p, root.get("tools"), &base, secrets == Secrets::Read);
     if let Some(ch) = &channel {
@@ -621,6 +640,16 @@ fn parse_with(
                 None,
             );
         }
+        if RESERVED_PATHS.contains(&s.path.as_str()) {
+            p.add(
+                &format!("sources[{i}].path"),
+                format!("path `{}` is served by hookwire itself", s.path),
+                Some(format!(
+                    "give the source another `path:`; reserved: {}",
+                    RESERVED_PATHS.join(", ")
+                )),
+            );
+        }
         if sources[..i].iter().any(|o| o.path == s.path) {
             p.add(
                 &format!("sources[{i}].path"),
@@ -655,6 +684,7 @@ fn parse_with(
         store: store.expect("checked"),
         tls,
         tools,
+        metrics,
     })
 }
 

@@ -12,9 +12,11 @@
 //!   shutting down → `503`. Only the token's SHA-256 is looked up; the token is never logged.
 //! - **Hello.** The first frame from the gateway, one text frame:
 //!   `{"type":"hello","protocol":1,"subscriber":NAME,"sources":[..],"permissions":[..],
-//!   "instructions":TEXT,"head":SEQ}`. `instructions` is what the channel puts in its
-//!   `initialize` result; `head` is the gateway's newest event id at connect (a client that
-//!   has written ids above it is talking to a new event log and forgets them).
+//!   "instructions":TEXT,"head":SEQ,"reads":true,"audit":true}`. `instructions` is what the
+//!   channel puts in its `initialize` result; `head` is the gateway's newest event id at
+//!   connect (a client that has written ids above it is talking to a new event log and forgets
+//!   them); `reads` says the gateway answers read requests and `audit` that it stores audit
+//!   frames (both below; absent from older gateways, which a client then does not send).
 //! - **Events.** Then, in id order, one text frame per event of the token's sources:
 //!   `{"type":"event","id":SEQ,"source":NAME,"notification":{..}}` where `notification` is the
 //!   exact `notifications/claude/channel` JSON-RPC message the channel writes to stdout. Ids
@@ -28,11 +30,39 @@
 //! - **Keepalive.** The client may send `{"type":"ping"}`; the gateway answers
 //!   `{"type":"pong"}`. A client that sends nothing (no frame, no WebSocket ping) for 60 s is
 //!   disconnected: clients ping every 15 s. Unknown frame types are ignored both ways.
+//! - **Reads** (the `get_event` and `list_events` tools of a linked channel). The client
+//!   sends `{"type":"get_event","req":N,"id":ID}` (`ID` a store id `42`, `evt_42`, or a
+//!   delivery id) or `{"type":"list_events","req":N,"source":NAME,"limit":L}` (`source` and
+//!   `limit` optional; `limit` defaults to 20 and is capped at 100). `req` is the client's
+//!   number for the request, echoed in the answer. The gateway answers each, in the order
+//!   received, with `{"type":"result","req":N,"ok":RESULT}`, `RESULT` being exactly the
+//!   tool's result in local mode, or `{"type":"result","req":N,"error":TEXT,"kind":K}` with
+//!   `K` = `refused` (nothing was read: the token lacks the `read-events` permission —
+//!   `permission denied: ...` —, the event is not among the token's sources, or a bad
+//!   argument) or `failed` (the store failed). Only events of the token's sources are seen:
+//!   another source's event is "not found", like one that does not exist. A result frame is
+//!   at most 4 MiB: a larger payload is cut (`payload_truncated`). At most 16 requests may
+//!   wait beyond the one being answered; more closes the session with `1008`. Result frames
+//!   come between event frames; they do not count in the event window.
+//! - **Audit** (every tool call of a linked channel, which performs the actions itself). After
+//!   each call the client sends, fire and forget, `{"type":"audit","tool":NAME,
+//!   "event_ref":REF,"arguments":{..},"outcome":"ok"|"refused"|"error","detail":TEXT,
+//!   "at_ms":MS}` (`event_ref` — the call's `event_id` argument — and `at_ms` optional). The
+//!   gateway stores it in its `audit` table, so `get_event` shows it under `actions`, but
+//!   decides the trusted fields itself: who is the token's name (a `subscriber` in the frame is
+//!   ignored); the event is looked up by the gateway among the token's sources only (any other
+//!   reference is stored attached to no event); every field is bounded as in local mode
+//!   (`tools::audit_entry`); `at_ms` outside the last day is replaced by the arrival time.
+//!   Ignored (debug log): an unknown tool, an unknown outcome, and an `ok` or `error` outcome
+//!   for a tool the token does not grant (the channel refuses those calls). At most 256 frames
+//!   in a burst, then one per second, per token across its connections; beyond, frames are
+//!   dropped with a warning (the session goes on). Audit frames and read requests are handled
+//!   in the order received, so a read sent after an audit frame sees it. Nothing is answered.
 //! - **Close codes** (from the gateway): `4409 superseded` (another connection with the same
 //!   token took over: one live connection per token), `4403 revoked` / `4403 expired` (the
 //!   token stopped being valid during the session), `4408 idle` (nothing heard for 60 s),
 //!   `1001` (gateway shutting down), `1003` (binary frame), `1007` (a frame that is not the
-//!   protocol's JSON), `1011` (the store failed).
+//!   protocol's JSON), `1008` (too many read requests waiting), `1011` (the store failed).
 //!
 //! TLS: with `tls:` in the config the gateway serves HTTPS itself (rustls); otherwise plain
 //! HTTP, to be put behind a TLS-terminating proxy that passes WebSocket upgrades. Tokens
@@ -40,9 +70,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
@@ -54,12 +84,14 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tokio::sync::{watch, Notify};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::TlsSettings;
-use crate::pipeline::Pipeline;
+use crate::health::Probes;
 use crate::store::token::{Token, TokenStatus};
-use crate::store::{Batch, Store, StoreError, Stored, Subscription};
+use crate::store::{AuditEntry, Batch, Store, StoreError, Stored, Subscription};
+use crate::tools::{ReadError, StoreReader, Tool, AUDIT_OUTCOMES, MAX_PAYLOAD};
 use crate::verify::timestamp::millis;
 
 /// The WebSocket subprotocol both sides must agree on.
@@ -68,8 +100,7 @@ pub const PROTOCOL: &str = "hookwire.v1";
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Where sessions connect.
 pub const SESSION_PATH: &str = "/v1/session";
-/// The gateway's liveness probe.
-pub const HEALTH_PATH: &str = "/healthz";
+pub use crate::health::HEALTH_PATH;
 
 /// Close codes the gateway ends a session with.
 pub mod close {
@@ -93,8 +124,28 @@ const READ_PAGE: usize = 512;
 const TOKEN_CHECK: Duration = Duration::from_secs(1);
 /// A client that sends nothing for this long is gone (clients ping every 15 s).
 const CLIENT_SILENCE: Duration = Duration::from_secs(60);
-/// Client frames are acks and pings: a few dozen bytes.
+/// Client frames are acks, pings and read requests: a few dozen bytes.
 const MAX_CLIENT_FRAME: usize = 64 * 1024;
+/// Read requests a session may have waiting beyond the one being answered.
+const MAX_QUEUED_REQUESTS: usize = 16;
+/// A result frame's size at most (the link reads frames of up to 16 MiB).
+const MAX_RESULT_FRAME: usize = 4 << 20;
+/// Audit frames a token may send in a burst (a linked channel queues up to as many while
+/// disconnected and sends them on reconnecting).
+const AUDIT_BURST: f64 = 256.0;
+/// Audit frames a token may send per second beyond the burst.
+const AUDIT_PER_SECOND: f64 = 1.0;
+/// Audit entries a session may have waiting to be stored; more are dropped.
+const MAX_QUEUED_AUDITS: usize = 256;
+/// How long a session's worker may take, once the client is gone, to store the audit entries
+/// it had already received (at most [`MAX_QUEUED_AUDITS`], one insert each).
+const AUDIT_DRAIN: Duration = Duration::from_secs(5);
+/// How old an audit frame's `at_ms` may be (a call made while the link was down).
+const AUDIT_MAX_AGE_MS: i64 = 24 * 3600 * 1000;
+/// How far ahead of the gateway's clock an audit frame's `at_ms` may be (clock skew).
+const AUDIT_MAX_SKEW_MS: i64 = 60 * 1000;
+/// The answer to a read request when the token lacks `read-events`.
+const PERMISSION_DENIED: &str = "permission denied: this session's token does not grant `read-events`";
 /// How long the close handshake may take.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
@@ -114,6 +165,13 @@ pub struct Hello {
     /// The newest event id when the session started.
     #[serde(default)]
     pub head: u64,
+    /// Whether the gateway answers read requests (`get_event`, `list_events`); gateways
+    /// from before them omit it.
+    #[serde(default)]
+    pub reads: bool,
+    /// Whether the gateway stores `audit` frames; gateways from before them omit it.
+    #[serde(default)]
+    pub audit: bool,
 }
 
 /// Frames the gateway sends (serialisation only: the notification is embedded as is).
@@ -127,6 +185,16 @@ enum ServerFrame<'a> {
         notification: &'a RawValue,
     },
     Pong,
+    /// The answer to a read request: `ok` or `error` and `kind`.
+    Result {
+        req: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ok: Option<&'a Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kind: Option<&'a str>,
+    },
 }
 
 /// Frames a client sends.
@@ -140,6 +208,47 @@ pub enum ClientFrame {
     },
     /// Keepalive; answered with `pong`.
     Ping,
+    /// `get_event`: answered with a `result` frame.
+    #[serde(rename = "get_event")]
+    GetEvent {
+        /// The client's number for the request.
+        req: u64,
+        /// A store id (`42`, `evt_42`) or a delivery id.
+        id: String,
+    },
+    /// `list_events`: answered with a `result` frame.
+    #[serde(rename = "list_events")]
+    ListEvents {
+        /// The client's number for the request.
+        req: u64,
+        /// Only this source (one of the token's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+        /// At most this many (default 20, capped at 100).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
+    },
+    /// One tool call of the linked channel, for the gateway's audit (nothing is answered).
+    /// Fields beyond these (a `subscriber`, an `event_seq`) are ignored: the gateway decides
+    /// them.
+    Audit {
+        /// The tool's MCP name.
+        tool: String,
+        /// The call's `event_id` argument, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        event_ref: Option<String>,
+        /// The arguments (summarised by the channel; bounded again by the gateway).
+        #[serde(default)]
+        arguments: Value,
+        /// `ok`, `refused` or `error`.
+        outcome: String,
+        /// The result or the error.
+        #[serde(default)]
+        detail: String,
+        /// When the call finished, Unix milliseconds, by the channel's clock.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ms: Option<i64>,
+    },
     /// A frame type this version does not know: ignored.
     #[serde(other)]
     Unknown,
@@ -197,8 +306,10 @@ struct Live {
 /// The session endpoint and its live sessions.
 pub struct Gateway {
     store: Arc<dyn Store>,
-    pipeline: Arc<Pipeline>,
+    pipeline: crate::ingress::Current,
     sessions: Mutex<HashMap<String, Live>>,
+    /// Each token's audit-frame budget, kept across its connections.
+    audit_budgets: Mutex<HashMap<String, Arc<Mutex<Bucket>>>>,
     next_id: AtomicU64,
     closing: AtomicBool,
     drained: Notify,
@@ -207,25 +318,26 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway over `store`, whose webhooks go through `pipeline` (which should store into
     /// the same store).
-    pub fn new(store: Arc<dyn Store>, pipeline: Arc<Pipeline>) -> Arc<Self> {
+    pub fn new(store: Arc<dyn Store>, pipeline: crate::ingress::Current) -> Arc<Self> {
         Arc::new(Gateway {
             store,
             pipeline,
             sessions: Mutex::new(HashMap::new()),
+            audit_budgets: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             closing: AtomicBool::new(false),
             drained: Notify::new(),
         })
     }
 
-    /// `/v1/session`, `/healthz`, and every webhook path. Serve it with
+    /// `/v1/session`, `/healthz`, `/readyz`, `/metrics`, and every webhook path. Serve it with
     /// `into_make_service_with_connect_info::<SocketAddr>()`.
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .route(SESSION_PATH, get(connect))
-            .route(HEALTH_PATH, get(|| async { "ok" }))
             .with_state(self.clone())
-            .merge(crate::ingress::router(self.pipeline.clone()))
+            .merge(Probes::new(self.store.clone(), crate::health::token_subscribers(), true).router())
+            .merge(crate::ingress::swappable(self.pipeline.clone()))
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, closes every session with
@@ -295,6 +407,8 @@ impl Gateway {
         let tx = Arc::new(tx);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut sessions = self.sessions.lock().expect("sessions poisoned");
+        // Per connection: a superseded one counts until it has closed.
+        crate::metrics::session_connected(1.0);
         if self.closing.load(Ordering::SeqCst) {
             end_with(&tx, End::Shutdown);
         }
@@ -307,6 +421,7 @@ impl Gateway {
 
     fn unregister(&self, name: &str, id: u64) {
         let mut sessions = self.sessions.lock().expect("sessions poisoned");
+        crate::metrics::session_connected(-1.0);
         if sessions.get(name).is_some_and(|l| l.id == id) {
             sessions.remove(name);
         }
@@ -351,13 +466,55 @@ impl Gateway {
         }
     }
 
+    /// The audit-frame budget of token `name` (one per token, across its connections).
+    fn audit_budget(&self, name: &str) -> Arc<Mutex<Bucket>> {
+        self.audit_budgets
+            .lock()
+            .expect("audit budgets poisoned")
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(Bucket::new(Instant::now()))))
+            .clone()
+    }
+
     async fn run_session(self: Arc<Self>, token: Token, socket: WebSocket, peer: SocketAddr) {
         let (id, end_tx) = self.register(&token.name);
         tracing::info!(subscriber = %token.name, %peer, sources = ?token.sources, "session connected");
         let (mut sink, stream) = socket.split();
         let (acks_tx, acks) = watch::channel(0u64);
         let pings = Arc::new(Notify::new());
-        let mut reader = tokio::spawn(read_client(stream, end_tx.clone(), acks_tx, pings.clone()));
+        let (jobs_tx, jobs) = jobs();
+        let (results_tx, mut results) = mpsc::channel(1);
+        let auditor = Auditor {
+            subscriber: token.name.clone(),
+            permissions: token.permissions.clone(),
+            budget: self.audit_budget(&token.name),
+            dropped: 0,
+        };
+        let mut reader = tokio::spawn(read_client(
+            stream,
+            end_tx.clone(),
+            acks_tx,
+            pings.clone(),
+            jobs_tx,
+            auditor,
+        ));
+        // Without `read-events` there is nothing to read with: every request is refused.
+        let events = token
+            .permissions
+            .iter()
+            .any(|p| p == Tool::GetEvent.permission())
+            .then(|| StoreReader::new(self.store.clone(), token.sources.clone()));
+        let audit = AuditWriter {
+            store: self.store.clone(),
+            sources: token.sources.clone(),
+        };
+        let mut answerer = tokio::spawn(answer_requests(
+            events,
+            audit,
+            token.name.clone(),
+            jobs,
+            results_tx,
+        ));
         let mut session = Session {
             store: self.store.clone(),
             sub: Arc::new(Subscription {
@@ -367,10 +524,15 @@ impl Gateway {
             end: end_tx.subscribe(),
             flow: Flow::default(),
         };
-        let why = match session.run(&self, &token, &mut sink, acks, &pings).await {
+        let why = match session
+            .run(&self, &token, &mut sink, acks, &pings, &mut results)
+            .await
+        {
             Ok(never) => match never {},
             Err(why) => why,
         };
+        // Nobody to answer any more; the audit entries already received are still stored.
+        drop(results);
         match &why {
             End::TokenInvalid(s) => {
                 tracing::warn!(subscriber = %token.name, %peer, token = %s, "session ended: token no longer valid")
@@ -392,18 +554,26 @@ impl Gateway {
         if tokio::time::timeout(CLOSE_WAIT, &mut reader).await.is_err() {
             reader.abort();
         }
+        // The reader is gone, so the queue is closed: the worker stores what is left of it
+        // (at most 256 entries; bounded all the same) and stops.
+        if tokio::time::timeout(AUDIT_DRAIN, &mut answerer).await.is_err() {
+            tracing::warn!(subscriber = %token.name, "audit entries left unstored at the end of the session");
+            answerer.abort();
+        }
         self.unregister(&token.name, id);
     }
 }
 
-/// Reads client frames until the client goes, hands acks and pings to the session, and
-/// records why it stopped. Runs beside the session so a client stays heard (its pings keep it
-/// alive, its acks arrive) even while a send to it is blocked.
+/// Reads client frames until the client goes, hands acks, pings, read requests and audit
+/// entries to the session, and records why it stopped. Runs beside the session so a client
+/// stays heard (its pings keep it alive, its acks arrive) even while a send to it is blocked.
 async fn read_client(
     mut stream: SplitStream<WebSocket>,
     end: Arc<watch::Sender<Option<End>>>,
     acks: watch::Sender<u64>,
     pings: Arc<Notify>,
+    jobs: Jobs,
+    mut auditor: Auditor,
 ) {
     // When the session ends for another reason this keeps reading until the client answers
     // the close frame; the session aborts it if that takes too long.
@@ -423,6 +593,23 @@ async fn read_client(
                     });
                 }
                 Ok(ClientFrame::Ping) => pings.notify_one(),
+                Ok(ClientFrame::GetEvent { req, id }) => {
+                    if let Err(why) = jobs.read(ReadRequest::GetEvent { req, id }) {
+                        break why;
+                    }
+                }
+                Ok(ClientFrame::ListEvents { req, source, limit }) => {
+                    if let Err(why) = jobs.read(ReadRequest::ListEvents { req, source, limit }) {
+                        break why;
+                    }
+                }
+                Ok(frame @ ClientFrame::Audit { .. }) => {
+                    if let Some(entry) = auditor.admit(frame, Instant::now(), millis(SystemTime::now())) {
+                        if !jobs.audit(entry) {
+                            tracing::warn!(subscriber = %auditor.subscriber, "too many audit entries waiting to be stored; dropping one");
+                        }
+                    }
+                }
                 Ok(ClientFrame::Unknown) => tracing::debug!("ignoring a client frame of unknown type"),
                 Err(_) => break End::Protocol(1007, "not a hookwire.v1 frame"),
             },
@@ -437,6 +624,329 @@ async fn read_client(
         while let Some(Ok(_)) = stream.next().await {}
     })
     .await;
+}
+
+/// A read request of a linked channel (`get_event` / `list_events` frames).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ReadRequest {
+    GetEvent {
+        req: u64,
+        id: String,
+    },
+    ListEvents {
+        req: u64,
+        source: Option<String>,
+        limit: Option<u64>,
+    },
+}
+
+impl ReadRequest {
+    fn req(&self) -> u64 {
+        match self {
+            ReadRequest::GetEvent { req, .. } | ReadRequest::ListEvents { req, .. } => *req,
+        }
+    }
+}
+
+/// What a session's worker does, one at a time, in the order the client sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Job {
+    Read(ReadRequest),
+    Audit(AuditEntry),
+}
+
+/// The session's work queue, read side: read requests (at most [`MAX_QUEUED_REQUESTS`]
+/// waiting; more breaks the protocol) and audit entries (at most [`MAX_QUEUED_AUDITS`]
+/// waiting; more are dropped) share one queue so they are handled in the order sent.
+struct Jobs {
+    tx: mpsc::UnboundedSender<Job>,
+    reads: Arc<AtomicUsize>,
+    audits: Arc<AtomicUsize>,
+}
+
+/// The session's work queue, worker side.
+struct JobQueue {
+    rx: mpsc::UnboundedReceiver<Job>,
+    reads: Arc<AtomicUsize>,
+    audits: Arc<AtomicUsize>,
+}
+
+fn jobs() -> (Jobs, JobQueue) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (reads, audits) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    (
+        Jobs {
+            tx,
+            reads: reads.clone(),
+            audits: audits.clone(),
+        },
+        JobQueue { rx, reads, audits },
+    )
+}
+
+impl Jobs {
+    /// Queues a read request; a client with too many waiting breaks the protocol's bound
+    /// (its own requests would otherwise pile up here).
+    fn read(&self, r: ReadRequest) -> Result<(), End> {
+        if self.reads.load(Ordering::SeqCst) >= MAX_QUEUED_REQUESTS {
+            return Err(End::Protocol(1008, "too many read requests waiting"));
+        }
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        if self.tx.send(Job::Read(r)).is_err() {
+            // The session is ending.
+            self.reads.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Queues an audit entry; `false` (dropped) when too many are waiting.
+    fn audit(&self, e: AuditEntry) -> bool {
+        if self.audits.load(Ordering::SeqCst) >= MAX_QUEUED_AUDITS {
+            return false;
+        }
+        self.audits.fetch_add(1, Ordering::SeqCst);
+        if self.tx.send(Job::Audit(e)).is_err() {
+            self.audits.fetch_sub(1, Ordering::SeqCst);
+        }
+        true
+    }
+}
+
+impl JobQueue {
+    async fn recv(&mut self) -> Option<Job> {
+        let job = self.rx.recv().await?;
+        match &job {
+            Job::Read(_) => self.reads.fetch_sub(1, Ordering::SeqCst),
+            Job::Audit(_) => self.audits.fetch_sub(1, Ordering::SeqCst),
+        };
+        Some(job)
+    }
+}
+
+/// A token bucket: [`AUDIT_BURST`] at once, [`AUDIT_PER_SECOND`] after.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(now: Instant) -> Bucket {
+        Bucket {
+            tokens: AUDIT_BURST,
+            at: now,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * AUDIT_PER_SECOND).min(AUDIT_BURST);
+        self.at = self.at.max(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Turns a session's audit frames into entries the gateway trusts.
+struct Auditor {
+    /// The token's name: who, whatever the frame says.
+    subscriber: String,
+    permissions: Vec<String>,
+    budget: Arc<Mutex<Bucket>>,
+    /// Frames dropped over budget since the last one admitted.
+    dropped: u64,
+}
+
+impl Auditor {
+    /// The entry to store for an `audit` frame, or `None` (over budget, or a frame the
+    /// channel never sends). `now` and `now_ms` are the arrival time.
+    fn admit(&mut self, frame: ClientFrame, now: Instant, now_ms: i64) -> Option<AuditEntry> {
+        let ClientFrame::Audit {
+            tool,
+            event_ref,
+            arguments,
+            outcome,
+            detail,
+            at_ms,
+        } = frame
+        else {
+            return None;
+        };
+        if !self.budget.lock().expect("audit budget poisoned").take(now) {
+            if self.dropped == 0 {
+                tracing::warn!(
+                    subscriber = %self.subscriber,
+                    "audit frames arrive faster than {AUDIT_PER_SECOND}/s after a burst of {AUDIT_BURST}; dropping them"
+                );
+            }
+            self.dropped += 1;
+            return None;
+        }
+        if self.dropped > 0 {
+            tracing::warn!(subscriber = %self.subscriber, dropped = self.dropped, "audit frames dropped over budget");
+            self.dropped = 0;
+        }
+        let Some(known) = Tool::by_name(&tool) else {
+            tracing::debug!(subscriber = %self.subscriber, "ignoring an audit frame for an unknown tool");
+            return None;
+        };
+        if !AUDIT_OUTCOMES.contains(&outcome.as_str()) {
+            tracing::debug!(subscriber = %self.subscriber, tool = known.name(), "ignoring an audit frame with an unknown outcome");
+            return None;
+        }
+        if outcome != "refused" && !self.permissions.iter().any(|p| p == known.permission()) {
+            tracing::debug!(
+                subscriber = %self.subscriber, tool = known.name(),
+                "ignoring an audit frame of a call this token does not grant (the channel refuses those)"
+            );
+            return None;
+        }
+        let at_ms = at_ms
+            .filter(|t| (now_ms - AUDIT_MAX_AGE_MS..=now_ms + AUDIT_MAX_SKEW_MS).contains(t))
+            .unwrap_or(now_ms);
+        Some(crate::tools::audit_entry(
+            &self.subscriber,
+            known.name(),
+            event_ref.as_deref(),
+            &arguments,
+            &outcome,
+            &detail,
+            at_ms,
+        ))
+    }
+}
+
+/// Stores a session's audit entries, attached to an event of the token's sources.
+struct AuditWriter {
+    store: Arc<dyn Store>,
+    sources: Vec<String>,
+}
+
+impl AuditWriter {
+    /// Blocking: the store.
+    fn write(&self, mut entry: AuditEntry) {
+        if let Some(r) = &entry.event_ref {
+            entry.event_seq = crate::tools::resolve_event(self.store.as_ref(), &self.sources, r);
+        }
+        crate::tools::log_audit(&entry);
+        if let Err(e) = self.store.record_audit(&entry) {
+            tracing::error!(subscriber = %entry.subscriber, error = %e, "cannot store a linked channel's audit entry");
+        }
+    }
+}
+
+/// Works through a session's queue one job at a time, in the order received (one store call
+/// per session at once): answers read requests, handing the result frames to the session to
+/// send, and stores audit entries. `reader` is `None` when the token lacks `read-events`:
+/// every read request is then refused without reading. Runs until the queue closes (the
+/// client's reader stopped); once the session stops taking results, reads are skipped and
+/// only audit entries are stored.
+async fn answer_requests(
+    reader: Option<StoreReader>,
+    audit: AuditWriter,
+    subscriber: String,
+    mut jobs: JobQueue,
+    results: mpsc::Sender<String>,
+) {
+    let audit = Arc::new(audit);
+    while let Some(job) = jobs.recv().await {
+        let r = match job {
+            Job::Read(r) => r,
+            Job::Audit(entry) => {
+                let audit = audit.clone();
+                let _ = tokio::task::spawn_blocking(move || audit.write(entry)).await;
+                continue;
+            }
+        };
+        let req = r.req();
+        if results.is_closed() {
+            continue;
+        }
+        let text = match &reader {
+            None => {
+                tracing::info!(subscriber = %subscriber, req, "read request refused: the token does not grant read-events");
+                result_frame(req, Err(&ReadError::Refused(PERMISSION_DENIED.into())))
+            }
+            Some(reader) => {
+                let reader = reader.clone();
+                match tokio::task::spawn_blocking(move || answer(&reader, r)).await {
+                    Ok(text) => text,
+                    Err(_) => result_frame(req, Err(&ReadError::Failed("the store read panicked".into()))),
+                }
+            }
+        };
+        tracing::debug!(subscriber = %subscriber, req, bytes = text.len(), "answered a read request");
+        // An error: the session ended meanwhile (the loop goes on for the audit entries).
+        let _ = results.send(text).await;
+    }
+}
+
+/// The result frame for one read request (blocking: the store), at most [`MAX_RESULT_FRAME`]
+/// bytes.
+fn answer(reader: &StoreReader, r: ReadRequest) -> String {
+    let too_large = |what: &str| {
+        ReadError::Failed(format!(
+            "{what} is too large to send through the gateway; read it on the gateway with `hookwire events show`"
+        ))
+    };
+    match r {
+        ReadRequest::GetEvent { req, id } => {
+            let view = match reader.fetch_event(&id) {
+                Ok(v) => v,
+                Err(e) => return result_frame(req, Err(&e)),
+            };
+            let v = view.to_json(MAX_PAYLOAD);
+            let text = result_frame(req, Ok(&v));
+            if text.len() <= MAX_RESULT_FRAME {
+                return text;
+            }
+            // Cut the payload to what surely fits: a byte is at most 6 once escaped.
+            let payload = serde_json::to_string(&v["payload"]).map_or(0, |p| p.len());
+            let rest = text.len().saturating_sub(payload) + 64;
+            let text = result_frame(req, Ok(&view.to_json(MAX_RESULT_FRAME.saturating_sub(rest) / 6)));
+            if text.len() <= MAX_RESULT_FRAME {
+                text
+            } else {
+                result_frame(req, Err(&too_large(&format!("event `{}`", id.trim()))))
+            }
+        }
+        ReadRequest::ListEvents { req, source, limit } => {
+            let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+            let text = result_frame(
+                req,
+                reader.list_events_blocking(source.as_deref(), limit).as_ref(),
+            );
+            if text.len() <= MAX_RESULT_FRAME {
+                text
+            } else {
+                result_frame(req, Err(&too_large("the list")))
+            }
+        }
+    }
+}
+
+fn result_frame(req: u64, r: Result<&Value, &ReadError>) -> String {
+    match r {
+        Ok(v) => frame(&ServerFrame::Result {
+            req,
+            ok: Some(v),
+            error: None,
+            kind: None,
+        }),
+        Err(e) => frame(&ServerFrame::Result {
+            req,
+            ok: None,
+            error: Some(e.message()),
+            kind: Some(match e {
+                ReadError::Refused(_) => "refused",
+                ReadError::Failed(_) => "failed",
+            }),
+        }),
+    }
 }
 
 /// Sent-but-unacknowledged bookkeeping of one session.
@@ -500,6 +1010,7 @@ impl Session {
         sink: &mut SplitSink<WebSocket, Message>,
         mut acks: watch::Receiver<u64>,
         pings: &Notify,
+        results: &mut mpsc::Receiver<String>,
     ) -> Result<std::convert::Infallible, End> {
         let store = self.store.clone();
         let name = token.name.clone();
@@ -512,8 +1023,10 @@ impl Session {
             subscriber: token.name.clone(),
             sources: token.sources.clone(),
             permissions: token.permissions.clone(),
-            instructions: crate::instructions::for_sources(gw.pipeline.config(), &token.sources),
+            instructions: crate::instructions::for_sources(gw.pipeline.load().config(), &token.sources),
             head: self.store.head(),
+            reads: true,
+            audit: true,
         };
         tracing::debug!(subscriber = %token.name, resume_after = start, "session streaming");
         self.send(sink, frame(&ServerFrame::Hello(&hello))).await?;
@@ -523,6 +1036,7 @@ impl Session {
             enum Next {
                 Ack(u64),
                 Pong,
+                Reply(String),
                 More,
                 ReaderGone,
             }
@@ -534,6 +1048,7 @@ impl Session {
                     Err(_) => Next::ReaderGone,
                 },
                 _ = pings.notified() => Next::Pong,
+                Some(text) = results.recv() => Next::Reply(text),
                 r = heads.changed() => match r {
                     Ok(()) => Next::More,
                     Err(_) => return Err(End::Shutdown),
@@ -542,6 +1057,7 @@ impl Session {
             match next {
                 Next::Ack(id) => self.acked(id),
                 Next::Pong => self.send(sink, frame(&ServerFrame::Pong)).await?,
+                Next::Reply(text) => self.send(sink, text).await?,
                 Next::More => {}
                 // The reader set the reason before it stopped.
                 Next::ReaderGone => {
@@ -752,6 +1268,7 @@ pub async fn tls_config(tls: &TlsSettings) -> Result<axum_server::tls_rustls::Ru
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn frames_embed_the_notification_byte_for_byte() {
@@ -795,6 +1312,419 @@ mod tests {
     }
 
     #[test]
+    fn read_request_frames_parse_and_serialise() {
+        let f: ClientFrame = serde_json::from_str(r#"{"type":"get_event","req":7,"id":"evt_3"}"#).unwrap();
+        assert_eq!(
+            f,
+            ClientFrame::GetEvent {
+                req: 7,
+                id: "evt_3".into()
+            }
+        );
+        let f: ClientFrame = serde_json::from_str(r#"{"type":"list_events","req":8}"#).unwrap();
+        assert_eq!(
+            f,
+            ClientFrame::ListEvents {
+                req: 8,
+                source: None,
+                limit: None
+            }
+        );
+        let f = ClientFrame::ListEvents {
+            req: 9,
+            source: Some("github".into()),
+            limit: Some(5),
+        };
+        assert_eq!(
+            serde_json::to_string(&f).unwrap(),
+            r#"{"type":"list_events","req":9,"source":"github","limit":5}"#
+        );
+        // A request without its number cannot be answered: not the protocol's JSON.
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"get_event","id":"1"}"#).is_err());
+        let ok = json!({"events": []});
+        assert_eq!(
+            result_frame(4, Ok(&ok)),
+            r#"{"type":"result","req":4,"ok":{"events":[]}}"#
+        );
+        assert_eq!(
+            result_frame(5, Err(&ReadError::Refused("no".into()))),
+            r#"{"type":"result","req":5,"error":"no","kind":"refused"}"#
+        );
+        assert_eq!(
+            result_frame(6, Err(&ReadError::Failed("db".into()))),
+            r#"{"type":"result","req":6,"error":"db","kind":"failed"}"#
+        );
+    }
+
+    fn store_with(events: &[(&str, &str, Vec<u8>)]) -> (Arc<dyn Store>, std::path::PathBuf) {
+        use crate::store::sqlite::{SqliteStore, StoreOptions};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "hookwire-gateway-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(StoreOptions::new(dir.join("s.db"))).unwrap();
+        for (source, delivery, payload) in events {
+            store
+                .append(crate::event::Event {
+                    source: (*source).into(),
+                    event: "issues.opened".into(),
+                    delivery_id: (*delivery).into(),
+                    line: crate::event::notification_line("x", &[("delivery_id".into(), (*delivery).into())]),
+                    received_ms: millis(SystemTime::now()),
+                    payload: payload.clone(),
+                    headers: vec![("x-github-event".into(), "issues".into())],
+                    folded: false,
+                })
+                .unwrap()
+                .wait_blocking()
+                .unwrap();
+        }
+        (store, dir)
+    }
+
+    fn answered(text: &str) -> Value {
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["type"], "result", "{text}");
+        v
+    }
+
+    #[test]
+    fn reads_see_only_the_tokens_sources_and_match_local_mode() {
+        let (store, dir) = store_with(&[
+            ("github", "gh-1", br#"{"a":1}"#.to_vec()),
+            ("ops", "ops-1", b"{}".to_vec()),
+        ]);
+        let reader = StoreReader::new(store.clone(), vec!["github".into()]);
+        let get = |id: &str| {
+            answered(&answer(
+                &reader,
+                ReadRequest::GetEvent {
+                    req: 1,
+                    id: id.into(),
+                },
+            ))
+        };
+        let v = get("gh-1");
+        assert_eq!(v["req"], 1);
+        assert_eq!(
+            v["ok"],
+            reader.get_event_blocking("gh-1").unwrap(),
+            "the same JSON as local mode"
+        );
+        assert_eq!(v["ok"]["payload"], json!({"a": 1}));
+        assert_eq!(get("1")["ok"]["delivery_id"], "gh-1", "by store id");
+        // Another source's event is not found, word for word like a missing one.
+        let other = get("ops-1");
+        let missing = get("nope");
+        assert_eq!(other["kind"], "refused");
+        assert!(other.get("ok").is_none());
+        assert_eq!(other["error"], "no event `ops-1` among this session's sources");
+        assert_eq!(missing["error"], "no event `nope` among this session's sources");
+        assert_eq!(get("2")["error"], "no event `2` among this session's sources");
+
+        let list = |source: Option<&str>, limit: Option<u64>| {
+            answered(&answer(
+                &reader,
+                ReadRequest::ListEvents {
+                    req: 2,
+                    source: source.map(str::to_owned),
+                    limit,
+                },
+            ))
+        };
+        let v = list(None, Some(u64::MAX));
+        let events = v["ok"]["events"].as_array().unwrap();
+        assert_eq!(events.len(), 1, "{v}");
+        assert_eq!(events[0]["delivery_id"], "gh-1");
+        assert_eq!(v["ok"], reader.list_events_blocking(None, None).unwrap());
+        let v = list(Some("ops"), None);
+        assert_eq!(v["kind"], "refused", "{v}");
+        assert!(v["error"]
+            .as_str()
+            .unwrap()
+            .contains("not one of this session's sources"));
+        store.close(Duration::from_secs(1));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_payload_too_large_for_a_frame_is_cut() {
+        // Control bytes: six bytes each once escaped, so the whole payload cannot fit.
+        let payload = vec![1u8; MAX_PAYLOAD - 1];
+        let (store, dir) = store_with(&[("github", "big", payload)]);
+        let reader = StoreReader::new(store.clone(), vec!["github".into()]);
+        let local = reader.get_event_blocking("big").unwrap();
+        assert_eq!(local["payload_truncated"], false);
+        assert!(serde_json::to_string(&local).unwrap().len() > MAX_RESULT_FRAME);
+        let text = answer(
+            &reader,
+            ReadRequest::GetEvent {
+                req: 3,
+                id: "big".into(),
+            },
+        );
+        assert!(text.len() <= MAX_RESULT_FRAME, "{}", text.len());
+        let v = answered(&text);
+        assert_eq!(v["ok"]["payload_truncated"], true);
+        assert_eq!(v["ok"]["payload_bytes"], MAX_PAYLOAD - 1);
+        let cut = v["ok"]["payload"].as_str().unwrap().len();
+        assert!(cut > MAX_RESULT_FRAME / 8 && cut < MAX_PAYLOAD - 1, "{cut}");
+        store.close(Duration::from_secs(1));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn without_read_events_every_request_is_refused_unread() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (store, dir) = store_with(&[]);
+        rt.block_on(async {
+            let (tx, rx) = jobs();
+            let (results_tx, mut results) = mpsc::channel(4);
+            let audit = AuditWriter {
+                store: store.clone(),
+                sources: vec!["github".into()],
+            };
+            let task = tokio::spawn(answer_requests(None, audit, "bob".into(), rx, results_tx));
+            tx.read(ReadRequest::GetEvent {
+                req: 11,
+                id: "1".into(),
+            })
+            .unwrap();
+            tx.read(ReadRequest::ListEvents {
+                req: 12,
+                source: None,
+                limit: None,
+            })
+            .unwrap();
+            for req in [11, 12] {
+                let v = answered(&results.recv().await.unwrap());
+                assert_eq!(v["req"], req);
+                assert_eq!(v["kind"], "refused");
+                assert!(
+                    v["error"].as_str().unwrap().starts_with("permission denied"),
+                    "{v}"
+                );
+            }
+            drop(tx);
+            task.await.unwrap();
+        });
+        store.close(Duration::from_secs(1));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn too_many_waiting_requests_break_the_protocol_and_audits_are_dropped() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (tx, mut rx) = jobs();
+        let r = |req| ReadRequest::GetEvent { req, id: "1".into() };
+        for req in 0..MAX_QUEUED_REQUESTS as u64 {
+            assert_eq!(tx.read(r(req)), Ok(()));
+        }
+        assert_eq!(
+            tx.read(r(99)),
+            Err(End::Protocol(1008, "too many read requests waiting"))
+        );
+        let e = crate::tools::audit_entry("a", "get_event", None, &Value::Null, "ok", "", 0);
+        for _ in 0..MAX_QUEUED_AUDITS {
+            assert!(tx.audit(e.clone()), "audits have their own bound");
+        }
+        assert!(!tx.audit(e.clone()), "beyond it they are dropped");
+        // The one being answered no longer counts: one more of each may wait.
+        assert_eq!(rt.block_on(rx.recv()), Some(Job::Read(r(0))));
+        assert_eq!(tx.read(r(100)), Ok(()));
+        assert!(!tx.audit(e.clone()));
+        for _ in 1..MAX_QUEUED_REQUESTS {
+            assert!(matches!(rt.block_on(rx.recv()), Some(Job::Read(_))));
+        }
+        assert!(
+            matches!(rt.block_on(rx.recv()), Some(Job::Audit(_))),
+            "in the order sent"
+        );
+        assert!(tx.audit(e));
+    }
+
+    fn audit_frame(tool: &str, outcome: &str, at_ms: Option<i64>) -> ClientFrame {
+        ClientFrame::Audit {
+            tool: tool.into(),
+            event_ref: Some("  d-1 ".into()),
+            arguments: json!({"channel": "#c", "text": "t".repeat(300)}),
+            outcome: outcome.into(),
+            detail: "d".repeat(600),
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn audit_frames_parse_and_the_gateway_decides_who() {
+        let f: ClientFrame = serde_json::from_str(
+            r##"{"type":"audit","tool":"slack_post_message","event_ref":"d-1","arguments":{"channel":"#c"},
+               "outcome":"ok","detail":"{}","at_ms":5,"subscriber":"mallory","event_seq":1}"##,
+        )
+        .unwrap();
+        assert_eq!(
+            f,
+            ClientFrame::Audit {
+                tool: "slack_post_message".into(),
+                event_ref: Some("d-1".into()),
+                arguments: json!({"channel": "#c"}),
+                outcome: "ok".into(),
+                detail: "{}".into(),
+                at_ms: Some(5),
+            },
+            "a subscriber or event_seq in the frame is not even read"
+        );
+        let minimal: ClientFrame =
+            serde_json::from_str(r#"{"type":"audit","tool":"get_event","outcome":"refused"}"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&minimal).unwrap(),
+            r#"{"type":"audit","tool":"get_event","arguments":null,"outcome":"refused","detail":""}"#
+        );
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"audit","outcome":"ok"}"#).is_err());
+
+        let t0 = Instant::now();
+        let now_ms = 1_800_000_000_000;
+        let mut a = Auditor {
+            subscriber: "alice".into(),
+            permissions: vec!["post-slack-message".into()],
+            budget: Arc::new(Mutex::new(Bucket::new(t0))),
+            dropped: 0,
+        };
+        let e = a
+            .admit(
+                audit_frame("slack_post_message", "ok", Some(now_ms - 1000)),
+                t0,
+                now_ms,
+            )
+            .unwrap();
+        assert_eq!(e.subscriber, "alice");
+        assert_eq!(e.tool, "slack_post_message");
+        assert_eq!(e.event_ref.as_deref(), Some("d-1"));
+        assert_eq!(
+            e.event_seq, None,
+            "resolved when stored, among the token's sources"
+        );
+        assert_eq!(e.at_ms, now_ms - 1000);
+        assert_eq!(
+            e.detail.chars().count(),
+            crate::tools::AUDIT_DETAIL + 1,
+            "local mode's caps"
+        );
+        let args: Value = serde_json::from_str(&e.arguments).unwrap();
+        assert_eq!(args["text"].as_str().unwrap().chars().count(), 201);
+        for bad in [Some(now_ms + 3_600_000), Some(0), None] {
+            let e = a
+                .admit(audit_frame("slack_post_message", "ok", bad), t0, now_ms)
+                .unwrap();
+            assert_eq!(e.at_ms, now_ms, "{bad:?}: the arrival time");
+        }
+        // Refused calls of any known tool are kept (the channel audits them); an action the
+        // token does not grant cannot have succeeded or failed.
+        assert!(a
+            .admit(audit_frame("github_comment", "refused", None), t0, now_ms)
+            .is_some());
+        assert!(a
+            .admit(audit_frame("github_comment", "ok", None), t0, now_ms)
+            .is_none());
+        assert!(a
+            .admit(audit_frame("github_comment", "error", None), t0, now_ms)
+            .is_none());
+        assert!(a
+            .admit(audit_frame("rm_rf", "refused", None), t0, now_ms)
+            .is_none());
+        assert!(a
+            .admit(audit_frame("slack_post_message", "done", None), t0, now_ms)
+            .is_none());
+        assert!(a.admit(ClientFrame::Ping, t0, now_ms).is_none());
+    }
+
+    #[test]
+    fn audit_frames_are_rate_limited_per_token() {
+        let t0 = Instant::now();
+        let budget = Arc::new(Mutex::new(Bucket::new(t0)));
+        let mut a = Auditor {
+            subscriber: "alice".into(),
+            permissions: vec![],
+            budget: budget.clone(),
+            dropped: 0,
+        };
+        let mut admitted = 0;
+        for _ in 0..300 {
+            admitted += usize::from(
+                a.admit(audit_frame("get_event", "refused", None), t0, 0)
+                    .is_some(),
+            );
+        }
+        assert_eq!(admitted, AUDIT_BURST as usize);
+        assert_eq!(a.dropped, 300 - AUDIT_BURST as u64);
+        // A new connection of the same token shares the budget.
+        let mut b = Auditor {
+            subscriber: "alice".into(),
+            permissions: vec![],
+            budget,
+            dropped: 0,
+        };
+        assert!(b
+            .admit(audit_frame("get_event", "refused", None), t0, 0)
+            .is_none());
+        let later = t0 + Duration::from_secs(3);
+        let n = (0..10)
+            .filter(|_| {
+                b.admit(audit_frame("get_event", "refused", None), later, 0)
+                    .is_some()
+            })
+            .count();
+        assert_eq!(n, 3, "one per second after the burst");
+        let much_later = t0 + Duration::from_secs(3600);
+        let n = (0..300)
+            .filter(|_| {
+                b.admit(audit_frame("get_event", "refused", None), much_later, 0)
+                    .is_some()
+            })
+            .count();
+        assert_eq!(n, AUDIT_BURST as usize, "refilled up to the burst, no more");
+    }
+
+    #[test]
+    fn audit_entries_are_stored_with_an_event_of_the_tokens_sources_only() {
+        let (store, dir) = store_with(&[
+            ("github", "gh-1", b"{}".to_vec()),
+            ("ops", "ops-1", b"{}".to_vec()),
+        ]);
+        let w = AuditWriter {
+            store: store.clone(),
+            sources: vec!["github".into()],
+        };
+        let e =
+            |r: &str| crate::tools::audit_entry("alice", "get_event", Some(r), &json!({}), "refused", "x", 1);
+        w.write(e("gh-1"));
+        w.write(e("ops-1"));
+        w.write(e("evt_2"));
+        let on_1 = store.audit_for(1).unwrap();
+        assert_eq!(on_1.len(), 1);
+        assert_eq!(
+            (on_1[0].event_seq, on_1[0].subscriber.as_str()),
+            (Some(1), "alice")
+        );
+        assert_eq!(
+            store.audit_for(2).unwrap(),
+            vec![],
+            "another source's event: attached to none"
+        );
+        store.close(Duration::from_secs(1));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn hello_is_tagged() {
         let h = Hello {
             protocol: 1,
@@ -803,6 +1733,8 @@ mod tests {
             permissions: vec![],
             instructions: "i".into(),
             head: 9,
+            reads: true,
+            audit: true,
         };
         let text = frame(&ServerFrame::Hello(&h));
         assert!(
@@ -810,6 +1742,12 @@ mod tests {
             "{text}"
         );
         assert_eq!(serde_json::from_str::<Hello>(&text).unwrap(), h);
+        let old: Hello = serde_json::from_str(
+            r#"{"type":"hello","protocol":1,"subscriber":"a","sources":[],"permissions":[],"instructions":""}"#,
+        )
+        .unwrap();
+        assert!(!old.reads, "an older gateway answers no reads");
+        assert!(!old.audit, "and stores no audit frames");
         assert_eq!(frame(&ServerFrame::Pong), r#"{"type":"pong"}"#);
     }
 

@@ -14,9 +14,11 @@ pub mod delivery;
 pub mod event;
 pub mod filter;
 pub mod gateway;
+pub mod health;
 pub mod ingress;
 pub mod instructions;
 pub mod link;
+pub mod metrics;
 pub mod network;
 pub mod pipeline;
 pub mod render;
@@ -33,5 +35,6 @@ pub mod verify;
 
 pub use adapter::{Adapter, AdapterFactory, Registry};
 /// Re-exported so adapters and the binary use the same HTTP types.
+pub use arc_swap;
 pub use axum;
 pub use config::Config;

@@ -15,19 +15,34 @@
 //! - If the gateway's newest id is below what this process wrote, the gateway has a new event
 //!   log (its database was replaced): the written ids are forgotten, or every new event would
 //!   be taken for a repeat.
+//! - **Reads** ([`LinkReader`], the read tools' [`EventReader`] in gateway mode) go to the link
+//!   task, which numbers each, sends it on the live connection and hands the matching
+//!   `result` back. At most 8 are unanswered on a connection; a read waits at most 20 s. While
+//!   the link is down a read fails at once ("gateway not connected; retry"), and reads
+//!   unanswered when a connection ends fail too: they are not resent (the caller retries).
+//! - **Audit** ([`LinkAudit`], the tools' [`AuditSink`] in gateway mode): each tool call's
+//!   audit entry is queued and sent as an `audit` frame, fire and forget, to a gateway whose
+//!   `hello` says `audit` (to an older one they are dropped, logged at debug). The queue
+//!   survives reconnects: while the link is down it keeps the newest 256 entries (dropping the
+//!   oldest, with a warning) and sends them first thing on the next connection. Queued entries
+//!   go out before any read sent after them, so a `get_event` sees the calls made before it.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderValue, Uri};
 use crossbeam_channel::Receiver;
+use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::Value;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -37,6 +52,8 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use crate::channel::Feed;
 use crate::gateway::{close, ClientFrame, Hello, PROTOCOL, PROTOCOL_VERSION, SESSION_PATH};
 use crate::secret::Secret;
+use crate::store::AuditEntry;
+use crate::tools::{AuditSink, EventReader, ReadError};
 
 /// The environment variable holding the session token.
 pub const TOKEN_ENV: &str = "HOOKWIRE_TOKEN";
@@ -59,6 +76,15 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 const SILENCE: Duration = Duration::from_secs(45);
 /// One frame's send, at most.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read requests unanswered on a connection, at most (the gateway allows more waiting).
+const MAX_READS: usize = 8;
+/// How long a read waits for its result.
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
+/// Audit entries kept for the gateway at most (while the link is down); beyond, the oldest
+/// are dropped.
+const AUDIT_QUEUE: usize = 256;
+/// A read's error while the link is down.
+pub const NOT_CONNECTED: &str = "gateway not connected; retry";
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -231,9 +257,21 @@ pub struct Link {
     hello: watch::Receiver<Option<Arc<Hello>>>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    reader: LinkReader,
+    audit: LinkAudit,
 }
 
 impl Link {
+    /// The read tools' reader: `get_event` and `list_events` answered by the gateway.
+    pub fn reader(&self) -> LinkReader {
+        self.reader.clone()
+    }
+
+    /// The tools' audit sink: entries sent to the gateway to be stored with their event.
+    pub fn audit(&self) -> LinkAudit {
+        self.audit.clone()
+    }
+
     /// The first `hello`, waiting at most `limit` for it.
     pub async fn hello(&mut self, limit: Duration) -> Option<Arc<Hello>> {
         let wait = self.hello.wait_for(Option::is_some);
@@ -261,6 +299,8 @@ pub fn start(opts: LinkOptions) -> (Link, LinkFeed) {
     let (written_tx, written_rx) = watch::channel(Written::default());
     let (hello_tx, hello_rx) = watch::channel(None);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (reads_tx, reads_rx) = mpsc::channel(MAX_READS);
+    let audits = Arc::new(AuditQueue::default());
     if opts.url.starts_with("ws://") && !is_loopback(&opts.url) {
         tracing::warn!(gateway = %opts.url, "the session token crosses the network unencrypted: use https://");
     }
@@ -271,6 +311,8 @@ pub fn start(opts: LinkOptions) -> (Link, LinkFeed) {
         written: written_rx,
         hello: hello_tx,
         stop: stop_rx,
+        reads: reads_rx,
+        audits: audits.clone(),
         epoch: 0,
         flushed: 0,
     };
@@ -285,6 +327,11 @@ pub fn start(opts: LinkOptions) -> (Link, LinkFeed) {
         hello: hello_rx,
         stop: stop_tx,
         task: tokio::spawn(task.run()),
+        reader: LinkReader {
+            tx: reads_tx,
+            slots: Arc::new(Semaphore::new(MAX_READS)),
+        },
+        audit: LinkAudit { queue: audits },
     };
     (link, feed)
 }
@@ -355,6 +402,10 @@ struct LinkTask {
     written: watch::Receiver<Written>,
     hello: watch::Sender<Option<Arc<Hello>>>,
     stop: watch::Receiver<bool>,
+    /// Read requests of the tools.
+    reads: mpsc::Receiver<Read>,
+    /// Audit entries of the tools, for the gateway.
+    audits: Arc<AuditQueue>,
     /// The current event-log epoch and the highest id flushed in it.
     epoch: u64,
     flushed: u64,
@@ -366,9 +417,8 @@ impl LinkTask {
         let url = self.opts.url.clone();
         loop {
             let attempt = tokio::time::timeout(CONNECT_TIMEOUT, connect(&self.opts));
-            let attempt = tokio::select! {
-                _ = stopped(&mut self.stop) => return,
-                r = attempt => r,
+            let Some(attempt) = while_down(&mut self.stop, &mut self.reads, attempt).await else {
+                return;
             };
             let delay = match attempt {
                 Err(_) => {
@@ -431,9 +481,11 @@ impl LinkTask {
                     }
                 }
             };
-            tokio::select! {
-                _ = stopped(&mut self.stop) => return,
-                _ = tokio::time::sleep(delay) => {}
+            if while_down(&mut self.stop, &mut self.reads, tokio::time::sleep(delay))
+                .await
+                .is_none()
+            {
+                return;
             }
         }
     }
@@ -474,6 +526,7 @@ impl LinkTask {
             pending = Some(Item::Reset(self.epoch));
         }
         tracing::info!(gateway = %self.opts.url, subscriber = %hello.subscriber, sources = ?hello.sources, "connected to the gateway");
+        let audits = hello.audit;
         self.hello.send_replace(Some(Arc::new(hello)));
         let mut acked = 0;
         if self.flushed > 0 {
@@ -482,12 +535,21 @@ impl LinkTask {
             }
             acked = self.flushed;
         }
+        // What was recorded while disconnected.
+        if let Err(e) = self.audits.flush(&mut ws, audits).await {
+            return e;
+        }
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         let mut heard = Instant::now();
+        // Reads sent on this connection and not answered yet; dropped (failing them) with it.
+        let mut unanswered: HashMap<u64, Read> = HashMap::new();
+        let mut next_req = 0u64;
         loop {
             enum Step<'a> {
                 Stop,
                 Written(Written),
+                Audit,
+                Read(Read),
                 Room(Option<mpsc::Permit<'a, Item>>),
                 Frame(Option<Result<Message, tungstenite::Error>>),
                 Ping,
@@ -499,12 +561,24 @@ impl LinkTask {
                     Ok(()) => Step::Written(*self.written.borrow_and_update()),
                     Err(_) => Step::Stop,
                 },
+                _ = self.audits.ready.notified() => Step::Audit,
+                Some(r) = self.reads.recv() => Step::Read(r),
                 p = self.tx.reserve(), if pending.is_some() => Step::Room(p.ok()),
                 m = ws.next(), if pending.is_none() => Step::Frame(m),
                 _ = ping.tick() => Step::Ping,
             };
             match step {
-                Step::Stop | Step::Room(None) => return stop(&mut ws).await,
+                Step::Stop | Step::Room(None) => {
+                    // Calls recorded just before the channel stops still reach the gateway
+                    // (bounded: `Link::stop` gives up after its limit).
+                    let _ = self.audits.flush(&mut ws, audits).await;
+                    return stop(&mut ws).await;
+                }
+                Step::Audit => {
+                    if let Err(e) = self.audits.flush(&mut ws, audits).await {
+                        return e;
+                    }
+                }
                 Step::Written(w) => {
                     if w.epoch == self.epoch {
                         self.flushed = self.flushed.max(w.id);
@@ -515,6 +589,21 @@ impl LinkTask {
                         }
                         acked = self.flushed;
                     }
+                }
+                Step::Read(r) => {
+                    if r.reply.is_closed() {
+                        // The caller gave up before it could be sent.
+                        continue;
+                    }
+                    // The calls recorded before this read go first: it sees them.
+                    if let Err(e) = self.audits.flush(&mut ws, audits).await {
+                        return e;
+                    }
+                    next_req += 1;
+                    if let Err(e) = send(&mut ws, &r.query.frame(next_req)).await {
+                        return e;
+                    }
+                    unanswered.insert(next_req, r);
                 }
                 Step::Room(Some(permit)) => {
                     permit.send(pending.take().expect("reserved for a pending item"));
@@ -541,7 +630,16 @@ impl LinkTask {
                                 }
                             }
                             Ok(Some((id, line))) => pending = Some(Item::Event(id, line)),
-                            Ok(None) => {}
+                            Ok(None) => {
+                                if let Some((req, result)) = parse_result(text.as_str()) {
+                                    match unanswered.remove(&req) {
+                                        Some(r) => {
+                                            let _ = r.reply.send(result);
+                                        }
+                                        None => tracing::debug!(req, "a result for no read waiting; ignored"),
+                                    }
+                                }
+                            }
                             Err(e) => return Ended::Protocol(e),
                         },
                         Message::Close(frame) => {
@@ -569,6 +667,219 @@ impl LinkTask {
 /// Resolves once the link is told to stop (or its owner is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Runs `work` (a connection attempt, a backoff delay) while there is no connection: reads
+/// fail at once. `None` if the link is told to stop first.
+async fn while_down<F: Future>(
+    stop: &mut watch::Receiver<bool>,
+    reads: &mut mpsc::Receiver<Read>,
+    work: F,
+) -> Option<F::Output> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            _ = stopped(stop) => return None,
+            r = &mut work => return Some(r),
+            Some(r) = reads.recv() => {
+                let _ = r.reply.send(Err(ReadError::Failed(NOT_CONNECTED.into())));
+            }
+        }
+    }
+}
+
+/// Audit entries waiting for the gateway (a connection that accepts them).
+#[derive(Default)]
+struct AuditQueue {
+    entries: Mutex<VecDeque<AuditEntry>>,
+    /// Signalled when an entry is queued.
+    ready: Notify,
+}
+
+impl AuditQueue {
+    /// Queues one entry, dropping the oldest beyond [`AUDIT_QUEUE`].
+    fn push(&self, entry: AuditEntry) {
+        let mut q = self.entries.lock().expect("audit queue poisoned");
+        q.push_back(entry);
+        if q.len() > AUDIT_QUEUE {
+            if let Some(old) = q.pop_front() {
+                tracing::warn!(
+                    tool = %old.tool, event = old.event_ref.as_deref().unwrap_or("-"),
+                    "the gateway has been unreachable for {AUDIT_QUEUE} tool calls: dropping the oldest call's audit entry (it stays in this log)"
+                );
+            }
+        }
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    fn pop(&self) -> Option<AuditEntry> {
+        self.entries.lock().expect("audit queue poisoned").pop_front()
+    }
+
+    /// Sends every queued entry on `ws` when the gateway stores them (`accepted`, its
+    /// hello's `audit`), else drops them. An entry whose send failed is kept for the next
+    /// connection.
+    async fn flush(&self, ws: &mut Ws, accepted: bool) -> Result<(), Ended> {
+        while let Some(entry) = self.pop() {
+            if !accepted {
+                tracing::debug!(tool = %entry.tool, "this gateway does not store audit entries; kept in this log only");
+                continue;
+            }
+            if let Err(e) = send(ws, &audit_frame(&entry)).await {
+                self.entries
+                    .lock()
+                    .expect("audit queue poisoned")
+                    .push_front(entry);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `audit` frame of an entry (the gateway decides who and which event).
+fn audit_frame(e: &AuditEntry) -> ClientFrame {
+    ClientFrame::Audit {
+        tool: e.tool.clone(),
+        event_ref: e.event_ref.clone(),
+        arguments: serde_json::from_str(&e.arguments).unwrap_or_else(|_| Value::String(e.arguments.clone())),
+        outcome: e.outcome.clone(),
+        detail: e.detail.clone(),
+        at_ms: Some(e.at_ms),
+    }
+}
+
+/// The tools' [`AuditSink`] in gateway mode: queues each entry for the link task, which sends
+/// it to the gateway (see the module doc). Never blocks.
+#[derive(Clone)]
+pub struct LinkAudit {
+    queue: Arc<AuditQueue>,
+}
+
+impl std::fmt::Debug for LinkAudit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkAudit").finish_non_exhaustive()
+    }
+}
+
+impl AuditSink for LinkAudit {
+    fn send(&self, entry: &AuditEntry) {
+        self.queue.push(entry.clone());
+    }
+}
+
+/// What a read asks the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Query {
+    GetEvent(String),
+    ListEvents(Option<String>, Option<usize>),
+}
+
+impl Query {
+    fn frame(&self, req: u64) -> ClientFrame {
+        match self {
+            Query::GetEvent(id) => ClientFrame::GetEvent { req, id: id.clone() },
+            Query::ListEvents(source, limit) => ClientFrame::ListEvents {
+                req,
+                source: source.clone(),
+                limit: limit.map(|l| l as u64),
+            },
+        }
+    }
+}
+
+/// A read on its way to the gateway: the answer goes to `reply`. It holds one of the
+/// [`MAX_READS`] slots until answered or its connection ends, even if its caller stopped
+/// waiting, so the gateway never has more of this channel's reads than that.
+struct Read {
+    query: Query,
+    reply: oneshot::Sender<Result<Value, ReadError>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// The read tools' [`EventReader`] in gateway mode: each read is a request on the live
+/// connection; the gateway checks the token's `read-events` permission and sources and
+/// answers with the same JSON as local mode.
+#[derive(Clone)]
+pub struct LinkReader {
+    tx: mpsc::Sender<Read>,
+    slots: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for LinkReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkReader").finish_non_exhaustive()
+    }
+}
+
+impl LinkReader {
+    async fn read(self, query: Query) -> Result<Value, ReadError> {
+        let work = async {
+            let gone = || ReadError::Failed("the gateway link has stopped".into());
+            let slot = self.slots.clone().acquire_owned().await.map_err(|_| gone())?;
+            let (reply, answer) = oneshot::channel();
+            self.tx
+                .send(Read {
+                    query,
+                    reply,
+                    _slot: slot,
+                })
+                .await
+                .map_err(|_| gone())?;
+            answer.await.map_err(|_| {
+                ReadError::Failed("the gateway connection ended before it answered; retry".into())
+            })?
+        };
+        tokio::time::timeout(READ_TIMEOUT, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ReadError::Failed(format!(
+                    "the gateway did not answer in {} s; retry",
+                    READ_TIMEOUT.as_secs()
+                )))
+            })
+    }
+}
+
+impl EventReader for LinkReader {
+    fn get_event(&self, id: String) -> BoxFuture<'static, Result<Value, ReadError>> {
+        Box::pin(self.clone().read(Query::GetEvent(id)))
+    }
+
+    fn list_events(
+        &self,
+        source: Option<String>,
+        limit: Option<usize>,
+    ) -> BoxFuture<'static, Result<Value, ReadError>> {
+        Box::pin(self.clone().read(Query::ListEvents(source, limit)))
+    }
+}
+
+/// A `result` frame's request number and answer; `None` for other frames (and a result
+/// frame without a number, which answers nothing).
+fn parse_result(text: &str) -> Option<(u64, Result<Value, ReadError>)> {
+    #[derive(Deserialize)]
+    struct Frame<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        req: Option<u64>,
+        ok: Option<Value>,
+        error: Option<String>,
+        #[serde(rename = "kind")]
+        error_kind: Option<String>,
+    }
+    let f: Frame<'_> = serde_json::from_str(text).ok()?;
+    if f.kind != "result" {
+        return None;
+    }
+    let result = match (f.ok, f.error) {
+        (Some(v), None) => Ok(v),
+        (_, Some(e)) if f.error_kind.as_deref() == Some("refused") => Err(ReadError::Refused(e)),
+        (_, Some(e)) => Err(ReadError::Failed(e)),
+        (None, None) => Err(ReadError::Failed("the gateway answered nothing".into())),
+    };
+    Some((f.req?, result))
 }
 
 /// Closes the connection because the channel is stopping.
@@ -732,6 +1043,92 @@ mod tests {
         assert_eq!(
             text_type(r#"{"type":"hello","protocol":1}"#).as_deref(),
             Some("hello")
+        );
+    }
+
+    #[test]
+    fn result_frames_answer_their_request() {
+        let (req, r) = parse_result(r#"{"type":"result","req":3,"ok":{"events":[]}}"#).unwrap();
+        assert_eq!((req, r), (3, Ok(serde_json::json!({"events": []}))));
+        let (_, r) =
+            parse_result(r#"{"type":"result","req":4,"error":"no event","kind":"refused"}"#).unwrap();
+        assert_eq!(r, Err(ReadError::Refused("no event".into())));
+        let (_, r) = parse_result(r#"{"type":"result","req":5,"error":"db","kind":"failed"}"#).unwrap();
+        assert_eq!(r, Err(ReadError::Failed("db".into())));
+        let (_, r) = parse_result(r#"{"type":"result","req":6,"error":"x","kind":"new"}"#).unwrap();
+        assert_eq!(
+            r,
+            Err(ReadError::Failed("x".into())),
+            "an unknown kind is a failure"
+        );
+        assert!(parse_result(r#"{"type":"result","ok":{}}"#).is_none());
+        assert!(parse_result(r#"{"type":"pong"}"#).is_none());
+        assert!(parse_result("nope").is_none());
+        assert_eq!(
+            serde_json::to_string(&Query::GetEvent("evt_2".into()).frame(1)).unwrap(),
+            r#"{"type":"get_event","req":1,"id":"evt_2"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Query::ListEvents(None, Some(5)).frame(2)).unwrap(),
+            r#"{"type":"list_events","req":2,"limit":5}"#
+        );
+    }
+
+    #[test]
+    fn reads_fail_at_once_while_the_link_is_down() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (tx, mut reads) = mpsc::channel(MAX_READS);
+            let (_stop_tx, mut stop) = watch::channel(false);
+            let reader = LinkReader {
+                tx,
+                slots: Arc::new(Semaphore::new(MAX_READS)),
+            };
+            let (release, waiting) = oneshot::channel::<()>();
+            let down =
+                tokio::spawn(async move { while_down(&mut stop, &mut reads, waiting).await.is_some() });
+            let r = reader.get_event("1".into()).await;
+            assert_eq!(r, Err(ReadError::Failed(NOT_CONNECTED.into())));
+            let r = reader.list_events(None, None).await;
+            assert_eq!(r, Err(ReadError::Failed(NOT_CONNECTED.into())));
+            assert_eq!(
+                reader.slots.available_permits(),
+                MAX_READS,
+                "slots are given back"
+            );
+            release.send(()).unwrap();
+            assert!(down.await.unwrap(), "the work finished");
+        });
+    }
+
+    #[test]
+    fn the_audit_queue_keeps_the_newest_and_frames_carry_no_subscriber() {
+        let q = AuditQueue::default();
+        let e = |i: usize| {
+            crate::tools::audit_entry(
+                "alice",
+                "slack_post_message",
+                Some(&format!("d-{i}")),
+                &serde_json::json!({"channel": "#c"}),
+                "ok",
+                "{}",
+                i as i64,
+            )
+        };
+        for i in 0..AUDIT_QUEUE + 10 {
+            q.push(e(i));
+        }
+        let kept = q.entries.lock().unwrap().clone();
+        assert_eq!(kept.len(), AUDIT_QUEUE);
+        assert_eq!(kept.front().unwrap().at_ms, 10, "the oldest were dropped");
+        assert_eq!(kept.back().unwrap().at_ms, (AUDIT_QUEUE + 9) as i64);
+        let text = serde_json::to_string(&audit_frame(&e(3))).unwrap();
+        assert_eq!(
+            text,
+            r##"{"type":"audit","tool":"slack_post_message","event_ref":"d-3","arguments":{"channel":"#c"},"outcome":"ok","detail":"{}","at_ms":3}"##
         );
     }
 

@@ -88,6 +88,8 @@ pub struct Pipeline {
     /// Per source: events its filter kept out.
     filtered: Vec<AtomicU64>,
     storm: Storm,
+    /// Per source: its metric handles.
+    metrics: Vec<crate::metrics::SourceMetrics>,
 }
 
 /// One request as the pipeline receives it from ingress.
@@ -185,14 +187,19 @@ impl Pipeline {
             .inspect(|need| tracing::debug!(?need, "payload fields read"))
             .collect();
         Pipeline {
-            config,
             templates,
             routes,
             needs,
             sink,
             replay,
             filtered: (0..n_sources).map(|_| AtomicU64::new(0)).collect(),
+            metrics: config
+                .sources
+                .iter()
+                .map(|s| crate::metrics::SourceMetrics::new(&s.name))
+                .collect(),
             storm,
+            config,
         }
     }
 
@@ -217,6 +224,16 @@ impl Pipeline {
             self.replay.claim(source, id, now);
         }
         Ok(seen.len())
+    }
+
+    /// A source's metric handles.
+    pub fn metrics(&self, source: usize) -> &crate::metrics::SourceMetrics {
+        &self.metrics[source]
+    }
+
+    /// The replay guard, to carry over into a reloaded pipeline.
+    pub fn replay_guard(&self) -> Arc<dyn ReplayGuard> {
+        self.replay.clone()
     }
 
     /// The configuration in force.
@@ -251,12 +268,19 @@ impl Pipeline {
         let src = &self.config.sources[source];
         let url = self.public_url(source, incoming.query);
         let req = self.request(incoming, url.as_deref());
-        src.adapter.verifier().verify(&req)?;
+        let started = std::time::Instant::now();
+        let verified = src.adapter.verifier().verify(&req);
+        self.metrics[source].verified(started.elapsed());
+        verified?;
         let (parsed, whole, identity) = match self.identify(source, &req)? {
             Named::Deliver(parsed, whole, identity) => (parsed, whole, identity),
             Named::Acknowledge => return Ok((Outcome::Acknowledged, None)),
             Named::Reply(reply) => return Ok((Outcome::Replied(reply), None)),
         };
+        // The ingress span (`webhook`) names the event from here on.
+        let span = tracing::Span::current();
+        span.record("event", identity.event.as_str());
+        span.record("delivery_id", identity.delivery_id.as_str());
         if let Verdict::Blocked(reason) = self.filter(source, &identity, &parsed) {
             self.filtered[source].fetch_add(1, Ordering::Relaxed);
             return Ok((Outcome::Filtered { reason }, None));
@@ -272,7 +296,9 @@ impl Pipeline {
             return Ok((Outcome::Duplicate { delivery_id }, None));
         }
         let group = self.storm.key(source, &src.name, &identity, &parsed);
+        let started = std::time::Instant::now();
         let mut event = self.prepare(source, &identity, parsed, whole, incoming);
+        self.metrics[source].rendered(started.elapsed());
         let mut outcome = Outcome::Queued {
             delivery_id: delivery_id.clone(),
             reply: identity.reply,

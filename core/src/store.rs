@@ -149,6 +149,15 @@ pub struct Cursor {
     pub acked: u64,
 }
 
+/// A subscriber's unacknowledged events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// How many.
+    pub events: u64,
+    /// When the oldest of them was received, Unix milliseconds.
+    pub oldest_ms: Option<i64>,
+}
+
 /// Everything the webhook path, the sessions and the CLI need from a backend.
 pub trait Store: Send + Sync + 'static {
     /// Queues `event` for the next group commit; the receipt resolves once it is durable.
@@ -204,6 +213,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every subscriber's delivery state.
     fn cursors(&self) -> Result<Vec<Cursor>, StoreError>;
+
+    /// What `sub` has not acknowledged yet (nothing for a subscriber never seen).
+    fn backlog(&self, sub: &Subscription) -> Result<Backlog, StoreError>;
+
+    /// Whether an append would be taken now: open, not full, the last commit succeeded, and
+    /// the database grants its write lock within a moment. What `/readyz` reports.
+    fn writable(&self) -> Result<(), StoreError>;
 
     /// Stores one tool call (the audit). The default keeps nothing; backends override it.
     fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

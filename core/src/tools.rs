@@ -13,10 +13,17 @@
 //! A tool whose permission is not granted is not listed, and calling it answers a tool error
 //! (`isError: true`); so does a call outside the allowlist. Nothing is sent in either case.
 //! Every call is logged (tracing, target `hookwire::audit`) and, with a store, recorded in its
-//! `audit` table, where `get_event` shows it with the event it answered.
+//! `audit` table, where `get_event` shows it with the event it answered. A channel linked to a
+//! gateway has no store: it hands each entry to an [`AuditSink`] (the link), and the gateway
+//! stores it (`audit` frames of `hookwire.v1`, see [`crate::gateway`]).
 //!
 //! Calls run on the tokio runtime (GitHub, async) or its blocking pool (Slack, the store), so
 //! the stdin reader is never held up; the answer goes to the channel writer.
+//!
+//! The read tools read through an [`EventReader`]: [`StoreReader`] in local mode (the store,
+//! limited to the session's sources), the gateway link in gateway mode
+//! (`crate::link::LinkReader`, whose gateway answers with a [`StoreReader`] for the token's
+//! sources: the results are the same JSON either way).
 
 pub mod github;
 pub mod slack;
@@ -25,22 +32,33 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::channel::{Reply, Tools};
 use crate::config::Problems;
 use crate::secret::{Secret, SecretRef};
-use crate::store::{AuditEntry, ListQuery, Store};
+use crate::store::{AuditEntry, ListQuery, Record, Store};
 
 /// The default GitHub API.
 pub const GITHUB_API: &str = "https://api.github.com";
 /// The default Slack Web API.
 pub const SLACK_API: &str = "https://slack.com/api";
 /// Largest payload `get_event` returns whole; longer ones are cut with a mark.
-const MAX_PAYLOAD: usize = 1024 * 1024;
+pub const MAX_PAYLOAD: usize = 1024 * 1024;
 /// Most events `list_events` returns.
-const MAX_LIST: usize = 100;
+pub const MAX_LIST: usize = 100;
+/// An audit entry's `event_ref`, at most (characters; longer is cut with `…`).
+pub const AUDIT_EVENT_REF: usize = 200;
+/// An audit entry's `detail`, at most (characters; longer is cut with `…`).
+pub const AUDIT_DETAIL: usize = 500;
+/// An audit entry's `arguments` JSON, at most (bytes, after long strings are cut to 200
+/// characters and arrays to 20 items); a longer one is kept as a JSON string of its first
+/// 200 characters.
+pub const AUDIT_ARGUMENTS: usize = 8 * 1024;
+/// The outcomes an audit entry can have.
+pub const AUDIT_OUTCOMES: [&str; 3] = ["ok", "refused", "error"];
 
 /// `tools:` in config.yaml: credentials and allowlists of the action tools.
 #[derive(Debug, Clone, Default)]
@@ -656,6 +674,14 @@ pub struct Session {
     pub permissions: Vec<String>,
 }
 
+/// Where a channel without a store (gateway mode) sends its audit entries: the gateway
+/// link, which forwards them so the gateway stores them with the event. Best effort: never
+/// blocks, never fails the call.
+pub trait AuditSink: Send + Sync + 'static {
+    /// Hands one entry over (already logged locally).
+    fn send(&self, entry: &AuditEntry);
+}
+
 /// The tools of one channel session.
 #[derive(Clone)]
 pub struct Toolbox(Arc<Inner>);
@@ -665,7 +691,12 @@ struct Inner {
     granted: Vec<Tool>,
     github: Option<github::GitHub>,
     slack: Option<slack::Slack>,
+    /// Where the audit is stored (local mode).
     store: Option<Arc<dyn Store>>,
+    /// Where the audit goes to be stored (gateway mode).
+    audit: Option<Arc<dyn AuditSink>>,
+    /// Where the read tools read.
+    reader: Option<Arc<dyn EventReader>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -682,11 +713,40 @@ impl Toolbox {
     /// The tools `session`'s permissions grant, with `settings` for credentials and
     /// allowlists. A granted action whose settings are missing, or a read tool without a
     /// `store`, is left out with a warning (local mode reports the former as a config error
-    /// first). Calls run on `runtime`.
+    /// first). The read tools read `store` (limited to the session's sources), where the
+    /// audit is also kept. Calls run on `runtime`.
     pub fn new(
         session: Session,
         settings: &ToolsSettings,
         store: Option<Arc<dyn Store>>,
+        runtime: tokio::runtime::Handle,
+    ) -> Toolbox {
+        let reader = store
+            .clone()
+            .map(|s| Arc::new(StoreReader::new(s, session.sources.clone())) as Arc<dyn EventReader>);
+        Self::build(session, settings, store, reader, None, runtime)
+    }
+
+    /// [`Toolbox::new`] without a store (gateway mode): the read tools read through
+    /// `reader` (the gateway link; `None`: not offered), and each audit entry is logged and
+    /// handed to `audit` (the link, which sends it to the gateway to be stored; `None`: only
+    /// logged). Only calls of known tools are handed over.
+    pub fn linked(
+        session: Session,
+        settings: &ToolsSettings,
+        reader: Option<Arc<dyn EventReader>>,
+        audit: Option<Arc<dyn AuditSink>>,
+        runtime: tokio::runtime::Handle,
+    ) -> Toolbox {
+        Self::build(session, settings, None, reader, audit, runtime)
+    }
+
+    fn build(
+        session: Session,
+        settings: &ToolsSettings,
+        store: Option<Arc<dyn Store>>,
+        reader: Option<Arc<dyn EventReader>>,
+        audit: Option<Arc<dyn AuditSink>>,
         runtime: tokio::runtime::Handle,
     ) -> Toolbox {
         let granted_perm = |p: &str| session.permissions.iter().any(|g| g == p);
@@ -718,13 +778,13 @@ impl Toolbox {
             let available = match tool {
                 Tool::CreateIssue | Tool::Comment | Tool::AddLabels => github.is_some(),
                 Tool::SlackPost => slack.is_some(),
-                Tool::GetEvent | Tool::ListEvents => store.is_some(),
+                Tool::GetEvent | Tool::ListEvents => reader.is_some(),
             };
             if available {
                 granted.push(tool);
             } else {
                 let why = match tool {
-                    Tool::GetEvent | Tool::ListEvents => "no event store here (gateway mode)",
+                    Tool::GetEvent | Tool::ListEvents => "no event store or gateway to read from",
                     Tool::SlackPost => "no tools.slack in this configuration",
                     _ => "no usable tools.github in this configuration",
                 };
@@ -748,6 +808,8 @@ impl Toolbox {
             github,
             slack,
             store,
+            audit,
+            reader,
             runtime,
         }))
     }
@@ -813,6 +875,15 @@ enum Refusal {
     Failed(String),
 }
 
+impl From<ReadError> for Refusal {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Refused(m) => Refusal::Refused(m),
+            ReadError::Failed(m) => Refusal::Failed(m),
+        }
+    }
+}
+
 impl Inner {
     async fn run(self: &Arc<Self>, tool: Tool, arguments: Value) -> Result<Outcome, Refusal> {
         match tool {
@@ -873,89 +944,229 @@ impl Inner {
             }
             Tool::GetEvent => {
                 let a: GetEventArgs = args(tool, arguments).map_err(Refusal::Refused)?;
-                let me = self.clone();
-                tokio::task::spawn_blocking(move || me.get_event(a.id.trim()))
+                self.reader()
+                    .get_event(a.id)
                     .await
-                    .map_err(|_| Refusal::Failed("the store read panicked".into()))?
                     .map(Outcome::Read)
+                    .map_err(Refusal::from)
             }
             Tool::ListEvents => {
                 let a: ListEventsArgs = args(tool, arguments).map_err(Refusal::Refused)?;
-                let me = self.clone();
-                tokio::task::spawn_blocking(move || me.list_events(a.source, a.limit))
+                self.reader()
+                    .list_events(a.source, a.limit)
                     .await
-                    .map_err(|_| Refusal::Failed("the store read panicked".into()))?
                     .map(Outcome::Read)
+                    .map_err(Refusal::from)
             }
         }
     }
 
-    fn store(&self) -> &Arc<dyn Store> {
-        self.store.as_ref().expect("read tools need a store")
+    fn reader(&self) -> &Arc<dyn EventReader> {
+        self.reader.as_ref().expect("read tools need an event reader")
     }
 
-    fn get_event(&self, id: &str) -> Result<Value, Refusal> {
+    fn entry(&self, tool: &str, arguments: &Value, outcome: &str, detail: &str) -> AuditEntry {
+        let event_ref = arguments.get("event_id").and_then(Value::as_str);
+        audit_entry(
+            &self.session.subscriber,
+            tool,
+            event_ref,
+            arguments,
+            outcome,
+            detail,
+            now_ms(),
+        )
+    }
+
+    /// Logs the call and stores it with the event it answered (blocking: the store), or, in
+    /// gateway mode, hands it to the link for the gateway to store.
+    fn record(&self, mut entry: AuditEntry) {
+        if let (Some(store), Some(r)) = (&self.store, &entry.event_ref) {
+            entry.event_seq = resolve_event(store.as_ref(), &self.session.sources, r);
+        }
+        log_audit(&entry);
+        // A name Claude made up is counted as `unknown`: labels stay a fixed set.
+        let tool = Tool::by_name(&entry.tool).map_or("unknown", Tool::name);
+        crate::metrics::tool_call(tool, &entry.outcome);
+        if let Some(store) = &self.store {
+            if let Err(e) = store.record_audit(&entry) {
+                tracing::error!(error = %e, "cannot store the audit entry");
+            }
+        }
+        // The gateway stores calls of known tools only (a made-up name stays in this log).
+        if let (Some(sink), Some(_)) = (&self.audit, Tool::by_name(&entry.tool)) {
+            sink.send(&entry);
+        }
+    }
+}
+
+/// An audit entry with every field bounded the same way in both modes: `event_ref` trimmed
+/// and cut to [`AUDIT_EVENT_REF`] characters, the arguments summarised (strings cut to 200
+/// characters, arrays to 20 items) and at most [`AUDIT_ARGUMENTS`] bytes, `detail` cut to
+/// [`AUDIT_DETAIL`] characters. `event_seq` is left for [`resolve_event`]. Cutting twice
+/// changes nothing, so the gateway can bound again what a linked channel sends.
+pub fn audit_entry(
+    subscriber: &str,
+    tool: &str,
+    event_ref: Option<&str>,
+    arguments: &Value,
+    outcome: &str,
+    detail: &str,
+    at_ms: i64,
+) -> AuditEntry {
+    let mut arguments = summarise(arguments).to_string();
+    if arguments.len() > AUDIT_ARGUMENTS {
+        // Still JSON (a string cut like any other), so `get_event` shows it as a value.
+        arguments = Value::String(cut(&arguments, 200)).to_string();
+    }
+    AuditEntry {
+        at_ms,
+        subscriber: subscriber.to_owned(),
+        tool: tool.to_owned(),
+        event_ref: event_ref.map(|s| cut(s.trim(), AUDIT_EVENT_REF)),
+        event_seq: None,
+        arguments,
+        outcome: outcome.to_owned(),
+        detail: cut(detail, AUDIT_DETAIL),
+    }
+}
+
+/// The stored event an audit entry's `event_ref` names (store id, `evt_N` or delivery id),
+/// when it is one of `sources`' (blocking: the store). Anything else, a store failure
+/// included, is `None`: the entry is kept, attached to no event.
+pub fn resolve_event(store: &dyn Store, sources: &[String], event_ref: &str) -> Option<u64> {
+    store
+        .get(event_ref)
+        .ok()
+        .flatten()
+        .filter(|rec| sources.contains(&rec.stored.source))
+        .map(|rec| rec.stored.seq)
+}
+
+/// Logs one audit entry at target `hookwire::audit`.
+pub fn log_audit(entry: &AuditEntry) {
+    tracing::info!(
+        target: "hookwire::audit",
+        by = %entry.subscriber,
+        tool = %entry.tool,
+        event = entry.event_ref.as_deref().unwrap_or("-"),
+        event_seq = entry.event_seq,
+        arguments = %entry.arguments,
+        outcome = %entry.outcome,
+        detail = %entry.detail,
+        "tool call"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading events
+
+/// Why a read tool answered nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// Not found among the session's sources, not permitted, or bad arguments: nothing was
+    /// read.
+    Refused(String),
+    /// The store or the gateway link failed (retrying may help).
+    Failed(String),
+}
+
+impl ReadError {
+    /// The message the tool error shows.
+    pub fn message(&self) -> &str {
+        match self {
+            ReadError::Refused(m) | ReadError::Failed(m) => m,
+        }
+    }
+}
+
+/// Where `get_event` and `list_events` read. The results are the tools' JSON, the same
+/// whatever the implementation: [`StoreReader`] (local mode, and the gateway answering a
+/// linked channel) or `crate::link::LinkReader` (a channel linked to a gateway).
+pub trait EventReader: Send + Sync + 'static {
+    /// `get_event`: the event `id` (store id, `evt_N` or delivery id) in full.
+    fn get_event(&self, id: String) -> BoxFuture<'static, Result<Value, ReadError>>;
+
+    /// `list_events`: recent events, newest first, of `source` or of every source read.
+    fn list_events(
+        &self,
+        source: Option<String>,
+        limit: Option<usize>,
+    ) -> BoxFuture<'static, Result<Value, ReadError>>;
+}
+
+/// The read tools over a store, limited to some sources: the session's in local mode, the
+/// token's when the gateway answers a linked channel. The `*_blocking` calls hit the store:
+/// run them off the async workers.
+#[derive(Clone)]
+pub struct StoreReader {
+    store: Arc<dyn Store>,
+    sources: Arc<[String]>,
+}
+
+/// One event as `get_event` shows it, read from the store.
+pub struct EventView {
+    record: Record,
+    actions: Vec<AuditEntry>,
+}
+
+impl StoreReader {
+    /// Reads `store`, seeing only events of `sources`.
+    pub fn new(store: Arc<dyn Store>, sources: Vec<String>) -> StoreReader {
+        StoreReader {
+            store,
+            sources: sources.into(),
+        }
+    }
+
+    /// The event `id` (store id, `evt_N` or delivery id; trimmed) with the actions recorded
+    /// for it. An event of another source is "not found", exactly like one that does not
+    /// exist.
+    pub fn fetch_event(&self, id: &str) -> Result<EventView, ReadError> {
+        let id = id.trim();
         if id.is_empty() {
-            return Err(Refusal::Refused(
+            return Err(ReadError::Refused(
                 "pass the event's delivery_id or store id".into(),
             ));
         }
-        let not_found = || Refusal::Refused(format!("no event `{id}` among this session's sources"));
+        let not_found = || ReadError::Refused(format!("no event `{id}` among this session's sources"));
         let record = self
-            .store()
+            .store
             .get(id)
-            .map_err(|e| Refusal::Failed(format!("the store failed: {e}")))?
+            .map_err(|e| ReadError::Failed(format!("the store failed: {e}")))?
             .ok_or_else(not_found)?;
-        let s = &record.stored;
-        if !self.session.sources.contains(&s.source) {
+        if !self.sources.contains(&record.stored.source) {
             return Err(not_found());
         }
         let actions = self
-            .store()
-            .audit_for(s.seq)
-            .map_err(|e| Refusal::Failed(format!("the store failed: {e}")))?;
-        let notification: Value = serde_json::from_slice(&s.line).unwrap_or(Value::Null);
-        let (payload, truncated) = payload_value(&record.payload);
-        let headers: serde_json::Map<String, Value> = record
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        Ok(json!({
-            "id": s.seq,
-            "source": s.source,
-            "event": s.event,
-            "delivery_id": s.delivery_id,
-            "received": rfc3339(s.received_ms),
-            "folded": s.folded,
-            "replay_of": record.replay_of,
-            "notification": notification.get("params").cloned().unwrap_or(notification),
-            "headers": headers,
-            "payload_bytes": record.payload.len(),
-            "payload_truncated": truncated,
-            "payload": payload,
-            "actions": actions.iter().map(|a| json!({
-                "at": rfc3339(a.at_ms),
-                "by": a.subscriber,
-                "tool": a.tool,
-                "arguments": serde_json::from_str::<Value>(&a.arguments).unwrap_or(Value::String(a.arguments.clone())),
-                "outcome": a.outcome,
-                "detail": a.detail,
-            })).collect::<Vec<_>>(),
-        }))
+            .store
+            .audit_for(record.stored.seq)
+            .map_err(|e| ReadError::Failed(format!("the store failed: {e}")))?;
+        Ok(EventView { record, actions })
     }
 
-    fn list_events(&self, source: Option<String>, limit: Option<usize>) -> Result<Value, Refusal> {
+    /// `get_event`'s result (blocking).
+    pub fn get_event_blocking(&self, id: &str) -> Result<Value, ReadError> {
+        Ok(self.fetch_event(id)?.to_json(MAX_PAYLOAD))
+    }
+
+    /// `list_events`'s result (blocking): at most `limit` (default 20, at most
+    /// [`MAX_LIST`]) events, newest first.
+    pub fn list_events_blocking(
+        &self,
+        source: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Value, ReadError> {
         let limit = limit.unwrap_or(20).clamp(1, MAX_LIST);
         let sources: Vec<String> = match source {
-            Some(s) if self.session.sources.contains(&s) => vec![s],
+            Some(s) if self.sources.iter().any(|x| x == s) => vec![s.to_owned()],
             Some(s) => {
-                return Err(Refusal::Refused(format!(
+                return Err(ReadError::Refused(format!(
                     "`{s}` is not one of this session's sources ({})",
-                    self.session.sources.join(", ")
+                    self.sources.join(", ")
                 )))
             }
-            None => self.session.sources.clone(),
+            None => self.sources.to_vec(),
         };
         let mut events = Vec::new();
         for s in &sources {
@@ -965,9 +1176,9 @@ impl Inner {
                 limit,
             };
             events.extend(
-                self.store()
+                self.store
                     .list(&q)
-                    .map_err(|e| Refusal::Failed(format!("the store failed: {e}")))?,
+                    .map_err(|e| ReadError::Failed(format!("the store failed: {e}")))?,
             );
         }
         events.sort_by_key(|e| std::cmp::Reverse(e.seq));
@@ -981,49 +1192,68 @@ impl Inner {
             "folded": e.folded,
         })).collect::<Vec<_>>()}))
     }
+}
 
-    fn entry(&self, tool: &str, arguments: &Value, outcome: &str, detail: &str) -> AuditEntry {
-        let event_ref = arguments
-            .get("event_id")
-            .and_then(Value::as_str)
-            .map(|s| cut(s.trim(), 200));
-        AuditEntry {
-            at_ms: now_ms(),
-            subscriber: self.session.subscriber.clone(),
-            tool: tool.to_owned(),
-            event_ref,
-            event_seq: None,
-            arguments: summarise(arguments).to_string(),
-            outcome: outcome.to_owned(),
-            detail: cut(detail, 500),
-        }
+impl EventView {
+    /// The `get_event` result, the payload whole if it is JSON of at most `max_payload`
+    /// bytes, else a string of its first `max_payload` bytes (`payload_truncated` says
+    /// whether it was cut).
+    pub fn to_json(&self, max_payload: usize) -> Value {
+        let record = &self.record;
+        let s = &record.stored;
+        let notification: Value = serde_json::from_slice(&s.line).unwrap_or(Value::Null);
+        let (payload, truncated) = payload_value(&record.payload, max_payload);
+        let headers: serde_json::Map<String, Value> = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        json!({
+            "id": s.seq,
+            "source": s.source,
+            "event": s.event,
+            "delivery_id": s.delivery_id,
+            "received": rfc3339(s.received_ms),
+            "folded": s.folded,
+            "replay_of": record.replay_of,
+            "notification": notification.get("params").cloned().unwrap_or(notification),
+            "headers": headers,
+            "payload_bytes": record.payload.len(),
+            "payload_truncated": truncated,
+            "payload": payload,
+            "actions": self.actions.iter().map(|a| json!({
+                "at": rfc3339(a.at_ms),
+                "by": a.subscriber,
+                "tool": a.tool,
+                "arguments": serde_json::from_str::<Value>(&a.arguments).unwrap_or(Value::String(a.arguments.clone())),
+                "outcome": a.outcome,
+                "detail": a.detail,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl EventReader for StoreReader {
+    fn get_event(&self, id: String) -> BoxFuture<'static, Result<Value, ReadError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || me.get_event_blocking(&id))
+                .await
+                .map_err(|_| ReadError::Failed("the store read panicked".into()))?
+        })
     }
 
-    /// Logs the call and stores it with the event it answered (blocking: the store).
-    fn record(&self, mut entry: AuditEntry) {
-        if let (Some(store), Some(r)) = (&self.store, &entry.event_ref) {
-            entry.event_seq = store
-                .get(r)
-                .ok()
-                .flatten()
-                .filter(|rec| self.session.sources.contains(&rec.stored.source))
-                .map(|rec| rec.stored.seq);
-        }
-        tracing::info!(
-            target: "hookwire::audit",
-            by = %entry.subscriber,
-            tool = %entry.tool,
-            event = entry.event_ref.as_deref().unwrap_or("-"),
-            arguments = %entry.arguments,
-            outcome = %entry.outcome,
-            detail = %entry.detail,
-            "tool call"
-        );
-        if let Some(store) = &self.store {
-            if let Err(e) = store.record_audit(&entry) {
-                tracing::error!(error = %e, "cannot store the audit entry");
-            }
-        }
+    fn list_events(
+        &self,
+        source: Option<String>,
+        limit: Option<usize>,
+    ) -> BoxFuture<'static, Result<Value, ReadError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || me.list_events_blocking(source.as_deref(), limit))
+                .await
+                .map_err(|_| ReadError::Failed("the store read panicked".into()))?
+        })
     }
 }
 
@@ -1048,13 +1278,13 @@ fn cut(s: &str, max: usize) -> String {
     }
 }
 
-fn payload_value(bytes: &[u8]) -> (Value, bool) {
-    if bytes.len() <= MAX_PAYLOAD {
+fn payload_value(bytes: &[u8], max: usize) -> (Value, bool) {
+    if bytes.len() <= max {
         if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
             return (v, false);
         }
     }
-    let end = bytes.len().min(MAX_PAYLOAD);
+    let end = bytes.len().min(max);
     (
         Value::String(String::from_utf8_lossy(&bytes[..end]).into_owned()),
         end < bytes.len(),
@@ -1119,5 +1349,45 @@ mod tests {
         let v = summarise(&json!({"text": "x".repeat(1000), "n": 3}));
         assert_eq!(v["text"].as_str().unwrap().chars().count(), 201);
         assert_eq!(v["n"], 3);
+    }
+
+    #[test]
+    fn audit_entries_are_bounded_and_bounding_twice_changes_nothing() {
+        let args = json!({"channel": "#c", "text": "é".repeat(1000), "event_id": " d-1 "});
+        let e = audit_entry(
+            "alice",
+            "slack_post_message",
+            Some(&"r".repeat(300)),
+            &args,
+            "ok",
+            &"x".repeat(900),
+            7,
+        );
+        assert_eq!(
+            e.event_ref.as_deref().unwrap().chars().count(),
+            AUDIT_EVENT_REF + 1
+        );
+        assert_eq!(e.detail.chars().count(), AUDIT_DETAIL + 1);
+        let a: Value = serde_json::from_str(&e.arguments).unwrap();
+        assert_eq!(a["text"].as_str().unwrap().chars().count(), 201);
+        assert_eq!((e.at_ms, e.event_seq), (7, None));
+        let again = audit_entry(
+            "alice",
+            &e.tool,
+            e.event_ref.as_deref(),
+            &a,
+            &e.outcome,
+            &e.detail,
+            e.at_ms,
+        );
+        assert_eq!(again, e, "what a linked channel sends is bounded the same again");
+        // Many keys: the whole is bounded too, and still JSON.
+        let wide: serde_json::Map<String, Value> = (0..2000).map(|i| (format!("k{i}"), json!("v"))).collect();
+        let e = audit_entry("a", "get_event", None, &Value::Object(wide), "refused", "", 0);
+        assert!(e.arguments.len() <= AUDIT_ARGUMENTS, "{}", e.arguments.len());
+        let a: Value = serde_json::from_str(&e.arguments).unwrap();
+        assert!(a.as_str().unwrap().starts_with("{\"k0\":\"v\""), "{a}");
+        let again = audit_entry("a", "get_event", None, &a, "refused", "", 0);
+        assert_eq!(again, e);
     }
 }

@@ -144,7 +144,9 @@ impl Hookwire {
                         .nth(1)
                         .or_else(|| line.split("listening on https://").nth(1));
                     if let Some(rest) = at {
-                        let _ = addr_tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                        // Up to a space, or the closing quote of a JSON log line.
+                        let addr = rest.split(|c: char| c.is_whitespace() || c == '"').next();
+                        let _ = addr_tx.send(addr.unwrap_or("").to_owned());
                     }
                     stderr_lines.lock().unwrap().push(line);
                 }
@@ -501,3 +503,4 @@ impl Hookwire {
         );
     }
 }
+pub mod fakes;

@@ -25,7 +25,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
 use super::token::{self, NewToken, Token, TokenSecret, TokenStore};
-use super::{AuditEntry, Batch, Cursor, ListQuery, Record, Store, StoreError, Stored, Subscription};
+use super::{AuditEntry, Backlog, Batch, Cursor, ListQuery, Record, Store, StoreError, Stored, Subscription};
 use crate::event::Event;
 use crate::sink::{Receipt, SinkError};
 use crate::verify::timestamp::millis;
@@ -154,6 +154,8 @@ struct Shared {
     watch: tokio::sync::watch::Sender<u64>,
     bytes: AtomicU64,
     closed: AtomicBool,
+    /// The last commit failed (disk full, I/O error, lock held elsewhere too long).
+    failing: AtomicBool,
 }
 
 impl Shared {
@@ -186,10 +188,15 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// How long a statement waits for another connection's lock.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+/// How long the readiness probe waits for the write lock.
+const PROBE_WAIT: Duration = Duration::from_millis(500);
+
 fn open_conn(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)
         .map_err(|e| StoreError::Db(format!("cannot open the store at {}: {e}", path.display())))?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_WAIT)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Db(format!(
@@ -252,6 +259,7 @@ impl SqliteStore {
             watch,
             bytes: AtomicU64::new(to_u64(bytes)),
             closed: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
         });
         let (tx, rx) = crossbeam_channel::bounded(opts.queue.max(1));
         let writer = {
@@ -522,6 +530,54 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn backlog(&self, sub: &Subscription) -> Result<Backlog, StoreError> {
+        let conn = self.side();
+        let acked: Option<i64> = conn
+            .query_row(
+                "SELECT acked FROM subscribers WHERE name = ?1",
+                [&sub.name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(acked) = acked else {
+            return Ok(Backlog::default());
+        };
+        let sources = serde_json::to_string(&sub.sources).unwrap_or_else(|_| "[]".into());
+        let (events, oldest_ms) = conn.query_row(
+            "SELECT count(*), min(received_ms) FROM events
+             WHERE seq > ?1 AND folded = 0 AND source IN (SELECT value FROM json_each(?2))
+               AND (target IS NULL OR target = ?3)",
+            params![acked, sources, sub.name],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)),
+        )?;
+        Ok(Backlog {
+            events: to_u64(events),
+            oldest_ms,
+        })
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        if self.shared.closed.load(Ordering::Relaxed) {
+            return Err(StoreError::Closed);
+        }
+        if self.shared.bytes.load(Ordering::Relaxed) >= self.max_bytes {
+            return Err(StoreError::Full);
+        }
+        if self.shared.failing.load(Ordering::Relaxed) {
+            return Err(StoreError::Db("the last commit failed".into()));
+        }
+        let conn = self.side();
+        // Take the write lock and let go: proves the file accepts a writer now, without
+        // writing. Short wait: a probe must answer before its caller's timeout.
+        conn.busy_timeout(PROBE_WAIT)?;
+        let probe = conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;");
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        conn.busy_timeout(BUSY_WAIT)?;
+        probe.map_err(|e| StoreError::Db(format!("cannot take the write lock: {e}")))
+    }
+
     fn tokens(&self) -> &dyn TokenStore {
         &self.tokens
     }
@@ -730,6 +786,7 @@ impl Writer {
             }
             tx.commit()
         })();
+        self.shared.failing.store(result.is_err(), Ordering::Relaxed);
         if let Err(e) = result {
             tracing::error!(error = %e, path = %self.opts.path.display(), "store commit failed; refusing the events it held");
             for (_, _, done) in appended {
