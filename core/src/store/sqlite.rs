@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS events (
     received_ms INTEGER NOT NULL,
     line        BLOB    NOT NULL,
     payload     BLOB    NOT NULL,
+    codec       INTEGER NOT NULL DEFAULT 0,
     headers     TEXT    NOT NULL,
     folded      INTEGER NOT NULL DEFAULT 0,
     target      TEXT,
@@ -86,7 +87,7 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome     TEXT    NOT NULL,
     detail      TEXT    NOT NULL
 );
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 ";
 
 /// How hard a commit is pushed to disk.
@@ -135,7 +136,8 @@ impl StoreOptions {
 type Done = oneshot::Sender<Result<u64, SinkError>>;
 
 enum Op {
-    Append(Event, Done),
+    /// The event with its payload already encoded ([`encode`]), and the codec used.
+    Append(Event, Codec, Done),
     Ack(String, u64),
     Stop,
 }
@@ -186,6 +188,57 @@ impl std::fmt::Debug for SqliteStore {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
+}
+
+/// How a stored payload is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Codec {
+    Raw = 0,
+    /// LZ4 block, uncompressed size prepended (`lz4_flex`).
+    Lz4 = 1,
+}
+
+/// Payloads below this are stored as they are: too small to gain.
+const COMPRESS_FROM: usize = 1024;
+
+/// Compresses `payload` in place when that saves at least an eighth. Vendor JSON compresses
+/// about 4x: the payload is most of what every event writes to the WAL and again at the
+/// checkpoint, so LZ4's few microseconds buy back more than they cost.
+fn encode(payload: &mut Vec<u8>) -> Codec {
+    if payload.len() < COMPRESS_FROM {
+        return Codec::Raw;
+    }
+    let packed = lz4_flex::block::compress_prepend_size(payload);
+    if packed.len() > payload.len() - payload.len() / 8 {
+        return Codec::Raw;
+    }
+    *payload = packed;
+    Codec::Lz4
+}
+
+/// The payload as received, from its stored form.
+fn decode(codec: i64, stored: Vec<u8>) -> Result<Vec<u8>, String> {
+    match codec {
+        0 => Ok(stored),
+        1 => lz4_flex::block::decompress_size_prepended(&stored).map_err(|e| format!("stored payload: {e}")),
+        other => Err(format!(
+            "stored payload: unknown codec {other} (a newer hookwire wrote it)"
+        )),
+    }
+}
+
+/// Brings a store made by an older hookwire up to [`SCHEMA`].
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let has_codec = conn
+        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'codec'")?
+        .exists([])?;
+    if !has_codec {
+        conn.execute_batch(
+            "ALTER TABLE events ADD COLUMN codec INTEGER NOT NULL DEFAULT 0; PRAGMA user_version = 2;",
+        )?;
+    }
+    Ok(())
 }
 
 /// How long a statement waits for another connection's lock.
@@ -243,6 +296,7 @@ impl SqliteStore {
         }
         let conn = open_conn(&opts.path, opts.sync)?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         let head: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
         let head = to_u64(head);
         let bytes: i64 = conn.query_row("SELECT coalesce(sum(size), 0) FROM events", [], |r| r.get(0))?;
@@ -306,7 +360,10 @@ impl Store for SqliteStore {
             return Err(StoreError::Full);
         }
         let (done, rx) = oneshot::channel();
-        match self.tx.try_send(Op::Append(event, done)) {
+        // On the request's thread, in parallel: the writer thread is the serial part.
+        let mut event = event;
+        let codec = encode(&mut event.payload);
+        match self.tx.try_send(Op::Append(event, codec, done)) {
             Ok(()) => Ok(Receipt::pending(rx)),
             Err(TrySendError::Full(_)) => Err(StoreError::Full),
             Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
@@ -397,12 +454,15 @@ impl Store for SqliteStore {
 
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
         let conn = self.side();
-        let cols = format!("{STORED_COLUMNS}, payload, headers, replay_of");
+        let cols = format!("{STORED_COLUMNS}, payload, headers, replay_of, codec");
         let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Record> {
             let headers: String = r.get(9)?;
+            let payload = decode(r.get(11)?, r.get(8)?).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Blob, e.into())
+            })?;
             Ok(Record {
                 stored: stored_from_row(r)?,
-                payload: r.get(8)?,
+                payload,
                 headers: serde_json::from_str(&headers).unwrap_or_default(),
                 replay_of: r.get::<_, Option<i64>>(10)?.map(to_u64),
             })
@@ -467,8 +527,8 @@ impl Store for SqliteStore {
     fn replay(&self, source: &str, since_ms: Option<i64>, target: Option<&str>) -> Result<usize, StoreError> {
         let conn = self.side();
         let n = conn.execute(
-            "INSERT INTO events (source, event, delivery_id, received_ms, line, payload, headers, folded, target, replay_of, size)
-             SELECT source, event, delivery_id, received_ms, line, payload, headers, 0, ?3, seq, size
+            "INSERT INTO events (source, event, delivery_id, received_ms, line, payload, codec, headers, folded, target, replay_of, size)
+             SELECT source, event, delivery_id, received_ms, line, payload, codec, headers, 0, ?3, seq, size
              FROM events
              WHERE source = ?1 AND (?2 IS NULL OR received_ms >= ?2) AND folded = 0 AND replay_of IS NULL
              ORDER BY seq",
@@ -741,12 +801,12 @@ impl Writer {
             let tx = self.conn.transaction()?;
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO events (source, event, delivery_id, received_ms, line, payload, headers, folded, size)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO events (source, event, delivery_id, received_ms, line, payload, codec, headers, folded, size)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?;
                 for op in ops {
                     match op {
-                        Op::Append(e, done) => {
+                        Op::Append(e, codec, done) => {
                             let headers = serde_json::to_string(&e.headers).unwrap_or_else(|_| "[]".into());
                             let size = (e.line.len() + e.payload.len() + headers.len()) as u64;
                             insert.execute(params![
@@ -756,6 +816,7 @@ impl Writer {
                                 e.received_ms,
                                 e.line,
                                 e.payload,
+                                codec as i64,
                                 headers,
                                 e.folded as i64,
                                 size as i64
@@ -1024,6 +1085,91 @@ mod tests {
     fn append(store: &SqliteStore, e: Event) -> u64 {
         store.append(e).unwrap().wait_blocking().unwrap();
         store.head()
+    }
+
+    #[test]
+    fn large_payloads_are_stored_compressed_and_read_back_exactly() {
+        let dir = tempdir();
+        let path = dir.join("s.db");
+        let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
+        let big: Vec<u8> = (0..400)
+            .flat_map(|i| format!("{{\"n\":{i},\"repo\":\"octo/hello\",\"ok\":true}},").into_bytes())
+            .collect();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let random: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
+        for (id, payload) in [
+            ("big", big.clone()),
+            ("random", random.clone()),
+            ("small", b"{}".to_vec()),
+        ] {
+            append(
+                &store,
+                Event {
+                    payload,
+                    ..event("github", id)
+                },
+            );
+        }
+        assert_eq!(store.get("big").unwrap().unwrap().payload, big);
+        assert_eq!(store.get("random").unwrap().unwrap().payload, random);
+        assert_eq!(store.get("small").unwrap().unwrap().payload, b"{}");
+        let raw = Connection::open(&path).unwrap();
+        let stored = |id: &str| -> (i64, i64) {
+            raw.query_row(
+                "SELECT codec, length(payload) FROM events WHERE delivery_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        let (codec, len) = stored("big");
+        assert_eq!(codec, 1);
+        assert!((len as usize) < big.len() / 3, "{len} of {}", big.len());
+        // Incompressible and small payloads are kept as they are.
+        assert_eq!(stored("random"), (0, random.len() as i64));
+        assert_eq!(stored("small"), (0, 2));
+        // A replayed copy keeps its encoding.
+        store.replay("github", None, None).unwrap();
+        assert_eq!(store.get("evt_4").unwrap().unwrap().payload, big);
+        store.close(Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_store_from_before_compression_is_migrated_and_still_read() {
+        let dir = tempdir();
+        let path = dir.join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let v1 = SCHEMA
+                .replace("    codec       INTEGER NOT NULL DEFAULT 0,\n", "")
+                .replace("user_version = 2", "user_version = 1");
+            assert!(!v1.contains("codec"));
+            conn.execute_batch(&v1).unwrap();
+            conn.execute(
+                "INSERT INTO events (source, event, delivery_id, received_ms, line, payload, headers, size)
+                 VALUES ('github', 'e', 'old', 1, x'7B7D0A', x'7B2261223A317D', '[]', 10)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
+        assert_eq!(store.get("old").unwrap().unwrap().payload, b"{\"a\":1}");
+        append(
+            &store,
+            Event {
+                payload: vec![b'x'; 4096],
+                ..event("github", "new")
+            },
+        );
+        assert_eq!(store.get("new").unwrap().unwrap().payload, vec![b'x'; 4096]);
+        store.close(Duration::from_secs(1));
     }
 
     #[test]
