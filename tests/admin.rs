@@ -7,12 +7,12 @@ mod common;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::gateway::{now_ms, store};
 use common::{wait_with_deadline, Hookwire, TempDir, DEADLINE};
 use hookwire_core::event::{notification_line, Event};
-use hookwire_core::store::sqlite::StoreOptions;
-use hookwire_core::store::{SqliteStore, Store};
+use hookwire_core::store::Store;
 use serde_json::{json, Value};
 
 const SECRET: &str = "test-github-secret-admin-77a1";
@@ -97,14 +97,6 @@ fn rows(table: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-fn open_store(dir: &TempDir) -> std::sync::Arc<SqliteStore> {
-    SqliteStore::open(StoreOptions::new(dir.0.join("hookwire.db"))).unwrap()
-}
-
 #[test]
 fn tokens_are_created_listed_and_revoked_without_source_secrets() {
     let dir = TempDir::new("admin-tokens");
@@ -161,7 +153,7 @@ fn tokens_are_created_listed_and_revoked_without_source_secrets() {
 
     // What was printed is what the store recognises, with the asked scope and a 30-day life.
     {
-        let store = open_store(&dir);
+        let store = store(&dir);
         let t = store
             .tokens()
             .find(secret)
@@ -249,7 +241,7 @@ fn tokens_are_created_listed_and_revoked_without_source_secrets() {
     let table = rows(&ok(&cfg, &["token", "list"]));
     let alice = table.iter().find(|r| r[0] == "alice").unwrap();
     assert_eq!(alice[5..], ["revoked", "-"], "a revoked token has no position");
-    let store = open_store(&dir);
+    let store = store(&dir);
     assert!(store.tokens().find(secret).unwrap().unwrap().revoked_ms.is_some());
     store.close(Duration::from_secs(5));
 }
@@ -331,16 +323,9 @@ fn bad_token_requests_are_refused_listing_what_is_valid() {
     assert!(r.stderr.contains("unknown source type `nope`"), "{}", r.stderr);
 }
 
-/// A small GitHub issues payload carrying `marker`.
+/// A small GitHub issues payload (issue 7) carrying `marker`.
 fn issue(marker: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "action": "opened",
-        "issue": {"number": 7, "title": marker, "body": "b", "html_url": "https://github.com/o/r/issues/7",
-                  "user": {"login": "u"}, "labels": [], "state": "open", "comments": 0},
-        "repository": {"full_name": "o/r", "html_url": "https://github.com/o/r"},
-        "sender": {"login": "u"}
-    }))
-    .unwrap()
+    common::issue_payload(marker, 7, "b")
 }
 
 fn delivered(hw: &mut Hookwire) -> String {
@@ -532,7 +517,7 @@ fn events_show_keeps_odd_payloads_readable_and_terminal_safe() {
         folded: false,
     };
     {
-        let store = open_store(&dir);
+        let store = store(&dir);
         for e in [
             event("old", b"{}", now - 3 * 3600 * 1000),
             event("text", b"line one\n\x1b[2Jline two", now),

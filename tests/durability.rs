@@ -18,7 +18,6 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,6 +25,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::gateway::{linked, serve};
 use common::{github_signature, payload, Hookwire, StdoutGate, TempDir, DEADLINE};
 use serde_json::Value;
 
@@ -646,25 +646,6 @@ const GATEWAY_KILLS: usize = 4;
 /// seconds apart never let the backoff reset.
 const RECONNECT: Duration = Duration::from_secs(60);
 
-fn os(s: &str) -> &OsStr {
-    OsStr::new(s)
-}
-
-/// `hookwire serve` on `listen`.
-fn serve(cfg: &Path, listen: &str) -> Hookwire {
-    Hookwire::spawn_args(
-        &[
-            os("serve"),
-            os("--config"),
-            cfg.as_os_str(),
-            os("--listen"),
-            os(listen),
-        ],
-        &[("T_GITHUB_SECRET", SECRET), ("HOOKWIRE_LOG", "info")],
-        true,
-    )
-}
-
 /// `hookwire token create` for the `github` source; returns the secret it prints.
 fn create_token(cfg: &Path, name: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_hookwire"))
@@ -708,13 +689,9 @@ sources:
         )
     };
     let token = create_token(&config(0), "durable");
-    let mut gw = serve(&config(0), "127.0.0.1:0");
+    let mut gw = serve(&config(0), "127.0.0.1:0", ENV);
     let addr = gw.addr.clone();
-    let mut ch = Hookwire::spawn_args(
-        &[os("channel"), os("--gateway"), os(&format!("http://{addr}"))],
-        &[("HOOKWIRE_TOKEN", &token), ("HOOKWIRE_LOG", "info")],
-        false,
-    );
+    let mut ch = linked(&gw, &[], &[("HOOKWIRE_TOKEN", &token), ("HOOKWIRE_LOG", "info")]);
     ch.handshake();
 
     let body = Arc::new(payload(FIXTURE));
@@ -746,7 +723,7 @@ sources:
         missing.extend(accepted);
 
         // The same address: the channel reconnects to where it was told the gateway is.
-        gw = serve(&config(it + 1), &addr);
+        gw = serve(&config(it + 1), &addr, ENV);
         assert_eq!(gw.addr, addr);
         let started = Instant::now();
         let before = out.len();

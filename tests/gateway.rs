@@ -8,15 +8,14 @@
 
 mod common;
 
-use std::ffi::OsStr;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{github_signature, Hookwire, TempDir, DEADLINE};
-use hookwire_core::store::sqlite::StoreOptions;
-use hookwire_core::store::{NewToken, SqliteStore, Store};
+use common::gateway::{now_ms, os, serve, store, token, upgrade_session, TWO_GITHUB_SOURCES};
+use common::{github_signature, issue, Hookwire, TempDir, DEADLINE};
+use hookwire_core::store::Store;
 use serde_json::{json, Value};
 
 const SECRET: &str = "test-gateway-github-secret-5d21";
@@ -31,86 +30,17 @@ fn config(dir: &TempDir, tls: Option<(&Path, &Path)>) -> PathBuf {
         ),
         None => String::new(),
     };
-    dir.write(
-        "config.yaml",
-        &format!(
-            "{tls}sources:
-  - name: github
-    type: github
-    secret_env: T_GITHUB_SECRET
-  - name: ops
-    type: github
-    path: /hooks/ops
-    secret_env: T_GITHUB_SECRET
-"
-        ),
-    )
-}
-
-fn os(s: &str) -> &OsStr {
-    OsStr::new(s)
+    dir.write("config.yaml", &format!("{tls}{TWO_GITHUB_SOURCES}"))
 }
 
 /// `hookwire serve` on a free port.
 fn gateway(cfg: &Path) -> Hookwire {
-    Hookwire::spawn_args(
-        &[
-            os("serve"),
-            os("--config"),
-            cfg.as_os_str(),
-            os("--listen"),
-            os("127.0.0.1:0"),
-        ],
-        &[("T_GITHUB_SECRET", SECRET)],
-        true,
-    )
+    serve(cfg, "127.0.0.1:0", &[("T_GITHUB_SECRET", SECRET)])
 }
 
 /// `hookwire channel --gateway http://ADDR` with the token in the environment.
 fn linked(gw: &Hookwire, token: &str) -> Hookwire {
-    let url = format!("http://{}", gw.addr);
-    Hookwire::spawn_args(
-        &[os("channel"), os("--gateway"), os(&url)],
-        &[("HOOKWIRE_TOKEN", token)],
-        false,
-    )
-}
-
-/// The gateway's database, opened beside it (what `hookwire token` does).
-fn store(dir: &TempDir) -> Arc<SqliteStore> {
-    SqliteStore::open(StoreOptions::new(dir.0.join("hookwire.db"))).unwrap()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-fn token(store: &SqliteStore, name: &str, sources: &[&str], expires_ms: Option<i64>) -> String {
-    store
-        .tokens()
-        .create(
-            &NewToken {
-                name: name.into(),
-                sources: sources.iter().map(|s| s.to_string()).collect(),
-                permissions: vec![],
-                expires_ms,
-            },
-            now_ms(),
-        )
-        .unwrap()
-        .0
-}
-
-/// A small valid GitHub issues payload whose title is `marker`.
-fn issue(marker: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "action": "opened",
-        "issue": {"number": 1, "title": marker, "body": "b", "html_url": "https://github.com/o/r/issues/1",
-                  "user": {"login": "u"}, "labels": [], "state": "open", "comments": 0},
-        "repository": {"full_name": "o/r", "html_url": "https://github.com/o/r"},
-        "sender": {"login": "u"}
-    }))
-    .unwrap()
+    common::gateway::linked(gw, &[], &[("HOOKWIRE_TOKEN", token)])
 }
 
 /// POSTs a signed GitHub `issues` delivery to the gateway at `addr`; returns the status.
@@ -137,27 +67,7 @@ fn delivery_id(n: &Value) -> String {
 /// A WebSocket upgrade of `/v1/session` over a raw socket: the status line's code, the
 /// response head and, for a refusal, the body.
 fn upgrade(addr: &str, token: Option<&str>, protocol: Option<&str>) -> (u16, String, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut req = format!(
-        "GET /v1/session HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    );
-    if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    if let Some(p) = protocol {
-        req.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let (mut s, head) = upgrade_session(addr, token, protocol);
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let length: usize = head
         .lines()
@@ -177,7 +87,7 @@ fn a_webhook_reaches_a_linked_channel_as_the_exact_stored_line() {
     let dir = TempDir::new("gw-basic");
     let gw = gateway(&config(&dir, None));
     let db = store(&dir);
-    let alice = token(&db, "alice", &["github"], None);
+    let alice = token(&db, "alice", &["github"], &[], None);
     assert_eq!(
         ureq::get(&format!("http://{}/healthz", gw.addr))
             .call()
@@ -188,12 +98,7 @@ fn a_webhook_reaches_a_linked_channel_as_the_exact_stored_line() {
     );
 
     // Even at the most verbose level the token stays out of the logs.
-    let url = format!("http://{}", gw.addr);
-    let mut ch = Hookwire::spawn_args(
-        &[os("channel"), os("--gateway"), os(&url)],
-        &[("HOOKWIRE_TOKEN", &alice), ("HOOKWIRE_LOG", "trace")],
-        false,
-    );
+    let mut ch = common::gateway::linked(&gw, &[], &[("HOOKWIRE_TOKEN", &alice), ("HOOKWIRE_LOG", "trace")]);
     let init = ch.handshake();
     let instructions = init["instructions"].as_str().unwrap();
     assert!(
@@ -244,9 +149,9 @@ fn each_event_fans_out_to_every_token_of_its_source_and_no_other() {
     let gw = gateway(&config(&dir, None));
     let db = store(&dir);
     let (alice, bob, carol) = (
-        token(&db, "alice", &["github"], None),
-        token(&db, "bob", &["github"], None),
-        token(&db, "carol", &["ops"], None),
+        token(&db, "alice", &["github"], &[], None),
+        token(&db, "bob", &["github"], &[], None),
+        token(&db, "carol", &["ops"], &[], None),
     );
     let mut channels: Vec<Hookwire> = [&alice, &bob, &carol].iter().map(|t| linked(&gw, t)).collect();
     for c in &mut channels {
@@ -277,10 +182,10 @@ fn bad_revoked_and_expired_tokens_are_refused_before_the_upgrade() {
     let dir = TempDir::new("gw-refuse");
     let gw = gateway(&config(&dir, None));
     let db = store(&dir);
-    let good = token(&db, "good", &["github"], None);
-    let revoked = token(&db, "gone", &["github"], None);
+    let good = token(&db, "good", &["github"], &[], None);
+    let revoked = token(&db, "gone", &["github"], &[], None);
     assert!(db.tokens().revoke("gone", now_ms()).unwrap());
-    let expired = token(&db, "old", &["github"], Some(now_ms() - 1000));
+    let expired = token(&db, "old", &["github"], &[], Some(now_ms() - 1000));
 
     let p = Some("hookwire.v1");
     assert_eq!(upgrade(&gw.addr, None, p).0, 401);
@@ -326,7 +231,7 @@ fn a_token_revoked_during_a_session_ends_it() {
     let dir = TempDir::new("gw-revoke");
     let gw = gateway(&config(&dir, None));
     let db = store(&dir);
-    let t = token(&db, "mallory", &["github"], None);
+    let t = token(&db, "mallory", &["github"], &[], None);
     let mut ch = linked(&gw, &t);
     ch.handshake();
     assert_eq!(post(&gw.addr, "/hooks/github", "rv-1"), 202);
@@ -348,7 +253,7 @@ fn events_wait_for_an_absent_session_and_arrive_in_order() {
     let dir = TempDir::new("gw-away");
     let gw = gateway(&config(&dir, None));
     let db = store(&dir);
-    let t = token(&db, "away", &["github"], None);
+    let t = token(&db, "away", &["github"], &[], None);
     let ids: Vec<String> = (0..20).map(|i| format!("away-{i:02}")).collect();
     for id in &ids {
         assert_eq!(post(&gw.addr, "/hooks/github", id), 202);
@@ -367,7 +272,7 @@ fn a_second_connection_with_the_same_token_supersedes_the_first() {
     let dir = TempDir::new("gw-super");
     let gw = gateway(&config(&dir, None));
     let db = store(&dir);
-    let t = token(&db, "twice", &["github"], None);
+    let t = token(&db, "twice", &["github"], &[], None);
     let mut first = linked(&gw, &t);
     first.handshake();
     first.wait_stderr("connected to the gateway");
@@ -390,7 +295,7 @@ fn a_channel_killed_mid_stream_loses_nothing() {
     let dir = TempDir::new("gw-kill");
     let gw = gateway(&config(&dir, None));
     let db = store(&dir);
-    let t = token(&db, "crashy", &["github"], None);
+    let t = token(&db, "crashy", &["github"], &[], None);
     let mut a = linked(&gw, &t);
     a.handshake();
     // Webhooks keep arriving while the channel is killed and replaced.
@@ -473,7 +378,7 @@ fn the_gateway_serves_tls_to_a_channel_that_trusts_its_ca() {
     let gw = gateway(&config(&dir, Some((&cert, &key))));
     gw.wait_stderr("listening on https://");
     let db = store(&dir);
-    let t = token(&db, "secure", &["github"], None);
+    let t = token(&db, "secure", &["github"], &[], None);
 
     let url = format!("https://{}", gw.addr);
     let mut ch = Hookwire::spawn_args(
@@ -542,7 +447,7 @@ fn a_gateway_restart_resumes_the_session_without_repeats_or_loss() {
     let cfg = config(&dir, None);
     let mut gw = gateway(&cfg);
     let db = store(&dir);
-    let t = token(&db, "steady", &["github"], None);
+    let t = token(&db, "steady", &["github"], &[], None);
     let mut ch = linked(&gw, &t);
     ch.handshake();
     for i in 0..5 {
@@ -564,17 +469,7 @@ fn a_gateway_restart_resumes_the_session_without_repeats_or_loss() {
     // Same port, same database: events accepted meanwhile by the new gateway arrive once, in
     // order, after the ones already delivered.
     let addr = gw.addr.clone();
-    let gw2 = Hookwire::spawn_args(
-        &[
-            os("serve"),
-            os("--config"),
-            cfg.as_os_str(),
-            os("--listen"),
-            os(&addr),
-        ],
-        &[("T_GITHUB_SECRET", SECRET)],
-        true,
-    );
+    let gw2 = serve(&cfg, &addr, &[("T_GITHUB_SECRET", SECRET)]);
     for i in 5..10 {
         assert_eq!(post(&gw2.addr, "/hooks/github", &format!("rs-{i}")), 202);
     }
@@ -595,7 +490,7 @@ fn a_backlog_beyond_the_send_window_arrives_whole_and_in_order() {
     let dir = TempDir::new("gw-backlog");
     let gw = gateway(&config(&dir, None));
     let db = store(&dir);
-    let t = token(&db, "deep", &["github", "ops"], None);
+    let t = token(&db, "deep", &["github", "ops"], &[], None);
     // Appended from this process, as `hookwire replay` does: the gateway finds them in the
     // file (not in its memory), and the backlog is three windows deep. Every third event is
     // of a source the token does not receive.

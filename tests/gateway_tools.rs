@@ -16,16 +16,14 @@
 
 mod common;
 
-use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::fakes::{FakeApis, SLACK_TOKEN};
-use common::{github_signature, Hookwire, TempDir, DEADLINE};
-use hookwire_core::store::sqlite::StoreOptions;
-use hookwire_core::store::{NewToken, SqliteStore, Store};
+use common::gateway::{now_ms, os, serve, store, token, upgrade_session, TWO_GITHUB_SOURCES};
+use common::{github_signature, issue_with_body, tool_text, Hookwire, TempDir, DEADLINE};
+use hookwire_core::store::Store;
 use hookwire_core::tools::{EventReader, ReadError, StoreReader};
 use serde_json::{json, Value};
 
@@ -33,22 +31,7 @@ const SECRET: &str = "test-gateway-tools-github-secret-77c1";
 
 /// Two GitHub-type sources, no `tools:` (the linked channel reads the same file for it).
 fn config(dir: &TempDir) -> PathBuf {
-    dir.write(
-        "config.yaml",
-        "sources:
-  - name: github
-    type: github
-    secret_env: T_GITHUB_SECRET
-  - name: ops
-    type: github
-    path: /hooks/ops
-    secret_env: T_GITHUB_SECRET
-",
-    )
-}
-
-fn os(s: &str) -> &OsStr {
-    OsStr::new(s)
+    dir.write("config.yaml", TWO_GITHUB_SOURCES)
 }
 
 /// `hookwire serve` on a free port.
@@ -58,17 +41,7 @@ fn gateway(cfg: &Path) -> Hookwire {
 
 /// `hookwire serve` listening on `addr`.
 fn gateway_at(cfg: &Path, addr: &str) -> Hookwire {
-    Hookwire::spawn_args(
-        &[
-            os("serve"),
-            os("--config"),
-            cfg.as_os_str(),
-            os("--listen"),
-            os(addr),
-        ],
-        &[("T_GITHUB_SECRET", SECRET)],
-        true,
-    )
+    serve(cfg, addr, &[("T_GITHUB_SECRET", SECRET)])
 }
 
 /// `hookwire channel --gateway http://ADDR --config CFG` with the token in the environment.
@@ -78,61 +51,14 @@ fn linked(gw: &Hookwire, cfg: &Path, token: &str) -> Hookwire {
 
 /// [`linked`] with `env` (the token and whatever `tools:` in CFG reads).
 fn linked_with(gw: &Hookwire, cfg: &Path, env: &[(&str, &str)]) -> Hookwire {
-    let url = format!("http://{}", gw.addr);
-    Hookwire::spawn_args(
-        &[
-            os("channel"),
-            os("--gateway"),
-            os(&url),
-            os("--config"),
-            cfg.as_os_str(),
-        ],
-        env,
-        false,
-    )
-}
-
-/// The gateway's database, opened beside it (what `hookwire token` does).
-fn store(dir: &TempDir) -> Arc<SqliteStore> {
-    SqliteStore::open(StoreOptions::new(dir.0.join("hookwire.db"))).unwrap()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-fn token(store: &SqliteStore, name: &str, sources: &[&str], permissions: &[&str]) -> String {
-    store
-        .tokens()
-        .create(
-            &NewToken {
-                name: name.into(),
-                sources: sources.iter().map(|s| s.to_string()).collect(),
-                permissions: permissions.iter().map(|s| s.to_string()).collect(),
-                expires_ms: None,
-            },
-            now_ms(),
-        )
-        .unwrap()
-        .0
-}
-
-/// A small valid GitHub issues payload whose title is `marker`.
-fn issue(marker: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "action": "opened",
-        "issue": {"number": 1, "title": marker, "body": "b\n\"quoted\" é", "html_url": "https://github.com/o/r/issues/1",
-                  "user": {"login": "u"}, "labels": [], "state": "open", "comments": 0},
-        "repository": {"full_name": "o/r", "html_url": "https://github.com/o/r"},
-        "sender": {"login": "u"}
-    }))
-    .unwrap()
+    common::gateway::linked(gw, &[os("--config"), cfg.as_os_str()], env)
 }
 
 /// POSTs a signed GitHub `issues` delivery (with an `Authorization` header too, which must
-/// never be stored); returns the body sent.
+/// never be stored); returns the body sent. The issue's body has a newline, quotes and a
+/// non-ASCII character.
 fn post(addr: &str, path: &str, delivery: &str) -> Vec<u8> {
-    let body = issue(delivery);
+    let body = issue_with_body(delivery, "b\n\"quoted\" é");
     let status = ureq::post(&format!("http://{addr}{path}"))
         .timeout(DEADLINE)
         .set("Content-Type", "application/json")
@@ -151,46 +77,20 @@ fn delivery_id(n: &Value) -> String {
     n["params"]["meta"]["delivery_id"].as_str().unwrap().to_owned()
 }
 
-/// Sends a request and returns its response, skipping channel notifications.
-fn rpc(hw: &mut Hookwire, method: &str, params: Value) -> Value {
-    let id = hw.request(method, params);
-    loop {
-        let m = hw.next_message();
-        if m["id"] == id {
-            return m;
-        }
-        assert_eq!(
-            m["method"], "notifications/claude/channel",
-            "unexpected message {m}"
-        );
-    }
-}
-
-/// `tools/call` → its result (a `CallToolResult`).
-fn call(hw: &mut Hookwire, name: &str, arguments: Value) -> Value {
-    let r = rpc(hw, "tools/call", json!({"name": name, "arguments": arguments}));
-    assert!(r.get("error").is_none(), "tools/call must answer a result: {r}");
-    r["result"].clone()
-}
-
-fn text(result: &Value) -> &str {
-    result["content"][0]["text"].as_str().unwrap_or("")
-}
-
 /// A successful call's JSON.
 fn ok(result: &Value) -> Value {
     assert_eq!(result["isError"], false, "{result}");
-    serde_json::from_str(text(result)).unwrap()
+    serde_json::from_str(tool_text(result)).unwrap()
 }
 
 /// A refused or failed call's message.
 fn refused(result: &Value) -> &str {
     assert_eq!(result["isError"], true, "{result}");
-    text(result)
+    tool_text(result)
 }
 
 fn listed(hw: &mut Hookwire) -> Value {
-    rpc(hw, "tools/list", json!({}))
+    hw.rpc("tools/list", json!({}))
 }
 
 #[test]
@@ -199,7 +99,7 @@ fn read_tools_through_the_gateway_return_what_local_mode_returns() {
     let cfg = config(&dir);
     let gw = gateway(&cfg);
     let db = store(&dir);
-    let alice = token(&db, "alice", &["github"], &["read-events"]);
+    let alice = token(&db, "alice", &["github"], &["read-events"], None);
     let mut ch = linked(&gw, &cfg, &alice);
     let init = ch.handshake();
     assert_eq!(init["capabilities"]["tools"], json!({}), "{init}");
@@ -219,7 +119,7 @@ fn read_tools_through_the_gateway_return_what_local_mode_returns() {
     assert_eq!(record.payload, body, "the gateway stored the exact bytes");
     let seq = record.stored.seq;
 
-    let r = call(&mut ch, "get_event", json!({"id": delivery}));
+    let r = ch.call_tool("get_event", json!({"id": delivery}));
     let ev = ok(&r);
     assert_eq!(ev["id"], seq);
     assert_eq!(ev["source"], "github");
@@ -238,40 +138,43 @@ fn read_tools_through_the_gateway_return_what_local_mode_returns() {
             "{credential} must never be stored or shown: {headers:?}"
         );
     }
-    assert!(!text(&r).contains("not-for-the-store"), "{r}");
+    assert!(!tool_text(&r).contains("not-for-the-store"), "{r}");
     assert_eq!(ev["actions"], json!([]));
 
     // Exactly what local mode's reader computes from the same database, byte for byte.
     let local = StoreReader::new(db.clone(), vec!["github".into()]);
-    assert_eq!(text(&r), local.get_event_blocking(&delivery).unwrap().to_string());
+    assert_eq!(
+        tool_text(&r),
+        local.get_event_blocking(&delivery).unwrap().to_string()
+    );
     for id in [seq.to_string(), format!("evt_{seq}"), format!("  {delivery} ")] {
-        let r = call(&mut ch, "get_event", json!({"id": id}));
+        let r = ch.call_tool("get_event", json!({"id": id}));
         assert_eq!(ok(&r), ev, "by {id:?}");
     }
 
-    let r = call(&mut ch, "list_events", json!({}));
+    let r = ch.call_tool("list_events", json!({}));
     let list = ok(&r);
     assert_eq!(list["events"].as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list["events"][0]["id"], seq);
     assert_eq!(list["events"][0]["delivery_id"], "gwt-read-1");
     assert_eq!(
-        text(&r),
+        tool_text(&r),
         local.list_events_blocking(None, None).unwrap().to_string()
     );
-    let r = call(&mut ch, "list_events", json!({"source": "github", "limit": 1}));
+    let r = ch.call_tool("list_events", json!({"source": "github", "limit": 1}));
     assert_eq!(ok(&r)["events"][0]["delivery_id"], "gwt-read-1");
-    let r = call(&mut ch, "list_events", json!({"source": "ops"}));
+    let r = ch.call_tool("list_events", json!({"source": "ops"}));
     assert!(
         refused(&r).contains("`ops` is not one of this session's sources"),
         "{r}"
     );
-    let r = call(&mut ch, "get_event", json!({"id": "no-such-event"}));
+    let r = ch.call_tool("get_event", json!({"id": "no-such-event"}));
     assert_eq!(
         refused(&r),
         "no event `no-such-event` among this session's sources"
     );
     // A bad argument is refused by the channel, as in local mode.
-    let r = call(&mut ch, "list_events", json!({"limit": -1}));
+    let r = ch.call_tool("list_events", json!({"limit": -1}));
     assert!(refused(&r).contains("invalid arguments for list_events"), "{r}");
     assert!(!ch.stderr_text().contains(&alice), "the token was logged");
     db.close(Duration::from_secs(2));
@@ -283,7 +186,7 @@ fn a_token_cannot_read_another_sources_events() {
     let cfg = config(&dir);
     let gw = gateway(&cfg);
     let db = store(&dir);
-    let ops = token(&db, "opsie", &["ops"], &["read-events"]);
+    let ops = token(&db, "opsie", &["ops"], &["read-events"], None);
     let mut ch = linked(&gw, &cfg, &ops);
     ch.handshake();
     post(&gw.addr, "/hooks/github", "gwt-scope-gh");
@@ -298,20 +201,20 @@ fn a_token_cannot_read_another_sources_events() {
         gh_seq.to_string(),
         format!("evt_{gh_seq}"),
     ] {
-        let r = call(&mut ch, "get_event", json!({"id": id}));
+        let r = ch.call_tool("get_event", json!({"id": id}));
         assert_eq!(
             refused(&r),
             format!("no event `{id}` among this session's sources"),
             "{r}"
         );
         assert!(
-            !text(&r).contains("forbidden") && !text(&r).contains("github"),
+            !tool_text(&r).contains("forbidden") && !tool_text(&r).contains("github"),
             "{r}"
         );
     }
-    let r = call(&mut ch, "get_event", json!({"id": "gwt-scope-ops"}));
+    let r = ch.call_tool("get_event", json!({"id": "gwt-scope-ops"}));
     assert_eq!(ok(&r)["source"], "ops");
-    let r = call(&mut ch, "list_events", json!({}));
+    let r = ch.call_tool("list_events", json!({}));
     let list = ok(&r);
     let ids: Vec<&Value> = list["events"]
         .as_array()
@@ -320,7 +223,7 @@ fn a_token_cannot_read_another_sources_events() {
         .map(|e| &e["delivery_id"])
         .collect();
     assert_eq!(ids, [&json!("gwt-scope-ops")], "only the token's sources");
-    let r = call(&mut ch, "list_events", json!({"source": "github"}));
+    let r = ch.call_tool("list_events", json!({"source": "github"}));
     assert!(
         refused(&r).contains("`github` is not one of this session's sources"),
         "{r}"
@@ -334,7 +237,7 @@ fn without_read_events_the_tools_are_absent_and_the_gateway_refuses_the_frames()
     let cfg = config(&dir);
     let gw = gateway(&cfg);
     let db = store(&dir);
-    let bob = token(&db, "bob", &["github"], &[]);
+    let bob = token(&db, "bob", &["github"], &[], None);
     let mut ch = linked(&gw, &cfg, &bob);
     let init = ch.handshake();
     assert!(init["capabilities"].get("tools").is_none(), "{init}");
@@ -345,14 +248,14 @@ fn without_read_events_the_tools_are_absent_and_the_gateway_refuses_the_frames()
         ("get_event", json!({"id": "gwt-denied-1"})),
         ("list_events", json!({})),
     ] {
-        let r = call(&mut ch, tool, args);
+        let r = ch.call_tool(tool, args);
         let m = refused(&r);
         assert!(m.starts_with(&format!("{tool} is not allowed")), "{tool}: {m}");
     }
 
     // A client that sends the frames anyway (the library link, bypassing the channel's own
     // check) gets "permission denied" from the gateway, and nothing of the event.
-    let carol = token(&db, "carol", &["github"], &["post-comments"]);
+    let carol = token(&db, "carol", &["github"], &["post-comments"], None);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (mut link, _feed) = hookwire_core::link::start(hookwire_core::link::LinkOptions {
@@ -384,21 +287,21 @@ fn a_read_while_the_gateway_is_away_fails_at_once_with_a_clear_error() {
     let cfg = config(&dir);
     let mut gw = gateway(&cfg);
     let db = store(&dir);
-    let t = token(&db, "dana", &["github"], &["read-events"]);
+    let t = token(&db, "dana", &["github"], &["read-events"], None);
     let mut ch = linked(&gw, &cfg, &t);
     ch.handshake();
     post(&gw.addr, "/hooks/github", "gwt-down-1");
     assert_eq!(delivery_id(&ch.next_notification()), "gwt-down-1");
-    let r = call(&mut ch, "get_event", json!({"id": "gwt-down-1"}));
+    let r = ch.call_tool("get_event", json!({"id": "gwt-down-1"}));
     assert_eq!(ok(&r)["delivery_id"], "gwt-down-1");
 
     gw.child.kill().unwrap();
     gw.child.wait().unwrap();
     ch.wait_stderr("lost the gateway connection");
     let started = std::time::Instant::now();
-    let r = call(&mut ch, "get_event", json!({"id": "gwt-down-1"}));
+    let r = ch.call_tool("get_event", json!({"id": "gwt-down-1"}));
     assert_eq!(refused(&r), "gateway not connected; retry");
-    let r = call(&mut ch, "list_events", json!({}));
+    let r = ch.call_tool("list_events", json!({}));
     assert_eq!(refused(&r), "gateway not connected; retry");
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -470,7 +373,13 @@ fn an_action_of_a_linked_channel_is_stored_with_its_event_on_the_gateway() {
     let cfg = config(&dir);
     let gw = gateway(&cfg);
     let db = store(&dir);
-    let erin = token(&db, "erin", &["github"], &["post-slack-message", "read-events"]);
+    let erin = token(
+        &db,
+        "erin",
+        &["github"],
+        &["post-slack-message", "read-events"],
+        None,
+    );
     let tools_cfg = slack_tools_config(&dir, &apis);
     let mut ch = linked_with(
         &gw,
@@ -502,12 +411,12 @@ fn an_action_of_a_linked_channel_is_stored_with_its_event_on_the_gateway() {
         .expect("stored by the gateway")
         .stored
         .seq;
-    let r = call(&mut ch, "get_event", json!({"id": delivery}));
+    let r = ch.call_tool("get_event", json!({"id": delivery}));
     assert_eq!(ok(&r)["actions"], json!([]), "nothing done yet");
 
     // The channel posts with its own credentials: the fake Slack receives it.
     let arguments = json!({"channel": "#incidents", "text": "Rolled back a3f9b2.", "event_id": delivery});
-    let r = call(&mut ch, "slack_post_message", arguments.clone());
+    let r = ch.call_tool("slack_post_message", arguments.clone());
     let posted = ok(&r);
     assert_eq!(posted["ts"], "1764000900.000100", "{posted}");
     let seen = apis.seen();
@@ -519,7 +428,7 @@ fn an_action_of_a_linked_channel_is_stored_with_its_event_on_the_gateway() {
     );
 
     // `get_event` through the gateway shows the action, by the token's name.
-    let r = call(&mut ch, "get_event", json!({"id": delivery}));
+    let r = ch.call_tool("get_event", json!({"id": delivery}));
     let ev = ok(&r);
     let actions = ev["actions"].as_array().unwrap();
     assert_eq!(actions.len(), 1, "{ev}");
@@ -554,14 +463,13 @@ fn an_action_of_a_linked_channel_is_stored_with_its_event_on_the_gateway() {
     );
 
     // A refused call is audited too, and nothing is sent.
-    let r = call(
-        &mut ch,
+    let r = ch.call_tool(
         "slack_post_message",
         json!({"channel": "#general", "text": "x", "event_id": delivery}),
     );
     assert!(refused(&r).contains("#general"), "{r}");
     assert_eq!(apis.seen().len(), 1, "nothing sent");
-    let r = call(&mut ch, "get_event", json!({"id": seq.to_string()}));
+    let r = ch.call_tool("get_event", json!({"id": seq.to_string()}));
     let ev = ok(&r);
     let outcomes: Vec<(&Value, &Value)> = ev["actions"]
         .as_array()
@@ -580,7 +488,7 @@ fn an_action_of_a_linked_channel_is_stored_with_its_event_on_the_gateway() {
 
     // Reads are audited as in local mode, attached to no event (they have no event_id).
     // This read goes after the audit frames of the calls before it.
-    let r = call(&mut ch, "list_events", json!({"limit": 1}));
+    let r = ch.call_tool("list_events", json!({"limit": 1}));
     assert_eq!(ok(&r)["events"][0]["delivery_id"], "gwt-audit-1");
     let rows = audit_rows(&dir);
     let summary = rows
@@ -620,7 +528,13 @@ fn an_action_taken_while_the_gateway_is_away_is_stored_when_the_link_is_back() {
     let mut gw = gateway(&cfg);
     let addr = gw.addr.clone();
     let db = store(&dir);
-    let fay = token(&db, "fay", &["github"], &["post-slack-message", "read-events"]);
+    let fay = token(
+        &db,
+        "fay",
+        &["github"],
+        &["post-slack-message", "read-events"],
+        None,
+    );
     let tools_cfg = slack_tools_config(&dir, &apis);
     let mut ch = linked_with(
         &gw,
@@ -636,8 +550,7 @@ fn an_action_taken_while_the_gateway_is_away_is_stored_when_the_link_is_back() {
     gw.child.wait().unwrap();
     ch.wait_stderr("lost the gateway connection");
     // Slack does not need the gateway: the action is taken, its audit entry waits.
-    let r = call(
-        &mut ch,
+    let r = ch.call_tool(
         "slack_post_message",
         json!({"channel": "#incidents", "text": "while away", "event_id": delivery}),
     );
@@ -669,7 +582,7 @@ fn an_action_taken_while_the_gateway_is_away_is_stored_when_the_link_is_back() {
         ),
         ("fay", "slack_post_message", "ok")
     );
-    let r = call(&mut ch, "get_event", json!({"id": delivery}));
+    let r = ch.call_tool("get_event", json!({"id": delivery}));
     let ev = ok(&r);
     assert_eq!(ev["actions"].as_array().unwrap().len(), 1, "{ev}");
     assert_eq!(ev["actions"][0]["arguments"]["text"], "while away");
@@ -684,21 +597,7 @@ struct RawSession {
 
 impl RawSession {
     fn connect(addr: &str, token: &str) -> RawSession {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(DEADLINE)).unwrap();
-        let req = format!(
-            "GET /v1/session HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Sec-WebSocket-Protocol: hookwire.v1\r\nAuthorization: Bearer {token}\r\n\r\n"
-        );
-        s.write_all(req.as_bytes()).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            s.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap();
+        let (s, head) = upgrade_session(addr, Some(token), Some("hookwire.v1"));
         assert!(head.starts_with("HTTP/1.1 101"), "{head}");
         RawSession { s }
     }
@@ -784,7 +683,7 @@ fn forged_audit_frames_cannot_speak_for_another_subscriber_or_source() {
     let cfg = config(&dir);
     let gw = gateway(&cfg);
     let db = store(&dir);
-    let mallory = token(&db, "mallory", &["ops"], &["read-events"]);
+    let mallory = token(&db, "mallory", &["ops"], &["read-events"], None);
     post(&gw.addr, "/hooks/github", "gwt-forge-gh");
     post(&gw.addr, "/hooks/ops", "gwt-forge-ops");
     let gh_seq = db.get("gwt-forge-gh").unwrap().expect("stored").stored.seq;

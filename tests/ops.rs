@@ -4,68 +4,34 @@
 mod common;
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{github_signature, wait_with_deadline, Hookwire, TempDir, DEADLINE};
+use common::gateway::{self, os};
+use common::{github_signature, issue, wait_with_deadline, Hookwire, TempDir, DEADLINE};
 use hookwire_core::store::sqlite::StoreOptions;
-use hookwire_core::store::{NewToken, SqliteStore, Store};
+use hookwire_core::store::{SqliteStore, Store};
 use serde_json::{json, Value};
 
 const SECRET: &str = "test-ops-github-secret-3e8a";
 
-fn os(s: &str) -> &OsStr {
-    OsStr::new(s)
-}
-
 /// `hookwire serve` on a free port.
 fn serve(cfg: &Path) -> Hookwire {
-    Hookwire::spawn_args(
-        &[
-            os("serve"),
-            os("--config"),
-            cfg.as_os_str(),
-            os("--listen"),
-            os("127.0.0.1:0"),
-        ],
-        &[("T_GH", SECRET)],
-        true,
-    )
+    gateway::serve(cfg, "127.0.0.1:0", &[("T_GH", SECRET)])
 }
 
 /// `hookwire channel --gateway http://ADDR` with `token`.
 fn linked(gw: &Hookwire, token: &str) -> Hookwire {
-    let url = format!("http://{}", gw.addr);
-    Hookwire::spawn_args(
-        &[os("channel"), os("--gateway"), os(&url)],
-        &[("HOOKWIRE_TOKEN", token)],
-        false,
-    )
+    gateway::linked(gw, &[], &[("HOOKWIRE_TOKEN", token)])
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
+/// [`gateway::token`] without permissions, on the database file `db`, closed after.
 fn token(db: &Path, name: &str, sources: &[&str]) -> String {
     let store = SqliteStore::open(StoreOptions::new(db)).unwrap();
-    let t = store
-        .tokens()
-        .create(
-            &NewToken {
-                name: name.into(),
-                sources: sources.iter().map(|s| s.to_string()).collect(),
-                permissions: vec![],
-                expires_ms: None,
-            },
-            now_ms(),
-        )
-        .unwrap()
-        .0;
+    let t = gateway::token(&store, name, sources, &[], None);
     store.close(Duration::from_secs(1));
     t
 }
@@ -76,18 +42,6 @@ fn signal(hw: &Hookwire, sig: &str) {
         .status()
         .unwrap();
     assert!(st.success());
-}
-
-/// A small valid GitHub `issues` payload titled `marker`.
-fn issue(marker: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "action": "opened",
-        "issue": {"number": 1, "title": marker, "body": "b", "html_url": "https://github.com/o/r/issues/1",
-                  "user": {"login": "u"}, "labels": [], "state": "open", "comments": 0},
-        "repository": {"full_name": "o/r", "html_url": "https://github.com/o/r"},
-        "sender": {"login": "u"}
-    }))
-    .unwrap()
 }
 
 /// The value of the series `name{labels}` in a Prometheus page (labels as rendered).

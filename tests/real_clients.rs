@@ -50,7 +50,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::fakes::{tools_config, FakeApis, Seen, DD_TOKEN, ENV, GITHUB_TOKEN, SLACK_TOKEN};
-use common::TempDir;
+use common::{tool_text, TempDir};
 use serde_json::{json, Value};
 
 /// Test-only webhook secret, handed to hookwire through `HOOKWIRE_TEST_GITHUB_SECRET`.
@@ -156,17 +156,21 @@ fn kill_tree(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Runs `cmd` with stdin closed and output captured; fails the test if it outlives `timeout`.
-fn run_with_timeout(mut cmd: Command, what: &str, timeout: Duration) -> Finished {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+/// Sets `stdin`, pipes stdout and stderr and, on Unix, puts the child in its own process
+/// group, so that [`kill_tree`] (at a timeout or a drop) takes down the whole tree: the
+/// client and the hookwire it spawned.
+fn own_group(cmd: &mut Command, stdin: Stdio) {
+    cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
     #[cfg(unix)]
     {
-        // Own process group, so a timeout can take down the whole tree.
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
     }
+}
+
+/// Runs `cmd` with stdin closed and output captured; fails the test if it outlives `timeout`.
+fn run_with_timeout(mut cmd: Command, what: &str, timeout: Duration) -> Finished {
+    own_group(&mut cmd, Stdio::null());
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {what} ({:?}): {e}", cmd.get_program()));
@@ -408,16 +412,8 @@ impl SdkTools {
             .arg("tests/node/sdk_tools.mjs")
             .arg(hookwire_bin())
             .arg(canonical(config.to_path_buf()))
-            .env("HOOKWIRE_SDK_CHILD_ENV", Value::Object(env).to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        #[cfg(unix)]
-        {
-            // Own process group, so drop can take down node and the hookwire it spawned.
-            use std::os::unix::process::CommandExt;
-            cmd.process_group(0);
-        }
+            .env("HOOKWIRE_SDK_CHILD_ENV", Value::Object(env).to_string());
+        own_group(&mut cmd, Stdio::piped());
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start node tests/node/sdk_tools.mjs: {e}"));
@@ -567,14 +563,10 @@ impl Drop for SdkTools {
     }
 }
 
-fn text(result: &Value) -> &str {
-    result["content"][0]["text"].as_str().unwrap_or("")
-}
-
 /// A successful tool result's text, parsed as JSON.
 fn answer_of(tool: &str, result: &Value) -> Value {
     assert_eq!(result["isError"], false, "{tool}: {result}");
-    serde_json::from_str(text(result))
+    serde_json::from_str(tool_text(result))
         .unwrap_or_else(|e| panic!("{tool}: the result text is not JSON ({e}): {result}"))
 }
 
@@ -750,10 +742,10 @@ fn run_permission_matrix(permissions: &[&str]) {
     for c in &absent {
         let r = sdk.call(c.tool, c.in_scope.clone());
         assert_eq!(r["isError"], true, "{what} → {}: {r}", c.tool);
-        assert!(text(&r).contains("not allowed"), "{what} → {}: {r}", c.tool);
+        assert!(tool_text(&r).contains("not allowed"), "{what} → {}: {r}", c.tool);
         if !granted.is_empty() {
             assert!(
-                text(&r).contains(&format!("`{}`", c.permission)),
+                tool_text(&r).contains(&format!("`{}`", c.permission)),
                 "{what} → {}: the refusal must name `{}`: {r}",
                 c.tool,
                 c.permission
@@ -771,7 +763,7 @@ fn run_permission_matrix(permissions: &[&str]) {
         for (args, needle) in &c.outside {
             let r = sdk.call(c.tool, args.clone());
             assert_eq!(r["isError"], true, "{what} → {} {args}: {r}", c.tool);
-            assert!(text(&r).contains(needle), "{what} → {} {args}: {r}", c.tool);
+            assert!(tool_text(&r).contains(needle), "{what} → {} {args}: {r}", c.tool);
         }
     }
     assert!(
@@ -788,7 +780,7 @@ fn run_permission_matrix(permissions: &[&str]) {
             Ok(answer) => assert_eq!(&answer_of(c.tool, &r), answer, "{what} → {}", c.tool),
             Err(needle) => {
                 assert_eq!(r["isError"], true, "{what} → {}: {r}", c.tool);
-                assert!(text(&r).contains(needle), "{what} → {}: {r}", c.tool);
+                assert!(tool_text(&r).contains(needle), "{what} → {}: {r}", c.tool);
             }
         }
         let seen = apis.seen();

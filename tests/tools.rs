@@ -16,7 +16,7 @@
 mod common;
 
 use common::fakes::{tools_config, FakeApis, DD_TOKEN, ENV, GITHUB_TOKEN, SLACK_TOKEN};
-use common::{Hookwire, TempDir};
+use common::{tool_text, Hookwire, TempDir};
 use serde_json::{json, Value};
 
 fn start(apis: &FakeApis, permissions: &[&str]) -> (TempDir, Hookwire, Value) {
@@ -27,34 +27,8 @@ fn start(apis: &FakeApis, permissions: &[&str]) -> (TempDir, Hookwire, Value) {
     (dir, hw, init)
 }
 
-/// Sends a request and returns its response, skipping channel notifications.
-fn rpc(hw: &mut Hookwire, method: &str, params: Value) -> Value {
-    let id = hw.request(method, params);
-    loop {
-        let m = hw.next_message();
-        if m["id"] == id {
-            return m;
-        }
-        assert_eq!(
-            m["method"], "notifications/claude/channel",
-            "unexpected message {m}"
-        );
-    }
-}
-
-/// `tools/call` → its result (a `CallToolResult`).
-fn call(hw: &mut Hookwire, name: &str, arguments: Value) -> Value {
-    let r = rpc(hw, "tools/call", json!({"name": name, "arguments": arguments}));
-    assert!(r.get("error").is_none(), "tools/call must answer a result: {r}");
-    r["result"].clone()
-}
-
-fn text(result: &Value) -> &str {
-    result["content"][0]["text"].as_str().unwrap_or("")
-}
-
 fn listed(hw: &mut Hookwire) -> Vec<String> {
-    let r = rpc(hw, "tools/list", json!({}));
+    let r = hw.rpc("tools/list", json!({}));
     r["result"]["tools"]
         .as_array()
         .unwrap_or_else(|| panic!("no tools in {r}"))
@@ -104,12 +78,12 @@ fn without_permissions_there_are_no_tools_and_calls_are_refused() {
         init["instructions"].as_str().unwrap().contains("one-way"),
         "{init}"
     );
-    let r = rpc(&mut hw, "tools/list", json!({}));
+    let r = hw.rpc("tools/list", json!({}));
     assert_eq!(r["error"]["code"], -32601, "{r}");
     for (_, tool, args) in sample_calls() {
-        let r = call(&mut hw, tool, args);
+        let r = hw.call_tool(tool, args);
         assert_eq!(r["isError"], true, "{tool}: {r}");
-        assert!(text(&r).contains("not allowed"), "{tool}: {r}");
+        assert!(tool_text(&r).contains("not allowed"), "{tool}: {r}");
     }
     assert!(apis.seen().is_empty(), "nothing may be sent: {:?}", apis.seen());
 }
@@ -145,10 +119,10 @@ fn each_permission_offers_exactly_its_tools() {
             if needs == permission {
                 continue;
             }
-            let r = call(&mut hw, tool, args);
+            let r = hw.call_tool(tool, args);
             assert_eq!(r["isError"], true, "{permission} → {tool}: {r}");
             assert!(
-                text(&r).contains(&format!("`{needs}`")),
+                tool_text(&r).contains(&format!("`{needs}`")),
                 "the refusal names the missing permission: {r}"
             );
         }
@@ -173,7 +147,7 @@ fn tool_definitions_are_precise() {
             "read-events",
         ],
     );
-    let r = rpc(&mut hw, "tools/list", json!({}));
+    let r = hw.rpc("tools/list", json!({}));
     let tools = r["result"]["tools"].as_array().unwrap();
     assert_eq!(tools.len(), 6);
     for t in tools {
@@ -194,20 +168,18 @@ fn tool_definitions_are_precise() {
     let slack = tools.iter().find(|t| t["name"] == "slack_post_message").unwrap();
     assert_eq!(slack["inputSchema"]["required"], json!(["channel", "text"]));
     // An argument the schema does not declare is refused, naming it.
-    let r = call(
-        &mut hw,
+    let r = hw.call_tool(
         "github_comment",
         json!({"repo": "acme/web", "number": 1, "body": "b", "url": "x"}),
     );
     assert_eq!(r["isError"], true);
-    assert!(text(&r).contains("url"), "{r}");
-    let r = call(
-        &mut hw,
+    assert!(tool_text(&r).contains("url"), "{r}");
+    let r = hw.call_tool(
         "github_comment",
         json!({"repo": "acme/web", "number": "one", "body": "b"}),
     );
     assert_eq!(r["isError"], true);
-    assert!(text(&r).contains("number"), "{r}");
+    assert!(tool_text(&r).contains("number"), "{r}");
     assert!(apis.seen().is_empty());
 }
 
@@ -255,9 +227,9 @@ fn calls_outside_the_allowlist_are_refused_and_send_nothing() {
             "allowlist",
         ),
     ] {
-        let r = call(&mut hw, tool, args.clone());
+        let r = hw.call_tool(tool, args.clone());
         assert_eq!(r["isError"], true, "{tool} {args}: {r}");
-        assert!(text(&r).contains(needle), "{tool} {args}: {r}");
+        assert!(tool_text(&r).contains(needle), "{tool} {args}: {r}");
     }
     assert!(apis.seen().is_empty(), "nothing may be sent: {:?}", apis.seen());
 }
@@ -277,36 +249,31 @@ fn in_scope_calls_reach_the_api_exactly_once_as_expected() {
     let gh_auth = format!("Bearer {GITHUB_TOKEN}");
     let slack_auth = format!("Bearer {SLACK_TOKEN}");
 
-    let r = call(
-        &mut hw,
-        "github_create_issue",
+    let r = hw.call_tool("github_create_issue",
         json!({"repo": "acme/web", "title": "Checkout 5xx", "body": "Root cause: ...", "labels": ["bug", "p1"]}),
     );
     assert_eq!(r["isError"], false, "{r}");
-    let out: Value = serde_json::from_str(text(&r)).unwrap();
+    let out: Value = serde_json::from_str(tool_text(&r)).unwrap();
     assert_eq!(
         out,
         json!({"number": 42, "url": "https://github.com/acme/web/issues/42"})
     );
 
-    let r = call(
-        &mut hw,
+    let r = hw.call_tool(
         "github_comment",
         json!({"repo": "Acme-Ops/infra", "number": 847, "body": "Recommend rollback."}),
     );
     assert_eq!(r["isError"], false, "{r}");
 
-    let r = call(
-        &mut hw,
+    let r = hw.call_tool(
         "github_add_labels",
         json!({"repo": "acme/web", "number": 312, "labels": ["bug", "authentication"]}),
     );
     assert_eq!(r["isError"], false, "{r}");
-    let out: Value = serde_json::from_str(text(&r)).unwrap();
+    let out: Value = serde_json::from_str(tool_text(&r)).unwrap();
     assert_eq!(out["labels"], json!(["existing", "bug", "authentication"]));
 
-    let r = call(
-        &mut hw,
+    let r = hw.call_tool(
         "slack_post_message",
         json!({"channel": "#incidents", "text": "Root cause identified.", "thread_ts": "1764000000.000200"}),
     );
@@ -362,14 +329,13 @@ fn in_scope_calls_reach_the_api_exactly_once_as_expected() {
 fn api_failures_are_tool_errors() {
     let apis = FakeApis::start();
     let (_d, mut hw, _) = start(&apis, &["post-comments"]);
-    let r = call(
-        &mut hw,
+    let r = hw.call_tool(
         "github_comment",
         json!({"repo": "acme/gone", "number": 1, "body": "b"}),
     );
     assert_eq!(r["isError"], true, "{r}");
-    assert!(text(&r).contains("404"), "{r}");
-    assert!(!text(&r).contains(GITHUB_TOKEN));
+    assert!(tool_text(&r).contains("404"), "{r}");
+    assert!(!tool_text(&r).contains(GITHUB_TOKEN));
     assert_eq!(apis.seen().len(), 1);
 }
 
@@ -388,9 +354,9 @@ fn datadog_alert_to_incident_summary() {
     let delivery = n["params"]["meta"]["delivery_id"].as_str().unwrap().to_owned();
 
     // 1. Read the full event, as Claude would from the tag's delivery_id.
-    let r = call(&mut hw, "get_event", json!({"id": delivery}));
+    let r = hw.call_tool("get_event", json!({"id": delivery}));
     assert_eq!(r["isError"], false, "{r}");
-    let ev: Value = serde_json::from_str(text(&r)).unwrap();
+    let ev: Value = serde_json::from_str(tool_text(&r)).unwrap();
     assert_eq!(ev["source"], "datadog");
     assert_eq!(ev["delivery_id"], delivery.as_str());
     assert_eq!(
@@ -406,17 +372,16 @@ fn datadog_alert_to_incident_summary() {
     assert_eq!(ev["actions"], json!([]));
 
     // 2. Recent events of the session's sources.
-    let r = call(&mut hw, "list_events", json!({"source": "datadog", "limit": 5}));
-    let list: Value = serde_json::from_str(text(&r)).unwrap();
+    let r = hw.call_tool("list_events", json!({"source": "datadog", "limit": 5}));
+    let list: Value = serde_json::from_str(tool_text(&r)).unwrap();
     assert_eq!(list["events"][0]["delivery_id"], delivery.as_str());
-    let r = call(&mut hw, "list_events", json!({"source": "stripe"}));
+    let r = hw.call_tool("list_events", json!({"source": "stripe"}));
     assert_eq!(r["isError"], true, "only the session's sources: {r}");
 
     // 3. Post the summary to #incidents.
     let summary = "Root cause identified: PaymentService.processCharge() null pointer on non-US addresses. \
                    Introduced in a3f9b2 (14 min ago). PR #847 ready. Recommend rollback while PR is reviewed.";
-    let r = call(
-        &mut hw,
+    let r = hw.call_tool(
         "slack_post_message",
         json!({"channel": "#incidents", "text": summary, "event_id": delivery}),
     );
@@ -427,8 +392,8 @@ fn datadog_alert_to_incident_summary() {
     assert_eq!(seen[0].body, json!({"channel": "#incidents", "text": summary}));
 
     // 4. The audit is stored with the event it answered.
-    let r = call(&mut hw, "get_event", json!({"id": delivery}));
-    let ev: Value = serde_json::from_str(text(&r)).unwrap();
+    let r = hw.call_tool("get_event", json!({"id": delivery}));
+    let ev: Value = serde_json::from_str(tool_text(&r)).unwrap();
     let actions = ev["actions"].as_array().unwrap();
     assert_eq!(actions.len(), 1, "{ev}");
     assert_eq!(actions[0]["tool"], "slack_post_message");
@@ -512,13 +477,12 @@ fn slack_incoming_webhook_posts_without_leaking_the_url() {
         let url = format!("{}/services/T0/B0/{hook}", apis.url());
         let mut hw = Hookwire::spawn(&cfg, &[("T_DD_TOKEN", DD_TOKEN), ("T_SLACK_WEBHOOK", &url)]);
         hw.handshake();
-        let r = call(
-            &mut hw,
+        let r = hw.call_tool(
             "slack_post_message",
             json!({"channel": "#incidents", "text": "hello"}),
         );
         assert_eq!(r["isError"], !ok, "{r}");
-        assert!(!text(&r).contains(hook), "the webhook URL is a secret: {r}");
+        assert!(!tool_text(&r).contains(hook), "the webhook URL is a secret: {r}");
         assert!(!hw.stderr_text().contains(&url), "the webhook URL was logged");
     }
     let seen = apis.seen();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{payload, Hookwire, TempDir};
+use common::{issue, payload, Hookwire, TempDir};
 use serde_json::json;
 
 const SECRET: &str = "test-github-secret-9f3b";
@@ -40,18 +40,6 @@ fn start(enabled: bool) -> (TempDir, Hookwire) {
     let cfg = config(&dir, enabled);
     let hw = Hookwire::spawn(&cfg, &[("T_GITHUB_SECRET", SECRET), ("T_DD_TOKEN", DD_TOKEN)]);
     (dir, hw)
-}
-
-/// A small valid GitHub issues payload with a marker so a test can tell events apart.
-fn issue(marker: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "action": "opened",
-        "issue": {"number": 1, "title": marker, "body": "b", "html_url": "https://github.com/o/r/issues/1",
-                  "user": {"login": "u"}, "labels": [], "state": "open", "comments": 0},
-        "repository": {"full_name": "o/r", "html_url": "https://github.com/o/r"},
-        "sender": {"login": "u"}
-    }))
-    .unwrap()
 }
 
 /// Posts a good event and returns the first notification: every event refused before it

@@ -29,6 +29,30 @@ pub fn payload(rel: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
 
+/// A small valid GitHub `issues` payload whose title is `marker`, so a test can tell events
+/// apart.
+pub fn issue(marker: &str) -> Vec<u8> {
+    issue_payload(marker, 1, "b")
+}
+
+/// [`issue`] with the issue body `body`.
+pub fn issue_with_body(marker: &str, body: &str) -> Vec<u8> {
+    issue_payload(marker, 1, body)
+}
+
+/// [`issue`] for issue `number`, with the issue body `body`.
+pub fn issue_payload(marker: &str, number: u64, body: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "action": "opened",
+        "issue": {"number": number, "title": marker, "body": body,
+                  "html_url": format!("https://github.com/o/r/issues/{number}"),
+                  "user": {"login": "u"}, "labels": [], "state": "open", "comments": 0},
+        "repository": {"full_name": "o/r", "html_url": "https://github.com/o/r"},
+        "sender": {"login": "u"}
+    }))
+    .unwrap()
+}
+
 /// `X-Hub-Signature-256` for `body`.
 pub fn github_signature(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
@@ -240,6 +264,28 @@ impl Hookwire {
         result
     }
 
+    /// Sends a request and returns its response, skipping channel notifications.
+    pub fn rpc(&mut self, method: &str, params: Value) -> Value {
+        let id = self.request(method, params);
+        loop {
+            let m = self.next_message();
+            if m["id"] == id {
+                return m;
+            }
+            assert_eq!(
+                m["method"], "notifications/claude/channel",
+                "unexpected message {m}"
+            );
+        }
+    }
+
+    /// `tools/call` → its result (a `CallToolResult`).
+    pub fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
+        let r = self.rpc("tools/call", json!({"name": name, "arguments": arguments}));
+        assert!(r.get("error").is_none(), "tools/call must answer a result: {r}");
+        r["result"].clone()
+    }
+
     /// Sends `initialize` and returns its result.
     pub fn initialize(&mut self, version: &str) -> Value {
         let id = self.request(
@@ -368,6 +414,11 @@ fn reply(r: Result<ureq::Response, ureq::Error>) -> HttpReply {
         },
         Err(e) => panic!("HTTP transport error: {e}"),
     }
+}
+
+/// The text of a `CallToolResult`'s first content block (empty without one).
+pub fn tool_text(result: &Value) -> &str {
+    result["content"][0]["text"].as_str().unwrap_or("")
 }
 
 /// Polls `child` until it exits or `limit` passes.
@@ -504,3 +555,4 @@ impl Hookwire {
     }
 }
 pub mod fakes;
+pub mod gateway;
