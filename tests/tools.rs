@@ -85,6 +85,9 @@ fn without_permissions_there_are_no_tools_and_calls_are_refused() {
         assert_eq!(r["isError"], true, "{tool}: {r}");
         assert!(tool_text(&r).contains("not allowed"), "{tool}: {r}");
     }
+    // A made-up name reads the same with or without granted tools.
+    let r = hw.call_tool("nope", json!({}));
+    assert_eq!(tool_text(&r), "unknown tool `nope`; nothing was done", "{r}");
     assert!(apis.seen().is_empty(), "nothing may be sent: {:?}", apis.seen());
 }
 
@@ -126,6 +129,8 @@ fn each_permission_offers_exactly_its_tools() {
                 "the refusal names the missing permission: {r}"
             );
         }
+        let r = hw.call_tool("nope", json!({}));
+        assert_eq!(tool_text(&r), "unknown tool `nope`; nothing was done", "{r}");
         assert_eq!(
             apis.seen().len(),
             before,

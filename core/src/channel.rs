@@ -310,9 +310,15 @@ fn handle(
             match tools {
                 Some(t) => t.call(name, arguments, reply),
                 // No tool is granted: a tool error Claude can read, rather than a protocol one.
-                None => reply.send(json!({"isError": true, "content": [{"type": "text", "text": format!(
-                    "{name} is not allowed: this session's channel permissions grant no tools; nothing was done"
-                )}]})),
+                None => {
+                    let text = match crate::tools::Tool::by_name(name) {
+                        Some(_) => format!(
+                            "{name} is not allowed: this session's channel permissions grant no tools; nothing was done"
+                        ),
+                        None => format!("unknown tool `{name}`; nothing was done"),
+                    };
+                    reply.send(json!({"isError": true, "content": [{"type": "text", "text": text}]}))
+                }
             }
             None
         }

@@ -836,7 +836,7 @@ impl Tools for Toolbox {
                     t.permission()
                 ),
                 Some(_) => format!("{name} is not available in this hookwire configuration; nothing was done"),
-                None => format!("unknown tool `{name}`"),
+                None => format!("unknown tool `{name}`; nothing was done"),
             };
             let entry = inner.entry(&name, &arguments, "refused", &message);
             let rt = inner.runtime.clone();
