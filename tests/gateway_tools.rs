@@ -512,6 +512,14 @@ fn an_action_of_a_linked_channel_is_stored_with_its_event_on_the_gateway() {
         "the list_events call's row, at most: {rows:?}"
     );
     gw.wait_stderr("tool call");
+    // The gateway's /metrics counts its sessions' calls as they are stored.
+    let page = gw.call("GET", "/metrics").body;
+    for series in [
+        r#"hookwire_tool_calls_total{tool="slack_post_message",outcome="ok"} 1"#,
+        r#"hookwire_tool_calls_total{tool="slack_post_message",outcome="refused"} 1"#,
+    ] {
+        assert!(page.lines().any(|l| l == series), "no `{series}` in:\n{page}");
+    }
     assert!(
         !gw.stderr_text().contains(SLACK_TOKEN),
         "the Slack token never reaches the gateway"

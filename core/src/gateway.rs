@@ -808,6 +808,8 @@ impl Auditor {
         let at_ms = at_ms
             .filter(|t| (now_ms - AUDIT_MAX_AGE_MS..=now_ms + AUDIT_MAX_SKEW_MS).contains(t))
             .unwrap_or(now_ms);
+        // The gateway's /metrics counts its sessions' calls too (outcome checked above).
+        crate::metrics::tool_call(known.name(), &outcome);
         Some(crate::tools::audit_entry(
             &self.subscriber,
             known.name(),

@@ -14,7 +14,7 @@
 //! | `hookwire_store_backlog_events` | gauge | `subscriber` |
 //! | `hookwire_store_oldest_unacked_age_seconds` | gauge | `subscriber` |
 //! | `hookwire_sessions_connected` | gauge | |
-//! | `hookwire_tool_calls_total` | counter | `tool`, `outcome` (`ok`, `refused`, `error`) |
+//! | `hookwire_tool_calls_total` | counter | `tool`, `outcome` (`ok`, `refused`, `error`); on the gateway, its linked channels' calls as their audit arrives |
 //! | `hookwire_config_reloads_total` | counter | `result` (`ok`, `failed`) |
 
 use std::fmt::Write as _;
