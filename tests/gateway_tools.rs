@@ -18,12 +18,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::fakes::{FakeApis, SLACK_TOKEN};
 use common::gateway::{now_ms, os, serve, store, token, upgrade_session, TWO_GITHUB_SOURCES};
 use common::{github_signature, issue_with_body, tool_text, Hookwire, TempDir, DEADLINE};
-use hookwire_core::store::Store;
+use hookwire_core::store::{SqliteStore, Store};
 use hookwire_core::tools::{EventReader, ReadError, StoreReader};
 use serde_json::{json, Value};
 
@@ -341,6 +342,44 @@ struct AuditRow {
 
 /// Every audit row of the gateway's database, in insertion order. Read with SQLite directly,
 /// to see the rows attached to no event too (`Store::audit_for` lists one event's).
+/// A gateway, and a linked channel whose token `name` grants `post-slack-message` and
+/// `read-events`, with `tools.slack` pointed at a fake Slack; the handshake done.
+struct SlackSession {
+    apis: FakeApis,
+    dir: TempDir,
+    gw: Hookwire,
+    db: Arc<SqliteStore>,
+    ch: Hookwire,
+}
+
+fn slack_session(tag: &str, name: &str) -> SlackSession {
+    let apis = FakeApis::start();
+    let dir = TempDir::new(tag);
+    let gw = gateway(&config(&dir));
+    let db = store(&dir);
+    let secret = token(
+        &db,
+        name,
+        &["github"],
+        &["post-slack-message", "read-events"],
+        None,
+    );
+    let tools_cfg = slack_tools_config(&dir, &apis);
+    let mut ch = linked_with(
+        &gw,
+        &tools_cfg,
+        &[("HOOKWIRE_TOKEN", &secret), ("T_SLACK_TOKEN", SLACK_TOKEN)],
+    );
+    ch.handshake();
+    SlackSession {
+        apis,
+        dir,
+        gw,
+        db,
+        ch,
+    }
+}
+
 fn audit_rows(dir: &TempDir) -> Vec<AuditRow> {
     let conn = rusqlite::Connection::open_with_flags(
         dir.0.join("hookwire.db"),
@@ -368,25 +407,13 @@ fn audit_rows(dir: &TempDir) -> Vec<AuditRow> {
 
 #[test]
 fn an_action_of_a_linked_channel_is_stored_with_its_event_on_the_gateway() {
-    let apis = FakeApis::start();
-    let dir = TempDir::new("gwt-audit");
-    let cfg = config(&dir);
-    let gw = gateway(&cfg);
-    let db = store(&dir);
-    let erin = token(
-        &db,
-        "erin",
-        &["github"],
-        &["post-slack-message", "read-events"],
-        None,
-    );
-    let tools_cfg = slack_tools_config(&dir, &apis);
-    let mut ch = linked_with(
-        &gw,
-        &tools_cfg,
-        &[("HOOKWIRE_TOKEN", &erin), ("T_SLACK_TOKEN", SLACK_TOKEN)],
-    );
-    ch.handshake();
+    let SlackSession {
+        apis,
+        dir,
+        gw,
+        db,
+        mut ch,
+    } = slack_session("gwt-audit", "erin");
     let names: Vec<Value> = listed(&mut ch)["result"]["tools"]
         .as_array()
         .unwrap()
@@ -530,26 +557,14 @@ fn an_action_of_a_linked_channel_is_stored_with_its_event_on_the_gateway() {
 
 #[test]
 fn an_action_taken_while_the_gateway_is_away_is_stored_when_the_link_is_back() {
-    let apis = FakeApis::start();
-    let dir = TempDir::new("gwt-audit-away");
-    let cfg = config(&dir);
-    let mut gw = gateway(&cfg);
+    let SlackSession {
+        apis,
+        dir,
+        mut gw,
+        db,
+        mut ch,
+    } = slack_session("gwt-audit-away", "fay");
     let addr = gw.addr.clone();
-    let db = store(&dir);
-    let fay = token(
-        &db,
-        "fay",
-        &["github"],
-        &["post-slack-message", "read-events"],
-        None,
-    );
-    let tools_cfg = slack_tools_config(&dir, &apis);
-    let mut ch = linked_with(
-        &gw,
-        &tools_cfg,
-        &[("HOOKWIRE_TOKEN", &fay), ("T_SLACK_TOKEN", SLACK_TOKEN)],
-    );
-    ch.handshake();
     post(&gw.addr, "/hooks/github", "gwt-away-1");
     let delivery = delivery_id(&ch.next_notification());
     let seq = db.get(&delivery).unwrap().expect("stored").stored.seq;
@@ -567,7 +582,7 @@ fn an_action_taken_while_the_gateway_is_away_is_stored_when_the_link_is_back() {
     assert_eq!(db.audit_for(seq).unwrap(), vec![], "not stored yet");
 
     // The same gateway (same database) comes back; the link reconnects and sends it.
-    let _gw = gateway_at(&cfg, &addr);
+    let _gw = gateway_at(&dir.0.join("config.yaml"), &addr);
     let end = std::time::Instant::now() + DEADLINE * 3;
     let stored = loop {
         let rows = db.audit_for(seq).unwrap();
