@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -85,8 +84,6 @@ pub struct Pipeline {
     needs: Vec<Need>,
     sink: Arc<dyn EventSink>,
     replay: Arc<dyn ReplayGuard>,
-    /// Per source: events its filter kept out.
-    filtered: Vec<AtomicU64>,
     storm: Storm,
     /// Per source: its metric handles.
     metrics: Vec<crate::metrics::SourceMetrics>,
@@ -160,7 +157,6 @@ impl Pipeline {
             Duration::from_secs(config.limits.dedup_window_secs),
             config.limits.dedup_capacity,
         ));
-        let n_sources = config.sources.len();
         let routes = config
             .sources
             .iter()
@@ -192,7 +188,6 @@ impl Pipeline {
             needs,
             sink,
             replay,
-            filtered: (0..n_sources).map(|_| AtomicU64::new(0)).collect(),
             metrics: config
                 .sources
                 .iter()
@@ -282,7 +277,6 @@ impl Pipeline {
         span.record("event", identity.event.as_str());
         span.record("delivery_id", identity.delivery_id.as_str());
         if let Verdict::Blocked(reason) = self.filter(source, &identity, &parsed) {
-            self.filtered[source].fetch_add(1, Ordering::Relaxed);
             return Ok((Outcome::Filtered { reason }, None));
         }
         if !self.config.channel.enabled {
@@ -329,11 +323,6 @@ impl Pipeline {
             Some(f) => f.check(&src.name, identity, body),
             None => Verdict::Pass,
         }
-    }
-
-    /// How many events a source's filter has kept out since start.
-    pub fn filtered_count(&self, source: usize) -> u64 {
-        self.filtered[source].load(Ordering::Relaxed)
     }
 
     /// What the source's filter says of a payload (not verified): for `hookwire render`.
