@@ -328,13 +328,6 @@ fn issue(marker: &str) -> Vec<u8> {
     common::issue_payload(marker, 7, "b")
 }
 
-fn delivered(hw: &mut Hookwire) -> String {
-    hw.next_notification()["params"]["meta"]["delivery_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 #[test]
 fn events_and_replay_work_beside_a_running_channel() {
     let dir = TempDir::new("admin-events");
@@ -356,7 +349,7 @@ fn events_and_replay_work_beside_a_running_channel() {
     }
     let first = hw.next_notification();
     assert_eq!(first["params"]["meta"]["delivery_id"], "d-1");
-    assert_eq!(delivered(&mut hw), "d-2");
+    assert_eq!(hw.next_delivery_id(), "d-2");
 
     // The list, newest first.
     let table = rows(&ok(&cfg, &["events", "list"]));
@@ -431,8 +424,8 @@ fn events_and_replay_work_beside_a_running_channel() {
         ok(&cfg, &["replay", "--source", "github"]),
         "queued 2 events of `github` for re-delivery to every subscriber of `github`\n"
     );
-    assert_eq!(delivered(&mut hw), "d-1");
-    assert_eq!(delivered(&mut hw), "d-2");
+    assert_eq!(hw.next_delivery_id(), "d-1");
+    assert_eq!(hw.next_delivery_id(), "d-2");
     let table = rows(&ok(&cfg, &["events", "list", "--limit", "2"]));
     assert_eq!(table[1][0], "4");
     assert_eq!(table[1][5], "replay of 2");
@@ -493,7 +486,7 @@ fn events_and_replay_work_beside_a_running_channel() {
             .status,
         202
     );
-    assert_eq!(delivered(&mut hw), "d-3");
+    assert_eq!(hw.next_delivery_id(), "d-3");
     let table = rows(&ok(&cfg, &["events", "list", "--limit", "3"]));
     assert_eq!(table[1][4..], ["d-3", "-"]);
     assert_eq!(table[2][4..], ["d-2", "replay of 2, target ci"]);

@@ -53,13 +53,6 @@ fn post(hw: &Hookwire, path: &str, event: &str, delivery: &str, body: &Value) ->
         .status
 }
 
-fn next_delivery(hw: &mut Hookwire) -> String {
-    hw.next_notification()["params"]["meta"]["delivery_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 #[test]
 fn only_failed_workflow_runs_reach_the_session() {
     let (_d, mut hw) = start();
@@ -82,7 +75,7 @@ fn only_failed_workflow_runs_reach_the_session() {
     );
     run["workflow_run"]["conclusion"] = "failure".into();
     assert_eq!(post(&hw, "/hooks/ci", "workflow_run", "run-failed", &run), 202);
-    assert_eq!(next_delivery(&mut hw), "run-failed");
+    assert_eq!(hw.next_delivery_id(), "run-failed");
 }
 
 #[test]
@@ -104,7 +97,7 @@ fn only_issues_opened_in_the_chosen_repositories_reach_the_session() {
         ),
         202
     );
-    assert_eq!(next_delivery(&mut hw), "chosen");
+    assert_eq!(hw.next_delivery_id(), "chosen");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::gateway::{now_ms, os, serve, store, token, upgrade_session, TWO_GITHUB_SOURCES};
-use common::{github_signature, issue, Hookwire, TempDir, DEADLINE};
+use common::{delivery_id, github_signature, issue, Hookwire, TempDir, DEADLINE};
 use hookwire_core::store::Store;
 use serde_json::{json, Value};
 
@@ -58,10 +58,6 @@ fn post(addr: &str, path: &str, delivery: &str) -> u16 {
         Err(ureq::Error::Status(code, _)) => code,
         Err(e) => panic!("POST {path}: {e}"),
     }
-}
-
-fn delivery_id(n: &Value) -> String {
-    n["params"]["meta"]["delivery_id"].as_str().unwrap().to_owned()
 }
 
 /// A WebSocket upgrade of `/v1/session` over a raw socket: the status line's code, the

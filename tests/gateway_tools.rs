@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use common::fakes::{FakeApis, SLACK_TOKEN};
 use common::gateway::{now_ms, os, serve, store, token, upgrade_session, TWO_GITHUB_SOURCES};
-use common::{github_signature, issue_with_body, tool_text, Hookwire, TempDir, DEADLINE};
+use common::{delivery_id, github_signature, issue_with_body, tool_text, Hookwire, TempDir, DEADLINE};
 use hookwire_core::store::{SqliteStore, Store};
 use hookwire_core::tools::{EventReader, ReadError, StoreReader};
 use serde_json::{json, Value};
@@ -72,10 +72,6 @@ fn post(addr: &str, path: &str, delivery: &str) -> Vec<u8> {
         .status();
     assert_eq!(status, 202);
     body
-}
-
-fn delivery_id(n: &Value) -> String {
-    n["params"]["meta"]["delivery_id"].as_str().unwrap().to_owned()
 }
 
 /// A successful call's JSON.

@@ -60,6 +60,14 @@ pub fn github_signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The `delivery_id` meta of a `notifications/claude/channel` message.
+pub fn delivery_id(n: &Value) -> String {
+    n["params"]["meta"]["delivery_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no delivery_id in {n}"))
+        .to_owned()
+}
+
 /// A temporary folder removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -241,6 +249,11 @@ impl Hookwire {
     }
 
     /// The next channel notification (fails on anything else).
+    /// The next notification's `delivery_id`.
+    pub fn next_delivery_id(&mut self) -> String {
+        delivery_id(&self.next_notification())
+    }
+
     pub fn next_notification(&mut self) -> Value {
         let m = self.next_message();
         assert_eq!(
