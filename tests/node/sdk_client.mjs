@@ -15,6 +15,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 
+import { deferred } from './deferred.mjs';
+
 const CHANNEL_METHOD = 'notifications/claude/channel';
 // Claude Code 2.1.328 drops meta keys not matching this (channel-contract.md section 10b).
 const META_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -55,17 +57,6 @@ function check(cond, msg) {
 
 function isPlainObject(v) {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** A promise plus its resolve/reject, for events that arrive from callbacks. */
-function deferred() {
-  let resolve;
-  let reject;
-  const promise = new Promise((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }
 
 function sign(key, body) {

@@ -33,6 +33,8 @@ import path from 'node:path';
 import process from 'node:process';
 import readline from 'node:readline';
 
+import { deferred } from './deferred.mjs';
+
 const CHANNEL_METHOD = 'notifications/claude/channel';
 
 const [bin, configPath] = process.argv.slice(2);
@@ -51,17 +53,6 @@ try {
   childEnv = JSON.parse(process.env.HOOKWIRE_SDK_CHILD_ENV ?? '{}');
 } catch (err) {
   die(`HOOKWIRE_SDK_CHILD_ENV is not JSON: ${err}`);
-}
-
-/** A promise plus its resolve/reject, for events that arrive from callbacks. */
-function deferred() {
-  let resolve;
-  let reject;
-  const promise = new Promise((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }
 
 function reply(msg) {
