@@ -498,11 +498,7 @@ mod tests {
         let t = Templates::load(&[], Some(&root.join("templates")), &mut p);
         p.finish().unwrap();
         let cases = [
-            (
-                "github",
-                root.join("../shared/fixtures/payloads/github"),
-                "action",
-            ),
+            ("github", root.join("tests/fixtures/payloads/github"), "action"),
             ("datadog", root.join("tests/fixtures/datadog"), "alert.transition"),
         ];
         let (compared, _) = compare_pruned_with_full(&t, &cases);
@@ -536,7 +532,7 @@ mod tests {
         r.unwrap();
         let cases = [(
             "github",
-            repo_root().join("../shared/fixtures/payloads/github"),
+            repo_root().join("tests/fixtures/payloads/github"),
             "action",
         )];
         let (compared, rendered) = compare_pruned_with_full(&t, &cases);

@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn removed_characters_cannot_join_a_channel_tag() {
-        // Found by core/tests/render_properties.rs: stripping used to happen after the tag
+        // Found by core/tests/it/render_properties.rs: stripping used to happen after the tag
         // check, so the stripped character reassembled the tag.
         for hostile in [
             "<\u{0}channel>",

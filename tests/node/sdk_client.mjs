@@ -5,7 +5,7 @@
 // Env:   HOOKWIRE_TEST_GITHUB_SECRET  (required; passed on to hookwire)
 //        HOOKWIRE_TEST_TIMEOUT_MS     (optional overall timeout, default 30000)
 //
-// Run by tests/real_clients.rs. Exits 0 on success; on failure prints `FAIL: ...` plus hookwire's
+// Run by tests/it/real_clients.rs. Exits 0 on success; on failure prints `FAIL: ...` plus hookwire's
 // captured stderr and exits 1.
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';

@@ -1,5 +1,5 @@
 // Drives `hookwire channel`'s reply and action tools with the OFFICIAL MCP TypeScript SDK client
-// (`Client` + `StdioClientTransport`), one step at a time, for tests/real_clients.rs.
+// (`Client` + `StdioClientTransport`), one step at a time, for tests/it/real_clients.rs.
 //
 // Usage: node sdk_tools.mjs <hookwire binary> <config.yaml>   (absolute paths)
 // Env:   HOOKWIRE_SDK_CHILD_ENV  JSON object of variables for hookwire (merged over the SDK's

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Signs a request body with the vendor's OWN library, for tests/vendor_libs.rs.
+// Signs a request body with the vendor's OWN library, for tests/it/vendor_libs.rs.
 //
 //   node tests/node/vendor_sign.mjs VENDOR SECRET BODY_FILE [EXTRA]
 //

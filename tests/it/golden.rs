@@ -1,0 +1,296 @@
+//! Every GitHub fixture payload (`tests/fixtures/payloads/github/`), the Datadog test
+//! fixtures, and every fixture payload of the other vendors with templates (GitLab, Stripe,
+//! PagerDuty, Sentry, Slack, Grafana, Alertmanager), signed and POSTed to a running
+//! `hookwire channel`; the exact notification lines are compared with `tests/golden/`.
+//! Regenerate after an intended template change with `HOOKWIRE_BLESS=1 cargo test --test it golden`
+//! and review the diff.
+
+use crate::common;
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use common::{Hookwire, TempDir};
+use hookwire_core::adapter::{Adapter, SourceSpec};
+use hookwire_core::secret::{Secret, SecretSet};
+use hookwire_core::verify::Outgoing;
+
+const SECRET: &str = "golden-secret";
+const DD_TOKEN: &str = "golden-dd-token";
+
+fn fixtures(dir: PathBuf) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json" || x == "form"))
+        // Signature vectors are exact signed bytes for `tests/it/vectors.rs`, not deliveries.
+        .filter(|p| !p.to_string_lossy().contains(".signed-vector."))
+        .map(|p| {
+            (
+                p.file_stem().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn check(kind: &str, stem: &str, line: &str, mismatches: &mut Vec<String>) {
+    let path = common::root()
+        .join("tests/golden")
+        .join(kind)
+        .join(format!("{stem}.jsonl"));
+    let line = format!("{line}\n");
+    if std::env::var_os("HOOKWIRE_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &line).unwrap();
+        return;
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(want) if want == line => {}
+        Ok(want) => mismatches.push(format!("{}:\n  want {want}  got  {line}", path.display())),
+        Err(_) => mismatches.push(format!(
+            "{} is missing (run with HOOKWIRE_BLESS=1)",
+            path.display()
+        )),
+    }
+}
+
+#[test]
+fn every_fixture_renders_to_its_golden_notification() {
+    let dir = TempDir::new("golden");
+    let cfg = dir.write(
+        "config.yaml",
+        "channel:\n  sources: [github, datadog]\nsources:\n  - name: github\n    type: github\n    secret_env: G_SECRET\n  - name: datadog\n    type: datadog\n    secret_env: G_DD\n",
+    );
+    let mut hw = Hookwire::spawn(&cfg, &[("G_SECRET", SECRET), ("G_DD", DD_TOKEN)]);
+    hw.handshake();
+    let mut mismatches = Vec::new();
+
+    let github = fixtures(common::root().join("tests/fixtures/payloads/github"));
+    assert!(github.len() >= 10, "expected the GitHub fixtures");
+    for (stem, body) in &github {
+        let event = stem.split('.').next().unwrap();
+        let delivery = format!("golden-{stem}");
+        let r = hw.post_github("/hooks/github", SECRET, event, &delivery, body);
+        assert_eq!(r.status, 202, "{stem}");
+        if event == "ping" {
+            continue;
+        }
+        let line = hw.next_line();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["params"]["meta"]["delivery_id"], delivery.as_str());
+        assert!(
+            !hw.stderr_text().contains("template failed"),
+            "{stem}: a template failed:\n{}",
+            hw.stderr_text()
+        );
+        check("github", stem, &line, &mut mismatches);
+    }
+
+    for (stem, body) in fixtures(common::root().join("tests/fixtures/datadog")) {
+        let r = hw.post("/hooks/datadog", &[("X-Hookwire-Token", DD_TOKEN)], &body);
+        assert_eq!(r.status, 202, "{stem}");
+        let line = hw.next_line();
+        assert!(
+            !hw.stderr_text().contains("template failed"),
+            "{stem}:\n{}",
+            hw.stderr_text()
+        );
+        check("datadog", &stem, &line, &mut mismatches);
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} golden mismatch(es):\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+/// A vendor whose fixtures are posted by [`every_vendor_fixture_renders_to_its_golden_notification`].
+struct Vendor {
+    /// The source type, also the source name and the fixture folder.
+    name: &'static str,
+    /// The source's secret (any value works: the same one signs and verifies).
+    secret: &'static str,
+    /// Whether the adapter takes the delivery id from a request header (then it must be ours).
+    delivery_from_header: bool,
+}
+
+const VENDORS: &[Vendor] = &[
+    Vendor {
+        name: "gitlab",
+        secret: "golden-gitlab-token",
+        delivery_from_header: true,
+    },
+    Vendor {
+        name: "stripe",
+        secret: "whsec_golden_stripe_secret",
+        delivery_from_header: false,
+    },
+    Vendor {
+        name: "pagerduty",
+        secret: "golden-pagerduty-secret",
+        delivery_from_header: true,
+    },
+    Vendor {
+        name: "sentry",
+        secret: "golden-sentry-secret",
+        delivery_from_header: true,
+    },
+    Vendor {
+        name: "slack",
+        secret: "golden-slack-signing-secret",
+        delivery_from_header: false,
+    },
+    Vendor {
+        name: "grafana",
+        secret: "golden-grafana-secret",
+        delivery_from_header: false,
+    },
+    Vendor {
+        name: "alertmanager",
+        secret: "golden-alertmanager-token",
+        delivery_from_header: false,
+    },
+];
+
+/// The vendor's adapter with its default options, built by the binary's own registry.
+fn adapter(v: &Vendor) -> Box<dyn Adapter> {
+    let registry = hookwire::registry();
+    let factory = registry.get(v.name).expect("registered");
+    let options = serde_norway::Mapping::new();
+    let spec = SourceSpec {
+        name: v.name,
+        options: &options,
+        secrets: SecretSet::new(vec![Secret::new(v.secret.as_bytes().to_vec())]),
+        public_url: None,
+    };
+    (factory.build)(&spec).unwrap_or_else(|e| panic!("{}: cannot build: {e:?}", v.name))
+}
+
+/// `X-Gitlab-Event` as GitLab sends it for an `object_kind` (`Pipeline Hook`, `Job Hook`).
+fn gitlab_event_header(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let kind = v["object_kind"].as_str().unwrap_or("system");
+    let name = match kind {
+        "build" => "Job".to_owned(),
+        other => other
+            .split('_')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    format!("{name} Hook")
+}
+
+/// The headers the vendor would send with `body`: the adapter's naming headers, the signature
+/// (or token) made by the same code as `hookwire send`, the content type, and the vendor's
+/// own delivery headers the adapter does not name.
+fn vendor_headers(
+    v: &Vendor,
+    adapter: &dyn Adapter,
+    stem: &str,
+    delivery: &str,
+    url: &str,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let event = stem.split('.').next().unwrap();
+    let mut headers = adapter.naming_headers(Some(event), delivery);
+    let out = Outgoing {
+        body,
+        method: "POST",
+        url,
+        id: delivery,
+        now: SystemTime::now(),
+    };
+    headers.extend(
+        adapter
+            .verifier()
+            .sign(&out, 0)
+            .unwrap_or_else(|e| panic!("{}: cannot sign: {e}", v.name)),
+    );
+    let json = serde_json::from_slice::<serde_json::Value>(body).is_ok();
+    let content_type = if json {
+        "application/json"
+    } else {
+        "application/x-www-form-urlencoded"
+    };
+    headers.push(("Content-Type".into(), content_type.into()));
+    if v.name == "gitlab" {
+        headers.push(("X-Gitlab-Event".into(), gitlab_event_header(body)));
+        headers.push(("X-Gitlab-Event-UUID".into(), delivery.into()));
+    }
+    headers
+}
+
+#[test]
+fn every_vendor_fixture_renders_to_its_golden_notification() {
+    let dir = TempDir::new("golden-vendors");
+    let names: Vec<&str> = VENDORS.iter().map(|v| v.name).collect();
+    let mut cfg = format!("channel:\n  sources: [{}]\nsources:\n", names.join(", "));
+    let env_names: Vec<String> = VENDORS
+        .iter()
+        .map(|v| format!("G_{}", v.name.to_uppercase()))
+        .collect();
+    for (v, env) in VENDORS.iter().zip(&env_names) {
+        cfg += &format!("  - name: {0}\n    type: {0}\n    secret_env: {env}\n", v.name);
+    }
+    let cfg = dir.write("config.yaml", &cfg);
+    let env: Vec<(&str, &str)> = env_names
+        .iter()
+        .zip(VENDORS)
+        .map(|(e, v)| (e.as_str(), v.secret))
+        .collect();
+    let mut hw = Hookwire::spawn(&cfg, &env);
+    hw.handshake();
+    let mut mismatches = Vec::new();
+
+    for v in VENDORS {
+        let adapter = adapter(v);
+        let files = fixtures(common::root().join("tests/fixtures/payloads").join(v.name));
+        assert!(!files.is_empty(), "expected fixtures for {}", v.name);
+        let path = format!("/hooks/{}", v.name);
+        let url = format!("http://{}{path}", hw.addr);
+        for (stem, body) in &files {
+            let delivery = format!("golden-{}-{stem}", v.name);
+            let headers = vendor_headers(v, adapter.as_ref(), stem, &delivery, &url, body);
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, x)| (n.as_str(), x.as_str())).collect();
+            let r = hw.post(&path, &headers, body);
+            // 202, or 200 with the body a vendor expects back (Slack commands and interactions).
+            assert!(
+                matches!(r.status, 200 | 202),
+                "{}/{stem}: {} {}",
+                v.name,
+                r.status,
+                r.body
+            );
+            let line = hw.next_line();
+            let n: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(n["params"]["meta"]["source_name"], v.name, "{stem}: {line}");
+            if v.delivery_from_header {
+                assert_eq!(n["params"]["meta"]["delivery_id"], delivery.as_str(), "{stem}");
+            }
+            assert!(
+                !hw.stderr_text().contains("template failed"),
+                "{}/{stem}: a template failed:\n{}",
+                v.name,
+                hw.stderr_text()
+            );
+            check(v.name, stem, &line, &mut mismatches);
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} golden mismatch(es):\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
