@@ -75,10 +75,13 @@ pub trait Tools: Send + Sync + 'static {
     fn call(&self, name: &str, arguments: Value, reply: Reply);
 }
 
-/// Where a `tools/call` result goes: the writer thread, as the response to one request.
+/// Where a `tools/call` result goes: the writer thread, as the response to one request. It
+/// holds one of the [`TOOL_SLOTS`] until the writer has written it, so tool results waiting
+/// for stdout are bounded and sending one never blocks.
 pub struct Reply {
     id: Value,
-    ctl: Sender<Out>,
+    replies: Sender<ToolReply>,
+    slot: Slot,
 }
 
 impl Reply {
@@ -87,8 +90,35 @@ impl Reply {
         let mut line = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": self.id, "result": result}))
             .expect("serialisable");
         line.push(b'\n');
-        let _ = self.ctl.send(Out::Line(line));
+        // Never full: at most TOOL_SLOTS replies exist at once, and the queue holds as many.
+        let _ = self.replies.try_send(ToolReply {
+            line,
+            _slot: self.slot,
+        });
     }
+}
+
+/// Tool calls in progress or waiting to be written, at most; the stdin reader waits for a
+/// free slot before it starts another, so a client that floods calls without reading stdout
+/// is slowed, never buffered without bound.
+const TOOL_SLOTS: usize = 16;
+/// Responses the reader may queue for the writer; beyond, it stops reading stdin until the
+/// client reads stdout.
+const QUEUED_RESPONSES: usize = 256;
+
+/// One of [`TOOL_SLOTS`]: given back when dropped.
+struct Slot(Sender<()>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let _ = self.0.try_send(());
+    }
+}
+
+/// A tool's result on its way to stdout, holding its slot until written.
+struct ToolReply {
+    line: Vec<u8>,
+    _slot: Slot,
 }
 
 enum Out {
@@ -141,13 +171,14 @@ pub fn start_with_tools(
 ) -> ChannelHandle {
     let tools = tools.filter(|t| !t.definitions().is_empty());
     let closed = Arc::new(Notify::new());
-    let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded::<Out>();
+    let (ctl_tx, ctl_rx) = crossbeam_channel::bounded::<Out>(QUEUED_RESPONSES);
+    let (replies_tx, replies_rx) = crossbeam_channel::bounded::<ToolReply>(TOOL_SLOTS);
     let writer = {
         let closed = closed.clone();
         std::thread::Builder::new()
             .name("channel-writer".into())
             .spawn(move || {
-                if let Err(e) = write_loop(output, ctl_rx, feed) {
+                if let Err(e) = write_loop(output, ctl_rx, replies_rx, feed) {
                     tracing::info!(error = %e, "stdout closed");
                 }
                 closed.notify_one();
@@ -162,7 +193,16 @@ pub fn start_with_tools(
         std::thread::Builder::new()
             .name("channel-reader".into())
             .spawn(move || {
-                read_loop(input, &ctl, &server, tools.as_deref());
+                let (slot_back, slots) = crossbeam_channel::bounded(TOOL_SLOTS);
+                for _ in 0..TOOL_SLOTS {
+                    let _ = slot_back.send(());
+                }
+                let link = Link {
+                    ctl: &ctl,
+                    replies: &replies_tx,
+                    slots: (&slot_back, &slots),
+                };
+                read_loop(input, &link, &server, tools.as_deref());
                 tracing::info!("stdin closed; the client is gone");
                 closed.notify_one();
             })
@@ -175,7 +215,12 @@ pub fn start_with_tools(
     }
 }
 
-fn write_loop(output: impl Write, ctl: Receiver<Out>, mut feed: Box<dyn Feed>) -> std::io::Result<()> {
+fn write_loop(
+    output: impl Write,
+    ctl: Receiver<Out>,
+    replies: Receiver<ToolReply>,
+    mut feed: Box<dyn Feed>,
+) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, output);
     let mut initialized = false;
     let never = crossbeam_channel::never();
@@ -186,8 +231,17 @@ fn write_loop(output: impl Write, ctl: Receiver<Out>, mut feed: Box<dyn Feed>) -
         // Block for one message, then take whatever else is ready and flush once.
         let first = select! {
             recv(ctl) -> m => match m { Ok(m) => Some(m), Err(_) => Some(Out::Stop) },
+            recv(replies) -> r => {
+                if let Ok(r) = r {
+                    out.write_all(&r.line)?;
+                }
+                None
+            }
             recv(wake_rx) -> _ => None,
         };
+        while let Ok(r) = replies.try_recv() {
+            out.write_all(&r.line)?;
+        }
         let mut messages = first
             .into_iter()
             .chain(std::iter::from_fn(|| ctl.try_recv().ok()));
@@ -223,9 +277,31 @@ fn write_loop(output: impl Write, ctl: Receiver<Out>, mut feed: Box<dyn Feed>) -
     }
 }
 
-fn read_loop(input: impl Read, ctl: &Sender<Out>, server: &ServerDescription, tools: Option<&dyn Tools>) {
+/// The reader's ways to the writer: responses, tool results, and the tool slots.
+struct Link<'a> {
+    ctl: &'a Sender<Out>,
+    replies: &'a Sender<ToolReply>,
+    /// Where a slot goes back, and where a free one is taken.
+    slots: (&'a Sender<()>, &'a Receiver<()>),
+}
+
+/// Where the session is in MCP's lifecycle: requests other than `ping` (and the `server/discover`
+/// probe, answered "method not found" as always) are refused until `initialize` is answered,
+/// and events wait for `notifications/initialized` after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nothing yet.
+    New,
+    /// `initialize` answered.
+    Initializing,
+    /// `notifications/initialized` received: events flow.
+    Ready,
+}
+
+fn read_loop(input: impl Read, link: &Link<'_>, server: &ServerDescription, tools: Option<&dyn Tools>) {
     let mut reader = BufReader::new(input);
     let mut buf = Vec::new();
+    let mut phase = Phase::New;
     loop {
         buf.clear();
         match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf) {
@@ -241,13 +317,22 @@ fn read_loop(input: impl Read, ctl: &Sender<Out>, server: &ServerDescription, to
             continue;
         }
         let reply = match serde_json::from_slice::<Value>(text) {
-            Ok(msg) => handle(&msg, server, ctl, tools),
+            // JSON-RPC batches were removed from MCP in 2025-06-18 and no client of a channel
+            // sends them: one error for the whole array, nothing in it executed.
+            Ok(Value::Array(_)) => Some(error(
+                Value::Null,
+                -32600,
+                "Invalid Request: batches are not supported; send one JSON-RPC message per line",
+            )),
+            Ok(msg) => handle(&msg, server, link, tools, &mut phase),
             Err(_) => Some(error(Value::Null, -32700, "Parse error")),
         };
         if let Some(r) = reply {
             let mut line = serde_json::to_vec(&r).expect("serialisable");
             line.push(b'\n');
-            if ctl.send(Out::Line(line)).is_err() {
+            // Blocks while the writer's queue is full: a client that does not read stdout
+            // stops being read.
+            if link.ctl.send(Out::Line(line)).is_err() {
                 return;
             }
         }
@@ -263,20 +348,42 @@ fn error(id: Value, code: i64, message: &str) -> Value {
 fn handle(
     msg: &Value,
     server: &ServerDescription,
-    ctl: &Sender<Out>,
+    link: &Link<'_>,
     tools: Option<&dyn Tools>,
+    phase: &mut Phase,
 ) -> Option<Value> {
     let method = msg.get("method").and_then(Value::as_str);
     let id = msg.get("id").cloned();
     match (method, id) {
         (Some("notifications/initialized"), None) => {
-            tracing::info!("session initialized; delivering events");
-            let _ = ctl.send(Out::Initialized);
+            match *phase {
+                Phase::Initializing => {
+                    tracing::info!("session initialized; delivering events");
+                    *phase = Phase::Ready;
+                    let _ = link.ctl.send(Out::Initialized);
+                }
+                Phase::New => tracing::warn!("notifications/initialized before initialize; ignored"),
+                Phase::Ready => {}
+            }
             None
         }
         // Other notifications (cancelled, roots changed, ...) need nothing from a channel.
         (Some(_), None) => None,
+        // Before `initialize` only a ping is answered (and the discover probe, below).
+        (Some(m), Some(id))
+            if *phase == Phase::New && !matches!(m, "initialize" | "ping" | "server/discover") =>
+        {
+            Some(error(
+                id,
+                -32002,
+                &format!("Server not initialized: send initialize before {m}"),
+            ))
+        }
+        // A repeated `initialize` is answered again (negotiation only); it does not stop events.
         (Some("initialize"), Some(id)) => {
+            if *phase == Phase::New {
+                *phase = Phase::Initializing;
+            }
             let asked = msg.pointer("/params/protocolVersion").and_then(Value::as_str);
             let version = negotiate(asked);
             tracing::info!(asked = asked.unwrap_or("-"), answered = version, "initialize");
@@ -306,7 +413,15 @@ fn handle(
                 .cloned()
                 .unwrap_or_else(|| json!({}));
             tracing::debug!(tool = name, "tools/call");
-            let reply = Reply { id, ctl: ctl.clone() };
+            // Waits while TOOL_SLOTS calls are running or unwritten: stdin is not read meanwhile.
+            if link.slots.1.recv().is_err() {
+                return None;
+            }
+            let reply = Reply {
+                id,
+                replies: link.replies.clone(),
+                slot: Slot(link.slots.0.clone()),
+            };
             match tools {
                 Some(t) => t.call(name, arguments, reply),
                 // No tool is granted: a tool error Claude can read, rather than a protocol one.
@@ -345,48 +460,64 @@ mod tests {
         assert_eq!(negotiate(None), FALLBACK_VERSION);
     }
 
-    #[test]
-    fn discover_and_unknown_methods_are_method_not_found() {
-        let (tx, _rx) = crossbeam_channel::unbounded();
+    /// Answers `msgs` in order with a fresh reader state; returns each answer.
+    fn answers(msgs: &[Value]) -> Vec<Option<Value>> {
+        let (ctl, _ctl_rx) = crossbeam_channel::bounded(QUEUED_RESPONSES);
+        let (replies, _replies_rx) = crossbeam_channel::bounded(TOOL_SLOTS);
+        let (back, slots) = crossbeam_channel::bounded(TOOL_SLOTS);
+        for _ in 0..TOOL_SLOTS {
+            back.send(()).unwrap();
+        }
+        let link = Link {
+            ctl: &ctl,
+            replies: &replies,
+            slots: (&back, &slots),
+        };
         let s = ServerDescription {
             name: "hookwire".into(),
             version: "0".into(),
             instructions: "i".into(),
         };
-        let r = handle(
-            &json!({"jsonrpc":"2.0","id":1,"method":"server/discover"}),
-            &s,
-            &tx,
-            None,
-        )
-        .unwrap();
-        assert_eq!(r["error"]["code"], -32601);
-        let r = handle(
-            &json!({"jsonrpc":"2.0","id":"x","method":"tools/list"}),
-            &s,
-            &tx,
-            None,
-        )
-        .unwrap();
-        assert_eq!(r["error"]["code"], -32601);
-        assert!(handle(
-            &json!({"jsonrpc":"2.0","method":"notifications/cancelled"}),
-            &s,
-            &tx,
-            None
-        )
-        .is_none());
-        let r = handle(
-            &json!({"jsonrpc":"2.0","id":2,"method":"initialize","params":{"protocolVersion":"2026-07-28"}}),
-            &s,
-            &tx,
-            None,
-        )
-        .unwrap();
-        assert_eq!(r["result"]["protocolVersion"], FALLBACK_VERSION);
+        let mut phase = Phase::New;
+        msgs.iter()
+            .map(|m| handle(m, &s, &link, None, &mut phase))
+            .collect()
+    }
+
+    #[test]
+    fn discover_and_unknown_methods_are_method_not_found() {
+        let r = answers(&[
+            json!({"jsonrpc":"2.0","id":1,"method":"server/discover"}),
+            json!({"jsonrpc":"2.0","id":2,"method":"initialize","params":{"protocolVersion":"2026-07-28"}}),
+            json!({"jsonrpc":"2.0","id":"x","method":"tools/list"}),
+            json!({"jsonrpc":"2.0","method":"notifications/cancelled"}),
+        ]);
+        assert_eq!(r[0].as_ref().unwrap()["error"]["code"], -32601);
+        let init = r[1].as_ref().unwrap();
+        assert_eq!(init["result"]["protocolVersion"], FALLBACK_VERSION);
         assert_eq!(
-            r["result"]["capabilities"],
+            init["result"]["capabilities"],
             json!({"experimental": {"claude/channel": {}}})
         );
+        assert_eq!(r[2].as_ref().unwrap()["error"]["code"], -32601);
+        assert!(r[3].is_none());
+    }
+
+    #[test]
+    fn nothing_but_ping_is_answered_before_initialize() {
+        let r = answers(&[
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_event","arguments":{}}}),
+            json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
+            json!({"jsonrpc":"2.0","id":3,"method":"ping"}),
+            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            json!({"jsonrpc":"2.0","id":4,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}),
+            json!({"jsonrpc":"2.0","id":5,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}),
+        ]);
+        assert_eq!(r[0].as_ref().unwrap()["error"]["code"], -32002);
+        assert_eq!(r[1].as_ref().unwrap()["error"]["code"], -32002);
+        assert_eq!(r[2].as_ref().unwrap()["result"], json!({}));
+        assert!(r[3].is_none());
+        assert_eq!(r[4].as_ref().unwrap()["result"]["protocolVersion"], "2025-06-18");
+        assert_eq!(r[5].as_ref().unwrap()["result"]["protocolVersion"], "2025-06-18");
     }
 }
