@@ -398,6 +398,27 @@ pub(crate) fn stored_pipeline(
     Ok((Arc::new(pipeline), store))
 }
 
+/// The listener's connection limits: the config's, with the connection cap lowered to what
+/// the open-file limit (raised to its hard limit first) leaves room for.
+pub(crate) fn connection_limits(
+    limits: &hookwire_core::config::Limits,
+) -> hookwire_core::http::ConnectionLimits {
+    let mut l = hookwire_core::http::ConnectionLimits::from_config(limits);
+    if let Some(room) = hookwire_core::http::raise_descriptor_limit() {
+        let room = usize::try_from(room).unwrap_or(usize::MAX).max(1);
+        if room < l.max_connections {
+            tracing::info!(
+                configured = l.max_connections,
+                allowed = room,
+                "limits.max_connections lowered to what the open-file limit allows"
+            );
+            l.max_connections = room;
+        }
+    }
+    l.max_connections_per_client = l.max_connections_per_client.min(l.max_connections);
+    l
+}
+
 /// Opens the configured store (the file beside config.yaml unless `store.path` says).
 pub(crate) fn open_store(config: &hookwire_core::Config) -> Result<Arc<dyn Store>, String> {
     let s = &config.store;
@@ -496,10 +517,19 @@ fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> Ex
             sources: pipeline.config().channel.sources.clone(),
         };
         let probes = Probes::new(store.clone(), Box::new(move |_| vec![local.clone()]), metrics_on);
+        let pipeline_limits = pipeline.config().limits.clone();
         let app = ingress::router(pipeline).merge(probes.router());
-        let mut http = tokio::spawn(ingress::serve(listener, app, async move {
-            let _ = stop_rx.await;
-        }));
+        let limits = connection_limits(&pipeline_limits);
+        let mut http = tokio::spawn(hookwire_core::http::serve(
+            listener,
+            None,
+            app,
+            limits,
+            async move {
+                let _ = stop_rx.await;
+            },
+            Duration::from_millis(500),
+        ));
         let reason = tokio::select! {
             _ = chan.closed() => "client closed the connection",
             r = shutdown_signal() => r,

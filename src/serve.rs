@@ -16,7 +16,9 @@ use hookwire_core::store::{Store, StoreSink};
 use hookwire_core::{ingress, instructions, link, metrics};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::{close_storm_windows, shutdown_signal, start_jobs, stored_pipeline, templates};
+use crate::{
+    close_storm_windows, connection_limits, shutdown_signal, start_jobs, stored_pipeline, templates,
+};
 
 /// How long a linked channel waits for the gateway's `hello` before answering `initialize`
 /// with generic instructions.
@@ -51,6 +53,7 @@ pub fn run_serve(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
     let config = for_gateway(config);
     let addr = listen.unwrap_or(config.listen);
     let tls_settings = config.tls.clone();
+    let limits = connection_limits(&config.limits);
     metrics::install();
     let (pipeline, store) = match stored_pipeline(config, templates) {
         Ok(x) => x,
@@ -61,7 +64,7 @@ pub fn run_serve(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
     };
     runtime().block_on(async move {
         let tls = match &tls_settings {
-            Some(t) => match gateway::tls_config(t).await {
+            Some(t) => match hookwire_core::http::tls_acceptor(t) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     eprintln!("hookwire: {e}");
@@ -71,7 +74,7 @@ pub fn run_serve(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
             },
             None => None,
         };
-        let listener = match ingress::bind(addr).await.and_then(|l| l.into_std()) {
+        let listener = match ingress::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(%addr, error = %e, "cannot listen");
@@ -92,7 +95,7 @@ pub fn run_serve(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
         let current: ingress::Current = Arc::new(ArcSwap::new(pipeline));
         let gw = Gateway::new(store.clone(), current.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut server = tokio::spawn(gw.serve(listener, tls, async move {
+        let mut server = tokio::spawn(gw.serve(listener, tls, limits, async move {
             let _ = stop_rx.await;
         }));
         let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");

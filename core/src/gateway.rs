@@ -87,7 +87,6 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::config::TlsSettings;
 use crate::health::Probes;
 use crate::store::token::{Token, TokenStatus};
 use crate::store::{AuditEntry, Batch, Store, StoreError, Stored, Subscription};
@@ -331,7 +330,7 @@ impl Gateway {
     }
 
     /// `/v1/session`, `/healthz`, `/readyz`, `/metrics`, and every webhook path. Serve it with
-    /// `into_make_service_with_connect_info::<SocketAddr>()`.
+    /// [`crate::http::serve`].
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .route(SESSION_PATH, get(connect))
@@ -344,27 +343,23 @@ impl Gateway {
     /// 1001 and lets requests in flight finish (bounded).
     pub async fn serve(
         self: Arc<Self>,
-        listener: std::net::TcpListener,
-        tls: Option<axum_server::tls_rustls::RustlsConfig>,
+        listener: tokio::net::TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        limits: crate::http::ConnectionLimits,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        let handle = axum_server::Handle::new();
-        let server = {
-            let handle = handle.clone();
-            async move {
-                match tls {
-                    Some(tls) => {
-                        axum_server::from_tcp_rustls(listener, tls)?
-                            .handle(handle)
-                            .serve(app)
-                            .await
-                    }
-                    None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await,
-                }
-            }
-        };
         let watcher = tokio::spawn(self.clone().watch_tokens());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = crate::http::serve(
+            listener,
+            tls,
+            self.router(),
+            limits,
+            async move {
+                let _ = stop_rx.await;
+            },
+            Duration::from_secs(2),
+        );
         tokio::pin!(server);
         tokio::select! {
             r = &mut server => {
@@ -373,10 +368,11 @@ impl Gateway {
             }
             _ = shutdown => {}
         }
-        handle.graceful_shutdown(Some(Duration::from_secs(2)));
-        self.close_sessions(Duration::from_secs(2)).await;
+        // Sessions first: their WebSockets are no longer the listener's connections.
+        let _ = stop_tx.send(());
+        let (r, ()) = tokio::join!(server, self.close_sessions(Duration::from_secs(2)));
         watcher.abort();
-        server.await
+        r
     }
 
     /// Refuses new sessions and closes the live ones with 1001, waiting at most `limit`.
@@ -1015,9 +1011,9 @@ impl Session {
         results: &mut mpsc::Receiver<String>,
     ) -> Result<std::convert::Infallible, End> {
         let store = self.store.clone();
-        let name = token.name.clone();
+        let sub = self.sub.clone();
         let head = store.head();
-        let start = blocking(move || store.cursor(&name, head)).await?;
+        let start = blocking(move || store.subscribe(&sub, head)).await?;
         self.flow.pos = start;
         self.flow.stored = start;
         let hello = Hello {
@@ -1253,20 +1249,6 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The gateway's TLS configuration from `tls:` (PEM certificate chain and key).
-pub async fn tls_config(tls: &TlsSettings) -> Result<axum_server::tls_rustls::RustlsConfig, String> {
-    install_crypto_provider();
-    axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_file, &tls.key_file)
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot load tls.cert_file {} / tls.key_file {}: {e}",
-                tls.cert_file.display(),
-                tls.key_file.display()
-            )
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1380,6 +1362,7 @@ mod tests {
                     payload: payload.clone(),
                     headers: vec![("x-github-event".into(), "issues".into())],
                     folded: false,
+                    signed_key: None,
                 })
                 .unwrap()
                 .wait_blocking()

@@ -16,6 +16,7 @@
 //! | `hookwire_sessions_connected` | gauge | |
 //! | `hookwire_tool_calls_total` | counter | `tool`, `outcome` (`ok`, `refused`, `error`); on the gateway, its linked channels' calls as their audit arrives |
 //! | `hookwire_config_reloads_total` | counter | `result` (`ok`, `failed`) |
+//! | `hookwire_connections_refused_total` | counter | `cap` (`total`, `per_client`): a connection closed at accept because every connection in the way was busy |
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -44,11 +45,12 @@ pub enum Outcome {
     BadSignature,
     /// Not JSON, not nameable, not POST, or the body could not be read (400/405).
     BadRequest,
-    /// Over `limits.max_body_bytes` (413).
+    /// Over the source's body limit (413).
     TooLarge,
-    /// The body did not arrive in time (408).
+    /// The body did not arrive in time, or slower than `limits.min_body_bytes_per_sec` (408).
     Timeout,
-    /// Too many requests in flight, or the queue or store full (503 + Retry-After).
+    /// Too many requests in flight, the unverified-body budget spent, or the queue or store
+    /// full (503 + Retry-After).
     Throttled,
     /// The sender's address is not in `allow_from` (403).
     Forbidden,
@@ -248,6 +250,11 @@ pub fn render(store: Option<&dyn Store>, subscriptions: &[Subscription]) -> Stri
     out.push_str("# TYPE hookwire_store_oldest_unacked_age_seconds gauge\n");
     out.push_str(&age);
     out
+}
+
+/// Counts a connection closed at accept (see [`crate::http`]).
+pub fn connection_refused(cap: &'static str) {
+    metrics::counter!("hookwire_connections_refused_total", "cap" => cap).increment(1);
 }
 
 /// A Prometheus label value: backslash, quote and newline escaped.
