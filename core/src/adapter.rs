@@ -86,6 +86,12 @@ pub trait Adapter: Send + Sync + fmt::Debug {
         None
     }
 
+    /// The largest body the vendor documents sending, when it documents one: the source's
+    /// default body limit. `None` takes `limits.max_body_bytes`.
+    fn max_body_bytes(&self) -> Option<usize> {
+        None
+    }
+
     /// The headers that name an event, for `hookwire send` (`X-GitHub-Event: issues`,
     /// `X-GitHub-Delivery: <id>`).
     fn naming_headers(&self, event: Option<&str>, delivery_id: &str) -> Vec<(String, String)> {

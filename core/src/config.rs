@@ -50,6 +50,7 @@ const SOURCE_KEYS: &[&str] = &[
     "filter",
     "storm",
     "headers",
+    "max_body_bytes",
 ];
 
 /// A loaded, validated configuration with its adapters built and its secrets read.
@@ -150,21 +151,44 @@ fn yes() -> bool {
     true
 }
 
-/// Resource limits of the webhook path.
+/// Resource limits of the webhook path. Everything a stranger can make hookwire hold before
+/// a request is verified is bounded here: connections, header time, body bytes and pace.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Largest accepted request body; larger gets 413. GitHub caps payloads at 25 MB.
+    /// Largest accepted request body of a source whose vendor documents no maximum (and of
+    /// declared types); larger gets 413. A vendor that documents one (GitHub: 25 MB) gets
+    /// that, and a source's own `max_body_bytes:` overrides either.
     pub max_body_bytes: usize,
+    /// Request body bytes held by all requests at once before they are verified; a request
+    /// that would go over gets 503 with Retry-After. At least the largest source's body limit.
+    pub body_budget_bytes: usize,
     /// Cap of one event's `content`; longer content is cut with a visible mark.
     pub max_content_bytes: usize,
     /// Events held for the session (before `initialized`, or while it is slow); when full,
     /// ingress answers 503 with Retry-After.
     pub queue_capacity: usize,
-    /// Requests processed at once; more get 503 with Retry-After.
+    /// Verified requests processed at once; more get 503 with Retry-After.
     pub max_concurrent_requests: usize,
     /// Seconds a sender may take to deliver the body; slower gets 408.
     pub body_timeout_secs: u64,
+    /// Bytes per second a body must arrive at, on average, once its first 2 seconds are
+    /// over; slower gets 408 (a trickle of one byte a second is cut in seconds, not minutes).
+    pub min_body_bytes_per_sec: usize,
+    /// Seconds a connection may take to send a request's headers, counted from its accept or
+    /// its previous response: closes slow-header and idle keep-alive connections alike.
+    pub header_timeout_secs: u64,
+    /// Connections open at once on a listener (lowered to what the open-file limit allows).
+    /// At the cap, the connection that has waited longest for a request is closed for the
+    /// new one.
+    pub max_connections: usize,
+    /// Connections open at once from one client address, with the same rule. A tunnel or
+    /// proxy in front is one address: keep this high enough for it.
+    pub max_connections_per_client: usize,
+    /// Milliseconds a source's filter and template may take for one event; beyond, the
+    /// filter counts as not evaluated (the event is delivered, with a warning) and the
+    /// template falls back to the next one.
+    pub render_budget_ms: u64,
     /// How long a delivery id is remembered, so a repeat is acknowledged but not delivered
     /// again. Default 3 days: Stripe retries for up to 3 days, PagerDuty for 48 h.
     pub dedup_window_secs: u64,
@@ -175,11 +199,17 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_body_bytes: 25 * 1024 * 1024,
+            max_body_bytes: 1024 * 1024,
+            body_budget_bytes: 64 * 1024 * 1024,
             max_content_bytes: 16 * 1024,
             queue_capacity: 4096,
             max_concurrent_requests: 512,
             body_timeout_secs: 30,
+            min_body_bytes_per_sec: 4096,
+            header_timeout_secs: 10,
+            max_connections: 2048,
+            max_connections_per_client: 512,
+            render_budget_ms: 250,
             dedup_window_secs: 3 * 24 * 3600,
             dedup_capacity: 1_000_000,
         }
@@ -210,6 +240,9 @@ pub struct Source {
     pub schedule: Option<crate::schedule::Schedule>,
     /// URL path it is served on (`/hooks/<name>` by default).
     pub path: String,
+    /// Largest request body accepted (413 beyond): the source's `max_body_bytes:`, else the
+    /// maximum its vendor documents, else `limits.max_body_bytes`.
+    pub max_body_bytes: usize,
     /// Whether `channel.sources` lists it (and so whether its events reach the session).
     pub subscribed: bool,
     /// The vendor behaviour.
@@ -455,10 +488,16 @@ fn parse_with(
     if let Some(l) = &limits {
         for (field, value) in [
             ("limits.max_body_bytes", l.max_body_bytes),
+            ("limits.body_budget_bytes", l.body_budget_bytes),
             ("limits.max_content_bytes", l.max_content_bytes),
             ("limits.queue_capacity", l.queue_capacity),
             ("limits.max_concurrent_requests", l.max_concurrent_requests),
             ("limits.body_timeout_secs", l.body_timeout_secs as usize),
+            ("limits.min_body_bytes_per_sec", l.min_body_bytes_per_sec),
+            ("limits.header_timeout_secs", l.header_timeout_secs as usize),
+            ("limits.max_connections", l.max_connections),
+            ("limits.max_connections_per_client", l.max_connections_per_client),
+            ("limits.render_budget_ms", l.render_budget_ms as usize),
             ("limits.dedup_window_secs", l.dedup_window_secs as usize),
             ("limits.dedup_capacity", l.dedup_capacity),
         ] {
@@ -577,7 +616,8 @@ fn parse_with(
                 if let Some(name) = item.get("name").and_then(Value::as_str) {
                     declared.push(name.to_owned());
                 }
-                if let Some(s) = source(&mut p, &base, registry, i, item, secrets) {
+                let default_max_body = limits.as_ref().map_or(0, |l| l.max_body_bytes);
+                if let Some(s) = source(&mut p, &base, registry, (i, item), secrets, default_max_body) {
                     sources.push(s);
                 }
             }
@@ -618,6 +658,7 @@ fn parse_with(
                     headers: Vec::new(),
                     description: "a scheduled job hookwire runs; its output arrives as the event",
                     path: format!("/schedules/{}", entry.name),
+                    max_body_bytes: 0,
                     subscribed: false,
                     adapter: Box::new(crate::schedule::NoDoor::new()),
                     schedule: Some(schedule),
@@ -656,6 +697,20 @@ fn parse_with(
                 format!("path `{}` is used by another source", s.path),
                 None,
             );
+        }
+    }
+    if let Some(l) = &limits {
+        for (i, s) in sources.iter().enumerate().filter(|(_, s)| s.schedule.is_none()) {
+            if s.max_body_bytes > l.body_budget_bytes {
+                p.add(
+                    &format!("sources[{i}]"),
+                    format!(
+                        "source `{}` accepts bodies of up to {} bytes, more than limits.body_budget_bytes ({})",
+                        s.name, s.max_body_bytes, l.body_budget_bytes
+                    ),
+                    Some("raise limits.body_budget_bytes, or lower the source's max_body_bytes".into()),
+                );
+            }
         }
     }
     if let Some(ch) = &channel {
@@ -754,9 +809,9 @@ fn source(
     p: &mut Problems<'_>,
     base: &Path,
     registry: &Registry,
-    i: usize,
-    item: &Value,
+    (i, item): (usize, &Value),
     read: Secrets,
+    default_max_body: usize,
 ) -> Option<Source> {
     let at = |f: &str| format!("sources[{i}].{f}");
     let Value::Mapping(map) = item else {
@@ -779,6 +834,20 @@ fn source(
     };
     let name = text(p, "name");
     let type_name = text(p, "type");
+    let own_max_body = match map.get("max_body_bytes") {
+        None => None,
+        Some(v) => match v.as_u64().filter(|n| *n > 0) {
+            Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            None => {
+                p.add(
+                    &at("max_body_bytes"),
+                    "must be a whole number of bytes greater than 0",
+                    Some("e.g. max_body_bytes: 1048576".into()),
+                );
+                None
+            }
+        },
+    };
     let path = text(p, "path");
     let templates = text(p, "templates");
     let public_url = text(p, "public_url");
@@ -1006,7 +1075,23 @@ fn source(
             return None;
         }
     };
+    // A header the scheme reads as a credential is never shown, whatever its name.
+    let credentials = adapter.verifier().credential_headers();
+    for (j, h) in headers.iter().enumerate() {
+        if credentials.contains(h) {
+            p.add(
+                &at(&format!("headers[{j}]")),
+                format!("`{h}` carries this source's credential and is never shown to templates"),
+                Some("remove it from headers:".into()),
+            );
+            ok = false;
+        }
+    }
+    let max_body_bytes = own_max_body
+        .or(adapter.max_body_bytes())
+        .unwrap_or(default_max_body);
     ok.then(|| Source {
+        max_body_bytes,
         name,
         type_name: factory.type_name.to_owned(),
         templates: templates.unwrap_or_else(|| factory.type_name.to_owned()),

@@ -43,7 +43,7 @@ impl StoreFeed {
     /// The feed of subscriber `sub`, resuming after what it acknowledged (or what the mark
     /// says reached stdout, if further).
     pub fn open(store: Arc<dyn Store>, sub: Subscription, mark: Option<&Path>) -> Result<Self, StoreError> {
-        let acked = store.cursor(&sub.name, 0)?;
+        let acked = store.subscribe(&sub, 0)?;
         let mark = match mark {
             Some(path) => Some(
                 std::fs::OpenOptions::new()

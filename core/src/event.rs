@@ -22,6 +22,9 @@ pub struct Event {
     pub headers: Vec<(String, String)>,
     /// Folded by storm control: stored for retrieval, named by a digest, never delivered alone.
     pub folded: bool,
+    /// The dedup key of what was signed (`~signed:<hex>`), kept so a restart recognises the
+    /// same signed bytes under another delivery id as a repeat.
+    pub signed_key: Option<String>,
 }
 
 /// Attributes in the order given, serialised as a JSON object of strings.

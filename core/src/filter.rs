@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use cel::common::value::Val;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -82,6 +83,15 @@ impl Filter {
                         .collect::<Vec<_>>()
                         .join("; "),
                 })?;
+                let depth = comprehension_depth(program.expression());
+                if depth > MAX_NESTED_LOOPS {
+                    return Err(FilterError {
+                        field: "when",
+                        message: format!(
+                            "loops nested {depth} deep (all, exists, exists_one, map, filter inside one another); at most {MAX_NESTED_LOOPS} are allowed, as each level multiplies the work by the payload's size"
+                        ),
+                    });
+                }
                 Some((source, program))
             }
         };
@@ -117,8 +127,7 @@ impl Filter {
         let Some((text, program)) = &self.when else {
             return Verdict::Pass;
         };
-        let mut ctx = cel::Context::default();
-        let vars: [(&str, Value); 6] = [
+        let vars: [(&'static str, Value); 6] = [
             ("body", body.clone()),
             ("event", Value::String(full.clone())),
             ("type", Value::String(identity.event.clone())),
@@ -129,11 +138,27 @@ impl Filter {
             ("source", Value::String(source.to_owned())),
             ("delivery_id", Value::String(identity.delivery_id.clone())),
         ];
+        let mut bound = Vec::with_capacity(vars.len());
         for (name, value) in vars {
-            if let Err(e) = ctx.add_variable(name, value) {
-                tracing::warn!(%source, error = %e, "filter: cannot bind `{name}`; delivering");
-                return Verdict::Pass;
+            let value = cel::objects::TryIntoValue::try_into_value(value).map(Box::<dyn Val>::try_from);
+            match value {
+                Ok(Ok(v)) => bound.push((name, v)),
+                Ok(Err(e)) => {
+                    tracing::warn!(%source, error = ?e, "filter: cannot bind `{name}`; delivering");
+                    return Verdict::Pass;
+                }
+                Err(e) => {
+                    tracing::warn!(%source, error = %e, "filter: cannot bind `{name}`; delivering");
+                    return Verdict::Pass;
+                }
             }
+        }
+        let resolver = Budgeted(bound);
+        let mut ctx = cel::Context::default();
+        ctx.set_variable_resolver(&resolver);
+        if crate::budget::exceeded() {
+            tracing::warn!(%source, event = %full, "filter.when not evaluated: no time left in the budget; delivering");
+            return Verdict::Pass;
         }
         match program.execute(&ctx) {
             Ok(cel::Value::Bool(true)) => Verdict::Pass,
@@ -142,11 +167,59 @@ impl Filter {
                 tracing::warn!(%source, event = %full, "filter.when gave {other:?}, not a boolean; delivering");
                 Verdict::Pass
             }
+            Err(_) if crate::budget::exceeded() => {
+                tracing::warn!(%source, event = %full, "filter.when ran past its time budget (limits.render_budget_ms); delivering");
+                Verdict::Pass
+            }
             Err(e) => {
                 tracing::warn!(%source, event = %full, error = %e, "filter.when failed; delivering");
                 Verdict::Pass
             }
         }
+    }
+}
+
+/// Loops (CEL's comprehension macros) nested inside one another, at most: each level can
+/// multiply the work by the size of a list in the payload, which the sender chooses.
+const MAX_NESTED_LOOPS: usize = 2;
+
+/// How deep comprehensions nest in `e`.
+fn comprehension_depth(e: &cel::IdedExpr) -> usize {
+    use cel::common::ast::{EntryExpr, Expr};
+    let max = |it: &mut dyn Iterator<Item = &cel::IdedExpr>| it.map(comprehension_depth).max().unwrap_or(0);
+    match &e.expr {
+        Expr::Comprehension(c) => {
+            let inside = [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result];
+            // The range is evaluated once, outside the loop; the rest runs per element.
+            comprehension_depth(&c.iter_range).max(1 + max(&mut inside[1..].iter().copied()))
+        }
+        Expr::Call(call) => max(&mut call.target.iter().map(|t| &**t).chain(call.args.iter())),
+        Expr::List(list) => max(&mut list.elements.iter()),
+        Expr::Map(map) => max(&mut map.entries.iter().flat_map(|entry| match &entry.expr {
+            EntryExpr::MapEntry(m) => vec![&m.key, &m.value],
+            EntryExpr::StructField(f) => vec![&f.value],
+        })),
+        Expr::Struct(st) => max(&mut st.entries.iter().flat_map(|entry| match &entry.expr {
+            EntryExpr::MapEntry(m) => vec![&m.key, &m.value],
+            EntryExpr::StructField(f) => vec![&f.value],
+        })),
+        Expr::Select(sel) => comprehension_depth(&sel.operand),
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => 0,
+    }
+}
+
+/// The filter's variables, looked up through the time budget: every reference to `body`
+/// inside a loop checks it, so a condition that multiplies work over a large payload stops
+/// (its evaluation fails, and the event is delivered as with any failing condition).
+struct Budgeted(Vec<(&'static str, Box<dyn Val>)>);
+
+impl cel::context::VariableResolver for Budgeted {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<cel::common::value::CowVal<'b, 'b>> {
+        if crate::budget::exceeded() {
+            return None;
+        }
+        let (_, v) = self.0.iter().find(|(name, _)| *name == variable)?;
+        Some(cel::common::value::CowVal::Borrowed(v.as_ref()))
     }
 }
 

@@ -1,20 +1,34 @@
-//! The HTTP side: route by path, enforce limits, hand the raw bytes to the pipeline, map the
-//! outcome to a status. Kept thin: every decision is in [`crate::pipeline`].
+//! The HTTP side of a webhook: route by path, refuse what can be refused before the body is
+//! read, read the body within its bounds, hand the raw bytes to the pipeline off the async
+//! workers, and map the outcome to a status. Every decision about the event itself is in
+//! [`crate::pipeline`].
+//!
+//! What a stranger can make hookwire hold before a request is verified is bounded here:
+//! - a request without the source's signature or token, or with a malformed one, is answered
+//!   401 from its headers alone ([`crate::verify::Verifier::precheck`]); its body is never read;
+//! - a body larger than the source's limit is refused (413) from its `Content-Length`, or as
+//!   soon as it grows past it;
+//! - the bytes of all bodies being read at once come out of one budget
+//!   (`limits.body_budget_bytes`); a request that would go over gets 503 with Retry-After;
+//! - a body must keep up a minimum pace (`limits.min_body_bytes_per_sec` after a short grace)
+//!   and arrive within `limits.body_timeout_secs`, else 408.
+//!
+//! Connection counts, header and idle timeouts are the listener's ([`crate::http`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use tracing::Instrument;
-
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 
 use crate::metrics::Outcome as Counted;
 use crate::network;
@@ -25,48 +39,44 @@ use crate::verify::VerifyError;
 /// The pipeline in force; a config reload swaps in a new one while requests run on the old.
 pub type Current = Arc<ArcSwap<Pipeline>>;
 
+/// A body's first seconds, before its pace is checked: a sender's first packets may wait
+/// for a congestion window.
+const PACE_GRACE: Duration = Duration::from_secs(2);
+/// Budget taken at once for a body without `Content-Length`, so a chunked body does not
+/// go back to the budget for every chunk.
+const BUDGET_STEP: usize = 64 * 1024;
+
 struct App {
     pipeline: Current,
-    in_flight: Semaphore,
-    max_body: usize,
-    body_timeout: std::time::Duration,
+    /// Bytes of unverified bodies being held (`limits.body_budget_bytes`).
+    budget: Arc<Semaphore>,
+    body_timeout: Duration,
+    min_rate: usize,
 }
 
-/// Binds the webhook listener. Separate from [`serve`] so the caller learns the real address
+/// Binds the webhook listener. Separate from serving so the caller learns the real address
 /// (port 0) before anything is served, and a bind error ends start-up cleanly.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves `app` (the webhook [`router`], usually merged with the operations endpoints)
-/// until `shutdown` resolves, then lets requests in flight finish.
-pub async fn serve(
-    listener: TcpListener,
-    app: axum::Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
 /// The webhook handler as a router: one fallback that routes by path, so it can be merged
-/// under other routes (the gateway's `/v1/session`). Needs `ConnectInfo<SocketAddr>`: serve it
-/// with `into_make_service_with_connect_info::<SocketAddr>()`.
+/// under other routes (the gateway's `/v1/session`). Serve it with [`crate::http::serve`],
+/// which gives handlers the client's address.
 pub fn router(pipeline: Arc<Pipeline>) -> axum::Router {
     swappable(Arc::new(ArcSwap::new(pipeline)))
 }
 
 /// [`router`] over a pipeline that can be replaced while serving (`hookwire serve` on
-/// SIGHUP). The limits on concurrency, body size and time are the first pipeline's: they
-/// size this listener and are not reloaded.
+/// SIGHUP). The limits on concurrency, body budget, pace and time are the first pipeline's:
+/// they size this listener and are not reloaded.
 pub fn swappable(pipeline: Current) -> axum::Router {
     let limits = pipeline.load().config().limits.clone();
     let app = Arc::new(App {
         pipeline,
-        in_flight: Semaphore::new(limits.max_concurrent_requests),
-        max_body: limits.max_body_bytes,
-        body_timeout: std::time::Duration::from_secs(limits.body_timeout_secs),
+        budget: Arc::new(Semaphore::new(limits.body_budget_bytes.min(u32::MAX as usize))),
+        body_timeout: Duration::from_secs(limits.body_timeout_secs),
+        min_rate: limits.min_body_bytes_per_sec,
     });
     axum::Router::new().fallback(handle).with_state(app)
 }
@@ -108,7 +118,7 @@ async fn handle(
 /// One request to `source`'s path: the response and how it is counted (HEAD: not at all).
 async fn webhook(
     app: &App,
-    pipeline: &Pipeline,
+    pipeline: &Arc<Pipeline>,
     source: usize,
     peer: SocketAddr,
     req: Request,
@@ -126,81 +136,53 @@ async fn webhook(
     if req.method() != Method::POST {
         return counted(StatusCode::METHOD_NOT_ALLOWED, "POST only\n", Counted::BadRequest);
     }
-    let Ok(_permit) = app.in_flight.try_acquire() else {
-        return (retry_later("busy, retry later\n"), Some(Counted::Throttled));
-    };
-    let declared = req
-        .headers()
+    let now = SystemTime::now();
+    let (parts, body) = req.into_parts();
+    let query = parts.uri.query().map(str::to_owned);
+    if let Err(e) = pipeline.precheck(
+        source,
+        &parts.headers,
+        parts.method.as_str(),
+        query.as_deref(),
+        now,
+    ) {
+        return unverified(e, "before reading the body");
+    }
+    let declared = parts
+        .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > app.max_body) {
-        return counted(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload too large\n",
-            Counted::TooLarge,
-        );
-    }
-    let (parts, body) = req.into_parts();
-    let read = tokio::time::timeout(app.body_timeout, Limited::new(body, app.max_body).collect());
-    let bytes = match read.await {
-        Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return counted(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload too large\n",
-                Counted::TooLarge,
-            )
-        }
-        Ok(Err(_)) => {
-            return counted(
-                StatusCode::BAD_REQUEST,
-                "could not read the body\n",
-                Counted::BadRequest,
-            )
-        }
-        Err(_) => {
-            return counted(
-                StatusCode::REQUEST_TIMEOUT,
-                "body not received in time\n",
-                Counted::Timeout,
-            )
-        }
+    let bytes = match read_body(app, body, src.max_body_bytes, declared).await {
+        Ok(b) => b,
+        Err(e) => return e.response(),
     };
-    let incoming = Incoming {
-        headers: &parts.headers,
-        body: &bytes,
-        method: parts.method.as_str(),
-        query: parts.uri.query(),
-        now: SystemTime::now(),
+    let incoming = OwnedIncoming {
+        headers: parts.headers,
+        body: bytes.body,
+        method: parts.method,
+        query,
+        now,
     };
-    let (outcome, receipt) = match pipeline.ingest(source, &incoming) {
+    // Verification, parsing, the filter and the templates are CPU work on bytes a stranger
+    // chose: they run on the pipeline's pool, never on an async worker.
+    let ingested = pipeline.clone().ingest_pooled(source, incoming).await;
+    // The body is verified (or refused): it no longer counts against the unverified budget.
+    drop(bytes.budget);
+    let outcome = match ingested {
         Ok(x) => x,
-        Err(IngestError::Verify(e)) => {
-            tracing::info!(reason = %e, "rejected: verification failed");
-            let why = match e {
-                VerifyError::Stale => Counted::Replay,
-                _ => Counted::BadSignature,
-            };
-            return counted(StatusCode::UNAUTHORIZED, "unauthorized\n", why);
-        }
+        Err(IngestError::Verify(e)) => return unverified(e, "verification failed"),
         Err(e @ (IngestError::BadJson(_) | IngestError::Identify(_))) => {
             tracing::info!(error = %e, "rejected: bad request");
             return counted(StatusCode::BAD_REQUEST, "bad request\n", Counted::BadRequest);
         }
+        Err(IngestError::Busy) => {
+            tracing::warn!("too many requests of this source at once; asking the sender to retry");
+            return (retry_later("busy, retry later\n"), Some(Counted::Throttled));
+        }
         Err(IngestError::Sink(e)) => return refused(e),
     };
-    // The vendor hears 2xx only once the event is durable.
-    let started = Instant::now();
-    if let Err(e) = receipt.wait().await {
-        if let Outcome::Queued { delivery_id, .. } | Outcome::Folded { delivery_id } = &outcome {
-            pipeline.release(source, delivery_id);
-        }
-        return refused(e);
-    }
-    if matches!(outcome, Outcome::Queued { .. } | Outcome::Folded { .. }) {
-        pipeline.metrics(source).committed(started.elapsed());
-    }
+    // Here the event is durable: the vendor may hear 2xx.
     match outcome {
         Outcome::Queued { reply, .. } => {
             tracing::debug!("stored");
@@ -231,6 +213,166 @@ async fn webhook(
             (accepted(), Some(Counted::Acknowledged))
         }
     }
+}
+
+/// A request as the pipeline's pool takes it: owned, so it can cross to another thread.
+#[derive(Debug)]
+pub struct OwnedIncoming {
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The raw body.
+    pub body: Bytes,
+    /// The HTTP method.
+    pub method: Method,
+    /// The query string as received (no `?`).
+    pub query: Option<String>,
+    /// Arrival time.
+    pub now: SystemTime,
+}
+
+impl OwnedIncoming {
+    /// The borrowed view the pipeline's steps take.
+    pub fn view(&self) -> Incoming<'_> {
+        Incoming {
+            headers: &self.headers,
+            body: &self.body,
+            method: self.method.as_str(),
+            query: self.query.as_deref(),
+            now: self.now,
+        }
+    }
+}
+
+/// 401 for a request that failed verification, at `when`; the kind goes to the log and the
+/// count, never to the sender.
+fn unverified(e: VerifyError, when: &'static str) -> (Response, Option<Counted>) {
+    tracing::info!(reason = %e, when, "rejected: verification failed");
+    let why = match e {
+        VerifyError::Stale => Counted::Replay,
+        _ => Counted::BadSignature,
+    };
+    counted(StatusCode::UNAUTHORIZED, "unauthorized\n", why)
+}
+
+/// A body read within its bounds, and the budget it holds until it is verified.
+struct ReadBody {
+    body: Bytes,
+    budget: Option<OwnedSemaphorePermit>,
+}
+
+/// Why a body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyError {
+    /// Over the source's limit.
+    TooLarge,
+    /// Not complete within `body_timeout_secs`.
+    Timeout,
+    /// Below the minimum pace.
+    TooSlow,
+    /// The unverified-body budget cannot hold it now.
+    Budget,
+    /// The connection broke mid-body.
+    Broken,
+}
+
+impl BodyError {
+    fn response(self) -> (Response, Option<Counted>) {
+        match self {
+            BodyError::TooLarge => counted(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload too large\n",
+                Counted::TooLarge,
+            ),
+            BodyError::Timeout => counted(
+                StatusCode::REQUEST_TIMEOUT,
+                "body not received in time\n",
+                Counted::Timeout,
+            ),
+            BodyError::TooSlow => {
+                tracing::info!("rejected: body arriving below the minimum pace");
+                counted(StatusCode::REQUEST_TIMEOUT, "body too slow\n", Counted::Timeout)
+            }
+            BodyError::Budget => {
+                tracing::warn!("unverified request bodies at their budget; asking the sender to retry");
+                (retry_later("busy, retry later\n"), Some(Counted::Throttled))
+            }
+            BodyError::Broken => counted(
+                StatusCode::BAD_REQUEST,
+                "could not read the body\n",
+                Counted::BadRequest,
+            ),
+        }
+    }
+}
+
+/// Takes `bytes` more of the budget into `held`.
+fn reserve(
+    budget: &Arc<Semaphore>,
+    held: &mut Option<OwnedSemaphorePermit>,
+    bytes: usize,
+) -> Result<(), BodyError> {
+    if bytes == 0 {
+        return Ok(());
+    }
+    let n = u32::try_from(bytes).map_err(|_| BodyError::Budget)?;
+    let more = budget
+        .clone()
+        .try_acquire_many_owned(n)
+        .map_err(|_| BodyError::Budget)?;
+    match held {
+        Some(h) => h.merge(more),
+        None => *held = Some(more),
+    }
+    Ok(())
+}
+
+/// Reads a body of at most `max` bytes within the budget, the pace and the time allowed.
+async fn read_body(
+    app: &App,
+    mut body: Body,
+    max: usize,
+    declared: Option<usize>,
+) -> Result<ReadBody, BodyError> {
+    if declared.is_some_and(|n| n > max) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut held = None;
+    let mut reserved = 0;
+    if let Some(n) = declared {
+        reserve(&app.budget, &mut held, n)?;
+        reserved = n;
+    }
+    let start = tokio::time::Instant::now();
+    let hard = start + app.body_timeout;
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
+    loop {
+        // The moment the body would fall below the minimum pace.
+        let behind =
+            start + PACE_GRACE + Duration::from_secs_f64(buf.len() as f64 / app.min_rate.max(1) as f64);
+        let deadline = behind.min(hard);
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(_))) => return Err(BodyError::Broken),
+            Err(_) if deadline == hard => return Err(BodyError::Timeout),
+            Err(_) => return Err(BodyError::TooSlow),
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        let total = buf.len() + data.len();
+        if total > max {
+            return Err(BodyError::TooLarge);
+        }
+        if total > reserved {
+            let step = (total - reserved).max(BUDGET_STEP).min(max - reserved);
+            reserve(&app.budget, &mut held, step)?;
+            reserved += step;
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(ReadBody {
+        body: buf.freeze(),
+        budget: held,
+    })
 }
 
 fn counted(code: StatusCode, text: &'static str, why: Counted) -> (Response, Option<Counted>) {

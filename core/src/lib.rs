@@ -8,6 +8,7 @@
 //! → [`channel`] (one `notifications/claude/channel` line per event).
 
 pub mod adapter;
+pub mod budget;
 pub mod channel;
 pub mod config;
 pub mod delivery;
@@ -15,6 +16,7 @@ pub mod event;
 pub mod filter;
 pub mod gateway;
 pub mod health;
+pub mod http;
 pub mod ingress;
 pub mod instructions;
 pub mod link;

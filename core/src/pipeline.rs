@@ -21,6 +21,7 @@ use crate::sanitize;
 use crate::sink::{EventSink, Receipt, SinkError};
 use crate::storm::{Admit, Storm};
 use crate::verify::VerifyError;
+use tokio::sync::Semaphore;
 
 /// What happened to an accepted request (all answered 2xx).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +74,10 @@ pub enum IngestError {
     /// The queue cannot take it (503 + Retry-After).
     #[error("cannot queue the event: {0}")]
     Sink(#[from] SinkError),
+    /// The source already has `limits.max_concurrent_requests` requests being processed
+    /// (503 + Retry-After).
+    #[error("too many requests of this source at once")]
+    Busy,
 }
 
 /// Everything the request path needs, built once at start-up.
@@ -87,6 +92,22 @@ pub struct Pipeline {
     storm: Storm,
     /// Per source: its metric handles.
     metrics: Vec<crate::metrics::SourceMetrics>,
+    /// Per source: its place on the pool, and the headers its scheme reads as credentials.
+    lanes: Vec<Lane>,
+}
+
+/// One source's share of the work: requests it may have in progress, threads of the pool it
+/// may hold, and the headers it never keeps.
+struct Lane {
+    in_flight: Arc<Semaphore>,
+    share: Arc<Semaphore>,
+    withheld: Vec<String>,
+}
+
+/// Pool threads one source may hold at once: enough for every core, and no more, so a
+/// source whose payloads make its templates slow leaves the others theirs.
+fn pool_share() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)
 }
 
 /// One request as the pipeline receives it from ingress.
@@ -182,12 +203,22 @@ impl Pipeline {
             })
             .inspect(|need| tracing::debug!(?need, "payload fields read"))
             .collect();
+        let lanes = config
+            .sources
+            .iter()
+            .map(|s| Lane {
+                in_flight: Arc::new(Semaphore::new(config.limits.max_concurrent_requests)),
+                share: Arc::new(Semaphore::new(pool_share())),
+                withheld: s.adapter.verifier().credential_headers(),
+            })
+            .collect();
         Pipeline {
             templates,
             routes,
             needs,
             sink,
             replay,
+            lanes,
             metrics: config
                 .sources
                 .iter()
@@ -215,8 +246,11 @@ impl Pipeline {
         let since =
             crate::verify::timestamp::millis(now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH));
         let seen = store.recent_deliveries(since)?;
-        for (source, id) in &seen {
+        for (source, id, signed) in &seen {
             self.replay.claim(source, id, now);
+            if let Some(key) = signed {
+                self.replay.claim(source, key, now);
+            }
         }
         Ok(seen.len())
     }
@@ -241,57 +275,126 @@ impl Pipeline {
         self.routes.get(path).copied()
     }
 
-    /// Runs one request through every step after routing. The vendor may be answered once
-    /// the receipt resolves (the event is durable); if it resolves with an error, call
-    /// [`Pipeline::release`] so the vendor's retry is delivered.
-    pub fn ingest(&self, source: usize, incoming: &Incoming<'_>) -> Result<(Outcome, Receipt), IngestError> {
-        self.ingest_inner(source, incoming)
-            .map(|(o, r)| (o, r.unwrap_or_else(Receipt::done)))
+    /// What can be decided from a request's headers alone, before its body is read: the
+    /// source's scheme finds its signature or token missing or malformed (or, for a token,
+    /// wrong). A request refused here is answered 401 and its body never read.
+    pub fn precheck(
+        &self,
+        source: usize,
+        headers: &HeaderMap,
+        method: &str,
+        query: Option<&str>,
+        now: SystemTime,
+    ) -> Result<(), VerifyError> {
+        let url = self.public_url(source, query);
+        let req = Request {
+            headers,
+            body: &[],
+            method,
+            url: url.as_deref(),
+            now,
+        };
+        self.config.sources[source].adapter.verifier().precheck(&req)
     }
 
-    /// Forgets the dedup claim of a delivery whose commit failed.
-    pub fn release(&self, source: usize, delivery_id: &str) {
-        self.replay
-            .release(&self.config.sources[source].name, delivery_id);
+    /// One request through every step after routing, on the pool, up to the commit: the
+    /// source's request count and pool share are taken first (over its
+    /// `limits.max_concurrent_requests`: [`IngestError::Busy`]), then the CPU work runs on a
+    /// blocking thread (no async worker ever waits on a template), then the commit is awaited.
+    /// `Ok` means the vendor may hear 2xx: the event is durable. A commit that fails releases
+    /// the delivery's dedup claims, so the vendor's retry is delivered.
+    pub async fn ingest_pooled(
+        self: Arc<Self>,
+        source: usize,
+        incoming: crate::ingress::OwnedIncoming,
+    ) -> Result<Outcome, IngestError> {
+        let lane = &self.lanes[source];
+        let Ok(_request) = lane.in_flight.clone().try_acquire_owned() else {
+            return Err(IngestError::Busy);
+        };
+        let share = lane
+            .share
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| IngestError::Busy)?;
+        let span = tracing::Span::current();
+        let this = self.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let _share = share;
+            span.in_scope(|| this.ingest_inner(source, &incoming.view()))
+        });
+        let (outcome, receipt, claims) = match work.await {
+            Ok(result) => result?,
+            Err(e) => {
+                tracing::error!(error = %e, "the pipeline's work for a request failed");
+                return Err(IngestError::Sink(SinkError::Failed));
+            }
+        };
+        let Some(receipt) = receipt else {
+            return Ok(outcome);
+        };
+        let started = std::time::Instant::now();
+        if let Err(e) = receipt.wait().await {
+            self.release(source, &claims);
+            return Err(e.into());
+        }
+        self.metrics[source].committed(started.elapsed());
+        Ok(outcome)
     }
 
+    /// Forgets the dedup claims of a delivery whose commit failed.
+    fn release(&self, source: usize, claims: &Claims) {
+        let name = &self.config.sources[source].name;
+        for key in claims.iter() {
+            self.replay.release(name, key);
+        }
+    }
+
+    /// Every step after routing up to the sink: the outcome, the commit to wait for (when
+    /// something was submitted) and the dedup claims taken. Runs on a pool thread.
     fn ingest_inner(
         &self,
         source: usize,
         incoming: &Incoming<'_>,
-    ) -> Result<(Outcome, Option<Receipt>), IngestError> {
+    ) -> Result<(Outcome, Option<Receipt>, Claims), IngestError> {
         let src = &self.config.sources[source];
         let url = self.public_url(source, incoming.query);
         let req = self.request(incoming, url.as_deref());
         let started = std::time::Instant::now();
         let verified = src.adapter.verifier().verify(&req);
         self.metrics[source].verified(started.elapsed());
-        verified?;
+        let verified = verified?;
         let (parsed, whole, identity) = match self.identify(source, &req)? {
             Named::Deliver(parsed, whole, identity) => (parsed, whole, identity),
-            Named::Acknowledge => return Ok((Outcome::Acknowledged, None)),
-            Named::Reply(reply) => return Ok((Outcome::Replied(reply), None)),
+            Named::Acknowledge => return Ok((Outcome::Acknowledged, None, Claims::default())),
+            Named::Reply(reply) => return Ok((Outcome::Replied(reply), None, Claims::default())),
         };
         // The ingress span (`webhook`) names the event from here on.
         let span = tracing::Span::current();
         span.record("event", identity.event.as_str());
         span.record("delivery_id", identity.delivery_id.as_str());
-        if let Verdict::Blocked(reason) = self.filter(source, &identity, &parsed) {
-            return Ok((Outcome::Filtered { reason }, None));
+        let budget = Duration::from_millis(self.config.limits.render_budget_ms);
+        if let Verdict::Blocked(reason) =
+            crate::budget::run(budget, || self.filter(source, &identity, &parsed))
+        {
+            return Ok((Outcome::Filtered { reason }, None, Claims::default()));
         }
         if !self.config.channel.enabled {
-            return Ok((Outcome::ChannelDisabled, None));
+            return Ok((Outcome::ChannelDisabled, None, Claims::default()));
         }
         if !src.subscribed {
-            return Ok((Outcome::NotSubscribed, None));
+            return Ok((Outcome::NotSubscribed, None, Claims::default()));
         }
         let delivery_id = identity.delivery_id.clone();
-        if self.replay.claim(&src.name, &delivery_id, incoming.now) == Claim::Repeat {
-            return Ok((Outcome::Duplicate { delivery_id }, None));
-        }
+        let claims = match self.claim(&src.name, &delivery_id, verified.fingerprint, incoming.now) {
+            Some(claims) => claims,
+            None => return Ok((Outcome::Duplicate { delivery_id }, None, Claims::default())),
+        };
         let group = self.storm.key(source, &src.name, &identity, &parsed);
         let started = std::time::Instant::now();
         let mut event = self.prepare(source, &identity, parsed, whole, incoming);
+        event.signed_key = claims.signed.clone();
         self.metrics[source].rendered(started.elapsed());
         let mut outcome = Outcome::Queued {
             delivery_id: delivery_id.clone(),
@@ -307,13 +410,40 @@ impl Pipeline {
             }
         }
         match self.sink.submit(event) {
-            Ok(receipt) => Ok((outcome, Some(receipt))),
+            Ok(receipt) => Ok((outcome, Some(receipt), claims)),
             Err(e) => {
                 // Not queued, so not accepted: the vendor's retry must be delivered.
-                self.replay.release(&src.name, &delivery_id);
+                self.release(source, &claims);
                 Err(e.into())
             }
         }
+    }
+
+    /// Claims a delivery for dedup: its id, and the fingerprint of what was signed. A
+    /// vendor's delivery id often travels in a header the signature does not cover (GitHub's
+    /// `X-GitHub-Delivery`), so the same signed bytes under a new id are a repeat too. `None`
+    /// when either is a repeat (nothing stays claimed).
+    fn claim(
+        &self,
+        source: &str,
+        delivery_id: &str,
+        fingerprint: Option<[u8; 16]>,
+        now: SystemTime,
+    ) -> Option<Claims> {
+        if self.replay.claim(source, delivery_id, now) == Claim::Repeat {
+            return None;
+        }
+        let signed = fingerprint.map(|f| format!("{SIGNED_PREFIX}{}", hex::encode(f)));
+        if let Some(key) = &signed {
+            if self.replay.claim(source, key, now) == Claim::Repeat {
+                self.replay.release(source, delivery_id);
+                return None;
+            }
+        }
+        Some(Claims {
+            delivery_id: delivery_id.to_owned(),
+            signed,
+        })
     }
 
     /// The source's filter verdict for an identified event.
@@ -517,16 +647,24 @@ impl Pipeline {
             name.strip_prefix(src.templates.as_str())
                 .is_some_and(|r| r.starts_with('/'))
         };
+        let budget = Duration::from_millis(self.config.limits.render_budget_ms);
+        // Content beyond `max_content_bytes` is cut anyway; a template writing far past it is
+        // looping over a hostile payload.
+        let max_output = (4 * self.config.limits.max_content_bytes).max(64 * 1024);
         let mut rendered = None;
         let mut tried = Vec::new();
         for name in self.templates.candidates(&src.templates, identity) {
             if !own(&name) {
                 parse_whole(&mut ctx, &mut whole);
             }
-            let mut result = self.templates.render(&name, &ctx);
+            // Each template tried gets a budget of its own, so the fallback still renders
+            // after a template that ran out of time.
+            let render =
+                |ctx: &_| crate::budget::run(budget, || self.templates.render(&name, ctx, max_output));
+            let mut result = render(&ctx);
             if result.is_err() && !whole {
                 parse_whole(&mut ctx, &mut whole);
-                result = self.templates.render(&name, &ctx);
+                result = render(&ctx);
             }
             match result {
                 Ok(r) => {
@@ -578,11 +716,37 @@ impl Pipeline {
             headers: incoming
                 .headers
                 .iter()
-                .filter(|(name, _)| !config::carries_credentials(name.as_str()))
+                .filter(|(name, _)| !self.withholds(source, name.as_str()))
                 .filter_map(|(name, v)| Some((name.as_str().to_owned(), v.to_str().ok()?.to_owned())))
                 .collect(),
             folded: false,
+            signed_key: None,
         }
+    }
+
+    /// Whether a request header of `source` is a credential, never stored or shown: the
+    /// headers its scheme reads (whatever their names), and any whose name says it may be one.
+    pub fn withholds(&self, source: usize, header: &str) -> bool {
+        config::carries_credentials(header) || self.lanes[source].withheld.iter().any(|h| h == header)
+    }
+}
+
+/// The prefix of a dedup key made of a signed-content fingerprint rather than a delivery
+/// id (stored with the event, so a restart re-claims it).
+pub const SIGNED_PREFIX: &str = "~signed:";
+
+/// The dedup keys one accepted delivery holds.
+#[derive(Debug, Default)]
+struct Claims {
+    delivery_id: String,
+    signed: Option<String>,
+}
+
+impl Claims {
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.delivery_id.as_str())
+            .filter(|id| !id.is_empty())
+            .chain(self.signed.as_deref())
     }
 }
 

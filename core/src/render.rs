@@ -256,13 +256,22 @@ impl Templates {
         Context::from(Value::Object(ctx))
     }
 
-    /// Renders one template (content and meta) over a context.
-    pub fn render(&self, template: &str, ctx: &Context) -> Result<Rendered, RenderError> {
+    /// Renders one template (content and meta) over a context. The content may grow to
+    /// `max_output` bytes: a template that writes more (a loop over a hostile payload) stops
+    /// there with an error, as it does when the thread's [`crate::budget`] is spent.
+    pub fn render(&self, template: &str, ctx: &Context, max_output: usize) -> Result<Rendered, RenderError> {
         let compiled = self
             .compiled
             .get(template)
             .ok_or_else(|| RenderError::from(RenderErrorReason::TemplateNotFound(template.to_owned())))?;
-        let content = self.hb.render_with_context(template, ctx)?;
+        let mut out = Capped::new(max_output);
+        if let Err(e) = self.hb.render_with_context_to_write(template, ctx, &mut out) {
+            return Err(match out.stopped {
+                Some(why) => RenderErrorReason::Other(why.to_owned()).into(),
+                None => e,
+            });
+        }
+        let content = out.into_string();
         let mut meta = Vec::with_capacity(compiled.meta.len());
         for m in &compiled.meta {
             let value = match m.path.as_deref().map(|p| lookup(ctx.data(), p)) {
@@ -276,6 +285,49 @@ impl Templates {
             }
         }
         Ok(Rendered { content, meta })
+    }
+}
+
+/// Where a template writes its content: stops the render once `max` bytes are written or the
+/// thread's time budget is spent, so a template over a hostile payload can neither fill
+/// memory nor hold a pool thread.
+struct Capped {
+    buf: Vec<u8>,
+    max: usize,
+    stopped: Option<&'static str>,
+}
+
+impl Capped {
+    fn new(max: usize) -> Self {
+        Capped {
+            buf: Vec::with_capacity(max.min(4096)),
+            max,
+            stopped: None,
+        }
+    }
+
+    fn into_string(self) -> String {
+        // Handlebars writes only `&str` pieces, and nothing is cut mid-piece.
+        String::from_utf8(self.buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, piece: &[u8]) -> std::io::Result<usize> {
+        if crate::budget::exceeded() {
+            self.stopped = Some(helpers::OVER_BUDGET);
+        } else if self.buf.len() + piece.len() > self.max {
+            self.stopped = Some("the template wrote more than its output cap (4 x limits.max_content_bytes)");
+        }
+        if let Some(why) = self.stopped {
+            return Err(std::io::Error::other(why));
+        }
+        self.buf.extend_from_slice(piece);
+        Ok(piece.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -375,14 +427,22 @@ mod tests {
         let name = t.candidates("github", &id).remove(0);
         assert_eq!(name, "github/issues");
         let out = t
-            .render(&name, &Templates::context(json!({"repo": "a/b"}), &facts(&id)))
+            .render(
+                &name,
+                &Templates::context(json!({"repo": "a/b"}), &facts(&id)),
+                1 << 20,
+            )
             .unwrap();
         assert_eq!(out.content, "issues.opened in a/b");
         assert_eq!(out.meta, vec![("repo".to_owned(), "a/b".to_owned())]);
         // Strict mode: a plain reference to a missing field is an error.
         let (t, _) = templates(&[("github/default.hbs", "{{body.nope}}")]);
         assert!(t
-            .render("github/default", &Templates::context(json!({}), &facts(&id)))
+            .render(
+                "github/default",
+                &Templates::context(json!({}), &facts(&id)),
+                1 << 20
+            )
             .is_err());
     }
 
@@ -413,7 +473,7 @@ mod tests {
         let id = identity();
         let ctx = Templates::context(json!({"s": "str", "n": 12.5, "t": true, "z": null}), &facts(&id));
         assert!(t.compiled["x/fast"].meta.iter().all(|m| m.path.is_some()));
-        let fast = t.render("x/fast", &ctx).unwrap();
+        let fast = t.render("x/fast", &ctx, 1 << 20).unwrap();
         assert_eq!(
             fast.meta,
             vec![
@@ -435,7 +495,7 @@ mod tests {
             "null renders empty"
         );
         assert!(
-            t.render("x/missing", &ctx).is_err(),
+            t.render("x/missing", &ctx, 1 << 20).is_err(),
             "a missing path stays a strict-mode error"
         );
     }
@@ -469,7 +529,7 @@ mod tests {
                     .keys()
                     .filter(|n| n.starts_with(&format!("{type_name}/")))
                 {
-                    let (x, y) = (t.render(name, &a), t.render(name, &b));
+                    let (x, y) = (t.render(name, &a, 1 << 20), t.render(name, &b, 1 << 20));
                     match (&x, &y) {
                         (Ok(x), Ok(y)) => {
                             assert_eq!(x, y, "{name} on {}", file.display());

@@ -181,12 +181,17 @@ pub trait Store: Send + Sync + 'static {
     /// next group).
     fn ack(&self, subscriber: &str, seq: u64);
 
-    /// Where a subscriber resumes, creating it at `start` if new.
+    /// Where a subscriber resumes, creating it at `start` if new: what it acknowledged, as
+    /// soon as it did (an acknowledgement not yet written counts).
     fn cursor(&self, subscriber: &str, start: u64) -> Result<u64, StoreError>;
 
-    /// Delivery ids of `source` accepted since `since_ms`, to seed replay protection after a
-    /// restart.
-    fn recent_deliveries(&self, since_ms: i64) -> Result<Vec<(String, String)>, StoreError>;
+    /// [`Store::cursor`] for a session starting: also records which sources the subscriber
+    /// receives, so an event of another source never waits for it (eviction for size).
+    fn subscribe(&self, sub: &Subscription, start: u64) -> Result<u64, StoreError>;
+
+    /// (source, delivery id, signed-content key) of the events accepted since `since_ms`, to
+    /// seed replay protection after a restart.
+    fn recent_deliveries(&self, since_ms: i64) -> Result<Vec<(String, String, Option<String>)>, StoreError>;
 
     /// One event by seq, or the newest with this delivery id.
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError>;

@@ -99,16 +99,33 @@ pub struct Verified {
     pub secret: usize,
     /// The signed timestamp, Unix milliseconds, when the scheme has one.
     pub signed_at: Option<i64>,
+    /// A fingerprint of what was signed: the first 16 bytes of the matching signature (a MAC,
+    /// or an Ed25519 signature checked strictly, so either is determined by the signed bytes
+    /// and the key), or of the body's SHA-256 for a scheme that signs nothing. The same signed
+    /// bytes sent again have the same fingerprint, whatever unsigned headers come with them.
+    pub fingerprint: Option<[u8; 16]>,
 }
 
 impl Verified {
-    /// Verified by secret `i`, no timestamp.
+    /// Verified by secret `i`, no timestamp; the fingerprint is filled in by [`Verifier::verify`].
     pub fn by(secret: usize) -> Self {
         Verified {
             secret,
             signed_at: None,
+            fingerprint: None,
         }
     }
+
+    /// The same, with the matching signature's fingerprint.
+    pub fn signed(mut self, signature: &[u8]) -> Self {
+        self.fingerprint = fingerprint(signature);
+        self
+    }
+}
+
+/// The first 16 bytes of a signature, when it has that many.
+fn fingerprint(signature: &[u8]) -> Option<[u8; 16]> {
+    signature.get(..16).and_then(|b| b.try_into().ok())
 }
 
 /// What `hookwire send` needs to sign a request the way the vendor would.
@@ -210,12 +227,46 @@ impl Verifier {
         if self.keys.is_empty() {
             return Err(VerifyError::NoSecret);
         }
-        match &self.scheme {
+        let mut verified = match &self.scheme {
             Scheme::Signature(s) => s.verify(req, &self.keys),
             Scheme::Token(s) => s.verify(req, &self.keys),
             Scheme::StandardWebhooks(s) => s.verify(req, &self.keys),
             Scheme::Twilio(s) => s.verify(req, &self.keys),
             Scheme::Jws(s) => s.verify(req, &self.keys),
+        }?;
+        if verified.fingerprint.is_none() {
+            verified.fingerprint = fingerprint(&sha2::Sha256::digest(req.body));
+        }
+        Ok(verified)
+    }
+
+    /// What can be checked before the body is read, from the headers alone: a request that
+    /// fails here is answered 401 without its body ever being buffered. Token schemes (and
+    /// Netlify's JWS, whose signature covers its claims) are verified whole; signature schemes
+    /// check that the signature, its signed timestamp and the signed headers are present and
+    /// well formed.
+    pub fn precheck(&self, req: &Request<'_>) -> Result<(), VerifyError> {
+        if self.keys.is_empty() {
+            return Err(VerifyError::NoSecret);
+        }
+        match &self.scheme {
+            Scheme::Signature(s) => s.precheck(req),
+            Scheme::Token(s) => s.verify(req, &self.keys).map(|_| ()),
+            Scheme::StandardWebhooks(s) => s.precheck(req),
+            Scheme::Twilio(s) => s.precheck(req),
+            Scheme::Jws(s) => s.precheck(req, &self.keys),
+        }
+    }
+
+    /// The request headers this scheme reads as credentials (lowercase): whatever their
+    /// names, they are never stored, shown to templates or returned by a tool.
+    pub fn credential_headers(&self) -> Vec<String> {
+        match &self.scheme {
+            Scheme::Signature(s) => s.credential_headers(),
+            Scheme::Token(s) => s.credential_headers(),
+            Scheme::StandardWebhooks(s) => s.credential_headers(),
+            Scheme::Twilio(s) => s.credential_headers(),
+            Scheme::Jws(s) => s.credential_headers(),
         }
     }
 

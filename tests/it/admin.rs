@@ -508,6 +508,7 @@ fn events_show_keeps_odd_payloads_readable_and_terminal_safe() {
         payload: payload.to_vec(),
         headers: vec![("user-agent".into(), "evil\x1b]0;pwned\x07".into())],
         folded: false,
+        ..Default::default()
     };
     {
         let store = store(&dir);

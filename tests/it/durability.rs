@@ -73,9 +73,11 @@ struct Reply {
     retry_after: Option<String>,
 }
 
-/// POSTs the signed GitHub delivery `id`; `Err` is a transport error (connection refused or
-/// reset: the process is gone).
-fn post(agent: &ureq::Agent, addr: &str, id: &str, body: &[u8], sig: &str) -> Result<Reply, String> {
+/// POSTs the signed GitHub delivery `id` (`body` made distinct for it, and signed);
+/// `Err` is a transport error (connection refused or reset: the process is gone).
+fn post(agent: &ureq::Agent, addr: &str, id: &str, body: &[u8]) -> Result<Reply, String> {
+    let body = &common::distinct(body, id);
+    let sig = &github_signature(SECRET, body);
     let r = agent
         .post(&format!("http://{addr}{PATH}"))
         .set("Content-Type", "application/json")
@@ -164,18 +166,16 @@ fn start_load(
     addr: &str,
     prefix: &str,
     body: &Arc<Vec<u8>>,
-    sig: &Arc<String>,
     stop: &Arc<AtomicBool>,
     accepted: &Arc<AtomicUsize>,
     first: &mpsc::SyncSender<()>,
 ) -> Vec<JoinHandle<Vec<Sent>>> {
     (0..THREADS)
         .map(|t| {
-            let (addr, prefix, body, sig, stop, accepted, first) = (
+            let (addr, prefix, body, stop, accepted, first) = (
                 addr.to_owned(),
                 prefix.to_owned(),
                 body.clone(),
-                sig.clone(),
                 stop.clone(),
                 accepted.clone(),
                 first.clone(),
@@ -187,7 +187,7 @@ fn start_load(
                 while !stop.load(Ordering::Relaxed) {
                     let id = format!("{prefix}-t{t}-{n:06}");
                     n += 1;
-                    let r = post(&agent, &addr, &id, &body, &sig).map(|r| r.status);
+                    let r = post(&agent, &addr, &id, &body).map(|r| r.status);
                     if matches!(r, Ok(s) if (200..300).contains(&s)) {
                         accepted.fetch_add(1, Ordering::Relaxed);
                         let _ = first.try_send(());
@@ -217,8 +217,7 @@ fn read_through_marker(
     attempts: &mut HashMap<String, Attempt>,
     out: &mut Vec<String>,
 ) {
-    let sig = github_signature(SECRET, body);
-    let r = post(&agent(), addr, marker, body, &sig).expect("marker posted");
+    let r = post(&agent(), addr, marker, body).expect("marker posted");
     assert_eq!(r.status, 202, "marker `{marker}` refused");
     attempts.insert(
         marker.into(),
@@ -368,7 +367,6 @@ fn check_outputs(outputs: &[Vec<String>], attempts: &HashMap<String, Attempt>) -
 fn a_kill_under_load_loses_nothing_and_repeats_at_most_the_interrupted_batch() {
     let dir = TempDir::new("durable-kill");
     let body = Arc::new(payload(FIXTURE));
-    let sig = Arc::new(github_signature(SECRET, &body));
     let mut rng = Rng::from_clock();
     // Both durability levels claim to survive a process crash; alternate them.
     let sync = |i: usize| {
@@ -405,7 +403,6 @@ fn a_kill_under_load_loses_nothing_and_repeats_at_most_the_interrupted_batch() {
             &hw.addr,
             &format!("i{it}"),
             &body,
-            &sig,
             &stop,
             &accepted_now,
             &first_tx,
@@ -510,7 +507,11 @@ fn events_wait_for_the_session_in_the_store_and_are_not_sent_again() {
     // Nobody ever initialized this one: its events exist only in the store when it dies.
     let mut hw = spawn(&cfg);
     for id in early {
-        assert_eq!(hw.post_github(PATH, SECRET, EVENT, id, &body).status, 202);
+        assert_eq!(
+            hw.post_github(PATH, SECRET, EVENT, id, &common::distinct(&body, id))
+                .status,
+            202
+        );
     }
     hw.child.kill().expect("SIGKILL");
     hw.child.wait().expect("reap");
@@ -525,7 +526,11 @@ fn events_wait_for_the_session_in_the_store_and_are_not_sent_again() {
     assert_eq!(hw.next_message()["id"], id);
     hw.initialize("2025-11-25");
     for id in late {
-        assert_eq!(hw.post_github(PATH, SECRET, EVENT, id, &body).status, 202);
+        assert_eq!(
+            hw.post_github(PATH, SECRET, EVENT, id, &common::distinct(&body, id))
+                .status,
+            202
+        );
     }
     hw.send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
     for id in &ids {
@@ -538,7 +543,14 @@ fn events_wait_for_the_session_in_the_store_and_are_not_sent_again() {
     let mut hw = spawn(&cfg);
     hw.handshake();
     assert_eq!(
-        hw.post_github(PATH, SECRET, EVENT, "away-marker", &body).status,
+        hw.post_github(
+            PATH,
+            SECRET,
+            EVENT,
+            "away-marker",
+            &common::distinct(&body, "away-marker")
+        )
+        .status,
         202
     );
     assert_eq!(
@@ -555,7 +567,6 @@ fn a_full_store_refuses_with_retry_after_in_bounded_memory_and_keeps_what_it_acc
     let dir = TempDir::new("durable-full");
     let cfg = config(&dir, "  max_bytes: 65536");
     let body = payload(FIXTURE);
-    let sig = github_signature(SECRET, &body);
     let mut hw = spawn(&cfg);
     // Connected, not initialized: nothing is delivered, so nothing is acknowledged or evicted.
     let id = hw.request("server/discover", serde_json::json!({}));
@@ -567,7 +578,7 @@ fn a_full_store_refuses_with_retry_after_in_bounded_memory_and_keeps_what_it_acc
     let mut refused = Vec::new();
     for i in 0..1000 {
         let id = format!("full-{i:04}");
-        let r = post(&agent, &hw.addr, &id, &body, &sig).expect("transport");
+        let r = post(&agent, &hw.addr, &id, &body).expect("transport");
         match r.status {
             202 => accepted.push(id),
             503 => {
@@ -592,7 +603,7 @@ fn a_full_store_refuses_with_retry_after_in_bounded_memory_and_keeps_what_it_acc
     let rss_before = hw.rss_bytes();
     for i in 0..200 {
         let id = format!("refused-{i:03}");
-        let r = post(&agent, &hw.addr, &id, &body, &sig).expect("transport");
+        let r = post(&agent, &hw.addr, &id, &body).expect("transport");
         assert_eq!(r.status, 503, "`{id}` accepted by a full store nobody reads");
         assert!(r.retry_after.is_some(), "503 without Retry-After");
         refused.push(id);
@@ -619,7 +630,7 @@ fn a_full_store_refuses_with_retry_after_in_bounded_memory_and_keeps_what_it_acc
     // in the store has been written by then.
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let r = post(&agent, &hw.addr, "full-marker", &body, &sig).expect("transport");
+        let r = post(&agent, &hw.addr, "full-marker", &body).expect("transport");
         if r.status == 202 {
             break;
         }
@@ -695,7 +706,6 @@ sources:
     ch.handshake();
 
     let body = Arc::new(payload(FIXTURE));
-    let sig = Arc::new(github_signature(SECRET, &body));
     let mut rng = Rng::from_clock();
     let mut attempts: HashMap<String, Attempt> = HashMap::new();
     let mut out: Vec<String> = Vec::new();
@@ -705,7 +715,7 @@ sources:
         let stop = Arc::new(AtomicBool::new(false));
         let (first_tx, first_rx) = mpsc::sync_channel(1);
         let accepted_now = Arc::new(AtomicUsize::new(0));
-        let senders = start_load(&addr, &prefix, &body, &sig, &stop, &accepted_now, &first_tx);
+        let senders = start_load(&addr, &prefix, &body, &stop, &accepted_now, &first_tx);
         first_rx
             .recv_timeout(DEADLINE)
             .unwrap_or_else(|_| panic!("no webhook accepted; stderr:\n{}", gw.stderr_text()));

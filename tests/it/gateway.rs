@@ -509,6 +509,7 @@ fn a_backlog_beyond_the_send_window_arrives_whole_and_in_order() {
                 payload: b"{}".to_vec(),
                 headers: vec![],
                 folded: false,
+                ..Default::default()
             })
             .unwrap()
         })

@@ -371,8 +371,13 @@ fn a_body_that_never_arrives_gets_408() {
     let mut s = std::net::TcpStream::connect(&hw.addr).unwrap();
     s.set_read_timeout(Some(common::DEADLINE)).unwrap();
     // Declares 100 bytes, sends 10, then waits: the server gives up after the body timeout.
-    s.write_all(b"POST /hooks/github HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
-        .unwrap();
+    // The signature header is well formed, so the request gets as far as reading its body.
+    let sig = format!("X-Hub-Signature-256: sha256={}\r\n", "0".repeat(64));
+    s.write_all(
+        format!("POST /hooks/github HTTP/1.1\r\nHost: x\r\n{sig}Content-Length: 100\r\n\r\n0123456789")
+            .as_bytes(),
+    )
+    .unwrap();
     let mut resp = [0u8; 64];
     let n = s.read(&mut resp).unwrap();
     assert!(

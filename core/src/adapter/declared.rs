@@ -15,7 +15,7 @@ use crate::verify::signature::{Algorithm, KeyEncoding, ListSpec, SignatureSpec, 
 use crate::verify::timestamp::TimestampSpec;
 use crate::verify::{self, Scheme, SignatureScheme, StandardWebhooks, TokenScheme, Verifier};
 
-/// Where one value of a request is found. Exactly one field is set.
+/// Where one value of a request is found. Exactly one of `header`, `json`, `value` is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Locator {
@@ -29,6 +29,61 @@ pub struct Locator {
     /// A fixed value.
     #[serde(default)]
     pub value: Option<String>,
+    /// For a header: the pattern its value must match (the vendor's event names, e.g.
+    /// `^[a-z_]+$`). A header is not covered by the signature, so a value that does not match
+    /// refuses the request (400); without a pattern, [`SAFE_NAME`] applies.
+    #[serde(default)]
+    pub pattern: Option<Pattern>,
+}
+
+/// What a name taken from an unsigned header must look like when its locator gives no
+/// pattern: a letter or digit, then letters, digits, space and `_ . : / -`, at most 128 in
+/// all. No line break, no markup: such a value reaches meta and template lookup.
+pub const SAFE_NAME: &str = "^[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,127}$";
+
+/// A compiled regular expression, compared by its text.
+#[derive(Debug, Clone)]
+pub struct Pattern(regex::Regex);
+
+impl Pattern {
+    /// Compiles `text`; anchor it (`^...$`) to match whole values.
+    pub fn new(text: &str) -> Result<Self, String> {
+        regex::Regex::new(text)
+            .map(Pattern)
+            .map_err(|e| format!("`{text}` is not a regular expression: {e}"))
+    }
+
+    fn is_match(&self, value: &str) -> bool {
+        self.0.is_match(value)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Pattern {}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Pattern::new(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a delivery id taken from an unsigned header must look like when its locator gives
+/// no pattern: visible ASCII, no space, at most 256.
+pub const SAFE_ID: &str = "^[!-~]{1,256}$";
+
+fn safe_name() -> &'static Pattern {
+    static SAFE: std::sync::OnceLock<Pattern> = std::sync::OnceLock::new();
+    SAFE.get_or_init(|| Pattern::new(SAFE_NAME).expect("valid pattern"))
+}
+
+fn safe_id() -> &'static Pattern {
+    static SAFE: std::sync::OnceLock<Pattern> = std::sync::OnceLock::new();
+    SAFE.get_or_init(|| Pattern::new(SAFE_ID).expect("valid pattern"))
 }
 
 impl Locator {
@@ -37,6 +92,14 @@ impl Locator {
         Locator {
             header: Some(name.to_ascii_lowercase()),
             ..Default::default()
+        }
+    }
+
+    /// A header whose values must match `pattern` (a vendor's event names).
+    pub fn header_matching(name: &str, pattern: &str) -> Self {
+        Locator {
+            pattern: Some(Pattern::new(pattern).expect("a vendor's pattern compiles")),
+            ..Locator::header(name)
         }
     }
 
@@ -74,6 +137,9 @@ impl Locator {
                 return Err(bad(format!("`{p}` is not a JSON pointer (it starts with /)")));
             }
         }
+        if self.pattern.is_some() && self.header.is_none() {
+            return Err(bad("`pattern` applies to a header's value only".into()));
+        }
         if let Some(h) = &mut self.header {
             *h = h.to_ascii_lowercase();
         }
@@ -81,11 +147,40 @@ impl Locator {
     }
 
     /// The value in this request, when present and non-empty. Numbers and booleans are
-    /// written as text.
-    pub fn find(&self, req: &Request<'_>, body: &Value) -> Option<String> {
-        let found = if let Some(h) = &self.header {
-            req.header_str(h).map(|s| s.trim().to_owned())
-        } else if let Some(p) = &self.json {
+    /// written as text. A header's value that does not match its pattern is an error: the
+    /// header is not signed, so the request is refused rather than named by it.
+    pub fn find(&self, req: &Request<'_>, body: &Value) -> Result<Option<String>, IdentifyError> {
+        self.find_as(req, body, safe_name())
+    }
+
+    /// [`Locator::find`], with `default` for a header without a pattern of its own.
+    fn find_as(
+        &self,
+        req: &Request<'_>,
+        body: &Value,
+        default: &Pattern,
+    ) -> Result<Option<String>, IdentifyError> {
+        if let Some(h) = &self.header {
+            let Some(v) = req.header(h) else { return Ok(None) };
+            let v = std::str::from_utf8(v).unwrap_or("\u{FFFD}").trim();
+            if v.is_empty() {
+                return Ok(None);
+            }
+            let pattern = self.pattern.as_ref().unwrap_or(default);
+            if !pattern.is_match(v) {
+                return Err(IdentifyError(format!(
+                    "header {h} does not hold a name this source accepts (it must match {})",
+                    pattern.0.as_str()
+                )));
+            }
+            return Ok(Some(v.to_owned()));
+        }
+        Ok(self.find_unsigned_free(body))
+    }
+
+    /// A body field's or a fixed value.
+    fn find_unsigned_free(&self, body: &Value) -> Option<String> {
+        let found = if let Some(p) = &self.json {
             match body.pointer(p)? {
                 Value::String(s) => Some(s.clone()),
                 v @ (Value::Number(_) | Value::Bool(_)) => Some(v.to_string()),
@@ -174,8 +269,22 @@ fn full(event: &str, action: &Option<String>) -> String {
     }
 }
 
-fn first(locators: &[Locator], req: &Request<'_>, body: &Value) -> Option<String> {
-    locators.iter().find_map(|l| l.find(req, body))
+fn first(locators: &[Locator], req: &Request<'_>, body: &Value) -> Result<Option<String>, IdentifyError> {
+    first_as(locators, req, body, safe_name())
+}
+
+fn first_as(
+    locators: &[Locator],
+    req: &Request<'_>,
+    body: &Value,
+    default: &Pattern,
+) -> Result<Option<String>, IdentifyError> {
+    for l in locators {
+        if let Some(v) = l.find_as(req, body, default)? {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
 }
 
 /// How a declared adapter names events.
@@ -203,12 +312,23 @@ pub struct Naming {
 pub struct Declared {
     verifier: Verifier,
     naming: Naming,
+    max_body_bytes: Option<usize>,
 }
 
 impl Declared {
     /// An adapter from its parts.
     pub fn new(verifier: Verifier, naming: Naming) -> Self {
-        Declared { verifier, naming }
+        Declared {
+            verifier,
+            naming,
+            max_body_bytes: None,
+        }
+    }
+
+    /// The largest body the vendor documents sending.
+    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = Some(bytes);
+        self
     }
 
     /// Builds the verifier over the source's secrets; the error is ready for the config report.
@@ -230,12 +350,12 @@ impl Adapter for Declared {
 
     fn identify(&self, req: &Request<'_>, body: &Value) -> Result<Identity, IdentifyError> {
         let n = &self.naming;
-        let event = first(&n.event, req, body).ok_or_else(|| {
+        let event = first(&n.event, req, body)?.ok_or_else(|| {
             let places: Vec<String> = n.event.iter().map(Locator::describe).collect();
             IdentifyError(format!("no event type at {}", places.join(" or ")))
         })?;
         let mut event = event;
-        let mut action = first(&n.action, req, body);
+        let mut action = first(&n.action, req, body)?;
         if action.is_none() && n.split_action {
             if let Some((family, last)) = event
                 .rsplit_once('.')
@@ -245,7 +365,7 @@ impl Adapter for Declared {
                 event = family.to_owned();
             }
         }
-        let delivery_id = first(&n.delivery, req, body)
+        let delivery_id = first_as(&n.delivery, req, body, safe_id())?
             .or_else(|| n.derive_delivery.and_then(|derive| derive(body)))
             .unwrap_or_else(|| verify::sha256_hex(req.body));
         let disposition = if n.acknowledge.contains(&event) || n.acknowledge.contains(&full(&event, &action))
@@ -262,6 +382,10 @@ impl Adapter for Declared {
             reply: None,
             meta: Vec::new(),
         })
+    }
+
+    fn max_body_bytes(&self) -> Option<usize> {
+        self.max_body_bytes
     }
 
     fn identity_fields(&self) -> Option<Vec<String>> {

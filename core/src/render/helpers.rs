@@ -9,8 +9,8 @@
 //! `received_at`, so the same event always renders the same text.
 
 use handlebars::{
-    handlebars_helper, Context, Handlebars, Helper, HelperDef, HelperResult, Output, PathAndJson,
-    RenderContext, RenderError, RenderErrorReason, Renderable, ScopedJson,
+    handlebars_helper, BlockContext, BlockParams, Context, Handlebars, Helper, HelperDef, HelperResult,
+    Output, PathAndJson, RenderContext, RenderError, RenderErrorReason, Renderable, ScopedJson,
 };
 use jiff::{tz::TimeZone, SignedDuration, Timestamp};
 use serde_json::Value;
@@ -18,6 +18,9 @@ use unicode_segmentation::UnicodeSegmentation;
 
 /// Registers every hookwire helper.
 pub(super) fn register(hb: &mut Handlebars<'_>) {
+    // `each` is the one built-in that loops over the payload: checked against the time
+    // budget at every entry, so nested loops over a hostile payload stop.
+    hb.register_helper("each", Box::new(BudgetedEach));
     hb.register_helper("upper", Box::new(upper));
     hb.register_helper("lower", Box::new(lower));
     hb.register_helper("json", Box::new(json));
@@ -550,6 +553,107 @@ fn plural_of(word: &str) -> String {
         format!("{}ies", &word[..word.len() - 1])
     } else {
         format!("{word}s")
+    }
+}
+
+/// Handlebars' `each` (handlebars 6.4's, with the same block context, `@first`, `@last`,
+/// `@index`, `@key` and block parameters), checking the thread's time budget before every
+/// element: nested loops over a hostile payload stop even when they write nothing. The
+/// built-in cannot be wrapped (handlebars does not export it), hence the port.
+struct BudgetedEach;
+
+/// The budget's error, shared by the loop and the template writer.
+pub(super) const OVER_BUDGET: &str = "the template ran past its time budget (limits.render_budget_ms)";
+
+impl HelperDef for BudgetedEach {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        r: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        rc: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let value = h
+            .param(0)
+            .ok_or(RenderErrorReason::ParamNotFoundForIndex("each", 0))?;
+        let Some(t) = h.template() else { return Ok(()) };
+        let items: Vec<(Value, &Value)> = match value.value() {
+            Value::Array(list) if !list.is_empty() || h.inverse().is_none() => list
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (Value::from(i), v))
+                .collect(),
+            Value::Object(obj) if !obj.is_empty() || h.inverse().is_none() => {
+                obj.iter().map(|(k, v)| (Value::from(k.as_str()), v)).collect()
+            }
+            _ => {
+                return match h.inverse() {
+                    Some(else_template) => else_template.render(r, ctx, rc, out),
+                    None if r.strict_mode() => Err(RenderError::strict_error(value.relative_path())),
+                    None => Ok(()),
+                };
+            }
+        };
+        let is_object = value.value().is_object();
+        let mut block = BlockContext::new();
+        match value.context_path() {
+            Some(path) => block.base_path_mut().clone_from(path),
+            None => block.set_base_value(value.value().clone()),
+        }
+        rc.push_block(block);
+        let base_path = value.context_path();
+        let len = items.len();
+        for (i, (key, v)) in items.into_iter().enumerate() {
+            if crate::budget::exceeded() {
+                rc.pop_block();
+                return Err(RenderErrorReason::Other(OVER_BUDGET.into()).into());
+            }
+            if let Some(block) = rc.block_mut() {
+                block.set_local_var("first", Value::from(i == 0));
+                block.set_local_var("last", Value::from(i + 1 == len));
+                block.set_local_var("index", Value::from(i));
+                if is_object {
+                    block.set_local_var("key", key.clone());
+                }
+                let relative = match &key {
+                    Value::String(k) => k.clone(),
+                    _ => i.to_string(),
+                };
+                match base_path {
+                    Some(p) if i == 0 => {
+                        let mut path = Vec::with_capacity(p.len() + 1);
+                        path.extend_from_slice(p);
+                        path.push(relative);
+                        *block.base_path_mut() = path;
+                    }
+                    Some(_) => {
+                        if let Some(last) = block.base_path_mut().last_mut() {
+                            *last = relative;
+                        }
+                    }
+                    None => block.set_base_value(v.clone()),
+                }
+                let mut params = BlockParams::new();
+                if let Some(name) = h.block_param() {
+                    match base_path {
+                        Some(_) => params.add_path(name, Vec::new())?,
+                        None => params.add_value(name, v.clone())?,
+                    }
+                    block.set_block_params(params);
+                } else if let Some((name, key_name)) = h.block_param_pair() {
+                    match base_path {
+                        Some(_) => params.add_path(name, Vec::new())?,
+                        None => params.add_value(name, v.clone())?,
+                    }
+                    params.add_value(key_name, key)?;
+                    block.set_block_params(params);
+                }
+            }
+            t.render(r, ctx, rc, out)?;
+        }
+        rc.pop_block();
+        Ok(())
     }
 }
 

@@ -61,11 +61,13 @@ CREATE TABLE IF NOT EXISTS events (
     folded      INTEGER NOT NULL DEFAULT 0,
     target      TEXT,
     replay_of   INTEGER,
-    size        INTEGER NOT NULL
+    size        INTEGER NOT NULL,
+    signed_key  TEXT
 );
 CREATE TABLE IF NOT EXISTS subscribers (
-    name  TEXT PRIMARY KEY,
-    acked INTEGER NOT NULL
+    name    TEXT PRIMARY KEY,
+    acked   INTEGER NOT NULL,
+    sources TEXT
 );
 CREATE TABLE IF NOT EXISTS tokens (
     name        TEXT PRIMARY KEY,
@@ -87,7 +89,7 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome     TEXT    NOT NULL,
     detail      TEXT    NOT NULL
 );
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 ";
 
 /// How hard a commit is pushed to disk.
@@ -158,6 +160,10 @@ struct Shared {
     closed: AtomicBool,
     /// The last commit failed (disk full, I/O error, lock held elsewhere too long).
     failing: AtomicBool,
+    /// The newest acknowledgement of each subscriber, as soon as it is made: written to the
+    /// file up to [`ACK_DELAY`] later, and read meanwhile by a session resuming after it, so a
+    /// quick reconnect never starts behind what the last session acknowledged.
+    acked: Mutex<HashMap<String, u64>>,
 }
 
 impl Shared {
@@ -238,6 +244,19 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             "ALTER TABLE events ADD COLUMN codec INTEGER NOT NULL DEFAULT 0; PRAGMA user_version = 2;",
         )?;
     }
+    let has_signed_key = conn
+        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'signed_key'")?
+        .exists([])?;
+    if !has_signed_key {
+        conn.execute_batch("ALTER TABLE events ADD COLUMN signed_key TEXT; PRAGMA user_version = 3;")?;
+    }
+    let has_sources = conn
+        .prepare("SELECT 1 FROM pragma_table_info('subscribers') WHERE name = 'sources'")?
+        .exists([])?;
+    if !has_sources {
+        // NULL: a subscriber from before this column waits for every source's events.
+        conn.execute_batch("ALTER TABLE subscribers ADD COLUMN sources TEXT;")?;
+    }
     Ok(())
 }
 
@@ -314,6 +333,7 @@ impl SqliteStore {
             bytes: AtomicU64::new(to_u64(bytes)),
             closed: AtomicBool::new(false),
             failing: AtomicBool::new(false),
+            acked: Mutex::new(HashMap::new()),
         });
         let (tx, rx) = crossbeam_channel::bounded(opts.queue.max(1));
         let writer = {
@@ -424,8 +444,12 @@ impl Store for SqliteStore {
     }
 
     fn ack(&self, subscriber: &str, seq: u64) {
-        // Blocking is fine: acks come from session tasks, never the request path, and a lost
-        // ack only means a re-delivery the channel process suppresses.
+        {
+            let mut acked = self.shared.acked.lock().expect("acks poisoned");
+            let a = acked.entry(subscriber.to_owned()).or_default();
+            *a = (*a).max(seq);
+        }
+        // Blocking is fine: acks come from session tasks, never the request path.
         let _ = self.tx.send(Op::Ack(subscriber.to_owned(), seq));
     }
 
@@ -440,15 +464,32 @@ impl Store for SqliteStore {
             [subscriber],
             |r| r.get(0),
         )?;
-        Ok(to_u64(acked))
+        let pending = self
+            .shared
+            .acked
+            .lock()
+            .expect("acks poisoned")
+            .get(subscriber)
+            .copied();
+        Ok(to_u64(acked).max(pending.unwrap_or(0)))
     }
 
-    fn recent_deliveries(&self, since_ms: i64) -> Result<Vec<(String, String)>, StoreError> {
+    fn subscribe(&self, sub: &Subscription, start: u64) -> Result<u64, StoreError> {
+        let sources = serde_json::to_string(&sub.sources).unwrap_or_else(|_| "[]".into());
+        self.side().execute(
+            "INSERT INTO subscribers (name, acked, sources) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET sources = excluded.sources",
+            params![sub.name, start as i64, sources],
+        )?;
+        self.cursor(&sub.name, start)
+    }
+
+    fn recent_deliveries(&self, since_ms: i64) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
         let conn = self.side();
         let mut stmt = conn.prepare(
-            "SELECT source, delivery_id FROM events WHERE received_ms >= ?1 AND replay_of IS NULL ORDER BY seq",
+            "SELECT source, delivery_id, signed_key FROM events WHERE received_ms >= ?1 AND replay_of IS NULL ORDER BY seq",
         )?;
-        let rows = stmt.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map([since_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -801,8 +842,8 @@ impl Writer {
             let tx = self.conn.transaction()?;
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO events (source, event, delivery_id, received_ms, line, payload, codec, headers, folded, size)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "INSERT INTO events (source, event, delivery_id, received_ms, line, payload, codec, headers, folded, size, signed_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )?;
                 for op in ops {
                     match op {
@@ -819,7 +860,8 @@ impl Writer {
                                 codec as i64,
                                 headers,
                                 e.folded as i64,
-                                size as i64
+                                size as i64,
+                                e.signed_key
                             ])?;
                             let seq = to_u64(tx.last_insert_rowid());
                             let stored = Stored {
@@ -916,28 +958,30 @@ impl Writer {
         if self.shared.bytes.load(Ordering::Relaxed) < self.opts.max_bytes {
             return;
         }
-        let head = self.shared.head.load(Ordering::Acquire) as i64;
-        let floor: i64 = self
-            .conn
-            .query_row(
-                "SELECT coalesce(min(s.acked), ?1) FROM subscribers s
-                 LEFT JOIN tokens t ON t.name = s.name
-                 WHERE s.name = 'local' OR (t.revoked_ms IS NULL AND (t.expires_ms IS NULL OR t.expires_ms > ?2))",
-                params![head, now],
-                |r| r.get(0),
-            )
-            .unwrap_or(0);
         // Down to 90%, so eviction does not run on every append at the edge.
         let target = self.opts.max_bytes / 10 * 9;
         let over = self.shared.bytes.load(Ordering::Relaxed).saturating_sub(target) as i64;
+        // The oldest events no live subscriber still waits for: one waits for an event when it
+        // has not acknowledged it, receives its source (a subscriber from before sources were
+        // recorded receives all) and is not excluded by a replay's target. Live: a local
+        // session, or a token neither revoked nor expired. So an idle subscriber holds back
+        // only its own sources' events. Folded events are delivered to nobody.
         let deleted = self.conn.execute(
             "DELETE FROM events WHERE seq IN (
                  SELECT seq FROM (
-                     SELECT seq, size, sum(size) OVER (ORDER BY seq) AS running
-                     FROM events WHERE seq <= ?1 AND seq < (SELECT max(seq) FROM events)
-                 ) WHERE running - size < ?2
+                     SELECT e.seq, e.size, sum(e.size) OVER (ORDER BY e.seq) AS running
+                     FROM events e
+                     WHERE e.seq < (SELECT max(seq) FROM events)
+                       AND (e.folded = 1 OR NOT EXISTS (
+                           SELECT 1 FROM subscribers s LEFT JOIN tokens t ON t.name = s.name
+                           WHERE s.acked < e.seq
+                             AND ((t.name IS NULL AND s.name GLOB 'local*')
+                                  OR (t.revoked_ms IS NULL AND (t.expires_ms IS NULL OR t.expires_ms > ?2)))
+                             AND (s.sources IS NULL OR e.source IN (SELECT value FROM json_each(s.sources)))
+                             AND (e.target IS NULL OR e.target = s.name)))
+                 ) WHERE running - size < ?1
              )",
-            params![floor, over],
+            params![over, now],
         );
         match deleted {
             Ok(0) => {}
@@ -1072,6 +1116,7 @@ mod tests {
             payload: b"{}".to_vec(),
             headers: vec![("x-github-event".into(), "push".into())],
             folded: false,
+            signed_key: None,
         }
     }
 

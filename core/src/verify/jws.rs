@@ -36,7 +36,9 @@ fn b64url_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, VerifyEr
 }
 
 impl Jws {
-    pub(super) fn verify(&self, req: &Request<'_>, keys: &[Key]) -> Result<Verified, VerifyError> {
+    /// The token's signature, which covers its claims but not the body: which key signed it,
+    /// and the claims. Checked before the body is read.
+    fn signed_claims(req: &Request<'_>, keys: &[Key]) -> Result<(usize, Vec<u8>, Claims), VerifyError> {
         let token = req
             .header_str(HEADER)
             .filter(|t| !t.is_empty())
@@ -67,7 +69,21 @@ impl Jws {
         }
         let secret = matched.ok_or(VerifyError::Mismatch)?;
         // Claims are read only once the signature holds.
-        let claims: Claims = b64url_json(claims)?;
+        Ok((secret, sig, b64url_json(claims)?))
+    }
+
+    /// The token alone: signed by a configured secret (the body hash is checked later).
+    pub(super) fn precheck(&self, req: &Request<'_>, keys: &[Key]) -> Result<(), VerifyError> {
+        Self::signed_claims(req, keys).map(|_| ())
+    }
+
+    /// The header that carries the token: never stored or shown.
+    pub(super) fn credential_headers(&self) -> Vec<String> {
+        vec![HEADER.into()]
+    }
+
+    pub(super) fn verify(&self, req: &Request<'_>, keys: &[Key]) -> Result<Verified, VerifyError> {
+        let (secret, signature, claims) = Self::signed_claims(req, keys)?;
         let body_hash = sha256_hex(req.body);
         let hash_ok = claims
             .sha256
@@ -75,7 +91,7 @@ impl Jws {
         if claims.iss.as_deref() != Some("netlify") || !hash_ok {
             return Err(VerifyError::Mismatch);
         }
-        Ok(Verified::by(secret))
+        Ok(Verified::by(secret).signed(&signature))
     }
 
     pub(super) fn sign(

@@ -337,6 +337,37 @@ impl SignatureScheme {
         Ok(())
     }
 
+    /// What can be checked from the headers alone, before the body is read: the signature
+    /// header is there and well formed, the signed timestamp (when in a header) and every
+    /// signed header are present.
+    pub(super) fn precheck(&self, req: &Request<'_>) -> Result<(), VerifyError> {
+        let g = self.gather(req)?;
+        if let Some(spec) = &self.timestamp {
+            if !matches!(spec.from, TimestampFrom::Json(_)) {
+                match g.timestamp {
+                    Some(t) => {
+                        spec.parse(t)?;
+                    }
+                    None if spec.required => return Err(VerifyError::Missing),
+                    None => {}
+                }
+            }
+        }
+        for part in &self.signed.0 {
+            match part {
+                Part::Header(h) if req.header(h).is_none() => return Err(VerifyError::Missing),
+                Part::Url if req.url.is_none() => return Err(VerifyError::Unconfigured("public_url")),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The headers that carry the signature: never stored or shown.
+    pub(super) fn credential_headers(&self) -> Vec<String> {
+        vec![self.signature.header.clone()]
+    }
+
     pub(super) fn verify(&self, req: &Request<'_>, keys: &[Key]) -> Result<Verified, VerifyError> {
         let g = self.gather(req)?;
         let mut matched = None;
@@ -350,7 +381,7 @@ impl SignatureScheme {
                     // Every candidate is compared, so timing does not tell which one matched.
                     let hit = g.candidates.iter().fold(false, |acc, c| acc | tag.matches(c));
                     if hit {
-                        matched = Some(i);
+                        matched = Some((i, tag.as_bytes().to_vec()));
                         break;
                     }
                 }
@@ -362,19 +393,22 @@ impl SignatureScheme {
                     let Key::Ed25519(public) = key else { continue };
                     for c in &g.candidates {
                         if ed25519_ok(public, &message, c) {
-                            matched = Some(i);
+                            matched = Some((i, c.clone()));
                             break 'keys;
                         }
                     }
                 }
             }
         }
-        let secret = matched.ok_or(VerifyError::Mismatch)?;
+        let (secret, signature) = matched.ok_or(VerifyError::Mismatch)?;
         let signed_at = match &self.timestamp {
             Some(spec) => check_timestamp(spec, g.timestamp, req)?,
             None => None,
         };
-        Ok(Verified { secret, signed_at })
+        Ok(Verified {
+            signed_at,
+            ..Verified::by(secret).signed(&signature)
+        })
     }
 
     pub(super) fn sign(

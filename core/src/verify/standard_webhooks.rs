@@ -71,30 +71,52 @@ fn headers<'r>(req: &Request<'r>) -> Result<Headers<'r>, VerifyError> {
     Err(VerifyError::Missing)
 }
 
+/// The decodable `v1` (HMAC) and `v1a` (Ed25519) signatures of a `webhook-signature` value,
+/// at most [`MAX_SIGNATURES`] of each.
+fn signatures(value: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut v1 = Vec::new();
+    let mut v1a = Vec::new();
+    for entry in value.split(' ').filter(|e| !e.is_empty()) {
+        let Some((version, sig)) = entry.split_once(',') else {
+            continue;
+        };
+        let list = match version {
+            "v1" => &mut v1,
+            "v1a" => &mut v1a,
+            _ => continue,
+        };
+        if list.len() < MAX_SIGNATURES {
+            if let Some(bytes) = Encoding::Base64.decode(sig.as_bytes()) {
+                list.push(bytes);
+            }
+        }
+    }
+    (v1, v1a)
+}
+
 impl StandardWebhooks {
     fn window(&self) -> TimestampSpec {
         TimestampSpec::header("webhook-timestamp", self.tolerance_secs)
     }
 
+    /// The headers alone: id, timestamp and at least one well-formed signature present.
+    pub(super) fn precheck(&self, req: &Request<'_>) -> Result<(), VerifyError> {
+        let h = headers(req)?;
+        let (v1, v1a) = signatures(h.signatures);
+        if v1.is_empty() && v1a.is_empty() {
+            return Err(VerifyError::Malformed);
+        }
+        self.window().parse(h.timestamp).map(|_| ())
+    }
+
+    /// The headers that carry signatures: never stored or shown.
+    pub(super) fn credential_headers(&self) -> Vec<String> {
+        PREFIXES.iter().map(|p| format!("{p}-signature")).collect()
+    }
+
     pub(super) fn verify(&self, req: &Request<'_>, keys: &[Key]) -> Result<Verified, VerifyError> {
         let h = headers(req)?;
-        let mut v1 = Vec::new();
-        let mut v1a = Vec::new();
-        for entry in h.signatures.split(' ').filter(|e| !e.is_empty()) {
-            let Some((version, sig)) = entry.split_once(',') else {
-                continue;
-            };
-            let list = match version {
-                "v1" => &mut v1,
-                "v1a" => &mut v1a,
-                _ => continue,
-            };
-            if list.len() < MAX_SIGNATURES {
-                if let Some(bytes) = Encoding::Base64.decode(sig.as_bytes()) {
-                    list.push(bytes);
-                }
-            }
-        }
+        let (v1, v1a) = signatures(h.signatures);
         if v1.is_empty() && v1a.is_empty() {
             return Err(VerifyError::Malformed);
         }
@@ -109,23 +131,25 @@ impl StandardWebhooks {
                     let mut mac = mac.clone();
                     mac.update(&message);
                     let tag = mac.finish();
-                    v1.iter().fold(false, |acc, c| acc | tag.matches(c))
+                    v1.iter()
+                        .fold(false, |acc, c| acc | tag.matches(c))
+                        .then(|| tag.as_bytes().to_vec())
                 }
-                Key::Ed25519(public) => v1a.iter().any(|c| ed25519_ok(public, &message, c)),
-                Key::Token(_) => false,
+                Key::Ed25519(public) => v1a.iter().find(|c| ed25519_ok(public, &message, c)).cloned(),
+                Key::Token(_) => None,
             };
-            if hit {
-                matched = Some(i);
+            if let Some(signature) = hit {
+                matched = Some((i, signature));
                 break;
             }
         }
-        let secret = matched.ok_or(VerifyError::Mismatch)?;
+        let (secret, signature) = matched.ok_or(VerifyError::Mismatch)?;
         let spec = self.window();
         let at = spec.parse(h.timestamp)?;
         spec.check(at, req.now)?;
         Ok(Verified {
-            secret,
             signed_at: Some(at),
+            ..Verified::by(secret).signed(&signature)
         })
     }
 

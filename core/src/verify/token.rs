@@ -50,6 +50,15 @@ impl TokenScheme {
         Ok(self)
     }
 
+    /// The headers that can carry the token: never stored or shown.
+    pub(super) fn credential_headers(&self) -> Vec<String> {
+        let mut headers: Vec<String> = self.header.iter().cloned().collect();
+        if self.bearer || self.basic {
+            headers.push("authorization".into());
+        }
+        headers
+    }
+
     pub(super) fn verify(&self, req: &Request<'_>, keys: &[Key]) -> Result<Verified, VerifyError> {
         if let Some(value) = self.header.as_deref().and_then(|h| req.header(h)) {
             return token(value, keys).map(Verified::by);

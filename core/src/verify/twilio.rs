@@ -97,15 +97,31 @@ impl Twilio {
         }
     }
 
-    pub(super) fn verify(&self, req: &Request<'_>, keys: &[Key]) -> Result<Verified, VerifyError> {
+    /// The signature header, decoded: present and of an HMAC-SHA1's length.
+    fn given(req: &Request<'_>) -> Result<Vec<u8>, VerifyError> {
         let given = req
             .header(HEADER)
             .filter(|v| !v.is_empty())
             .ok_or(VerifyError::Missing)?;
-        let given = Encoding::Base64
+        Encoding::Base64
             .decode(given.trim_ascii())
             .filter(|g| g.len() == Digest::Sha1.output_len())
-            .ok_or(VerifyError::Malformed)?;
+            .ok_or(VerifyError::Malformed)
+    }
+
+    /// The headers alone: a well-formed signature, and a public URL to check it against.
+    pub(super) fn precheck(&self, req: &Request<'_>) -> Result<(), VerifyError> {
+        Self::given(req)?;
+        req.url.map(|_| ()).ok_or(VerifyError::Unconfigured("public_url"))
+    }
+
+    /// The header that carries the signature: never stored or shown.
+    pub(super) fn credential_headers(&self) -> Vec<String> {
+        vec![HEADER.into()]
+    }
+
+    pub(super) fn verify(&self, req: &Request<'_>, keys: &[Key]) -> Result<Verified, VerifyError> {
+        let given = Self::given(req)?;
         let url = req.url.ok_or(VerifyError::Unconfigured("public_url"))?;
         let tail = self.tail(url, req.body)?;
         let variants = url_variants(url);
@@ -119,7 +135,8 @@ impl Twilio {
                 hit |= mac.finish().matches(&given);
             }
             if hit {
-                return Ok(Verified::by(i));
+                // A match means the MAC equals the presented signature.
+                return Ok(Verified::by(i).signed(&given));
             }
         }
         Err(VerifyError::Mismatch)

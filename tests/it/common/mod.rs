@@ -29,6 +29,19 @@ pub fn payload(rel: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
 
+/// `body` (a JSON object) with one more field holding `id`, so deliveries of one fixture
+/// differ: hookwire treats the same signed bytes under a new delivery id as a replay.
+pub fn distinct(body: &[u8], id: &str) -> Vec<u8> {
+    let end = body
+        .iter()
+        .rposition(|b| *b == b'}')
+        .expect("a JSON object payload");
+    let mut out = body[..end].to_vec();
+    out.extend_from_slice(format!(",\"hookwire_test_delivery\":{}", serde_json::json!(id)).as_bytes());
+    out.extend_from_slice(&body[end..]);
+    out
+}
+
 /// A small valid GitHub `issues` payload whose title is `marker`, so a test can tell events
 /// apart.
 pub fn issue(marker: &str) -> Vec<u8> {
