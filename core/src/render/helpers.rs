@@ -181,13 +181,15 @@ impl HelperDef for Fence {
             out.write(&format!("{label}: (empty)"))?;
             return Ok(());
         }
-        let shown: String = if text.chars().count() > max {
-            let mut t: String = text.chars().take(max).collect();
-            t.push_str("\n[... cut]");
-            t
-        } else {
-            text.to_owned()
-        };
+        let cut = text.chars().nth(max).is_some();
+        let kept: String = text.chars().take(max).collect();
+        // Measured on the text as the event will show it: the content is sanitised after
+        // rendering, and removing a character (a bidi control between two backtick runs) can
+        // join runs into one as long as the fence, which would close it early.
+        let mut shown = crate::sanitize::content(kept.trim(), usize::MAX);
+        if cut {
+            shown.push_str("\n[... cut]");
+        }
         let mut longest = 0;
         let mut run = 0;
         for c in shown.chars() {
@@ -610,6 +612,10 @@ mod tests {
         let out = ok("{{fence body.t \"title\"}}", json!({"t": "a ```` b"}));
         assert!(out.contains("`````text\na ```` b\n`````"), "{out}");
         assert!(out.starts_with("title (untrusted"));
+        // Found by the hostile-payload property: a bidi control between two runs is removed
+        // when the content is sanitised, joining them; the fence must outlast the joined run.
+        let out = ok("{{fence body.t \"t\"}}", json!({"t": "x\n`\u{202e}``````"}));
+        assert!(out.ends_with("\n```````\n````````"), "{out:?}");
         assert_eq!(
             ok(
                 "{{#fence \"list\"}}{{#each body.l}}- {{this}}\n{{/each}}{{/fence}}",
