@@ -148,23 +148,31 @@ pub fn session_url(gateway: &str) -> Result<String, String> {
 }
 
 /// The session token: from `file` when given, else from `HOOKWIRE_TOKEN`. Never from argv,
-/// which other users of the machine can read. Errors never contain the token.
+/// which other users of the machine can read. Errors never contain the token. A token that
+/// is empty or still an unexpanded reference (`${HOOKWIRE_TOKEN}`, what Claude Code passes
+/// from `.mcp.json` when the variable is not exported) is refused like any other secret.
 pub fn read_token(file: Option<&Path>) -> Result<Secret, String> {
+    let export = || crate::secret::SecretError::EnvMissing(TOKEN_ENV.into()).hint("--token-file PATH");
     let (raw, from) = match file {
         Some(p) => (
             std::fs::read_to_string(p).map_err(|e| format!("cannot read the token file {}: {e}", p.display()))?,
-            p.display().to_string(),
+            format!("the token file {}", p.display()),
         ),
         None => (
             std::env::var(TOKEN_ENV).map_err(|_| {
-                format!("no session token: set {TOKEN_ENV} or pass --token-file PATH (an admin creates one with `hookwire token create`)")
+                format!("no session token: {TOKEN_ENV} is not set (an admin creates one with `hookwire token create`); {}", export())
             })?,
-            TOKEN_ENV.to_owned(),
+            format!("environment variable {TOKEN_ENV}"),
         ),
     };
     let token = raw.trim();
-    if token.is_empty() {
-        return Err(format!("the session token in {from} is empty"));
+    if let Err(e) = crate::secret::check(token.as_bytes(), &from) {
+        let hint = if file.is_some() {
+            "write the token itself in the file".to_owned()
+        } else {
+            export()
+        };
+        return Err(format!("the session token: {e}; {hint}"));
     }
     if !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!(
@@ -1195,6 +1203,12 @@ mod tests {
         assert!(!e.contains("hwt_a"), "{e}");
         std::fs::write(&f, "  \n").unwrap();
         assert!(read_token(Some(&f)).unwrap_err().contains("empty"));
+        std::fs::write(&f, "${HOOKWIRE_TOKEN}\n").unwrap();
+        let e = read_token(Some(&f)).unwrap_err();
+        assert!(
+            e.contains("unexpanded") && !e.contains("${HOOKWIRE_TOKEN}"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

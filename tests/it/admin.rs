@@ -336,7 +336,7 @@ fn events_and_replay_work_beside_a_running_channel() {
         &cfg,
         &[
             ("T_ADMIN_GITHUB_SECRET", SECRET),
-            ("T_ADMIN_DD_TOKEN", "dd-token"),
+            ("T_ADMIN_DD_TOKEN", "admin-datadog-token-3f9e"),
         ],
     );
     hw.handshake();
