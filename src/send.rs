@@ -103,6 +103,12 @@ pub fn send(pipeline: &Pipeline, args: &SendArgs<'_>) -> Result<Sent, String> {
     let response = match request.send_bytes(&body) {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
+        Err(ureq::Error::Transport(t)) if t.kind() == ureq::ErrorKind::Io => {
+            return Err(format!(
+                "POST {target}: {t}\nhint: the connection broke while the payload was sent: a server may answer a request it refuses before reading the payload (404 for a path it does not serve) and close; check --url and the source's path ({})",
+                src.path
+            ))
+        }
         Err(e) => return Err(format!("POST {target}: {e}")),
     };
     let code = response.status();

@@ -189,16 +189,48 @@ fn send_fails_on_a_refusal_with_the_status_the_body_and_what_to_do() {
     assert!(out.contains("401 Unauthorized"), "the status is shown:\n{out}");
     assert!(err.contains("hint: the signature was refused"), "{err}");
 
+    // A proxy or tunnel with nothing at that path: one real HTTP exchange that reads the
+    // whole request, then answers 404 with a body.
     let right = [("S_GH", "send-github-secret-served")];
-    let nowhere = format!("http://{}/hooks/nowhere", hw.addr);
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}/hooks/nowhere", proxy.local_addr().unwrap());
+    let answer = std::thread::spawn(move || {
+        use std::io::{BufRead, Read, Write};
+        let (conn, _) = proxy.accept().unwrap();
+        let mut reader = std::io::BufReader::new(conn);
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let text = "no tunnel route for /hooks/nowhere";
+        write!(
+            reader.get_mut(),
+            "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+            text.len()
+        )
+        .unwrap();
+    });
     let (code, out, err) = hookwire_code(
         &[
             "send", "--config", local, "github", issue, "--event", "issues", "--url", &nowhere,
         ],
         &right,
     );
+    answer.join().unwrap();
     assert_eq!(code, 1, "404 must fail:\n{out}{err}");
-    assert!(out.contains("404 Not Found"), "{out}");
+    assert!(
+        out.contains("404 Not Found\nno tunnel route for /hooks/nowhere"),
+        "status and body:\n{out}"
+    );
     assert!(err.contains("nothing is configured at"), "{err}");
 
     // No --event: GitHub names the event in X-GitHub-Event, so the endpoint answers 400; the
