@@ -403,7 +403,7 @@ fn check_claude_logs(r: &mut Report, config_dir: &Path) {
             return;
         }
     };
-    logs.sort_by(|a, b| b.0.cmp(&a.0));
+    logs.sort_by_key(|l| std::cmp::Reverse(l.0));
     logs.truncate(DEBUG_LOGS);
     let mut found: BTreeMap<(String, String), Skipped> = BTreeMap::new();
     let mut registered = Vec::new();
@@ -472,7 +472,7 @@ fn check_claude_logs(r: &mut Report, config_dir: &Path) {
             s.count,
             s.newest,
             if s.latest { ", in the latest session" } else { "" },
-            skip_fix(&server, &reason)
+            skip_fix(server, reason)
         );
     }
     if found.values().any(|s| s.latest) {
