@@ -25,8 +25,8 @@ sources:
     secret_env: [T_DD_OLD, T_DD_NEW]
 ";
 
-const GOOD_GH: &str = "secrets-test-github-0123456789abcdef";
-const GOOD_DD: &str = "secrets-test-datadog-0123456789abcdef";
+const GH_SECRET: &str = "secrets-test-github-0123456789abcdef";
+const DD_TOKEN: &str = "secrets-test-datadog-0123456789abcdef";
 
 /// `hookwire <args>` with exactly `env` added: exit code, stdout + stderr.
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
@@ -49,12 +49,16 @@ fn an_unexpanded_or_empty_secret_is_refused_by_check_doctor_and_channel() {
     let cfg_s = cfg.to_str().unwrap();
     let (code, out) = run(
         &["check", "--config", cfg_s],
-        &[("T_GH", GOOD_GH), ("T_DD_OLD", GOOD_DD), ("T_DD_NEW", GOOD_DD)],
+        &[
+            ("T_GH", GH_SECRET),
+            ("T_DD_OLD", DD_TOKEN),
+            ("T_DD_NEW", DD_TOKEN),
+        ],
     );
     assert_eq!(code, 0, "the good secrets pass:\n{out}");
 
     for value in ["${T_GH}", "$T_GH", "%T_GH%", "${T_GH:-}", "", "  "] {
-        let env = [("T_GH", value), ("T_DD_OLD", GOOD_DD), ("T_DD_NEW", GOOD_DD)];
+        let env = [("T_GH", value), ("T_DD_OLD", DD_TOKEN), ("T_DD_NEW", DD_TOKEN)];
         let (code, out) = run(&["check", "--config", cfg_s], &env);
         assert_eq!(code, 2, "check accepted T_GH={value:?}:\n{out}");
         assert!(
@@ -96,8 +100,8 @@ fn an_unexpanded_or_empty_secret_is_refused_by_check_doctor_and_channel() {
     let (code, out) = run(
         &["check", "--config", cfg_s],
         &[
-            ("T_GH", GOOD_GH),
-            ("T_DD_OLD", GOOD_DD),
+            ("T_GH", GH_SECRET),
+            ("T_DD_OLD", DD_TOKEN),
             ("T_DD_NEW", "${T_DD_NEW}"),
         ],
     );
@@ -186,7 +190,7 @@ fn a_secret_shorter_than_16_bytes_is_refused_with_file_line_field_and_a_hint() {
         &["check", "--config", cfg_s],
         &[
             ("T_GH", "0123456789abcde"),
-            ("T_DD_OLD", GOOD_DD),
+            ("T_DD_OLD", DD_TOKEN),
             ("T_DD_NEW", "s"),
         ],
     );
@@ -210,8 +214,8 @@ fn a_secret_shorter_than_16_bytes_is_refused_with_file_line_field_and_a_hint() {
         &["check", "--config", cfg_s],
         &[
             ("T_GH", "0123456789abcdef"),
-            ("T_DD_OLD", GOOD_DD),
-            ("T_DD_NEW", GOOD_DD),
+            ("T_DD_OLD", DD_TOKEN),
+            ("T_DD_NEW", DD_TOKEN),
         ],
     );
     assert_eq!(code, 0, "16 bytes is enough:\n{out}");
