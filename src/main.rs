@@ -144,8 +144,9 @@ enum Command {
     },
     /// Deliver a source's stored events again, as new events.
     Replay(admin::ReplayArgs),
-    /// Check the config, its secrets, the listen address and Claude Code, and print the
-    /// `.mcp.json` entry and `claude` command line for this set-up.
+    /// Check the config, its secrets, the listen address (or, with --gateway, the gateway and
+    /// the token), Claude Code and the channel notifications its debug logs say it skipped,
+    /// and print the `.mcp.json` entry and `claude` command line for this set-up.
     Doctor(doctor::DoctorArgs),
 }
 
