@@ -47,9 +47,10 @@ pub enum TokenCommand {
         /// Sources its sessions receive, comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         sources: Vec<String>,
-        /// Permissions its sessions are offered, comma-separated (`''` for none): create-issues,
-        /// post-comments, add-labels, post-slack-message, read-events.
-        #[arg(long, value_delimiter = ',', required = true)]
+        /// Permissions its sessions are offered, comma-separated: create-issues,
+        /// post-comments, add-labels, post-slack-message, read-events. Without it (or with
+        /// `''`) the token has none: a one-way session that only receives events.
+        #[arg(long, value_delimiter = ',')]
         permissions: Vec<String>,
         /// Lifetime, e.g. 30d or 12h (default: it never expires).
         #[arg(long, value_parser = parse_lifetime)]
@@ -338,8 +339,9 @@ fn token_create(
         eprintln!(
             "created token `{}`\n  sources:     {}\n  permissions: {}\n  expires:     {}\n\
              The secret above is shown only this once (hookwire keeps its hash). Give it to the\n\
-             session through the environment, e.g. in .mcp.json:\n  \
-             \"env\": {{\"HOOKWIRE_TOKEN\": \"${{HOOKWIRE_TOKEN}}\"}}",
+             session: export HOOKWIRE_TOKEN in the shell that starts claude (the channel\n\
+             inherits that environment; .mcp.json needs no env entry), or save it in a file\n\
+             readable only by you and pass --token-file PATH to `hookwire channel`.",
             new.name,
             new.sources.join(", "),
             if new.permissions.is_empty() {

@@ -1,13 +1,21 @@
 //! `hookwire doctor`: is this machine ready to run hookwire with this config, and exactly
 //! what to paste into Claude Code. Each check prints one line: `ok`, `warn` (works, but
 //! look) or `FAIL` (will not work); the exit code is 1 when any check failed.
+//!
+//! Local mode checks the config, its secrets, the listen address and the store's folder;
+//! `--gateway URL` connects to the gateway as the linked channel would and reports the
+//! token's subscriber, sources and permissions (or why it cannot). Both check Claude Code's
+//! version and read the tail of its newest debug logs for `Channel notifications skipped`,
+//! the only trace Claude Code leaves when it drops a channel's events.
 
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hookwire::registry;
-use hookwire_core::{config, pipeline};
+use hookwire_core::{config, gateway, link, pipeline};
 
 use crate::templates;
 
@@ -17,6 +25,18 @@ const MIN_CLAUDE: (u64, u64, u64) = (2, 1, 80);
 /// How long `claude --version` may take.
 const CLAUDE_WAIT: Duration = Duration::from_secs(15);
 
+/// How long the gateway may take to connect, and then to send `hello`.
+const GATEWAY_WAIT: Duration = Duration::from_secs(10);
+
+/// Claude Code's debug logs read: the newest this many files...
+const DEBUG_LOGS: usize = 5;
+/// ...and of each, at most its last this many bytes.
+const DEBUG_LOG_TAIL: u64 = 1 << 20;
+
+/// What Claude Code writes to its debug log when it connects a server without delivering its
+/// channel events (`MCP server "NAME": Channel notifications skipped: REASON`).
+const SKIPPED: &str = "Channel notifications skipped: ";
+
 /// The command's arguments.
 #[derive(clap::Args)]
 pub struct DoctorArgs {
@@ -24,9 +44,17 @@ pub struct DoctorArgs {
     #[arg(long, env = "HOOKWIRE_CONFIG", default_value = "config.yaml")]
     config: PathBuf,
     /// Check and print the set-up for a channel linked to this gateway instead of local
-    /// mode (the config is then only read for `tools:`).
+    /// mode: connect with the session token (HOOKWIRE_TOKEN or --token-file) and report its
+    /// sources and permissions. The config is then only read for `tools:`. While doctor is
+    /// connected, a live session with the same token is taken over (it reconnects).
     #[arg(long, value_name = "URL")]
     gateway: Option<String>,
+    /// A file holding the session token (instead of HOOKWIRE_TOKEN).
+    #[arg(long, value_name = "PATH", requires = "gateway")]
+    token_file: Option<PathBuf>,
+    /// PEM file of the CA certificate(s) that signed the gateway's certificate.
+    #[arg(long, value_name = "PATH", requires = "gateway")]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -53,11 +81,13 @@ pub fn doctor(args: DoctorArgs) -> ExitCode {
     let config_path = args.config.canonicalize().unwrap_or_else(|_| args.config.clone());
     let text = std::fs::read_to_string(&config_path);
     let env_names = text.as_deref().map(env_references).unwrap_or_default();
-    if args.gateway.is_none() {
-        check_local(&mut r, &config_path);
+    match &args.gateway {
+        None => check_local(&mut r, &config_path),
+        Some(url) => check_gateway(&mut r, url, &args, &config_path),
     }
     check_claude(&mut r);
-    print_setup(&config_path, args.gateway.as_deref(), &env_names);
+    check_claude_logs(&mut r, &claude_config_dir());
+    print_setup(&config_path, &args, &env_names);
     if r.failed {
         ExitCode::FAILURE
     } else {
@@ -132,6 +162,143 @@ fn writable_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_file(&probe)
 }
 
+/// Connects to the gateway as `hookwire channel --gateway` does and reports what its `hello`
+/// says about the token.
+fn check_gateway(r: &mut Report, gateway_url: &str, args: &DoctorArgs, config_path: &Path) {
+    // The linked channel reads `tools:` of its --config and refuses to start on an error.
+    let tools = match config::load_tools(config_path) {
+        Ok(t) if config_path.exists() => {
+            r.ok("config", format!("{} (tools: only)", config_path.display()));
+            Some(t)
+        }
+        Ok(_) => None,
+        Err(e) => {
+            r.fail("config", format!("{} problem(s):\n{e}", e.0.len()));
+            None
+        }
+    };
+    let url = match link::session_url(gateway_url) {
+        Ok(u) => u,
+        Err(e) => return r.fail("gateway", e),
+    };
+    let from = match &args.token_file {
+        Some(f) => format!("--token-file {}", f.display()),
+        None => link::TOKEN_ENV.to_owned(),
+    };
+    let token = match link::read_token(args.token_file.as_deref()) {
+        Ok(t) => {
+            r.ok("token", format!("read from {from}"));
+            t
+        }
+        Err(e) => return r.fail("token", e),
+    };
+    let tls = match &args.ca_file {
+        Some(path) => match link::tls_with_ca(path) {
+            Ok(c) => Some(c),
+            Err(e) => return r.fail("gateway", e),
+        },
+        None => {
+            gateway::install_crypto_provider();
+            None
+        }
+    };
+    if url.starts_with("ws://") && !is_loopback(&url) {
+        r.warn(
+            "gateway",
+            format!("{url}: the token crosses the network unencrypted; use https://"),
+        );
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return r.fail("gateway", format!("cannot start: {e}")),
+    };
+    let opts = link::LinkOptions {
+        url: url.clone(),
+        token,
+        tls,
+    };
+    let hello = match runtime.block_on(link::probe(&opts, GATEWAY_WAIT)) {
+        Ok(h) => h,
+        Err(e) => {
+            let hint = if e.starts_with("401") {
+                if e.contains("(unknown)") {
+                    "; the gateway knows no such token: check it was copied whole, or ask its admin for one (`hookwire token create`)"
+                } else {
+                    "; ask the gateway's admin for a new token (`hookwire token create`)"
+                }
+            } else {
+                ""
+            };
+            return r.fail("gateway", format!("{url}: {e}{hint}"));
+        }
+    };
+    if hello.protocol != gateway::PROTOCOL_VERSION {
+        return r.fail(
+            "gateway",
+            format!(
+                "{url} speaks protocol {} and this hookwire {}: use the same hookwire release on both sides",
+                hello.protocol,
+                gateway::PROTOCOL_VERSION
+            ),
+        );
+    }
+    r.ok(
+        "gateway",
+        format!("{url}: connected as `{}`, then closed", hello.subscriber),
+    );
+    let list = |v: &[String], none: &str| {
+        if v.is_empty() {
+            none.to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    if hello.sources.is_empty() {
+        r.warn("sources", "none: this session will receive no events");
+    } else {
+        r.ok("sources", list(&hello.sources, ""));
+    }
+    r.ok(
+        "permissions",
+        list(&hello.permissions, "none (one-way: events only, no tools)"),
+    );
+    // A granted action tool runs on this machine with the credentials of `tools:` here.
+    let Some(tools) = tools else { return };
+    for perm in &hello.permissions {
+        let missing = match hookwire_core::tools::needs(perm) {
+            Some("github") => tools.github.is_none(),
+            Some("slack") => tools.slack.is_none(),
+            _ => false,
+        };
+        if missing {
+            let section = hookwire_core::tools::needs(perm).unwrap_or_default();
+            r.warn(
+                "tools",
+                format!(
+                    "the token grants `{perm}`, but {} has no usable tools.{section}: that tool will not be offered",
+                    config_path.display()
+                ),
+            );
+        }
+    }
+}
+
+fn is_loopback(url: &str) -> bool {
+    let host = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or(rest))
+        .unwrap_or(url);
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// `claude --version`, if `claude` is on PATH.
 fn check_claude(r: &mut Report) {
     let child = Command::new("claude")
@@ -196,6 +363,186 @@ fn parse_version(out: &str) -> Option<(u64, u64, u64)> {
         })
 }
 
+/// Claude Code's configuration folder: `CLAUDE_CONFIG_DIR`, else `~/.claude`.
+fn claude_config_dir() -> PathBuf {
+    match std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join(".claude"),
+    }
+}
+
+/// One `Channel notifications skipped` reason of one server, as found in the logs.
+struct Skipped {
+    count: usize,
+    /// The newest line's timestamp, as Claude Code wrote it.
+    newest: String,
+    /// Whether it is in the newest debug log (the latest session).
+    latest: bool,
+}
+
+/// Reads the tail of the newest debug logs in `<config dir>/debug/` for `Channel
+/// notifications skipped` lines and reports each reason once, with what to do.
+fn check_claude_logs(r: &mut Report, config_dir: &Path) {
+    let dir = config_dir.join("debug");
+    let mut logs: Vec<(SystemTime, PathBuf)> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .flatten()
+            // Regular files only: Claude Code also keeps a `latest` link to one of them.
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter(|e| e.path().extension().is_some_and(|x| x == "txt"))
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect(),
+        Err(_) => {
+            r.ok(
+                "channel events",
+                format!("no Claude Code debug logs in {} yet", dir.display()),
+            );
+            return;
+        }
+    };
+    logs.sort_by_key(|l| std::cmp::Reverse(l.0));
+    logs.truncate(DEBUG_LOGS);
+    let mut found: BTreeMap<(String, String), Skipped> = BTreeMap::new();
+    let mut registered = Vec::new();
+    for (i, (_, path)) in logs.iter().enumerate() {
+        let Ok(text) = read_tail(path, DEBUG_LOG_TAIL) else {
+            continue;
+        };
+        for line in text.lines() {
+            if i == 0 && line.contains("Channel notifications registered") {
+                if let Some((_, server, _)) = parse_log_line(line, "Channel notifications registered") {
+                    registered.push(server);
+                }
+            }
+            let Some((at, server, reason)) = parse_log_line(line, SKIPPED) else {
+                continue;
+            };
+            // Every MCP server is put through the channel gate; one that is not a channel
+            // at all is noise unless it is hookwire's.
+            if reason.starts_with("server did not declare claude/channel capability")
+                && !server.contains("hookwire")
+            {
+                continue;
+            }
+            let entry = found.entry((server, reason)).or_insert(Skipped {
+                count: 0,
+                newest: String::new(),
+                latest: false,
+            });
+            entry.count += 1;
+            entry.latest |= i == 0;
+            if at > entry.newest {
+                entry.newest = at;
+            }
+        }
+    }
+    registered.sort();
+    registered.dedup();
+    if found.is_empty() {
+        let also = if registered.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the latest session registered channel notifications of {}",
+                registered.join(", ")
+            )
+        };
+        r.ok(
+            "channel events",
+            format!(
+                "no `Channel notifications skipped` line in the newest {} debug log(s) in {}{also}",
+                logs.len(),
+                dir.display()
+            ),
+        );
+        return;
+    }
+    let total: usize = found.values().map(|s| s.count).sum();
+    let mut detail = format!(
+        "Claude Code skipped channel notifications {total} time(s) in the newest {} debug log(s) in {}: it drops those servers' events",
+        logs.len(),
+        dir.display()
+    );
+    for ((server, reason), s) in &found {
+        detail += &format!(
+            "\n        - \"{server}\": {reason} ({} time(s), newest {}{})\n          fix: {}",
+            s.count,
+            s.newest,
+            if s.latest { ", in the latest session" } else { "" },
+            skip_fix(server, reason)
+        );
+    }
+    if found.values().any(|s| s.latest) {
+        r.fail("channel events", detail);
+    } else {
+        r.warn("channel events", detail);
+    }
+}
+
+/// The last `max` bytes of a file, from its first whole line.
+fn read_tail(path: &Path, max: u64) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(max);
+    f.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::with_capacity((len - start) as usize);
+    f.take(max).read_to_end(&mut bytes)?;
+    if start > 0 {
+        let cut = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |p| p + 1);
+        bytes.drain(..cut);
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// `2026-12-03T10:01:44.501Z [DEBUG] MCP server "hookwire": <marker><reason>` → (time,
+/// server, reason), each cleaned for the terminal and bounded.
+fn parse_log_line(line: &str, marker: &str) -> Option<(String, String, String)> {
+    let (head, reason) = line.split_once(marker)?;
+    let at = head.split_whitespace().next().unwrap_or_default();
+    let server = head
+        .split_once("MCP server \"")
+        .and_then(|(_, rest)| rest.rsplit_once("\": "))
+        .map_or("?", |(name, _)| name);
+    let clean =
+        |s: &str, max: usize| -> String { s.trim().chars().filter(|c| !c.is_control()).take(max).collect() };
+    Some((clean(at, 40), clean(server, 100), clean(reason, 300)))
+}
+
+/// What to do about one reason Claude Code gives for skipping a server's channel events.
+fn skip_fix(server: &str, reason: &str) -> String {
+    let launch = match server.strip_prefix("plugin:") {
+        Some(rest) => format!("plugin:{}@<marketplace>", rest.split(':').next().unwrap_or(rest)),
+        None => format!("server:{server}"),
+    };
+    if reason.contains("not in --channels list") {
+        format!("start claude with `--dangerously-load-development-channels {launch}` (the server must be named in the launch flag)")
+    } else if reason.contains("not enabled by org policy") {
+        "an Owner of your organisation must turn channels on (claude.ai Team or Enterprise: the Channels setting of the organisation; managed settings: channelsEnabled: true)".into()
+    } else if reason.contains("third-party providers") {
+        "channels need a claude.ai or Console login; they are unavailable on Bedrock, Vertex and Foundry (unset CLAUDE_CODE_USE_BEDROCK, CLAUDE_CODE_USE_VERTEX or CLAUDE_CODE_USE_FOUNDRY, then /login)".into()
+    } else if reason.contains("feature is not currently available") {
+        "channels are not available to this account now: log in with a claude.ai or Console account (/login) and update Claude Code (`claude update`)".into()
+    } else if reason.contains("approved channels allowlist") {
+        format!("launch with `--dangerously-load-development-channels {launch}` instead of --channels (hookwire is not on Anthropic's allowlist)")
+    } else if reason.contains("approved channels list") {
+        format!("ask an admin to add the plugin to allowedChannelPlugins in managed settings, or launch with `--dangerously-load-development-channels {launch}`")
+    } else if reason.contains("you asked for plugin:") {
+        "the installed plugin comes from another marketplace than the launch flag names: install it from that marketplace, or change the flag".into()
+    } else if reason.contains("did not declare claude/channel capability") {
+        format!("`{server}` is not a channel server: its command must be `hookwire channel` (`claude mcp get {server}` shows it)")
+    } else if reason.contains("modern protocol revision") {
+        "update hookwire: this one negotiated a protocol revision without channel delivery".into()
+    } else {
+        "see the Channels requirements in hookwire's README (Add it to Claude Code)".into()
+    }
+}
+
 /// Every `*_env` value in the config (secret_env, token_env, ...): the variables the
 /// channel process needs from Claude Code's environment.
 fn env_references(text: &str) -> Vec<String> {
@@ -226,32 +573,67 @@ fn env_references(text: &str) -> Vec<String> {
     out
 }
 
-/// The `.mcp.json` entry and the `claude` command line for this set-up.
-fn print_setup(config: &Path, gateway: Option<&str>, env_names: &[String]) {
+/// The `.mcp.json` entry and the `claude` command line for this set-up. The entry passes no
+/// secret: the channel inherits Claude Code's environment, and an `env` entry whose variable
+/// is not exported would pass its literal `${...}` text instead.
+fn print_setup(config: &Path, args: &DoctorArgs, env_names: &[String]) {
     let command = std::env::current_exe()
         .ok()
         .and_then(|p| p.to_str().map(str::to_owned))
         .unwrap_or_else(|| "hookwire".into());
-    let config = config.display().to_string();
-    let (args, env): (Vec<&str>, Vec<&str>) = match gateway {
-        Some(url) => (vec!["channel", "--gateway", url], vec!["HOOKWIRE_TOKEN"]),
+    let absolute = |p: &Path| {
+        p.canonicalize()
+            .unwrap_or_else(|_| p.to_owned())
+            .display()
+            .to_string()
+    };
+    let (cmd_args, exports): (Vec<String>, Vec<String>) = match &args.gateway {
+        Some(url) => {
+            let mut a = vec!["channel".to_owned(), "--gateway".to_owned(), url.clone()];
+            let mut exports = Vec::new();
+            match &args.token_file {
+                Some(f) => a.extend(["--token-file".to_owned(), absolute(f)]),
+                None => exports.push(link::TOKEN_ENV.to_owned()),
+            }
+            if let Some(ca) = &args.ca_file {
+                a.extend(["--ca-file".to_owned(), absolute(ca)]);
+            }
+            if config.exists() {
+                a.extend(["--config".to_owned(), config.display().to_string()]);
+            }
+            (a, exports.into_iter().chain(env_names.iter().cloned()).collect())
+        }
         None => (
-            vec!["channel", "--config", &config],
-            env_names.iter().map(String::as_str).collect(),
+            vec![
+                "channel".to_owned(),
+                "--config".to_owned(),
+                config.display().to_string(),
+            ],
+            env_names.to_vec(),
         ),
     };
-    let env: serde_json::Map<String, serde_json::Value> = env
-        .iter()
-        .map(|n| (n.to_string(), serde_json::Value::String(format!("${{{n}}}"))))
-        .collect();
     let entry = serde_json::json!({
-        "mcpServers": { "hookwire": { "command": command, "args": args, "env": env } }
+        "mcpServers": { "hookwire": { "command": command, "args": cmd_args } }
     });
     println!(
-        "\nAdd to the project's .mcp.json (values come from your environment, never the file):\n{}",
+        "\nAdd to the project's .mcp.json (no secret in it):\n{}",
         serde_json::to_string_pretty(&entry).expect("plain JSON")
     );
-    println!("\nThen start Claude Code with the channel:\n  claude --dangerously-load-development-channels server:hookwire");
+    if !exports.is_empty() {
+        println!(
+            "\nExport in the shell you start claude from (the channel inherits that environment; an\n\
+             \"env\" entry in .mcp.json would pass the literal ${{...}} text when one is unset):\n  {}",
+            exports.join(" ")
+        );
+    }
+    println!(
+        "\nThen start Claude Code with the channel (needs Claude Code >= 2.1.80, a claude.ai or\n\
+         Console login, and on Team and Enterprise plans channels turned on by an Owner):\n  \
+         claude --dangerously-load-development-channels server:hookwire\n\
+         On the first launch in a project, answer \"Yes, I trust this folder\" and, at \"New MCP\n\
+         server found in this project\", \"Use this MCP server\": Enter on either default\n\
+         exits, or starts the session without hookwire."
+    );
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use hookwire_core::health::Probes;
 use hookwire_core::pipeline::{self, Pipeline};
 use hookwire_core::store::sqlite::StoreOptions;
 use hookwire_core::store::{SqliteStore, Store, StoreSink, Subscription};
-use hookwire_core::{delivery, ingress, instructions, sink, telemetry};
+use hookwire_core::{config, delivery, ingress, instructions, sink, telemetry};
 
 // The request path allocates many small strings (the parsed payload, rendered text); glibc
 // malloc showed as a quarter of the CPU per event under load, mimalloc a fraction of that.
@@ -84,7 +84,8 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Print the notification a payload would produce (no signature check): for writing templates.
+    /// Print the notification a payload would produce (no signature check, so no secret is
+    /// read): for writing templates.
     Render {
         /// The configuration file.
         #[arg(long, env = "HOOKWIRE_CONFIG", default_value = "config.yaml")]
@@ -143,8 +144,9 @@ enum Command {
     },
     /// Deliver a source's stored events again, as new events.
     Replay(admin::ReplayArgs),
-    /// Check the config, its secrets, the listen address and Claude Code, and print the
-    /// `.mcp.json` entry and `claude` command line for this set-up.
+    /// Check the config, its secrets, the listen address (or, with --gateway, the gateway and
+    /// the token), Claude Code and the channel notifications its debug logs say it skipped,
+    /// and print the `.mcp.json` entry and `claude` command line for this set-up.
     Doctor(doctor::DoctorArgs),
 }
 
@@ -157,7 +159,9 @@ enum VerifyCommand {
         config: PathBuf,
         /// The source name, as in config.yaml.
         source: String,
-        /// The request's headers, one `Name: value` per line (a request line is allowed first).
+        /// The request's headers, one `Name: value` per line: as GitHub's Recent Deliveries
+        /// shows them (`Request URL:` and `Request method:` lines, then the headers), after an
+        /// HTTP request line, or as `curl -v` prints them.
         #[arg(long)]
         headers: PathBuf,
         /// The request's exact body bytes.
@@ -173,6 +177,19 @@ enum VerifyCommand {
 fn offline_pipeline(config: &std::path::Path) -> Result<Pipeline, String> {
     let (config, templates) =
         pipeline::load(config, &registry(), templates::TEMPLATES).map_err(|e| e.to_string())?;
+    let (queue, _events) = sink::memory_queue(1);
+    Ok(Pipeline::new(config, templates, Arc::new(queue)))
+}
+
+/// [`offline_pipeline`] without reading any secret, for `render`, which verifies nothing:
+/// its sources' adapters hold no key.
+fn keyless_pipeline(path: &std::path::Path) -> Result<Pipeline, String> {
+    let config = config::load_without_secrets(path, &registry()).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut p = config::Problems::new(path, &text);
+    let templates =
+        hookwire_core::render::Templates::load(templates::TEMPLATES, config.templates_dir.as_deref(), &mut p);
+    p.finish().map_err(|e| e.to_string())?;
     let (queue, _events) = sink::memory_queue(1);
     Ok(Pipeline::new(config, templates, Arc::new(queue)))
 }
@@ -247,9 +264,17 @@ fn main() -> ExitCode {
                 headers: &headers,
             };
             match offline_pipeline(&config).and_then(|p| send::send(&p, &args)) {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
+                Ok(sent) => {
+                    println!("{}", sent.report);
+                    if sent.accepted {
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!("hookwire send: the endpoint did not accept the webhook");
+                        if let Some(h) = sent.hint {
+                            eprintln!("hint: {h}");
+                        }
+                        ExitCode::from(1)
+                    }
                 }
                 Err(e) => {
                     eprintln!("hookwire send: {e}");
@@ -301,7 +326,7 @@ fn render(
     extra: &[String],
 ) -> Result<(), String> {
     use hookwire_core::axum::http::{HeaderMap, HeaderName, HeaderValue};
-    let pipeline = offline_pipeline(config_path)?;
+    let pipeline = keyless_pipeline(config_path)?;
     let body = std::fs::read(payload).map_err(|e| format!("cannot read {}: {e}", payload.display()))?;
     let index = source_index(&pipeline, source)?;
     let mut headers = HeaderMap::new();

@@ -10,7 +10,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::secret::SecretSet;
+use crate::secret::{SecretSet, MIN_SECRET_BYTES};
 pub use crate::verify::Request;
 use crate::verify::Verifier;
 
@@ -90,6 +90,13 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     /// default body limit. `None` takes `limits.max_body_bytes`.
     fn max_body_bytes(&self) -> Option<usize> {
         None
+    }
+
+    /// The shortest secret this source type accepts: [`MIN_SECRET_BYTES`] unless the vendor
+    /// itself issues shorter secrets, which its adapter then declares here. `hookwire check`
+    /// and every start refuse a configured secret shorter than this.
+    fn min_secret_bytes(&self) -> usize {
+        MIN_SECRET_BYTES
     }
 
     /// The headers that name an event, for `hookwire send` (`X-GitHub-Event: issues`,

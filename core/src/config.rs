@@ -1021,15 +1021,15 @@ fn source(
     }
     // Skipped, the adapter is built keyless and so fails closed.
     let mut secrets = Vec::new();
+    let mut loaded = Vec::new();
     for (key, r) in refs.into_iter().filter(|_| read == Secrets::Read) {
         match r.load(base) {
-            Ok(s) => secrets.push(s),
+            Ok(s) => {
+                loaded.push((key, r.describe(base), s.expose().len()));
+                secrets.push(s);
+            }
             Err(e) => {
-                p.add(
-                    &at(key),
-                    e.to_string(),
-                    Some("set it before starting hookwire".into()),
-                );
+                p.add(&at(key), e.to_string(), Some(e.hint("secret_file")));
                 ok = false;
             }
         }
@@ -1075,6 +1075,13 @@ fn source(
             return None;
         }
     };
+    // The adapter knows how short a secret its vendor may issue.
+    for (key, what, len) in &loaded {
+        if let Err(e) = crate::secret::check_length(*len, adapter.min_secret_bytes(), what) {
+            p.add(&at(key), e.to_string(), Some(e.hint("secret_file")));
+            ok = false;
+        }
+    }
     // A header the scheme reads as a credential is never shown, whatever its name.
     let credentials = adapter.verifier().credential_headers();
     for (j, h) in headers.iter().enumerate() {

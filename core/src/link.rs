@@ -148,23 +148,31 @@ pub fn session_url(gateway: &str) -> Result<String, String> {
 }
 
 /// The session token: from `file` when given, else from `HOOKWIRE_TOKEN`. Never from argv,
-/// which other users of the machine can read. Errors never contain the token.
+/// which other users of the machine can read. Errors never contain the token. A token that
+/// is empty or still an unexpanded reference (`${HOOKWIRE_TOKEN}`, what Claude Code passes
+/// from `.mcp.json` when the variable is not exported) is refused like any other secret.
 pub fn read_token(file: Option<&Path>) -> Result<Secret, String> {
+    let export = || crate::secret::SecretError::EnvMissing(TOKEN_ENV.into()).hint("--token-file PATH");
     let (raw, from) = match file {
         Some(p) => (
             std::fs::read_to_string(p).map_err(|e| format!("cannot read the token file {}: {e}", p.display()))?,
-            p.display().to_string(),
+            format!("the token file {}", p.display()),
         ),
         None => (
             std::env::var(TOKEN_ENV).map_err(|_| {
-                format!("no session token: set {TOKEN_ENV} or pass --token-file PATH (an admin creates one with `hookwire token create`)")
+                format!("no session token: {TOKEN_ENV} is not set (an admin creates one with `hookwire token create`); {}", export())
             })?,
-            TOKEN_ENV.to_owned(),
+            format!("environment variable {TOKEN_ENV}"),
         ),
     };
     let token = raw.trim();
-    if token.is_empty() {
-        return Err(format!("the session token in {from} is empty"));
+    if let Err(e) = crate::secret::check(token.as_bytes(), &from) {
+        let hint = if file.is_some() {
+            "write the token itself in the file".to_owned()
+        } else {
+            export()
+        };
+        return Err(format!("the session token: {e}; {hint}"));
     }
     if !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!(
@@ -993,12 +1001,71 @@ async fn connect(opts: &LinkOptions) -> Result<Ws, ConnectError> {
                 } else {
                     body
                 }))
+            } else if resp.status() == axum::http::StatusCode::NOT_FOUND {
+                Err(ConnectError::Other(format!(
+                    "HTTP 404 {body}: no hookwire gateway at this URL (it serves {SESSION_PATH})"
+                )))
             } else {
                 Err(ConnectError::Other(format!("HTTP {} {body}", resp.status())))
             }
         }
+        Err(tungstenite::Error::Io(e)) => Err(ConnectError::Other(
+            match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                Some(tls) => format!(
+                    "TLS failed: {tls} (a gateway whose certificate a private CA signed needs --ca-file PEM)"
+                ),
+                None => format!("cannot reach the gateway: {e}"),
+            },
+        )),
+        Err(tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(_),
+        )) => Err(ConnectError::Other(format!(
+            "the server did not agree to the {PROTOCOL} WebSocket subprotocol: not a hookwire gateway, or a proxy in front of it drops Sec-WebSocket-Protocol"
+        ))),
         Err(e) => Err(ConnectError::Other(e.to_string())),
     }
+}
+
+/// Connects once as the channel does (same request, token and TLS), reads the gateway's
+/// `hello` and closes the connection normally: for `hookwire doctor --gateway`. Nothing is
+/// acknowledged, so the session's events stay for the channel. While it lasts, this
+/// connection takes over a live session of the same token (which reconnects by itself).
+/// The error says why no `hello` came: unreachable, TLS, a refused token (401 `unknown`,
+/// `revoked` or `expired`), not a hookwire gateway.
+pub async fn probe(opts: &LinkOptions, limit: Duration) -> Result<Hello, String> {
+    let mut ws = match tokio::time::timeout(limit, connect(opts)).await {
+        Err(_) => return Err(format!("no answer within {} s", limit.as_secs())),
+        Ok(Err(ConnectError::Refused(reason))) => {
+            return Err(format!("401: the gateway refused the token ({reason})"))
+        }
+        Ok(Err(ConnectError::Other(e))) => return Err(e),
+        Ok(Ok(ws)) => ws,
+    };
+    let hello = match tokio::time::timeout(limit, next_text(&mut ws)).await {
+        Err(_) => Err("connected, but no hello from the gateway in time".to_owned()),
+        Ok(Err(Ended::Closed(code, reason))) => Err(format!(
+            "connected, then the gateway closed the session ({code} {reason})"
+        )),
+        Ok(Err(Ended::Lost(e) | Ended::Protocol(e))) => Err(format!("connected, then {e}")),
+        Ok(Err(Ended::Stopped)) => Err("stopped".to_owned()),
+        Ok(Ok(text)) => match serde_json::from_str::<Hello>(&text) {
+            Ok(h) if text_type(&text).as_deref() == Some("hello") => Ok(h),
+            _ => Err(format!("the first frame is not a {PROTOCOL} hello")),
+        },
+    };
+    // A clean close: our close frame, then the gateway's answer (events it sent meanwhile
+    // are dropped unacknowledged, so they stay queued for the channel).
+    let frame = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "hookwire doctor".into(),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        if ws.close(Some(frame)).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+    .await;
+    hello
 }
 
 #[cfg(test)]
@@ -1195,6 +1262,12 @@ mod tests {
         assert!(!e.contains("hwt_a"), "{e}");
         std::fs::write(&f, "  \n").unwrap();
         assert!(read_token(Some(&f)).unwrap_err().contains("empty"));
+        std::fs::write(&f, "${HOOKWIRE_TOKEN}\n").unwrap();
+        let e = read_token(Some(&f)).unwrap_err();
+        assert!(
+            e.contains("unexpanded") && !e.contains("${HOOKWIRE_TOKEN}"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

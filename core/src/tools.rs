@@ -267,10 +267,13 @@ pub(crate) fn parse(
         match r.load(base) {
             Ok(s) => Some(s),
             Err(e) => {
+                // tools.github.token_env → token_file: the key that reads a file instead.
+                let key = field.rsplit('.').next().unwrap_or(field);
+                let file_key = key.strip_suffix("_env").map(|k| format!("{k}_file"));
                 p.add(
                     field,
                     e.to_string(),
-                    Some("set it before starting hookwire".into()),
+                    Some(e.hint(file_key.as_deref().unwrap_or(key))),
                 );
                 None
             }

@@ -140,9 +140,12 @@ fn tokens_are_created_listed_and_revoked_without_source_secrets() {
         "{}",
         r.stderr
     );
+    // Where the secret goes: the environment claude starts in, or a file; not .mcp.json.
     assert!(
         r.stderr
-            .contains(r#""env": {"HOOKWIRE_TOKEN": "${HOOKWIRE_TOKEN}"}"#),
+            .contains("export HOOKWIRE_TOKEN in the shell that starts claude")
+            && r.stderr.contains("--token-file")
+            && !r.stderr.contains("${HOOKWIRE_TOKEN}"),
         "{}",
         r.stderr
     );
@@ -167,14 +170,19 @@ fn tokens_are_created_listed_and_revoked_without_source_secrets() {
         store.close(Duration::from_secs(5));
     }
 
-    // A second token with no permission at all (`''`), then the list: never a secret.
-    let bob = ok(
+    // A second token without --permissions: a one-way token, with no permission at all.
+    let bob = hookwire(&cfg, &["token", "create", "--name", "bob", "--sources", "github"]);
+    assert_eq!(bob.code, 0, "no --permissions means none:\n{}", bob.stderr);
+    assert!(bob.stderr.contains("  permissions: none\n"), "{}", bob.stderr);
+    let bob = bob.stdout;
+    // `--permissions ''` says the same explicitly.
+    ok(
         &cfg,
         &[
             "token",
             "create",
             "--name",
-            "bob",
+            "carol",
             "--sources",
             "github",
             "--permissions",
@@ -203,7 +211,8 @@ fn tokens_are_created_listed_and_revoked_without_source_secrets() {
     assert_eq!(alice[5..], ["valid", "0"]);
     assert_eq!(row("bob")[1..3], ["github", "-"]);
     assert_eq!(row("bob")[4..], ["never", "valid", "0"]);
-    assert_eq!(table.len(), 3);
+    assert_eq!(row("carol")[1..3], ["github", "-"]);
+    assert_eq!(table.len(), 4);
 
     // A name is never reused, revoked or not.
     let again = hookwire(
@@ -336,7 +345,7 @@ fn events_and_replay_work_beside_a_running_channel() {
         &cfg,
         &[
             ("T_ADMIN_GITHUB_SECRET", SECRET),
-            ("T_ADMIN_DD_TOKEN", "dd-token"),
+            ("T_ADMIN_DD_TOKEN", "admin-datadog-token-3f9e"),
         ],
     );
     hw.handshake();

@@ -113,7 +113,7 @@ fn send_signs_like_the_vendor_and_the_running_hookwire_accepts_it() {
         "channel:\n  sources: [github, stripe, svix]\nsources:\n  - name: github\n    type: github\n    secret_env: S_GH\n  - name: stripe\n    type: stripe\n    secret_env: S_STRIPE\n  - name: svix\n    type: standard-webhooks\n    secret_env: S_SW\n",
     );
     let env = [
-        ("S_GH", "send-gh-secret"),
+        ("S_GH", "send-github-secret-4e1a"),
         ("S_STRIPE", "whsec_send_test_secret"),
         ("S_SW", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
     ];
@@ -144,6 +144,180 @@ fn send_signs_like_the_vendor_and_the_running_hookwire_accepts_it() {
     assert!(!ok && out.contains("configured: github, stripe, svix"), "{out}");
 }
 
+/// `hookwire <args>` with `env`: exit code, stdout, stderr.
+fn hookwire_code(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwire"));
+    cmd.args(args).env_remove("HOOKWIRE_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run hookwire");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn send_fails_on_a_refusal_with_the_status_the_body_and_what_to_do() {
+    let dir = TempDir::new("send-refused");
+    let served = dir.write(
+        "served.yaml",
+        "channel:\n  sources: [github]\nsources:\n  - name: github\n    type: github\n    secret_env: S_GH\n",
+    );
+    let mut hw = Hookwire::spawn(&served, &[("S_GH", "send-github-secret-served")]);
+    hw.handshake();
+    // The sender's config holds another secret for the same source.
+    let local = dir.write(
+        "local.yaml",
+        "sources:\n  - name: github\n    type: github\n    secret_env: S_GH\n",
+    );
+    let local = local.to_str().unwrap();
+    let issue = common::root().join("tests/fixtures/payloads/github/issues.opened.json");
+    let issue = issue.to_str().unwrap();
+    let url = format!("http://{}/hooks/github", hw.addr);
+
+    let wrong = [("S_GH", "send-github-secret-other")];
+    let (code, out, err) = hookwire_code(
+        &[
+            "send", "--config", local, "github", issue, "--event", "issues", "--url", &url,
+        ],
+        &wrong,
+    );
+    assert_eq!(code, 1, "401 must fail:\n{out}{err}");
+    assert!(out.contains("401 Unauthorized"), "the status is shown:\n{out}");
+    assert!(err.contains("hint: the signature was refused"), "{err}");
+
+    // A proxy or tunnel with nothing at that path: one real HTTP exchange that reads the
+    // whole request, then answers 404 with a body.
+    let right = [("S_GH", "send-github-secret-served")];
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}/hooks/nowhere", proxy.local_addr().unwrap());
+    let answer = std::thread::spawn(move || {
+        use std::io::{BufRead, Read, Write};
+        let (conn, _) = proxy.accept().unwrap();
+        let mut reader = std::io::BufReader::new(conn);
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let text = "no tunnel route for /hooks/nowhere";
+        write!(
+            reader.get_mut(),
+            "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+            text.len()
+        )
+        .unwrap();
+    });
+    let (code, out, err) = hookwire_code(
+        &[
+            "send", "--config", local, "github", issue, "--event", "issues", "--url", &nowhere,
+        ],
+        &right,
+    );
+    answer.join().unwrap();
+    assert_eq!(code, 1, "404 must fail:\n{out}{err}");
+    assert!(
+        out.contains("404 Not Found\nno tunnel route for /hooks/nowhere"),
+        "status and body:\n{out}"
+    );
+    assert!(err.contains("nothing is configured at"), "{err}");
+
+    // No --event: GitHub names the event in X-GitHub-Event, so the endpoint answers 400; the
+    // sender is told to pass it, before sending and with the refusal.
+    let (code, out, err) = hookwire_code(
+        &["send", "--config", local, "github", issue, "--url", &url],
+        &right,
+    );
+    assert_eq!(code, 1, "400 must fail:\n{out}{err}");
+    assert!(out.contains("400 Bad Request"), "{out}");
+    assert!(
+        err.contains(
+            "hint: no --event: source `github` (github) takes the event type from the x-github-event header"
+        ),
+        "{err}"
+    );
+    assert!(!out.contains("send-github-secret") && !err.contains("send-github-secret"));
+
+    let (code, out, err) = hookwire_code(
+        &[
+            "send", "--config", local, "github", issue, "--event", "issues", "--url", &url,
+        ],
+        &right,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("202 Accepted") && err.is_empty(), "{out}{err}");
+    assert_eq!(hw.next_notification()["params"]["meta"]["event"], "issues.opened");
+}
+
+#[test]
+fn verify_explain_reads_github_recent_deliveries_and_says_what_format_it_wants() {
+    let dir = TempDir::new("explain-github");
+    let cfg = dir.write(
+        "config.yaml",
+        "sources:\n  - name: github\n    type: github\n    secret_env: E_GH\n",
+    );
+    let secret = "explain-github-secret-5f0e";
+    let body = common::payload("github/issues.opened.json");
+    let sig = common::github_signature(secret, &body);
+    // As GitHub's Recent Deliveries page shows a delivery, copied with its headings.
+    let headers = dir.write(
+        "delivery.txt",
+        &format!(
+            "Headers\n\nRequest URL: https://hooks.example.com/hooks/github\nRequest method: POST\nAccept: */*\ncontent-type: application/json\nExpect: \nUser-Agent: GitHub-Hookshot/a5788b1\nX-GitHub-Delivery: a493c5c0-ca90-11e9-8816-5ef3a9de1d17\nX-GitHub-Event: issues\nX-GitHub-Hook-ID: 292430182\nX-GitHub-Hook-Installation-Target-ID: 79929171\nX-GitHub-Hook-Installation-Target-Type: repository\nX-Hub-Signature-256: {sig}\n\nPayload\n\n{{\"action\": \"opened\"}}\n"
+        ),
+    );
+    let body_file = dir.write("body.json", std::str::from_utf8(&body).unwrap());
+    let cfg = cfg.to_str().unwrap();
+    let env = [("E_GH", secret)];
+    let explain = |h: &std::path::Path| {
+        hookwire_code(
+            &[
+                "verify",
+                "explain",
+                "--config",
+                cfg,
+                "github",
+                "--headers",
+                h.to_str().unwrap(),
+                "--body",
+                body_file.to_str().unwrap(),
+            ],
+            &env,
+        )
+    };
+    let (code, out, err) = explain(&headers);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("verified by secret #1"), "{out}");
+
+    let bad = dir.write(
+        "bad.txt",
+        "X-GitHub-Event: issues\nsha256 signature follows on the next line\n",
+    );
+    let (code, out, err) = explain(&bad);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("line 2: not `Name: value`; expected one `Name: value` header per line"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "GitHub's Recent Deliveries (a `Headers` heading, `Request URL: ...`, `Request method: ...`"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn verify_explain_names_the_matching_secret_or_the_reason_and_never_the_secret() {
     let dir = TempDir::new("explain");
@@ -151,9 +325,12 @@ fn verify_explain_names_the_matching_secret_or_the_reason_and_never_the_secret()
         "config.yaml",
         "channel:\n  sources: [github]\nsources:\n  - name: github\n    type: github\n    secret_env: [E_OLD, E_NEW]\n",
     );
-    let env = [("E_OLD", "old-secret-a1"), ("E_NEW", "new-secret-b2")];
+    let env = [
+        ("E_OLD", "old-github-secret-a1b2"),
+        ("E_NEW", "new-github-secret-c3d4"),
+    ];
     let body = br#"{"action":"opened","issue":{"number":1}}"#;
-    let sig = common::github_signature("new-secret-b2", body);
+    let sig = common::github_signature("new-github-secret-c3d4", body);
     let headers = dir.write(
         "headers.txt",
         &format!("POST /hooks/github HTTP/1.1\nX-GitHub-Event: issues\nX-Hub-Signature-256: {sig}\n"),
@@ -185,7 +362,7 @@ fn verify_explain_names_the_matching_secret_or_the_reason_and_never_the_secret()
     let (ok, out) = run(&bad);
     assert!(!ok, "{out}");
     assert!(out.contains("NOT verified: signature does not match"), "{out}");
-    for secret in ["old-secret-a1", "new-secret-b2"] {
+    for secret in ["old-github-secret-a1b2", "new-github-secret-c3d4"] {
         assert!(!out.contains(secret), "a secret was printed:\n{out}");
     }
 }
@@ -256,7 +433,8 @@ fn the_readme_example_of_a_yaml_only_vendor_renders_as_documented() {
             "deployment",
         ])
         .args(["--header", "X-Acme-Delivery: d-9f2c"])
-        .env("ACME_WEBHOOK_SECRET", "x")
+        // render verifies nothing, so it reads no secret: none is set.
+        .env_remove("ACME_WEBHOOK_SECRET")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -280,7 +458,7 @@ fn the_readme_example_of_a_yaml_only_vendor_renders_as_documented() {
             "--event",
             "deployment",
         ])
-        .env("ACME_WEBHOOK_SECRET", "x")
+        .env_remove("ACME_WEBHOOK_SECRET")
         .output()
         .unwrap();
     assert!(

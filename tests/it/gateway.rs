@@ -536,3 +536,147 @@ fn a_backlog_beyond_the_send_window_arrives_whole_and_in_order() {
     }
     db.close(Duration::from_secs(2));
 }
+
+/// `hookwire doctor --gateway <url> <extra>` with `env` (and a HOME of its own): exit code
+/// and stdout.
+fn doctor_gateway(url: &str, extra: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> (i32, String) {
+    let home = TempDir::new("gw-doctor-home");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hookwire"));
+    cmd.args(["doctor", "--config"])
+        .arg(home.0.join("none.yaml"))
+        .args(["--gateway", url])
+        .args(extra)
+        .env("HOME", &home.0)
+        .env("PATH", "/nonexistent")
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .env_remove("HOOKWIRE_TOKEN")
+        .env_remove("HOOKWIRE_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn doctor_reaches_the_gateway_with_the_token_and_reports_its_scope() {
+    let dir = TempDir::new("gw-doctor");
+    let gw = gateway(&config(&dir, None));
+    let db = store(&dir);
+    let one_way = token(&db, "alice", &["github", "ops"], &[], None);
+    let reader = token(&db, "bob", &["ops"], &["read-events", "post-comments"], None);
+    let revoked = token(&db, "gone", &["github"], &[], None);
+    assert!(db.tokens().revoke("gone", now_ms()).unwrap());
+    let url = format!("http://{}", gw.addr);
+
+    // An event waits for alice before doctor connects with her token.
+    assert_eq!(post(&gw.addr, "/hooks/github", "doc-1"), 202);
+    let (code, out) = doctor_gateway(&url, &[], &[("HOOKWIRE_TOKEN", &one_way)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok    token: read from HOOKWIRE_TOKEN"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "ok    gateway: ws://{}/v1/session: connected as `alice`, then closed",
+            gw.addr
+        )),
+        "{out}"
+    );
+    assert!(out.contains("ok    sources: github, ops"), "{out}");
+    assert!(
+        out.contains("ok    permissions: none (one-way: events only, no tools)"),
+        "{out}"
+    );
+    assert!(!out.contains(&one_way), "the token was printed:\n{out}");
+    // It closed the session cleanly and acknowledged nothing: the event is still alice's.
+    gw.wait_stderr("session closed by the client");
+    let mut ch = linked(&gw, &one_way);
+    ch.handshake();
+    assert_eq!(delivery_id(&ch.next_notification()), "doc-1");
+    drop(ch);
+
+    // The token from a file; permissions listed.
+    let file = dir.write("bob.token", &format!("{reader}\n"));
+    let (code, out) = doctor_gateway(&url, &[os("--token-file"), file.as_os_str()], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("connected as `bob`"), "{out}");
+    assert!(out.contains("ok    sources: ops"), "{out}");
+    assert!(
+        out.contains("ok    permissions: read-events, post-comments"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"--token-file\""),
+        "the printed entry reads the same file:\n{out}"
+    );
+
+    // Refusals, each with its reason.
+    let (code, out) = doctor_gateway(&url, &[], &[("HOOKWIRE_TOKEN", "hwt_not-a-real-token")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL  gateway:") && out.contains("401: the gateway refused the token (unknown)"),
+        "{out}"
+    );
+    let (code, out) = doctor_gateway(&url, &[], &[("HOOKWIRE_TOKEN", &revoked)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("401: the gateway refused the token (revoked)"),
+        "{out}"
+    );
+    let (code, out) = doctor_gateway(&url, &[], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL  token:") && out.contains("HOOKWIRE_TOKEN is not set"),
+        "{out}"
+    );
+
+    // Nothing listening, and a server that is not a gateway (a local-mode channel's
+    // webhook listener has no /v1/session).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nobody = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let (code, out) = doctor_gateway(&nobody, &[], &[("HOOKWIRE_TOKEN", &one_way)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot reach the gateway"), "{out}");
+    let local = dir.write(
+        "local.yaml",
+        &format!("channel:\n  sources: [github]\nstore:\n  path: local.db\n{TWO_GITHUB_SOURCES}"),
+    );
+    let mut webhooks = Hookwire::spawn(&local, &[("T_GITHUB_SECRET", SECRET)]);
+    webhooks.handshake();
+    let (code, out) = doctor_gateway(
+        &format!("http://{}", webhooks.addr),
+        &[],
+        &[("HOOKWIRE_TOKEN", &one_way)],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("HTTP 404") && out.contains("no hookwire gateway at this URL"),
+        "{out}"
+    );
+    db.close(Duration::from_secs(2));
+}
+
+#[test]
+fn doctor_says_a_private_ca_is_needed_and_connects_with_it() {
+    let dir = TempDir::new("gw-doctor-tls");
+    let (ca, cert, key) = certificates(&dir);
+    let gw = gateway(&config(&dir, Some((&cert, &key))));
+    gw.wait_stderr("listening on https://");
+    let db = store(&dir);
+    let t = token(&db, "secure", &["github"], &[], None);
+    let url = format!("https://{}", gw.addr);
+    let (code, out) = doctor_gateway(&url, &[], &[("HOOKWIRE_TOKEN", &t)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("TLS failed") && out.contains("--ca-file"), "{out}");
+    let (code, out) = doctor_gateway(
+        &url,
+        &[os("--ca-file"), ca.as_os_str()],
+        &[("HOOKWIRE_TOKEN", &t)],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("connected as `secure`"), "{out}");
+    db.close(Duration::from_secs(2));
+}

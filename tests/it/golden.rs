@@ -15,8 +15,8 @@ use hookwire_core::adapter::{Adapter, SourceSpec};
 use hookwire_core::secret::{Secret, SecretSet};
 use hookwire_core::verify::Outgoing;
 
-const SECRET: &str = "golden-secret";
-const DD_TOKEN: &str = "golden-dd-token";
+const SECRET: &str = "golden-github-secret";
+const DD_TOKEN: &str = "golden-datadog-token";
 
 fn fixtures(dir: PathBuf) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<_> = std::fs::read_dir(&dir)

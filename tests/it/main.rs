@@ -17,6 +17,7 @@ mod protection;
 mod push;
 mod real_clients;
 mod schedules;
+mod secrets;
 mod storm;
 mod tools;
 mod vectors;

@@ -481,10 +481,16 @@ fn json_logs_carry_the_webhook_span() {
 
 fn doctor(cfg: &Path, env: &[(&str, &str)], path: Option<PathBuf>) -> (i32, String) {
     let home = TempDir::new("ops-doctor-home");
+    doctor_at_home(cfg, &home.0, env, path)
+}
+
+/// [`doctor`] with `home` as HOME (and no CLAUDE_CONFIG_DIR unless `env` sets it).
+fn doctor_at_home(cfg: &Path, home: &Path, env: &[(&str, &str)], path: Option<PathBuf>) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwire"));
     cmd.args(["doctor", "--config"])
         .arg(cfg)
-        .env("HOME", &home.0)
+        .env("HOME", home)
+        .env_remove("CLAUDE_CONFIG_DIR")
         .env_remove("HOOKWIRE_LOG");
     if let Some(p) = path {
         cmd.env("PATH", p);
@@ -520,7 +526,7 @@ fn doctor_finds_what_is_missing_and_prints_the_setup() {
         &std::env::var_os("PATH").unwrap_or_default(),
     )))
     .unwrap();
-    let (code, out) = doctor(&cfg, &[("T_GH", "x")], Some(path.into()));
+    let (code, out) = doctor(&cfg, &[("T_GH", "doctor-github-secret-x1")], Some(path.into()));
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("ok    config:"), "{out}");
     assert!(
@@ -546,14 +552,178 @@ fn doctor_finds_what_is_missing_and_prints_the_setup() {
         server["args"],
         json!(["channel", "--config", cfg.canonicalize().unwrap()])
     );
-    assert_eq!(server["env"], json!({"T_DD": "${T_DD}", "T_GH": "${T_GH}"}));
-    assert!(!out.contains("\"x\""), "a secret's value was printed:\n{out}");
+    // No secret and no `${VAR}` in the entry: the channel inherits them from the shell that
+    // starts claude, and an unset `${VAR}` would be passed as its literal text.
+    assert!(server.get("env").is_none(), "{server}");
+    assert!(
+        out.contains("Export in the shell you start claude from") && out.contains("\n  T_DD T_GH\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("doctor-github-secret"),
+        "a secret's value was printed:\n{out}"
+    );
 
     drop(busy);
-    let (code, out) = doctor(&cfg, &[("T_GH", "x"), ("T_DD", "y")], None);
+    let (code, out) = doctor(
+        &cfg,
+        &[
+            ("T_GH", "doctor-github-secret-x1"),
+            ("T_DD", "doctor-datadog-token-y2"),
+        ],
+        None,
+    );
     assert!(out.contains("ok    secrets:") && out.contains("is free"), "{out}");
     // Without claude on PATH this is a warning, not a failure.
     let claude_found = out.contains("ok    claude:");
     assert!(claude_found || out.contains("warn  claude:"), "{out}");
     assert_eq!(code, 0, "{out}");
+}
+
+/// A Claude Code debug log line as Claude Code 2.1.331 writes it (`<ISO time> [DEBUG]
+/// MCP server "<name>": <message>`), for a message of its channel gate.
+fn skipped(at: &str, server: &str, reason: &str) -> String {
+    format!("{at} [DEBUG] MCP server \"{server}\": Channel notifications skipped: {reason}\n")
+}
+
+/// Writes `<dir>/debug/<name>` with `lines`, last modified `age` ago.
+fn debug_log(dir: &Path, name: &str, lines: &[String], age: Duration) {
+    let debug = dir.join("debug");
+    std::fs::create_dir_all(&debug).unwrap();
+    let path = debug.join(name);
+    let mut text = String::from("2026-12-03T09:14:01.002Z [DEBUG] [STARTUP] MCP configs resolved in 12 ms\n");
+    text.extend(lines.iter().cloned());
+    std::fs::write(&path, text).unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - age).unwrap();
+}
+
+#[test]
+fn doctor_reports_the_channel_notifications_claude_code_skipped() {
+    let dir = TempDir::new("ops-doctor-logs");
+    let cfg = dir.write(
+        "config.yaml",
+        "listen: 127.0.0.1:0\nsources:\n  - name: github\n    type: github\n    secret_env: T_GH\n",
+    );
+    let env = [("T_GH", "doctor-github-secret-x1")];
+    let home = TempDir::new("ops-doctor-logs-home");
+    let claude = home.0.join(".claude");
+    let hour = Duration::from_secs(3600);
+    // Six logs: only the newest five are read, so the oldest one's reason is not reported.
+    debug_log(
+        &claude,
+        "0a6c1f52-0000-4000-8000-000000000001.txt",
+        &[skipped(
+            "2026-12-01T08:00:00.000Z",
+            "hookwire",
+            "channels feature is not currently available",
+        )],
+        6 * hour,
+    );
+    for (i, age) in [5, 4, 3].into_iter().enumerate() {
+        debug_log(&claude, &format!("filler-{i}.txt"), &[], age * hour);
+    }
+    debug_log(
+        &claude,
+        "0a6c1f52-0000-4000-8000-000000000005.txt",
+        &[
+            skipped(
+                "2026-12-03T09:14:02.118Z",
+                "hookwire",
+                "server hookwire not in --channels list for this session",
+            ),
+            // Every MCP server goes through the gate: one that is no channel is not news.
+            skipped(
+                "2026-12-03T09:14:02.120Z",
+                "github",
+                "server did not declare claude/channel capability",
+            ),
+        ],
+        2 * hour,
+    );
+    debug_log(
+        &claude,
+        "0a6c1f52-0000-4000-8000-000000000006.txt",
+        &[
+            skipped("2026-12-03T10:01:44.501Z", "hookwire", "server hookwire not in --channels list for this session"),
+            skipped(
+                "2026-12-03T10:01:45.002Z",
+                "hookwire",
+                "channels not enabled by org policy (set channelsEnabled: true in managed settings)",
+            ),
+            "2026-12-03T10:01:45.010Z [DEBUG] MCP server \"hookwire\": notifications/claude/channel (312 chars)\n".into(),
+        ],
+        hour,
+    );
+    std::os::unix::fs::symlink(
+        claude.join("debug/0a6c1f52-0000-4000-8000-000000000006.txt"),
+        claude.join("debug/latest"),
+    )
+    .unwrap();
+
+    let (code, out) = doctor_at_home(&cfg, &home.0, &env, Some("/nonexistent".into()));
+    assert_eq!(code, 1, "skips in the latest session fail:\n{out}");
+    assert!(
+        out.contains(&format!(
+            "FAIL  channel events: Claude Code skipped channel notifications 3 time(s) in the newest 5 debug log(s) in {}",
+            claude.join("debug").display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("- \"hookwire\": server hookwire not in --channels list for this session (2 time(s), newest 2026-12-03T10:01:44.501Z, in the latest session)\n          fix: start claude with `--dangerously-load-development-channels server:hookwire`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("- \"hookwire\": channels not enabled by org policy (set channelsEnabled: true in managed settings) (1 time(s), newest 2026-12-03T10:01:45.002Z, in the latest session)\n          fix: an Owner of your organisation must turn channels on"),
+        "{out}"
+    );
+    assert!(!out.contains("did not declare"), "{out}");
+    assert!(
+        !out.contains("feature is not currently available"),
+        "only the newest 5 logs:\n{out}"
+    );
+
+    // CLAUDE_CONFIG_DIR moves the logs, as it moves the rest of Claude Code's files. Skips
+    // only in an older session are a warning: the latest session may have fixed them.
+    let moved = TempDir::new("ops-doctor-logs-config");
+    debug_log(
+        &moved.0,
+        "a.txt",
+        &[skipped(
+            "2026-12-02T17:30:00.000Z",
+            "plugin:hookwire:hookwire",
+            "plugin hookwire@acme-tools is not on the approved channels allowlist (use --dangerously-load-development-channels for local dev)",
+        )],
+        2 * hour,
+    );
+    debug_log(&moved.0, "b.txt", &[], hour);
+    let config_dir = moved.0.to_str().unwrap();
+    let (code, out) = doctor_at_home(
+        &cfg,
+        &home.0,
+        &[env[0], ("CLAUDE_CONFIG_DIR", config_dir)],
+        Some("/nonexistent".into()),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "warn  channel events: Claude Code skipped channel notifications 1 time(s) in the newest 2 debug log(s) in {}",
+            moved.0.join("debug").display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: launch with `--dangerously-load-development-channels plugin:hookwire@<marketplace>` instead of --channels"),
+        "{out}"
+    );
+
+    // No debug logs at all: nothing to report.
+    let empty = TempDir::new("ops-doctor-logs-none");
+    let (code, out) = doctor_at_home(&cfg, &empty.0, &env, Some("/nonexistent".into()));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ok    channel events: no Claude Code debug logs in"),
+        "{out}"
+    );
 }

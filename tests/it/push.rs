@@ -5,7 +5,7 @@ use crate::common;
 
 use common::{Hookwire, TempDir};
 
-const TOKEN: &str = "push-token-7c1d";
+const TOKEN: &str = "push-token-7c1d-9a0b";
 
 #[test]
 fn a_pushed_message_reaches_the_session_with_its_meta_and_nothing_else_does() {

@@ -69,7 +69,7 @@ fn a_bad_schedule_is_a_config_error_with_its_line() {
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookwire"))
         .args(["check", "--config", cfg.to_str().unwrap()])
-        .env("S_GH", "x")
+        .env("S_GH", "schedule-test-secret")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
