@@ -11,6 +11,7 @@ mod filters;
 mod gateway;
 mod gateway_tools;
 mod golden;
+mod hostile;
 mod log_secrets;
 mod ops;
 mod protection;

@@ -38,7 +38,10 @@ fn scheme(_o: &Options) -> Scheme {
 /// Where Bitbucket Cloud puts the event type, action and delivery id.
 fn naming() -> Naming {
     Naming {
-        event: vec![Locator::header("X-Event-Key")],
+        event: vec![Locator::header_matching(
+            "X-Event-Key",
+            "^[a-z_]{1,32}:[a-z_]{1,64}$",
+        )],
         action: vec![],
         // Not X-Hook-UUID: it names the webhook, the same for every delivery.
         delivery: vec![Locator::header("X-Request-UUID")],
@@ -50,8 +53,9 @@ fn naming() -> Naming {
 
 fn build(spec: &SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>> {
     let o: Options = spec.options().map_err(|e| vec![e])?;
-    Ok(Box::new(Declared::new(
-        Declared::bind(scheme(&o), spec)?,
-        naming(),
-    )))
+    Ok(Box::new(
+        Declared::new(Declared::bind(scheme(&o), spec)?, naming())
+            // Bitbucket Cloud: "Webhook payload is limited to 256 KB".
+            .with_max_body_bytes(262_144),
+    ))
 }

@@ -65,7 +65,10 @@ fn scheme(o: &Options) -> Scheme {
 /// Where Buildkite puts the event type. It sends no delivery id, so the body is the key.
 fn naming() -> Naming {
     Naming {
-        event: vec![Locator::header("X-Buildkite-Event"), Locator::json("/event")],
+        event: vec![
+            Locator::header_matching("X-Buildkite-Event", "^[a-z_]{1,32}(\\.[a-z_]{1,64})?$"),
+            Locator::json("/event"),
+        ],
         action: vec![],
         delivery: vec![],
         acknowledge: vec!["ping".into()],

@@ -36,7 +36,10 @@ fn scheme(_o: &Options) -> Scheme {
 /// Where CircleCI puts the event type, action and delivery id.
 fn naming() -> Naming {
     Naming {
-        event: vec![Locator::header("circleci-event-type"), Locator::json("/type")],
+        event: vec![
+            Locator::header_matching("circleci-event-type", "^[a-z]{1,32}(-[a-z]{1,32}){0,4}$"),
+            Locator::json("/type"),
+        ],
         action: vec![],
         delivery: vec![Locator::json("/id")],
         acknowledge: vec![],

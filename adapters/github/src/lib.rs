@@ -56,7 +56,7 @@ fn scheme(o: &Options) -> Result<Scheme, OptionError> {
 /// Where GitHub puts the event type, action and delivery id.
 fn naming() -> Naming {
     Naming {
-        event: vec![Locator::header("X-GitHub-Event")],
+        event: vec![Locator::header_matching("X-GitHub-Event", "^[a-z_]{1,64}$")],
         action: vec![Locator::json("/action")],
         delivery: vec![Locator::header("X-GitHub-Delivery")],
         acknowledge: vec!["ping".into()],
@@ -68,5 +68,9 @@ fn naming() -> Naming {
 fn build(spec: &SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>> {
     let o: Options = spec.options().map_err(|e| vec![e])?;
     let scheme = scheme(&o).map_err(|e| vec![e])?;
-    Ok(Box::new(Declared::new(Declared::bind(scheme, spec)?, naming())))
+    Ok(Box::new(
+        Declared::new(Declared::bind(scheme, spec)?, naming())
+            // GitHub caps payloads at 25 MB (docs: "Webhook events and payloads").
+            .with_max_body_bytes(26_214_400),
+    ))
 }

@@ -53,7 +53,10 @@ fn scheme(o: &Options) -> Scheme {
 /// Where GitLab puts the event type, action and delivery id.
 fn naming() -> Naming {
     Naming {
-        event: vec![Locator::json("/object_kind"), Locator::header("X-Gitlab-Event")],
+        event: vec![
+            Locator::json("/object_kind"),
+            Locator::header_matching("X-Gitlab-Event", "^[A-Z][A-Za-z ]{0,62}Hook$"),
+        ],
         // A merge request's action; a pipeline's status; a job's (GitLab calls jobs builds).
         action: vec![
             Locator::json("/object_attributes/action"),
@@ -73,8 +76,9 @@ fn naming() -> Naming {
 
 fn build(spec: &SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>> {
     let o: Options = spec.options().map_err(|e| vec![e])?;
-    Ok(Box::new(Declared::new(
-        Declared::bind(scheme(&o), spec)?,
-        naming(),
-    )))
+    Ok(Box::new(
+        Declared::new(Declared::bind(scheme(&o), spec)?, naming())
+            // GitLab does not send a payload over 25 MB (GitLab.com settings: "Maximum payload size").
+            .with_max_body_bytes(26_214_400),
+    ))
 }

@@ -50,8 +50,9 @@ fn naming() -> Naming {
 
 fn build(spec: &SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>> {
     let o: Options = spec.options().map_err(|e| vec![e])?;
-    Ok(Box::new(Declared::new(
-        Declared::bind(scheme(&o), spec)?,
-        naming(),
-    )))
+    Ok(Box::new(
+        Declared::new(Declared::bind(scheme(&o), spec)?, naming())
+            // Intercom documents no maximum; conversations carry up to 500 parts.
+            .with_max_body_bytes(2_097_152),
+    ))
 }

@@ -49,8 +49,9 @@ fn naming() -> Naming {
 
 fn build(spec: &SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>> {
     let o: Options = spec.options().map_err(|e| vec![e])?;
-    Ok(Box::new(Declared::new(
-        Declared::bind(scheme(&o), spec)?,
-        naming(),
-    )))
+    Ok(Box::new(
+        Declared::new(Declared::bind(scheme(&o), spec)?, naming())
+            // Atlassian limits webhook payloads to 25 MB (webhooks "known issues").
+            .with_max_body_bytes(26_214_400),
+    ))
 }

@@ -53,7 +53,10 @@ fn scheme(o: &Options) -> Scheme {
 /// Where Linear puts the event type, action and delivery id.
 fn naming() -> Naming {
     Naming {
-        event: vec![Locator::header("Linear-Event"), Locator::json("/type")],
+        event: vec![
+            Locator::header_matching("Linear-Event", "^[A-Z][A-Za-z]{0,63}$"),
+            Locator::json("/type"),
+        ],
         action: vec![Locator::json("/action")],
         delivery: vec![Locator::header("Linear-Delivery")],
         acknowledge: vec![],

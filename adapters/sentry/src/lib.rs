@@ -38,7 +38,7 @@ fn scheme(_o: &Options) -> Scheme {
 /// Where Sentry puts the event type, action and delivery id.
 fn naming() -> Naming {
     Naming {
-        event: vec![Locator::header("Sentry-Hook-Resource")],
+        event: vec![Locator::header_matching("Sentry-Hook-Resource", "^[a-z_]{1,64}$")],
         action: vec![Locator::json("/action")],
         delivery: vec![Locator::header("Request-ID")],
         acknowledge: vec![],
@@ -49,8 +49,9 @@ fn naming() -> Naming {
 
 fn build(spec: &SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>> {
     let o: Options = spec.options().map_err(|e| vec![e])?;
-    Ok(Box::new(Declared::new(
-        Declared::bind(scheme(&o), spec)?,
-        naming(),
-    )))
+    Ok(Box::new(
+        Declared::new(Declared::bind(scheme(&o), spec)?, naming())
+            // Sentry documents no maximum; events embed error payloads of up to 1 MB.
+            .with_max_body_bytes(2_097_152),
+    ))
 }

@@ -38,7 +38,10 @@ fn scheme(_o: &Options) -> Scheme {
 /// Where Shopify puts the event type, action and delivery id.
 fn naming() -> Naming {
     Naming {
-        event: vec![Locator::header("X-Shopify-Topic")],
+        event: vec![Locator::header_matching(
+            "X-Shopify-Topic",
+            "^[a-z_]{1,64}(/[a-z_]{1,64}){1,3}$",
+        )],
         action: vec![],
         delivery: vec![
             Locator::header("X-Shopify-Webhook-Id"),
@@ -52,8 +55,9 @@ fn naming() -> Naming {
 
 fn build(spec: &SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>> {
     let o: Options = spec.options().map_err(|e| vec![e])?;
-    Ok(Box::new(Declared::new(
-        Declared::bind(scheme(&o), spec)?,
-        naming(),
-    )))
+    Ok(Box::new(
+        Declared::new(Declared::bind(scheme(&o), spec)?, naming())
+            // Shopify documents no maximum; its staff report bodies "upwards of a megabyte".
+            .with_max_body_bytes(5_242_880),
+    ))
 }

@@ -757,7 +757,10 @@ impl Writer {
             }
             ops.extend(rx.try_iter().take(GROUP - 1));
             let stop = ops.iter().any(|o| matches!(o, Op::Stop));
-            let acks_due = stop || self.acks_since.is_some_and(|t| t.elapsed() >= ACK_DELAY);
+            // A full store waits for acknowledgements to make room: write them at once.
+            let acks_due = stop
+                || self.acks_since.is_some_and(|t| t.elapsed() >= ACK_DELAY)
+                || self.shared.bytes.load(Ordering::Relaxed) >= self.opts.max_bytes;
             self.commit(std::mem::take(&mut ops), acks_due);
             if stop {
                 // Whatever raced in behind the stop is committed too: it may have a receipt.
@@ -900,6 +903,9 @@ impl Writer {
         self.commits += 1;
         self.appends += appended.len() as u64;
         if appended.is_empty() {
+            if !acks.is_empty() && self.shared.bytes.load(Ordering::Relaxed) >= self.opts.max_bytes {
+                self.retention();
+            }
             return;
         }
         let added: u64 = appended.iter().map(|(_, size, _)| size).sum();
@@ -1324,6 +1330,43 @@ mod tests {
         assert!(
             store.append(event("github", "y")).is_ok(),
             "space again once acknowledged"
+        );
+    }
+
+    #[test]
+    fn an_idle_subscriber_holds_back_only_its_own_sources() {
+        let dir = tempdir();
+        let mut opts = StoreOptions::new(dir.join("s.db"));
+        opts.max_bytes = 4000;
+        let store = SqliteStore::open(opts).unwrap();
+        let idle = Subscription {
+            name: "local".into(),
+            sources: vec!["github".into()],
+        };
+        let reader = Subscription {
+            name: "local-2".into(),
+            sources: vec!["ops".into()],
+        };
+        store.subscribe(&idle, 0).unwrap();
+        store.subscribe(&reader, 0).unwrap();
+        let waiting = append(&store, event("github", "waits"));
+        for i in 0..200 {
+            let seq = match store.append(event("ops", &i.to_string())) {
+                Ok(r) => r.wait_blocking().map(|_| store.head()),
+                Err(e) => panic!("ops event {i} refused: {e}"),
+            };
+            store.ack("local-2", seq.unwrap());
+            // Acknowledgements reach the file within ACK_DELAY; eviction needs them there.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while store.stored_bytes() >= 4000 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let batch = store.read_after(&idle, 0, 10).unwrap();
+        assert_eq!(batch.events.len(), 1);
+        assert_eq!(
+            batch.events[0].seq, waiting,
+            "what the idle subscriber waits for stays"
         );
     }
 

@@ -109,9 +109,17 @@ impl Drop for TempDir {
     }
 }
 
+/// The binary under test: this build's, or the one `HOOKWIRE_TEST_BIN` names (to see a new
+/// test fail on an older build before its fix).
+pub fn bin() -> PathBuf {
+    std::env::var_os("HOOKWIRE_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hookwire")))
+}
+
 /// `hookwire channel --config <config> --listen 127.0.0.1:0` with `env`, logging at debug.
 fn channel_command(config: &Path, env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwire"));
+    let mut cmd = Command::new(bin());
     cmd.args(["channel", "--config"])
         .arg(config)
         .args(["--listen", "127.0.0.1:0"])
@@ -143,6 +151,28 @@ impl Hookwire {
     /// until it says where it listens.
     pub fn spawn(config: &Path, env: &[(&str, &str)]) -> Hookwire {
         Self::launch(channel_command(config, env), None, true)
+    }
+
+    /// [`Hookwire::spawn`] with its open-file limit (soft and hard) at `nofile`, as on a
+    /// machine that keeps the usual 1024 (through util-linux `prlimit`).
+    pub fn spawn_with_nofile(config: &Path, env: &[(&str, &str)], nofile: u64) -> Hookwire {
+        let inner = channel_command(config, env);
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}:{nofile}"))
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        for (k, v) in inner.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        Self::launch(cmd, None, true)
+    }
+
+    /// The pid of the process under test (behind any launcher such as `prlimit`, which
+    /// execs it, so the same).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Starts `cmd` with stdio piped as Claude Code does: one thread reads stdout lines (behind
@@ -555,7 +585,7 @@ impl Hookwire {
     /// piped as Claude Code does. With `listens`, waits until it says where it listens
     /// (`listening on http://` or `https://`) and records the address; else `addr` is empty.
     pub fn spawn_args(args: &[&std::ffi::OsStr], env: &[(&str, &str)], listens: bool) -> Hookwire {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwire"));
+        let mut cmd = Command::new(bin());
         cmd.args(args)
             .env("HOOKWIRE_LOG", "debug")
             .env_remove("HOOKWIRE_TOKEN");
