@@ -571,3 +571,94 @@ fn a_filter_nesting_loops_three_deep_is_refused_at_load() {
         "{err}"
     );
 }
+
+#[test]
+fn a_client_that_stops_reading_stdout_is_slowed_not_buffered() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = TempDir::new("hostile-stdout");
+    let cfg = github_config(&dir, "");
+    let gate = Arc::new(common::StdoutGate::default());
+    let mut hw = Hookwire::spawn_gated(&cfg, ENV, gate.clone());
+    hw.handshake();
+    let baseline = hw.rss_bytes();
+    gate.close();
+    // 5,000 pings whose 20 KB ids come back in every answer: 100 MB if buffered.
+    const PINGS: usize = 5000;
+    let id = "p".repeat(20_000);
+    let written = Arc::new(AtomicUsize::new(0));
+    let mut stdin = hw.take_stdin();
+    let writer = {
+        let written = written.clone();
+        std::thread::spawn(move || {
+            for n in 0..PINGS {
+                let line = format!("{{\"jsonrpc\":\"2.0\",\"id\":\"{id}-{n}\",\"method\":\"ping\"}}\n");
+                if stdin.write_all(line.as_bytes()).is_err() {
+                    return;
+                }
+                written.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    // Until the writer is done, or has not moved for a second: the server stopped reading.
+    let mut last = usize::MAX;
+    while !writer.is_finished() {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = written.load(Ordering::Relaxed);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let grown = hw.rss_bytes().saturating_sub(baseline);
+    let stalled_at = written.load(Ordering::Relaxed);
+    eprintln!(
+        "stdout unread: {stalled_at} of {PINGS} pings taken, RSS +{} MiB",
+        grown >> 20
+    );
+    assert!(
+        stalled_at < PINGS,
+        "every ping was taken while nobody read the answers"
+    );
+    assert!(
+        grown < 48 << 20,
+        "unread answers grew the process by {} MiB",
+        grown >> 20
+    );
+    // Reading again, every ping is answered, in order.
+    gate.open();
+    for n in 0..PINGS {
+        let m = hw.next_message();
+        assert!(
+            m["id"].as_str().unwrap().ends_with(&format!("-{n}")),
+            "answer {n} out of order"
+        );
+    }
+    writer.join().unwrap();
+}
+
+#[test]
+fn requests_before_initialize_and_batches_get_an_error_and_do_nothing() {
+    let dir = TempDir::new("hostile-lifecycle");
+    let cfg = dir.write(
+        "config.yaml",
+        "channel:\n  sources: [github]\n  permissions: [read-events]\nsources:\n  - name: github\n    type: github\n    secret_env: H_GITHUB_SECRET\n",
+    );
+    let mut hw = Hookwire::spawn(&cfg, ENV);
+    // A tool call before initialize: refused, not run.
+    let id = hw.request("tools/call", json!({"name": "list_events", "arguments": {}}));
+    let m = hw.next_message();
+    assert_eq!(m["id"], id);
+    assert_eq!(m["error"]["code"], -32002, "{m}");
+    let id = hw.request("tools/list", json!({}));
+    assert_eq!(hw.next_message()["error"]["code"], -32002);
+    // A batch: one error for the whole array, nothing in it executed.
+    hw.send_raw(r#"[{"jsonrpc":"2.0","id":7,"method":"ping"},{"jsonrpc":"2.0","id":8,"method":"ping"}]"#);
+    let m = hw.next_message();
+    assert_eq!(m["id"], serde_json::Value::Null, "{m}");
+    assert_eq!(m["error"]["code"], -32600);
+    // Then the lifecycle as Claude Code runs it works, tools included.
+    let _ = id;
+    hw.handshake();
+    let r = hw.call_tool("list_events", json!({}));
+    assert!(r.get("isError").is_none() || r["isError"] == false, "{r}");
+}

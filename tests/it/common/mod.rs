@@ -252,6 +252,11 @@ impl Hookwire {
         }
     }
 
+    /// Takes the server's stdin, to write from another thread (one that may block).
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin open")
+    }
+
     /// Writes one raw line to the server's stdin.
     pub fn send_raw(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
