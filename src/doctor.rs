@@ -212,10 +212,12 @@ fn check_gateway(r: &mut Report, gateway_url: &str, args: &DoctorArgs, config_pa
         Ok(rt) => rt,
         Err(e) => return r.fail("gateway", format!("cannot start: {e}")),
     };
+    // A probe writes nothing to a session, so it keeps no position.
     let opts = link::LinkOptions {
         url: url.clone(),
         token,
         tls,
+        mark: None,
     };
     let hello = match runtime.block_on(link::probe(&opts, GATEWAY_WAIT)) {
         Ok(h) => h,

@@ -128,7 +128,7 @@ pub fn send(pipeline: &Pipeline, args: &SendArgs<'_>) -> Result<Sent, String> {
             "nothing is configured at {target}: check --url, and the source's path ({}) in the endpoint's config",
             src.path
         )),
-        413 => Some("the payload is over the endpoint's limits.max_body_bytes".into()),
+        413 => Some("the payload is over the source's body limit (its max_body_bytes:, limits.max_body_bytes, or its vendor's documented maximum)".into()),
         503 => Some("the endpoint is busy or its store is full; it asks to retry later".into()),
         _ => None,
     };

@@ -245,10 +245,12 @@ pub fn run_link(
         }
     };
     runtime().block_on(async move {
+        let mark = link::mark_path(&url, &token);
         let (mut link, feed) = link::start(link::LinkOptions {
             url: url.clone(),
             token,
             tls,
+            mark,
         });
         // `initialize` carries the instructions, which the gateway sends: give it a moment.
         let hello = tokio::select! {

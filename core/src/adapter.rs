@@ -87,7 +87,7 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     }
 
     /// The largest body the vendor documents sending, when it documents one: the source's
-    /// default body limit. `None` takes `limits.max_body_bytes`.
+    /// default body limit. `None`: `limits.max_body_bytes`, else [`crate::config::DEFAULT_MAX_BODY`].
     fn max_body_bytes(&self) -> Option<usize> {
         None
     }

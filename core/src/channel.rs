@@ -5,8 +5,9 @@
 //! - `server/discover` is answered `-32601`, so a dual-era client falls back to `initialize`;
 //! - `initialize` is answered with a legacy revision (the client's if we know it, else
 //!   2025-11-25); 2026-07-28 is never advertised;
-//! - events wait (in the store, or the gateway) until `notifications/initialized`, then go in
-//!   order, each reported back to its [`Feed`] once flushed so it can be acknowledged;
+//! - events wait (in the store, or the gateway) until `notifications/initialized` and a short
+//!   settling time after it ([`SETTLE`]: a health check that ends at once gets nothing), then
+//!   go in order, each reported back to its [`Feed`] once flushed so it can be acknowledged;
 //! - stdout carries JSON-RPC lines and nothing else: one writer thread owns it;
 //! - stdin EOF or a broken stdout resolves [`ChannelHandle::closed`]; the caller exits.
 //!
@@ -16,7 +17,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 use serde_json::{json, Value};
@@ -43,6 +44,12 @@ pub const FALLBACK_VERSION: &str = "2025-11-25";
 const MAX_LINE: u64 = 16 * 1024 * 1024;
 /// Events written per flush at most, so responses are never stuck behind a long burst.
 const BATCH: usize = 256;
+/// How long after `notifications/initialized` the first event waits. Claude Code's health
+/// checks (`claude mcp list`, `claude mcp get`, the start-up probe) complete the handshake and
+/// close stdin some 20 ms later (channel-contract §10c): nothing written to such a session is
+/// seen by anyone, and an event written there would count as delivered. A session that closes
+/// within this time is written nothing; a real one gets its backlog this much later.
+pub const SETTLE: Duration = Duration::from_millis(500);
 
 /// The protocol revision to answer `initialize` with.
 pub fn negotiate(asked: Option<&str>) -> &'static str {
@@ -142,9 +149,10 @@ impl ChannelHandle {
 
     /// Stops the writer after what is already queued for it, waiting at most `limit`.
     pub fn stop(self, limit: Duration) {
-        let _ = self.ctl.send(Out::Stop);
-        let deadline = std::time::Instant::now() + limit;
-        while !self.writer.is_finished() && std::time::Instant::now() < deadline {
+        let deadline = Instant::now() + limit;
+        // Bounded: a writer stuck on a stdout nobody reads never takes it.
+        let _ = self.ctl.send_deadline(Out::Stop, deadline);
+        while !self.writer.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -205,6 +213,8 @@ pub fn start_with_tools(
                 read_loop(input, &link, &server, tools.as_deref());
                 tracing::info!("stdin closed; the client is gone");
                 closed.notify_one();
+                // Nothing more is written to a client that has gone, not even what is due.
+                let _ = ctl.try_send(Out::Stop);
             })
             .expect("spawn reader thread");
     }
@@ -222,12 +232,18 @@ fn write_loop(
     mut feed: Box<dyn Feed>,
 ) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, output);
-    let mut initialized = false;
+    // When `notifications/initialized` arrived, and so when events may start.
+    let mut settles_at: Option<Instant> = None;
     let never = crossbeam_channel::never();
     let wake = feed.wake();
     let mut buf = Vec::with_capacity(1 << 16);
     loop {
-        let wake_rx = if initialized { &wake } else { &never };
+        let settled = settles_at.is_some_and(|t| Instant::now() >= t);
+        let wake_rx = if settled { &wake } else { &never };
+        let settling = match settles_at {
+            Some(t) if !settled => crossbeam_channel::at(t),
+            _ => crossbeam_channel::never(),
+        };
         // Block for one message, then take whatever else is ready and flush once.
         let first = select! {
             recv(ctl) -> m => match m { Ok(m) => Some(m), Err(_) => Some(Out::Stop) },
@@ -238,6 +254,7 @@ fn write_loop(
                 None
             }
             recv(wake_rx) -> _ => None,
+            recv(settling) -> _ => None,
         };
         while let Ok(r) = replies.try_recv() {
             out.write_all(&r.line)?;
@@ -248,11 +265,13 @@ fn write_loop(
         for m in &mut messages {
             match m {
                 Out::Line(l) => out.write_all(&l)?,
-                Out::Initialized => initialized = true,
+                Out::Initialized => {
+                    settles_at.get_or_insert_with(|| Instant::now() + SETTLE);
+                }
                 Out::Stop => return out.flush(),
             }
         }
-        if initialized {
+        if settles_at.is_some_and(|t| Instant::now() >= t) {
             // The wake is coalesced: take everything there is now, one flush per batch so each
             // batch is acknowledged as soon as it is in the pipe. Responses queued meanwhile go
             // between batches, never behind a long backlog.

@@ -156,10 +156,10 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Largest accepted request body of a source whose vendor documents no maximum (and of
-    /// declared types); larger gets 413. A vendor that documents one (GitHub: 25 MB) gets
-    /// that, and a source's own `max_body_bytes:` overrides either.
-    pub max_body_bytes: usize,
+    /// When set, the largest request body any source accepts (413 beyond), unless a source
+    /// sets its own `max_body_bytes:`. Unset, each source takes the maximum its vendor
+    /// documents (GitHub: 25 MB), or [`DEFAULT_MAX_BODY`] when the vendor documents none.
+    pub max_body_bytes: Option<usize>,
     /// Request body bytes held by all requests at once before they are verified; a request
     /// that would go over gets 503 with Retry-After. At least the largest source's body limit.
     pub body_budget_bytes: usize,
@@ -199,7 +199,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_body_bytes: 1024 * 1024,
+            max_body_bytes: None,
             body_budget_bytes: 64 * 1024 * 1024,
             max_content_bytes: 16 * 1024,
             queue_capacity: 4096,
@@ -215,6 +215,9 @@ impl Default for Limits {
         }
     }
 }
+
+/// A source's body limit when neither it, `limits.max_body_bytes` nor its vendor says one.
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 
 /// One configured webhook source with its adapter.
 #[derive(Debug)]
@@ -487,7 +490,7 @@ fn parse_with(
     let limits: Option<Limits> = section(&mut p, &root, "limits").or_else(|| Some(Limits::default()));
     if let Some(l) = &limits {
         for (field, value) in [
-            ("limits.max_body_bytes", l.max_body_bytes),
+            ("limits.max_body_bytes", l.max_body_bytes.unwrap_or(1)),
             ("limits.body_budget_bytes", l.body_budget_bytes),
             ("limits.max_content_bytes", l.max_content_bytes),
             ("limits.queue_capacity", l.queue_capacity),
@@ -616,8 +619,8 @@ fn parse_with(
                 if let Some(name) = item.get("name").and_then(Value::as_str) {
                     declared.push(name.to_owned());
                 }
-                let default_max_body = limits.as_ref().map_or(0, |l| l.max_body_bytes);
-                if let Some(s) = source(&mut p, &base, registry, (i, item), secrets, default_max_body) {
+                let cap = limits.as_ref().and_then(|l| l.max_body_bytes);
+                if let Some(s) = source(&mut p, &base, registry, (i, item), secrets, cap) {
                     sources.push(s);
                 }
             }
@@ -811,7 +814,7 @@ fn source(
     registry: &Registry,
     (i, item): (usize, &Value),
     read: Secrets,
-    default_max_body: usize,
+    max_body_cap: Option<usize>,
 ) -> Option<Source> {
     let at = |f: &str| format!("sources[{i}].{f}");
     let Value::Mapping(map) = item else {
@@ -1094,9 +1097,12 @@ fn source(
             ok = false;
         }
     }
-    let max_body_bytes = own_max_body
-        .or(adapter.max_body_bytes())
-        .unwrap_or(default_max_body);
+    let max_body_bytes = own_max_body.unwrap_or(match (adapter.max_body_bytes(), max_body_cap) {
+        (Some(vendor), Some(cap)) => vendor.min(cap),
+        (Some(vendor), None) => vendor,
+        (None, Some(cap)) => cap,
+        (None, None) => DEFAULT_MAX_BODY,
+    });
     ok.then(|| Source {
         max_body_bytes,
         name,

@@ -96,6 +96,10 @@ pub struct LinkOptions {
     pub token: Secret,
     /// TLS trust for `wss://`; `None` trusts the public web PKI (webpki roots).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The file where the highest id written to stdout is kept between processes (see
+    /// [`mark_path`]); `None` keeps nothing, and a restarted channel may show again what the
+    /// gateway had not recorded as acknowledged.
+    pub mark: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for LinkOptions {
@@ -104,7 +108,59 @@ impl std::fmt::Debug for LinkOptions {
             .field("url", &self.url)
             .field("token", &self.token)
             .field("custom_ca", &self.tls.is_some())
+            .field("mark", &self.mark)
             .finish()
+    }
+}
+
+/// Where a linked channel keeps its written position for `url` and `token`: a file in the
+/// user's state folder (`$XDG_STATE_HOME/hookwire`, else `~/.local/state/hookwire`) named by
+/// a hash of both, so one machine's sessions of different gateways or tokens never share
+/// one, and the token never appears in a file name.
+pub fn mark_path(url: &str, token: &Secret) -> Option<std::path::PathBuf> {
+    use sha2::Digest as _;
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state")))?;
+    let mut h = sha2::Sha256::new();
+    h.update(url.as_bytes());
+    h.update([0]);
+    h.update(token.expose());
+    let name = format!("link-{}.position", &hex::encode(h.finalize())[..32]);
+    Some(base.join("hookwire").join(name))
+}
+
+/// The written position kept in a mark file: read at start, rewritten after every flush
+/// (a `pwrite` without fsync, as in local mode: it outlives the process, and power loss takes
+/// the session with it).
+struct Mark(std::fs::File);
+
+impl Mark {
+    fn open(path: &Path) -> std::io::Result<(Mark, u64)> {
+        use std::os::unix::fs::FileExt;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let mut bytes = [0u8; 8];
+        let at = match file.read_exact_at(&mut bytes, 0) {
+            Ok(()) => u64::from_le_bytes(bytes),
+            Err(_) => 0,
+        };
+        Ok((Mark(file), at))
+    }
+
+    fn write(&self, position: u64) {
+        use std::os::unix::fs::FileExt;
+        if let Err(e) = self.0.write_at(&position.to_le_bytes(), 0) {
+            tracing::warn!(error = %e, "cannot write the link's written position");
+        }
     }
 }
 
@@ -207,6 +263,8 @@ enum Item {
     Event(u64, Vec<u8>),
     /// The gateway has a new event log: forget the ids written so far.
     Reset(u64),
+    /// A notification of hookwire's own for the session (the token was refused).
+    Notice(Vec<u8>),
 }
 
 /// The highest id flushed to stdout, in an event-log epoch (see [`Item::Reset`]).
@@ -224,6 +282,7 @@ pub struct LinkFeed {
     /// The highest id handed to the writer (flushed by the time `next` is called again).
     highest: u64,
     written: watch::Sender<Written>,
+    mark: Option<Mark>,
 }
 
 impl Feed for LinkFeed {
@@ -246,6 +305,10 @@ impl Feed for LinkFeed {
                     self.epoch = epoch;
                     self.highest = 0;
                 }
+                Ok(Item::Notice(line)) => {
+                    out.extend_from_slice(&line);
+                    n += 1;
+                }
                 Err(_) => break,
             }
         }
@@ -253,6 +316,9 @@ impl Feed for LinkFeed {
     }
 
     fn written(&mut self, position: u64) {
+        if let Some(mark) = &self.mark {
+            mark.write(position);
+        }
         self.written.send_replace(Written {
             epoch: self.epoch,
             id: position,
@@ -302,6 +368,24 @@ impl Link {
 /// Starts the link task (on the current tokio runtime) and returns it with the feed for
 /// [`crate::channel::start`].
 pub fn start(opts: LinkOptions) -> (Link, LinkFeed) {
+    // What an earlier process of this session wrote: acknowledged first thing, never shown
+    // again (the gateway may not have recorded its acknowledgement before that process died).
+    let (mark, written) = match opts.mark.as_deref().map(Mark::open) {
+        Some(Ok((mark, at))) => {
+            if at > 0 {
+                tracing::info!(
+                    written = at,
+                    "resuming after what an earlier process of this session wrote"
+                );
+            }
+            (Some(mark), at)
+        }
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "cannot keep the written position between processes");
+            (None, 0)
+        }
+        None => (None, 0),
+    };
     let (tx, rx) = mpsc::channel(QUEUE);
     let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
     let (written_tx, written_rx) = watch::channel(Written::default());
@@ -309,6 +393,7 @@ pub fn start(opts: LinkOptions) -> (Link, LinkFeed) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (reads_tx, reads_rx) = mpsc::channel(MAX_READS);
     let audits = Arc::new(AuditQueue::default());
+    let refused = Arc::new(Mutex::new(None));
     if opts.url.starts_with("ws://") && !is_loopback(&opts.url) {
         tracing::warn!(gateway = %opts.url, "the session token crosses the network unencrypted: use https://");
     }
@@ -322,14 +407,16 @@ pub fn start(opts: LinkOptions) -> (Link, LinkFeed) {
         reads: reads_rx,
         audits: audits.clone(),
         epoch: 0,
-        flushed: 0,
+        flushed: written,
+        refused: refused.clone(),
     };
     let feed = LinkFeed {
         rx,
         wake: wake_rx,
         epoch: 0,
-        highest: 0,
+        highest: written,
         written: written_tx,
+        mark,
     };
     let link = Link {
         hello: hello_rx,
@@ -338,6 +425,7 @@ pub fn start(opts: LinkOptions) -> (Link, LinkFeed) {
         reader: LinkReader {
             tx: reads_tx,
             slots: Arc::new(Semaphore::new(MAX_READS)),
+            refused,
         },
         audit: LinkAudit { queue: audits },
     };
@@ -417,6 +505,8 @@ struct LinkTask {
     /// The current event-log epoch and the highest id flushed in it.
     epoch: u64,
     flushed: u64,
+    /// Why the gateway refused this session's token, once it has: the link stops for good.
+    refused: Arc<Mutex<Option<String>>>,
 }
 
 impl LinkTask {
@@ -435,12 +525,8 @@ impl LinkTask {
                     d
                 }
                 Ok(Err(ConnectError::Refused(reason))) => {
-                    let d = backoff.longest();
-                    tracing::error!(
-                        gateway = %url, %reason, retry_in_ms = d.as_millis() as u64,
-                        "the gateway refused this session's token ({reason}); ask the gateway's admin for a valid one"
-                    );
-                    d
+                    tracing::error!(gateway = %url, %reason, "the gateway refused this session's token ({reason})");
+                    return self.refuse(&reason).await;
                 }
                 Ok(Err(ConnectError::Other(e))) => {
                     let d = backoff.next();
@@ -456,12 +542,8 @@ impl LinkTask {
                     match ended {
                         Ended::Stopped => return,
                         Ended::Closed(close::TOKEN_INVALID, reason) => {
-                            let d = backoff.longest();
-                            tracing::error!(
-                                gateway = %url, %reason, retry_in_ms = d.as_millis() as u64,
-                                "the gateway ended the session: this session's token is {reason}"
-                            );
-                            d
+                            tracing::error!(gateway = %url, %reason, "the gateway ended the session: this session's token is {reason}");
+                            return self.refuse(&reason).await;
                         }
                         Ended::Closed(close::SUPERSEDED, _) => {
                             let d = backoff.longest();
@@ -495,6 +577,37 @@ impl LinkTask {
             {
                 return;
             }
+        }
+    }
+
+    /// The gateway refused this session's token (unknown, revoked or expired): retrying
+    /// cannot help, so the link stops, says so once in the log and once to the session (a
+    /// notification of its own), and reads fail with the reason from now on.
+    async fn refuse(self, reason: &str) {
+        let reason = match reason {
+            "unknown" | "revoked" | "expired" => reason,
+            _ => "not accepted",
+        };
+        tracing::error!(
+            gateway = %self.opts.url,
+            "no more events will arrive in this session and the link does not retry: it needs a valid token"
+        );
+        *self.refused.lock().expect("refusal poisoned") = Some(reason.to_owned());
+        let content = format!(
+            "hookwire cannot receive events for this session: the team gateway at {} refused its token ({reason}). \
+             No events will arrive in this session until it has a valid token. To fix it, ask the gateway's admin for a \
+             new token (`hookwire token create`), put it in HOOKWIRE_TOKEN (or the --token-file) for Claude Code, and \
+             restart the session. This message comes from hookwire itself, not from a vendor.",
+            self.opts.url.replace("wss://", "https://").replace("ws://", "http://")
+        );
+        let meta = [
+            ("source_name".to_owned(), "hookwire".to_owned()),
+            ("event".to_owned(), "hookwire.token_refused".to_owned()),
+            ("reason".to_owned(), reason.to_owned()),
+        ];
+        let line = crate::event::notification_line(&content, &meta);
+        if self.tx.send(Item::Notice(line)).await.is_ok() {
+            let _ = self.wake.try_send(());
         }
     }
 
@@ -813,6 +926,7 @@ struct Read {
 pub struct LinkReader {
     tx: mpsc::Sender<Read>,
     slots: Arc<Semaphore>,
+    refused: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for LinkReader {
@@ -823,6 +937,11 @@ impl std::fmt::Debug for LinkReader {
 
 impl LinkReader {
     async fn read(self, query: Query) -> Result<Value, ReadError> {
+        if let Some(reason) = self.refused.lock().expect("refusal poisoned").clone() {
+            return Err(ReadError::Failed(format!(
+                "the gateway refused this session's token ({reason}); nothing can be read until the session has a valid token"
+            )));
+        }
         let work = async {
             let gone = || ReadError::Failed("the gateway link has stopped".into());
             let slot = self.slots.clone().acquire_owned().await.map_err(|_| gone())?;

@@ -238,6 +238,14 @@ fn a_token_revoked_during_a_session_ends_it() {
     gw.wait_stderr("session ended: token no longer valid");
     // It cannot come back, and the channel process lives on (answering Claude Code).
     assert_eq!(upgrade(&gw.addr, Some(&t), Some("hookwire.v1")).2, "revoked");
+    // The session is told once, by hookwire itself, and the link stops trying.
+    let notice = ch.next_notification();
+    assert_eq!(notice["params"]["meta"]["event"], "hookwire.token_refused");
+    assert_eq!(notice["params"]["meta"]["reason"], "revoked");
+    assert!(notice["params"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("new token"));
     let id = ch.request("ping", json!({}));
     assert_eq!(ch.next_message()["id"], id);
     assert!(ch.child.try_wait().unwrap().is_none(), "the channel exited");

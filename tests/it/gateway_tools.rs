@@ -259,6 +259,7 @@ fn without_read_events_the_tools_are_absent_and_the_gateway_refuses_the_frames()
             url: format!("ws://{}/v1/session", gw.addr),
             token: hookwire_core::secret::Secret::new(carol.as_bytes()),
             tls: None,
+            mark: None,
         });
         let hello = link.hello(DEADLINE).await.expect("connected");
         assert_eq!(hello.permissions, ["post-comments"]);

@@ -19,6 +19,7 @@ mod push;
 mod real_clients;
 mod schedules;
 mod secrets;
+mod sessions;
 mod storm;
 mod tools;
 mod vectors;

@@ -180,6 +180,11 @@ impl Hookwire {
     /// listens (`listening on http://` or `https://`) and records the address; else `addr`
     /// is empty.
     fn launch(mut cmd: Command, gate: Option<Arc<StdoutGate>>, listens: bool) -> Hookwire {
+        // A linked channel keeps its written position in the user's state folder: the tests'
+        // go to one folder of their own, not the developer's.
+        if !cmd.get_envs().any(|(k, _)| k == "XDG_STATE_HOME") {
+            cmd.env("XDG_STATE_HOME", std::env::temp_dir().join("hookwire-test-state"));
+        }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -1,0 +1,233 @@
+//! Real use with Claude Code (issue 15): what a user's ordinary next steps must not do to the
+//! events, in local and gateway mode.
+//!
+//! - A health check (`claude mcp list`: full handshake, stdin closed some 20 ms later) eats
+//!   nothing: the next real session gets the backlog, once.
+//! - A session that reconnects at once (Claude Code restarted) gets nothing the previous
+//!   session acknowledged.
+//! - A linked channel killed with SIGKILL and started again shows again at most its last
+//!   write.
+//! - A refused token is said once to the session, and the link stops trying.
+
+use serde_json::json;
+
+use crate::common::gateway::{linked, serve, store, token, TWO_GITHUB_SOURCES};
+use crate::common::{issue, Hookwire, TempDir};
+use hookwire_core::store::Store;
+
+const SECRET: &str = "sessions-github-secret-0123456789";
+
+fn local_config(dir: &TempDir) -> std::path::PathBuf {
+    dir.write(
+        "config.yaml",
+        "channel:\n  sources: [github]\nsources:\n  - name: github\n    type: github\n    secret_env: S_GITHUB_SECRET\n",
+    )
+}
+
+const LOCAL_ENV: &[(&str, &str)] = &[("S_GITHUB_SECRET", SECRET)];
+
+/// What `claude mcp list` does to a server: discover, initialize, initialized, then stdin
+/// closed at once (within milliseconds). Returns every line written after the handshake.
+fn health_check(hw: &mut Hookwire) -> Vec<String> {
+    let id = hw.request("server/discover", json!({}));
+    assert_eq!(hw.next_message()["id"], id);
+    hw.initialize("2025-11-25");
+    hw.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let (_, rest) = hw.close_and_wait();
+    rest
+}
+
+fn post(hw: &Hookwire, path: &str, id: &str) {
+    let r = hw.post_github(path, SECRET, "issues", id, &issue(id));
+    assert_eq!(r.status, 202, "{}", r.body);
+}
+
+#[test]
+fn health_checks_eat_no_backlog_in_local_mode() {
+    let dir = TempDir::new("sessions-health-local");
+    let cfg = local_config(&dir);
+    let mut hw = Hookwire::spawn(&cfg, LOCAL_ENV);
+    for id in ["waiting-1", "waiting-2"] {
+        post(&hw, "/hooks/github", id);
+    }
+    assert_eq!(
+        health_check(&mut hw),
+        Vec::<String>::new(),
+        "a health check was written events"
+    );
+    for _ in 0..2 {
+        let mut check = Hookwire::spawn(&cfg, LOCAL_ENV);
+        assert_eq!(health_check(&mut check), Vec::<String>::new());
+    }
+    let mut session = Hookwire::spawn(&cfg, LOCAL_ENV);
+    session.handshake();
+    assert_eq!(session.next_delivery_id(), "waiting-1");
+    assert_eq!(session.next_delivery_id(), "waiting-2");
+    post(&session, "/hooks/github", "after");
+    assert_eq!(session.next_delivery_id(), "after", "each event once");
+}
+
+#[test]
+fn health_checks_eat_no_backlog_in_gateway_mode() {
+    let dir = TempDir::new("sessions-health-gateway");
+    let cfg = dir.write(
+        "config.yaml",
+        &format!("channel:\n  sources: []\n{TWO_GITHUB_SOURCES}"),
+    );
+    let gw = serve(&cfg, "127.0.0.1:0", &[("T_GITHUB_SECRET", SECRET)]);
+    let t = token(&store(&dir), "alice", &["github"], &[], None);
+    let env = [("HOOKWIRE_TOKEN", t.as_str())];
+    // A session that read one event, so the token's cursor exists.
+    let mut first = linked(&gw, &[], &env);
+    first.handshake();
+    post(&gw, "/hooks/github", "seen");
+    assert_eq!(first.next_delivery_id(), "seen");
+    first.close_and_wait();
+    for id in ["waiting-1", "waiting-2"] {
+        post(&gw, "/hooks/github", id);
+    }
+    for _ in 0..3 {
+        let mut check = linked(&gw, &[], &env);
+        assert_eq!(
+            health_check(&mut check),
+            Vec::<String>::new(),
+            "a health check was written events"
+        );
+    }
+    let mut session = linked(&gw, &[], &env);
+    session.handshake();
+    assert_eq!(session.next_delivery_id(), "waiting-1");
+    assert_eq!(session.next_delivery_id(), "waiting-2");
+    post(&gw, "/hooks/github", "after");
+    assert_eq!(session.next_delivery_id(), "after", "each event once");
+}
+
+#[test]
+fn a_quick_reconnect_gets_nothing_the_last_session_acknowledged() {
+    let dir = TempDir::new("sessions-reconnect");
+    let cfg = dir.write(
+        "config.yaml",
+        &format!("channel:\n  sources: []\n{TWO_GITHUB_SOURCES}"),
+    );
+    let gw = serve(&cfg, "127.0.0.1:0", &[("T_GITHUB_SECRET", SECRET)]);
+    let t = token(&store(&dir), "bob", &["github"], &[], None);
+    // Each session keeps its position in a folder of its own: what is tested here is the
+    // gateway's record of acknowledgements, not the channel's.
+    let states: Vec<TempDir> = (0..3)
+        .map(|i| TempDir::new(&format!("sessions-state-{i}")))
+        .collect();
+    let env = |i: usize| {
+        [
+            ("HOOKWIRE_TOKEN", t.clone()),
+            ("XDG_STATE_HOME", states[i].0.to_string_lossy().into_owned()),
+        ]
+    };
+    let spawn = |i: usize| {
+        let env = env(i);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        linked(&gw, &[], &env)
+    };
+    let mut a = spawn(0);
+    a.handshake();
+    for i in 0..20 {
+        let id = format!("shown-{i:02}");
+        post(&gw, "/hooks/github", &id);
+        assert_eq!(a.next_delivery_id(), id);
+    }
+    // Claude Code restarted: the old process exits, the new one connects at once.
+    a.close_and_wait();
+    let mut b = spawn(1);
+    b.handshake();
+    post(&gw, "/hooks/github", "new-1");
+    assert_eq!(
+        b.next_delivery_id(),
+        "new-1",
+        "a session got again what the last one acknowledged"
+    );
+    // A takeover with the same token while `b` is connected: the same holds.
+    let mut c = spawn(2);
+    c.handshake();
+    post(&gw, "/hooks/github", "new-2");
+    assert_eq!(c.next_delivery_id(), "new-2");
+    drop(b);
+}
+
+#[test]
+fn a_killed_linked_channel_shows_again_at_most_its_last_write() {
+    let dir = TempDir::new("sessions-kill-linked");
+    let cfg = dir.write(
+        "config.yaml",
+        &format!("channel:\n  sources: []\n{TWO_GITHUB_SOURCES}"),
+    );
+    let gw = serve(&cfg, "127.0.0.1:0", &[("T_GITHUB_SECRET", SECRET)]);
+    let t = token(&store(&dir), "carol", &["github"], &[], None);
+    let state = TempDir::new("sessions-kill-state");
+    let state_dir = state.0.to_string_lossy().into_owned();
+    let env = [
+        ("HOOKWIRE_TOKEN", t.as_str()),
+        ("XDG_STATE_HOME", state_dir.as_str()),
+    ];
+    for round in 0..3 {
+        let mut ch = linked(&gw, &[], &env);
+        ch.handshake();
+        // One event per write: each is read before the next is posted.
+        let mut last = String::new();
+        for i in 0..30 {
+            last = format!("r{round}-{i:02}");
+            post(&gw, "/hooks/github", &last);
+            assert_eq!(ch.next_delivery_id(), last);
+        }
+        ch.child.kill().expect("SIGKILL");
+        ch.child.wait().expect("reaped");
+        let mut again = linked(&gw, &[], &env);
+        again.handshake();
+        let marker = format!("r{round}-marker");
+        post(&gw, "/hooks/github", &marker);
+        let mut repeated = Vec::new();
+        loop {
+            let id = again.next_delivery_id();
+            if id == marker {
+                break;
+            }
+            repeated.push(id);
+        }
+        assert!(
+            repeated.is_empty() || repeated == [last.clone()],
+            "after a SIGKILL, shown again: {repeated:?} (at most the last write, `{last}`)"
+        );
+        again.close_and_wait();
+    }
+}
+
+#[test]
+fn a_refused_token_is_said_once_and_the_link_stops_trying() {
+    let dir = TempDir::new("sessions-refused");
+    let cfg = dir.write(
+        "config.yaml",
+        &format!("channel:\n  sources: []\n{TWO_GITHUB_SOURCES}"),
+    );
+    let gw = serve(&cfg, "127.0.0.1:0", &[("T_GITHUB_SECRET", SECRET)]);
+    let db = store(&dir);
+    let t = token(&db, "dave", &["github"], &["read-events"], None);
+    assert!(db
+        .tokens()
+        .revoke("dave", crate::common::gateway::now_ms())
+        .unwrap());
+    let mut ch = linked(&gw, &[], &[("HOOKWIRE_TOKEN", t.as_str())]);
+    ch.handshake();
+    let notice = ch.next_notification();
+    assert_eq!(notice["params"]["meta"]["event"], "hookwire.token_refused");
+    assert_eq!(notice["params"]["meta"]["reason"], "revoked");
+    ch.wait_stderr("the link does not retry");
+    // Asking again does not reconnect: the answer names the reason at once.
+    let id = ch.request("ping", json!({}));
+    assert_eq!(ch.next_message()["id"], id);
+    assert!(ch.child.try_wait().unwrap().is_none(), "the channel exited");
+    let (_, rest) = ch.close_and_wait();
+    assert!(rest.is_empty(), "said more than once: {rest:?}");
+    // The gateway saw one attempt: the link did not try again.
+    assert_eq!(
+        gw.stderr_text().matches("session refused: token revoked").count(),
+        1
+    );
+}
