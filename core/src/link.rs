@@ -1272,6 +1272,7 @@ mod tests {
             let reader = LinkReader {
                 tx,
                 slots: Arc::new(Semaphore::new(MAX_READS)),
+                refused: Arc::new(Mutex::new(None)),
             };
             let (release, waiting) = oneshot::channel::<()>();
             let down =
@@ -1343,6 +1344,7 @@ mod tests {
             epoch: 0,
             highest: 0,
             written,
+            mark: None,
         };
         for (id, l) in [(3, "a"), (5, "b"), (3, "a"), (5, "b"), (7, "c")] {
             tx.try_send(Item::Event(id, format!("{l}\n").into_bytes()))
