@@ -230,7 +230,7 @@ fn with_store<T>(
             config.path.display()
         )));
     }
-    let store = crate::open_store(config).map_err(Usage)?;
+    let store = crate::run::open_store(config).map_err(Usage)?;
     let result = f(store.as_ref());
     store.close(CLOSE_LIMIT);
     result

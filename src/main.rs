@@ -4,17 +4,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use hookwire::registry;
-use hookwire_core::channel::{self, ServerDescription};
 use hookwire_core::filter::Verdict;
-use hookwire_core::health::Probes;
 use hookwire_core::pipeline::{self, Pipeline};
-use hookwire_core::store::sqlite::StoreOptions;
-use hookwire_core::store::{SqliteStore, Store, StoreSink, Subscription};
-use hookwire_core::{config, delivery, ingress, instructions, sink, telemetry};
+use hookwire_core::{config, sink, telemetry};
 
 // The request path allocates many small strings (the parsed payload, rendered text); glibc
 // malloc showed as a quarter of the CPU per event under load, mimalloc a fraction of that.
@@ -24,8 +19,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod admin;
 mod doctor;
 mod explain;
+mod run;
 mod send;
-mod serve;
 
 mod templates {
     include!(concat!(env!("OUT_DIR"), "/templates.rs"));
@@ -178,7 +173,12 @@ fn offline_pipeline(config: &std::path::Path) -> Result<Pipeline, String> {
     let (config, templates) =
         pipeline::load(config, &registry(), templates::TEMPLATES).map_err(|e| e.to_string())?;
     let (queue, _events) = sink::memory_queue(1);
-    Ok(Pipeline::new(config, templates, Arc::new(queue)))
+    Ok(Pipeline::new(
+        config,
+        templates,
+        Arc::new(queue),
+        pipeline::Keep::ChannelSources,
+    ))
 }
 
 /// [`offline_pipeline`] without reading any secret, for `render`, which verifies nothing:
@@ -191,7 +191,12 @@ fn keyless_pipeline(path: &std::path::Path) -> Result<Pipeline, String> {
         hookwire_core::render::Templates::load(templates::TEMPLATES, config.templates_dir.as_deref(), &mut p);
     p.finish().map_err(|e| e.to_string())?;
     let (queue, _events) = sink::memory_queue(1);
-    Ok(Pipeline::new(config, templates, Arc::new(queue)))
+    Ok(Pipeline::new(
+        config,
+        templates,
+        Arc::new(queue),
+        pipeline::Keep::ChannelSources,
+    ))
 }
 
 /// The index of a named source, or an error listing the configured ones.
@@ -244,10 +249,10 @@ fn main() -> ExitCode {
             token_file,
             ca_file,
         } => match gateway {
-            Some(url) => serve::run_link(&url, token_file, ca_file, &config),
-            None => run_channel(config, listen),
+            Some(url) => run::linked::run(&url, token_file, ca_file, &config),
+            None => run::local::run(config, listen),
         },
-        Command::Serve { config, listen } => serve::run_serve(config, listen),
+        Command::Serve { config, listen } => run::gateway::run(config, listen),
         Command::Send {
             config,
             source,
@@ -377,219 +382,5 @@ fn render(
             Ok(())
         }
         Err(e) => Err(e.to_string()),
-    }
-}
-
-/// Starts the pipeline's own jobs on the current runtime: each schedule, and the storm-control
-/// flusher that queues digests as windows close.
-/// Returns their tasks, for a config reload to stop.
-pub(crate) fn start_jobs(pipeline: &Arc<Pipeline>) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut jobs = Vec::new();
-    for (i, src) in pipeline.config().sources.iter().enumerate() {
-        if src.schedule.is_some() {
-            jobs.push(tokio::spawn(hookwire_core::schedule::run(pipeline.clone(), i)));
-        }
-    }
-    if pipeline.has_storm_control() {
-        let flusher = pipeline.clone();
-        jobs.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
-            loop {
-                tick.tick().await;
-                flusher.flush_storms(std::time::SystemTime::now());
-            }
-        }));
-    }
-    jobs
-}
-
-/// At shutdown: closes every storm window early so no folded event goes unnamed.
-pub(crate) fn close_storm_windows(pipeline: &Pipeline) {
-    pipeline.flush_storms(std::time::SystemTime::now() + Duration::from_secs(366 * 24 * 3600));
-}
-
-/// The pipeline over the durable store: every event is committed to it before 2xx, and
-/// replay protection is re-seeded from what it accepted within the dedup window.
-pub(crate) fn stored_pipeline(
-    config: hookwire_core::Config,
-    templates: hookwire_core::render::Templates,
-) -> Result<(Arc<Pipeline>, Arc<dyn Store>), String> {
-    let store = open_store(&config)?;
-    let pipeline = Pipeline::new(config, templates, Arc::new(StoreSink(store.clone())));
-    if let Err(e) = pipeline.seed_replay(store.as_ref(), std::time::SystemTime::now()) {
-        store.close(Duration::from_secs(1));
-        return Err(e.to_string());
-    }
-    Ok((Arc::new(pipeline), store))
-}
-
-/// The listener's connection limits: the config's, with the connection cap lowered to what
-/// the open-file limit (raised to its hard limit first) leaves room for.
-pub(crate) fn connection_limits(
-    limits: &hookwire_core::config::Limits,
-) -> hookwire_core::http::ConnectionLimits {
-    let mut l = hookwire_core::http::ConnectionLimits::from_config(limits);
-    if let Some(room) = hookwire_core::http::raise_descriptor_limit() {
-        let room = usize::try_from(room).unwrap_or(usize::MAX).max(1);
-        if room < l.max_connections {
-            tracing::info!(
-                configured = l.max_connections,
-                allowed = room,
-                "limits.max_connections lowered to what the open-file limit allows"
-            );
-            l.max_connections = room;
-        }
-    }
-    l.max_connections_per_client = l.max_connections_per_client.min(l.max_connections);
-    l
-}
-
-/// Opens the configured store (the file beside config.yaml unless `store.path` says).
-pub(crate) fn open_store(config: &hookwire_core::Config) -> Result<Arc<dyn Store>, String> {
-    let s = &config.store;
-    let opts = StoreOptions {
-        path: s.path.clone(),
-        sync: s.sync,
-        max_bytes: s.max_bytes,
-        max_age: s.max_age,
-        queue: config.limits.queue_capacity,
-        ..StoreOptions::new(&s.path)
-    };
-    Ok(SqliteStore::open(opts).map_err(|e| e.to_string())?)
-}
-
-fn run_channel(config_path: PathBuf, listen: Option<std::net::SocketAddr>) -> ExitCode {
-    let (config, templates) = match pipeline::load(&config_path, &registry(), templates::TEMPLATES) {
-        Ok(x) => x,
-        Err(e) => {
-            eprint!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let addr = listen.unwrap_or(config.listen);
-    let metrics_on = config.metrics;
-    if metrics_on {
-        hookwire_core::metrics::install();
-    }
-    let mut server = ServerDescription {
-        name: "hookwire".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        instructions: instructions::generate(&config),
-    };
-    let subscription = Subscription {
-        name: delivery::LOCAL.into(),
-        sources: config.channel.sources.clone(),
-    };
-    let mark = delivery::mark_path(&config.store.path);
-    // Local mode: the tools are those `channel.permissions` grants, with `tools:` credentials.
-    let tool_settings = config.tools.clone();
-    let session = hookwire_core::tools::Session {
-        subscriber: delivery::LOCAL.into(),
-        sources: config.channel.sources.clone(),
-        permissions: config.channel.permissions.clone(),
-    };
-    let (pipeline, store) = match stored_pipeline(config, templates) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("hookwire: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let feed = match delivery::StoreFeed::open(store.clone(), subscription, Some(&mark)) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("hookwire: {e}");
-            store.close(Duration::from_secs(1));
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(async move {
-        let listener = match ingress::bind(addr).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(%addr, error = %e, "cannot listen for webhooks");
-                return ExitCode::FAILURE;
-            }
-        };
-        let bound = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| addr.to_string());
-        tracing::info!("listening on http://{bound}");
-        let toolbox = hookwire_core::tools::Toolbox::new(
-            session,
-            &tool_settings,
-            Some(store.clone()),
-            tokio::runtime::Handle::current(),
-        );
-        server.instructions = instructions::with_tools(&server.instructions, toolbox.granted());
-        let chan = channel::start_with_tools(
-            std::io::stdin(),
-            std::io::stdout(),
-            Box::new(feed),
-            server,
-            Some(Arc::new(toolbox)),
-        );
-        let _jobs = start_jobs(&pipeline);
-        let storms = pipeline.clone();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let local = Subscription {
-            name: delivery::LOCAL.into(),
-            sources: pipeline.config().channel.sources.clone(),
-        };
-        let probes = Probes::new(store.clone(), Box::new(move |_| vec![local.clone()]), metrics_on);
-        let pipeline_limits = pipeline.config().limits.clone();
-        let app = ingress::router(pipeline).merge(probes.router());
-        let limits = connection_limits(&pipeline_limits);
-        let mut http = tokio::spawn(hookwire_core::http::serve(
-            listener,
-            None,
-            app,
-            limits,
-            async move {
-                let _ = stop_rx.await;
-            },
-            Duration::from_millis(500),
-        ));
-        let reason = tokio::select! {
-            _ = chan.closed() => "client closed the connection",
-            r = shutdown_signal() => r,
-            r = &mut http => {
-                if let Ok(Err(e)) = r { tracing::error!(error = %e, "webhook listener failed"); }
-                "webhook listener stopped"
-            }
-        };
-        tracing::info!(reason, "shutting down");
-        close_storm_windows(&storms);
-        // Stop accepting; requests in flight finish while the store still commits. Bounded:
-        // Claude Code escalates to SIGKILL soon after closing stdin.
-        let _ = stop_tx.send(());
-        if !http.is_finished()
-            && tokio::time::timeout(Duration::from_millis(500), &mut http)
-                .await
-                .is_err()
-        {
-            http.abort();
-        }
-        chan.stop(Duration::from_millis(500));
-        store.close(Duration::from_millis(1000));
-        ExitCode::SUCCESS
-    })
-    // The stdin reader thread may still be blocked in read(2); exiting ends it.
-}
-
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = hup.recv() => "SIGHUP",
-        _ = int.recv() => "SIGINT",
     }
 }

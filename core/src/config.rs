@@ -246,8 +246,6 @@ pub struct Source {
     /// Largest request body accepted (413 beyond): the source's `max_body_bytes:`, else the
     /// maximum its vendor documents, else `limits.max_body_bytes`.
     pub max_body_bytes: usize,
-    /// Whether `channel.sources` lists it (and so whether its events reach the session).
-    pub subscribed: bool,
     /// The vendor behaviour.
     pub adapter: Box<dyn Adapter>,
     /// One line describing the source type, for `instructions`.
@@ -662,7 +660,6 @@ fn parse_with(
                     description: "a scheduled job hookwire runs; its output arrives as the event",
                     path: format!("/schedules/{}", entry.name),
                     max_body_bytes: 0,
-                    subscribed: false,
                     adapter: Box::new(crate::schedule::NoDoor::new()),
                     schedule: Some(schedule),
                 }),
@@ -725,9 +722,6 @@ fn parse_with(
                     Some(format!("configured sources: {}", declared.join(", "))),
                 );
             }
-        }
-        for s in &mut sources {
-            s.subscribed = ch.sources.contains(&s.name);
         }
     }
     p.finish()?;
@@ -1115,7 +1109,6 @@ fn source(
         headers,
         schedule: None,
         path,
-        subscribed: false,
         adapter,
         description: factory.description,
     })

@@ -1,5 +1,15 @@
-//! Delivery in local mode: the channel writer reads the `local` subscriber's events from the
-//! store, in order, and acknowledges each batch once it is flushed to stdout.
+//! Delivery in local mode: the channel writer reads its subscriber's events from the store,
+//! in order, and acknowledges each batch once it is flushed to stdout.
+//!
+//! **Seats.** Several Claude Code sessions in one project each spawn `hookwire channel` with
+//! the same config, so one store. Each process takes a seat: the first free of `local`,
+//! `local-2`, `local-3`, ... (an exclusive lock file beside the store, released by the kernel
+//! when the process ends, however it ends). Each seat is a subscriber of its own, so every
+//! session gets every event. `local` carries the project's backlog: a session that starts when
+//! none runs takes it and gets what arrived meanwhile. An extra seat starts at the newest
+//! event and is forgotten when released, so no event waits for a seat nobody holds. Only one
+//! process listens for webhooks ([`ListenerLock`]); the others follow the store and take the
+//! listener over when its owner exits.
 //!
 //! Acknowledgements reach SQLite with the next group commit, a few milliseconds later; a
 //! process killed in between would send those events again on restart. So each flushed
@@ -19,14 +29,154 @@ use crossbeam_channel::Receiver;
 use crate::channel::Feed;
 use crate::store::{Store, StoreError, Subscription};
 
-/// The subscriber name local mode uses.
+/// The subscriber name of local mode's first seat.
 pub const LOCAL: &str = "local";
 
-/// The position mark beside a store file.
-pub fn mark_path(store: &Path) -> PathBuf {
+/// The position mark of seat `name` beside a store file (`<store>.local-position`).
+pub fn mark_path(store: &Path, name: &str) -> PathBuf {
+    beside(store, &format!(".{name}-position"))
+}
+
+/// `<store><suffix>`.
+fn beside(store: &Path, suffix: &str) -> PathBuf {
     let mut p = store.as_os_str().to_owned();
-    p.push(".local-position");
+    p.push(suffix);
     PathBuf::from(p)
+}
+
+/// Seats tried before giving up: more sessions than this in one project share nothing.
+const MAX_SEATS: usize = 32;
+
+/// One local session's seat: its subscriber name and position mark, held by an exclusive lock
+/// on `<store>.<name>.lock` for as long as the process lives.
+#[derive(Debug)]
+pub struct Seat {
+    /// The subscriber name (`local`, `local-2`, ...).
+    pub name: String,
+    /// Where its written position is marked.
+    pub mark: PathBuf,
+    _lock: File,
+}
+
+impl Seat {
+    /// Takes the first free seat for the store at `path`. An extra seat (not `local`) starts
+    /// at the store's newest event; the rows of extra seats nobody holds (a crashed process's)
+    /// are forgotten on the way.
+    pub fn take(path: &Path, store: &dyn Store) -> Result<Seat, StoreError> {
+        let mut taken = None;
+        for n in 1..=MAX_SEATS {
+            let name = if n == 1 {
+                LOCAL.to_owned()
+            } else {
+                format!("{LOCAL}-{n}")
+            };
+            let Some(lock) = try_lock(&beside(path, &format!(".{name}.lock")))? else {
+                continue;
+            };
+            if taken.is_none() {
+                taken = Some((name, lock));
+            } else if n > 1 {
+                // Free and not ours: left behind by a process that died holding it.
+                store.forget_subscriber(&name)?;
+            }
+        }
+        let (name, lock) = taken.ok_or_else(|| {
+            StoreError::Invalid(format!("{MAX_SEATS} sessions of this project already run"))
+        })?;
+        let mark = mark_path(path, &name);
+        if name != LOCAL {
+            let head = store.head();
+            store.forget_subscriber(&name)?;
+            if let Ok(f) = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&mark)
+            {
+                let _ = f.write_at(&head.to_le_bytes(), 0);
+            }
+            store.cursor(&name, head)?;
+        }
+        Ok(Seat {
+            name,
+            mark,
+            _lock: lock,
+        })
+    }
+
+    /// Gives the seat back at a clean exit: an extra seat's subscriber is forgotten.
+    pub fn release(self, store: &dyn Store) {
+        if self.name != LOCAL {
+            if let Err(e) = store.forget_subscriber(&self.name) {
+                tracing::warn!(seat = %self.name, error = %e, "cannot release the session's seat");
+            }
+        }
+    }
+}
+
+/// Held by the one process of a project that listens for webhooks (`<store>.listener.lock`).
+#[derive(Debug)]
+pub struct ListenerLock(#[allow(dead_code)] File);
+
+impl ListenerLock {
+    /// Takes the lock if no other process of this store holds it.
+    pub fn try_take(path: &Path) -> Result<Option<ListenerLock>, StoreError> {
+        Ok(try_lock(&beside(path, ".listener.lock"))?.map(ListenerLock))
+    }
+}
+
+/// An exclusive lock on `path` (created if needed), or `None` when another process holds it.
+fn try_lock(path: &Path) -> Result<Option<File>, StoreError> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StoreError::Db(format!("cannot lock {}: {e}", path.display())))
+        }
+    }
+}
+
+/// A feed of one notification of hookwire's own: what a channel that cannot serve its
+/// configuration says to each session (once, after the handshake settles).
+pub struct NoticeFeed {
+    line: Option<Vec<u8>>,
+    wake: Receiver<()>,
+    /// Kept, so the wake never reads as disconnected (which would always be ready).
+    _waker: crossbeam_channel::Sender<()>,
+}
+
+impl NoticeFeed {
+    /// The feed of `line` (a whole `notifications/claude/channel` line).
+    pub fn new(line: Vec<u8>) -> Self {
+        let (waker, wake) = crossbeam_channel::bounded(1);
+        let _ = waker.send(());
+        NoticeFeed {
+            line: Some(line),
+            wake,
+            _waker: waker,
+        }
+    }
+}
+
+impl Feed for NoticeFeed {
+    fn wake(&self) -> Receiver<()> {
+        self.wake.clone()
+    }
+
+    fn next(&mut self, _max: usize, out: &mut Vec<u8>) -> Option<u64> {
+        let line = self.line.take()?;
+        out.extend_from_slice(&line);
+        Some(1)
+    }
+
+    fn written(&mut self, _position: u64) {}
 }
 
 /// The store as the local channel's feed.

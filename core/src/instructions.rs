@@ -53,7 +53,11 @@ refuses repositories and Slack channels outside its configured allowlist: do not
 /// Builds the instructions for the sources this session receives in local mode
 /// (`channel.sources`).
 pub fn generate(config: &Config) -> String {
-    let subscribed: Vec<&Source> = config.sources.iter().filter(|s| s.subscribed).collect();
+    let subscribed: Vec<&Source> = config
+        .sources
+        .iter()
+        .filter(|s| config.channel.sources.contains(&s.name))
+        .collect();
     build(config, &subscribed, &[], "channel.sources is empty")
 }
 

@@ -94,6 +94,18 @@ pub struct Pipeline {
     metrics: Vec<crate::metrics::SourceMetrics>,
     /// Per source: its place on the pool, and the headers its scheme reads as credentials.
     lanes: Vec<Lane>,
+    /// Per source: whether its events are kept for sessions at all (decided once, by mode).
+    kept: Vec<bool>,
+}
+
+/// Which sources' events a pipeline keeps for sessions: decided once, by the mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Local mode: the sources `channel.sources` lists; the others are answered and dropped.
+    ChannelSources,
+    /// The gateway: every webhook source (each session's token decides what it receives);
+    /// schedules only when `channel.sources` lists them, as they run on this machine.
+    Every,
 }
 
 /// One source's share of the work: requests it may have in progress, threads of the pool it
@@ -172,7 +184,15 @@ pub fn load(
 impl Pipeline {
     /// Assembles the pipeline over a loaded config, its templates and a sink, with an
     /// in-memory replay guard sized by the config's limits.
-    pub fn new(mut config: Config, templates: Templates, sink: Arc<dyn EventSink>) -> Self {
+    pub fn new(mut config: Config, templates: Templates, sink: Arc<dyn EventSink>, keep: Keep) -> Self {
+        let kept = config
+            .sources
+            .iter()
+            .map(|s| match keep {
+                Keep::Every if s.schedule.is_none() => true,
+                _ => config.channel.sources.contains(&s.name),
+            })
+            .collect();
         let storm = Storm::new(config.sources.iter_mut().map(|s| s.storm.take()).collect());
         let replay = Arc::new(MemoryReplayGuard::new(
             Duration::from_secs(config.limits.dedup_window_secs),
@@ -219,6 +239,7 @@ impl Pipeline {
             sink,
             replay,
             lanes,
+            kept,
             metrics: config
                 .sources
                 .iter()
@@ -383,7 +404,7 @@ impl Pipeline {
         if !self.config.channel.enabled {
             return Ok((Outcome::ChannelDisabled, None, Claims::default()));
         }
-        if !src.subscribed {
+        if !self.kept[source] {
             return Ok((Outcome::NotSubscribed, None, Claims::default()));
         }
         let delivery_id = identity.delivery_id.clone();
@@ -507,11 +528,10 @@ impl Pipeline {
         delivery_id: &str,
         now: SystemTime,
     ) -> Result<(Outcome, Receipt), IngestError> {
-        let src = &self.config.sources[source];
         if !self.config.channel.enabled {
             return Ok((Outcome::ChannelDisabled, Receipt::done()));
         }
-        if !src.subscribed {
+        if !self.kept[source] {
             return Ok((Outcome::NotSubscribed, Receipt::done()));
         }
         let identity = Identity {

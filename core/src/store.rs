@@ -189,6 +189,10 @@ pub trait Store: Send + Sync + 'static {
     /// receives, so an event of another source never waits for it (eviction for size).
     fn subscribe(&self, sub: &Subscription, start: u64) -> Result<u64, StoreError>;
 
+    /// Removes a subscriber and its cursor (a local session's extra seat, released): its
+    /// events no longer wait for it.
+    fn forget_subscriber(&self, name: &str) -> Result<(), StoreError>;
+
     /// (source, delivery id, signed-content key) of the events accepted since `since_ms`, to
     /// seed replay protection after a restart.
     fn recent_deliveries(&self, since_ms: i64) -> Result<Vec<(String, String, Option<String>)>, StoreError>;

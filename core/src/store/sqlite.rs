@@ -141,6 +141,8 @@ enum Op {
     /// The event with its payload already encoded ([`encode`]), and the codec used.
     Append(Event, Codec, Done),
     Ack(String, u64),
+    /// Remove a subscriber (after its acknowledgements queued before this).
+    Forget(String),
     Stop,
 }
 
@@ -472,6 +474,15 @@ impl Store for SqliteStore {
             .get(subscriber)
             .copied();
         Ok(to_u64(acked).max(pending.unwrap_or(0)))
+    }
+
+    fn forget_subscriber(&self, name: &str) -> Result<(), StoreError> {
+        self.shared.acked.lock().expect("acks poisoned").remove(name);
+        // Through the writer, after the subscriber's acknowledgements still queued there, so
+        // none of them brings it back.
+        self.tx
+            .send(Op::Forget(name.to_owned()))
+            .map_err(|_| StoreError::Closed)
     }
 
     fn subscribe(&self, sub: &Subscription, start: u64) -> Result<u64, StoreError> {
@@ -825,14 +836,22 @@ impl Writer {
     fn commit(&mut self, ops: Vec<Op>, acks_due: bool) {
         let mut appended: Vec<(Arc<Stored>, u64, Done)> = Vec::new();
         let has_appends = ops.iter().any(|o| matches!(o, Op::Append(..)));
+        let mut forgotten = Vec::new();
         for op in &ops {
-            if let Op::Ack(name, seq) = op {
-                let a = self.acks.entry(name.clone()).or_default();
-                *a = (*a).max(*seq);
-                self.acks_since.get_or_insert_with(Instant::now);
+            match op {
+                Op::Ack(name, seq) => {
+                    let a = self.acks.entry(name.clone()).or_default();
+                    *a = (*a).max(*seq);
+                    self.acks_since.get_or_insert_with(Instant::now);
+                }
+                Op::Forget(name) => {
+                    self.acks.remove(name);
+                    forgotten.push(name.clone());
+                }
+                _ => {}
             }
         }
-        if !has_appends && (!acks_due || self.acks.is_empty()) {
+        if !has_appends && forgotten.is_empty() && (!acks_due || self.acks.is_empty()) {
             return;
         }
         let acks = if acks_due {
@@ -879,7 +898,7 @@ impl Writer {
                             };
                             appended.push((Arc::new(stored), size, done));
                         }
-                        Op::Ack(..) | Op::Stop => {}
+                        Op::Ack(..) | Op::Forget(_) | Op::Stop => {}
                     }
                 }
                 let mut ack = tx.prepare_cached(
@@ -888,6 +907,9 @@ impl Writer {
                 )?;
                 for (name, seq) in &acks {
                     ack.execute(params![name, *seq as i64])?;
+                }
+                for name in &forgotten {
+                    tx.execute("DELETE FROM subscribers WHERE name = ?1", [name])?;
                 }
             }
             tx.commit()

@@ -147,7 +147,7 @@ fn load_pipeline(tag: &str, max_content_bytes: Option<usize>) -> Pipeline {
     let (config, templates) =
         pipeline::load(&config, &registry, &[]).unwrap_or_else(|e| panic!("test config: {e}"));
     let (queue, _events) = sink::memory_queue(1);
-    let pipeline = Pipeline::new(config, templates, Arc::new(queue));
+    let pipeline = Pipeline::new(config, templates, Arc::new(queue), pipeline::Keep::ChannelSources);
     let _ = std::fs::remove_dir_all(&dir);
     pipeline
 }

@@ -1,0 +1,298 @@
+//! `hookwire channel`, local mode: the stdio MCP channel Claude Code spawns, over the project's
+//! store, and, in one process of the project, the webhook listener.
+//!
+//! Two Claude Code sessions in one project each spawn this process with the same config. Each
+//! takes a seat in the store (`local`, `local-2`, ...; see [`hookwire_core::delivery`]) and
+//! receives every event of `channel.sources` as a subscriber of its own. The first to take the
+//! project's listener lock listens for webhooks and runs the schedules; the others follow the
+//! store, and the first of them to take the lock when its owner exits listens in its place
+//! (on the same address: a tunnel in front keeps working).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hookwire::registry;
+use hookwire_core::channel;
+use hookwire_core::delivery::{ListenerLock, Seat, StoreFeed};
+use hookwire_core::health::Probes;
+use hookwire_core::pipeline::{self, Keep, Pipeline};
+use hookwire_core::store::{Store, Subscription};
+use hookwire_core::{http, ingress, instructions};
+use tokio::task::JoinHandle;
+
+use super::jobs::Jobs;
+use super::{
+    connection_limits, open_store, runtime, server, stored_pipeline, unservable, Deadlines, Parts, Shutdown,
+};
+use crate::templates;
+
+/// How often a follower tries to take the listener over.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+
+/// What this process does about webhooks.
+enum Role {
+    /// It listens (and holds the project's listener lock).
+    Owner(std::net::TcpListener, ListenerLock),
+    /// Another process of the project listens; this one follows the store.
+    Follower,
+}
+
+/// Takes the project's listener if no other process of it holds it. `Err` when the lock is
+/// ours but the address is not: another program holds the port.
+fn claim(store: &Path, addr: SocketAddr) -> Result<Role, String> {
+    match ListenerLock::try_take(store).map_err(|e| e.to_string())? {
+        None => Ok(Role::Follower),
+        Some(lock) => match std::net::TcpListener::bind(addr) {
+            Ok(l) => {
+                l.set_nonblocking(true).map_err(|e| e.to_string())?;
+                Ok(Role::Owner(l, lock))
+            }
+            Err(e) => Err(format!("cannot listen for webhooks on {addr}: {e}")),
+        },
+    }
+}
+
+/// The listener's parts, once this process owns it.
+struct Listening {
+    task: JoinHandle<std::io::Result<()>>,
+    jobs: Jobs,
+    _lock: ListenerLock,
+}
+
+/// Starts serving webhooks (and the probes) on `listener`, with the pipeline's jobs.
+fn listen(
+    listener: std::net::TcpListener,
+    lock: ListenerLock,
+    pipeline: &Arc<Pipeline>,
+    store: &Arc<dyn Store>,
+    subscription: &Subscription,
+    shutdown: &Arc<Shutdown>,
+) -> std::io::Result<Listening> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let bound = listener.local_addr()?;
+    tracing::info!("listening on http://{bound}");
+    let local = subscription.clone();
+    let probes = Probes::new(
+        store.clone(),
+        Box::new(move |_| vec![local.clone()]),
+        pipeline.config().metrics,
+    );
+    let app = ingress::router(pipeline.clone()).merge(probes.router());
+    let limits = connection_limits(&pipeline.config().limits);
+    let task = tokio::spawn(http::serve(
+        listener,
+        None,
+        app,
+        limits,
+        shutdown.stopping(),
+        shutdown.deadlines().requests,
+    ));
+    Ok(Listening {
+        task,
+        jobs: Jobs::start(pipeline),
+        _lock: lock,
+    })
+}
+
+/// `hookwire channel --config PATH [--listen ADDR]`.
+pub fn run(config_path: PathBuf, listen_on: Option<SocketAddr>) -> ExitCode {
+    let (config, templates) = match pipeline::load(&config_path, &registry(), templates::TEMPLATES) {
+        Ok(x) => x,
+        Err(e) => {
+            return unservable(
+                &e.to_string(),
+                &format!(
+                    "correct {} as each line says (`hookwire check --config {}` lists every problem; secrets come from \
+                     the environment Claude Code is started in, or from secret_file)",
+                    config_path.display(),
+                    config_path.display()
+                ),
+            )
+        }
+    };
+    let addr = listen_on.unwrap_or(config.listen);
+    if config.metrics {
+        hookwire_core::metrics::install();
+    }
+    let store_path = config.store.path.clone();
+    let store = match open_store(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            return unservable(
+                &e,
+                "make the store's folder writable, or set store.path in the config to a folder that is",
+            )
+        }
+    };
+    let role = match claim(&store_path, addr) {
+        Ok(r) => r,
+        Err(e) => {
+            store.close(Duration::from_secs(1));
+            return unservable(
+                &e,
+                &format!("stop the program that holds {addr}, or give this config another `listen:` address"),
+            );
+        }
+    };
+    let seat = match Seat::take(&store_path, store.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            store.close(Duration::from_secs(1));
+            return unservable(&e.to_string(), "close the other sessions of this project");
+        }
+    };
+    let subscription = Subscription {
+        name: seat.name.clone(),
+        sources: config.channel.sources.clone(),
+    };
+    // The tools are those `channel.permissions` grants, with the credentials of `tools:`.
+    let tool_settings = config.tools.clone();
+    let session = hookwire_core::tools::Session {
+        subscriber: seat.name.clone(),
+        sources: config.channel.sources.clone(),
+        permissions: config.channel.permissions.clone(),
+    };
+    let base_instructions = instructions::generate(&config);
+    let pipeline = match stored_pipeline(config, templates, &store, Keep::ChannelSources) {
+        Ok(p) => p,
+        Err(e) => {
+            store.close(Duration::from_secs(1));
+            return unservable(&e, "check that the store file is readable and not damaged");
+        }
+    };
+    let feed = match StoreFeed::open(store.clone(), subscription.clone(), Some(&seat.mark)) {
+        Ok(f) => f,
+        Err(e) => {
+            store.close(Duration::from_secs(1));
+            return unservable(&e.to_string(), "check that the store's folder is writable");
+        }
+    };
+    runtime().block_on(async move {
+        let shutdown = Shutdown::new(Deadlines::CHANNEL, true);
+        let toolbox = hookwire_core::tools::Toolbox::new(
+            session,
+            &tool_settings,
+            Some(store.clone()),
+            tokio::runtime::Handle::current(),
+        );
+        let instructions = instructions::with_tools(&base_instructions, toolbox.granted());
+        let chan = channel::start_with_tools(
+            std::io::stdin(),
+            std::io::stdout(),
+            Box::new(feed),
+            server(instructions),
+            Some(Arc::new(toolbox)),
+        );
+        let listening: Arc<Mutex<Option<Listening>>> = Arc::new(Mutex::new(None));
+        match role {
+            Role::Owner(listener, lock) => {
+                match listen(listener, lock, &pipeline, &store, &subscription, &shutdown) {
+                    Ok(l) => *listening.lock().expect("listener poisoned") = Some(l),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot serve webhooks");
+                        shutdown.begin("the webhook listener failed");
+                    }
+                }
+            }
+            Role::Follower => {
+                tracing::info!(
+                    seat = %seat.name,
+                    "another session of this project listens for webhooks; following its store and taking over when it exits"
+                );
+                tokio::spawn(follow(
+                    store_path.clone(),
+                    addr,
+                    pipeline.clone(),
+                    store.clone(),
+                    subscription.clone(),
+                    shutdown.clone(),
+                    listening.clone(),
+                ));
+            }
+        }
+        tokio::select! {
+            _ = chan.closed() => shutdown.begin("client closed the connection"),
+            _ = shutdown.requested() => {}
+            _ = listener_ended(&listening) => shutdown.begin("the webhook listener stopped"),
+        }
+        tracing::info!(reason = shutdown.requested().await, seat = %seat.name, "shutting down");
+        let owned = listening.lock().expect("listener poisoned").take();
+        let (listener, jobs) = match owned {
+            Some(l) => (Some(l.task), Some(l.jobs)),
+            None => (None, None),
+        };
+        // The seat goes back before the store closes: an extra seat is forgotten through it.
+        seat.release(store.as_ref());
+        shutdown
+            .finish(Parts {
+                jobs,
+                listener,
+                channel: Some(chan),
+                store: Some(store),
+                ..Parts::default()
+            })
+            .await;
+        ExitCode::SUCCESS
+    })
+    // The stdin reader thread may still be blocked in read(2); exiting ends it.
+}
+
+/// Resolves if this process's listener task ends on its own (it failed).
+async fn listener_ended(listening: &Arc<Mutex<Option<Listening>>>) {
+    loop {
+        let finished = listening
+            .lock()
+            .expect("listener poisoned")
+            .as_ref()
+            .is_some_and(|l| l.task.is_finished());
+        if finished {
+            return;
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+    }
+}
+
+/// A follower's loop: takes the listener over as soon as the project's lock is free.
+async fn follow(
+    store_path: PathBuf,
+    addr: SocketAddr,
+    pipeline: Arc<Pipeline>,
+    store: Arc<dyn Store>,
+    subscription: Subscription,
+    shutdown: Arc<Shutdown>,
+    listening: Arc<Mutex<Option<Listening>>>,
+) {
+    let mut tick = tokio::time::interval(FOLLOW_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.requested() => return,
+        }
+        let (listener, lock) = match claim(&store_path, addr) {
+            Ok(Role::Follower) => continue,
+            Ok(Role::Owner(l, lock)) => (l, lock),
+            Err(e) => {
+                tracing::warn!(error = %e, "the listener's owner exited but this process cannot take its address; retrying");
+                continue;
+            }
+        };
+        // What the owner accepted while this process followed is a repeat here too.
+        if let Err(e) = pipeline.seed_replay(store.as_ref(), std::time::SystemTime::now()) {
+            tracing::error!(error = %e, "cannot read the delivery ids the previous owner accepted");
+        }
+        match listen(listener, lock, &pipeline, &store, &subscription, &shutdown) {
+            Ok(l) => {
+                tracing::info!(%addr, "took the webhook listener over from the session that exited");
+                *listening.lock().expect("listener poisoned") = Some(l);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serve webhooks");
+                shutdown.begin("the webhook listener failed");
+            }
+        }
+        return;
+    }
+}
