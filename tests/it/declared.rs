@@ -35,9 +35,11 @@ const DECLARED: &str = "  - name: github
 ";
 
 fn spawn(dir: &TempDir, name: &str, source: &str) -> Hookwire {
+    // A store of its own: two configs in one folder would otherwise share one, as two
+    // sessions of a project do.
     let cfg = dir.write(
         name,
-        &format!("channel:\n  sources: [github]\nsources:\n{source}"),
+        &format!("channel:\n  sources: [github]\nstore:\n  path: {name}.db\nsources:\n{source}"),
     );
     let mut hw = Hookwire::spawn(&cfg, &[("D_SECRET", SECRET)]);
     hw.handshake();

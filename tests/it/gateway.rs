@@ -351,8 +351,10 @@ fn a_missing_token_is_a_clear_error() {
         &[],
         false,
     );
-    let status = common::wait_with_deadline(&mut ch.child, DEADLINE).expect("exits");
-    assert_eq!(status.code(), Some(2));
+    // The session is told, and the process exits 2 once the client has gone.
+    let (notice, code) = ch.unservable_notice();
+    assert_eq!(code, Some(2));
+    assert!(notice.contains("HOOKWIRE_TOKEN"), "{notice}");
     // The stderr reader may still be collecting the last lines.
     ch.wait_stderr("HOOKWIRE_TOKEN");
 }

@@ -466,6 +466,25 @@ fn an_idle_subscriber_holds_back_only_its_own_sources() {
     assert_eq!(next, waiting);
 }
 
+/// Posts a signed `issues` delivery of `body` to `path` from another thread; the status.
+fn post_in_background(addr: &str, path: &str, delivery: String, body: Vec<u8>) -> JoinHandle<u16> {
+    let url = format!("http://{addr}{path}");
+    std::thread::spawn(move || {
+        let sig = github_signature(SECRET, &body);
+        let r = ureq::post(&url)
+            .timeout(DEADLINE)
+            .set("Content-Type", "application/json")
+            .set("X-GitHub-Event", "issues")
+            .set("X-GitHub-Delivery", &delivery)
+            .set("X-Hub-Signature-256", &sig)
+            .send_bytes(&body);
+        match r {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r.status(),
+            Err(e) => panic!("{delivery}: {e}"),
+        }
+    })
+}
+
 #[test]
 fn a_template_that_explodes_falls_back_in_bounded_memory_and_another_source_is_answered() {
     let dir = TempDir::new("hostile-render");
@@ -475,46 +494,47 @@ fn a_template_that_explodes_falls_back_in_bounded_memory_and_another_source_is_a
         "templates/boom/issues.hbs",
         "{{#each body.items}}{{#each ../body.items}}{{#each ../../body.items}}{{#each ../../../body.items}}{{this}}-{{@index}} {{/each}}{{/each}}{{/each}}{{/each}}",
     );
+    // The same loops writing nothing: only the time budget stops them.
+    dir.write(
+        "templates/spin/issues.hbs",
+        "{{#each body.items}}{{#each ../body.items}}{{#each ../../body.items}}{{#each ../../../body.items}}{{/each}}{{/each}}{{/each}}{{/each}}",
+    );
     let cfg = dir.write(
         "config.yaml",
-        "channel:\n  sources: [boom, quiet]\ntemplates_dir: templates\nlimits:\n  render_budget_ms: 2000\nsources:\n  - name: boom\n    type: github\n    templates: boom\n    secret_env: H_GITHUB_SECRET\n  - name: quiet\n    type: github\n    secret_env: H_GITHUB_SECRET\n",
+        "channel:\n  sources: [boom, spin, quiet]\ntemplates_dir: templates\nlimits:\n  render_budget_ms: 3000\nsources:\n  - name: boom\n    type: github\n    templates: boom\n    secret_env: H_GITHUB_SECRET\n  - name: spin\n    type: github\n    templates: spin\n    path: /hooks/spin\n    secret_env: H_GITHUB_SECRET\n  - name: quiet\n    type: github\n    secret_env: H_GITHUB_SECRET\n",
     );
     let mut hw = Hookwire::spawn(&cfg, ENV);
     hw.handshake();
     let baseline = hw.rss_bytes();
     let items: Vec<String> = (0..60).map(|i| format!("item{i:02}")).collect();
-    // Several at once: they take the boom source's share of the pool.
-    let posts: Vec<JoinHandle<u16>> = (0..4)
-        .map(|i| {
-            let addr = hw.addr.clone();
-            let body = serde_json::to_vec(&json!({"action": "opened", "n": i, "items": items})).unwrap();
-            std::thread::spawn(move || {
-                let sig = github_signature(SECRET, &body);
-                let r = ureq::post(&format!("http://{addr}/hooks/boom"))
-                    .timeout(DEADLINE)
-                    .set("Content-Type", "application/json")
-                    .set("X-GitHub-Event", "issues")
-                    .set("X-GitHub-Delivery", &format!("boom-{i}"))
-                    .set("X-Hub-Signature-256", &sig)
-                    .send_bytes(&body);
-                match r {
-                    Ok(r) | Err(ureq::Error::Status(_, r)) => r.status(),
-                    Err(e) => panic!("boom-{i}: {e}"),
-                }
-            })
-        })
+    let body = |i: usize| serde_json::to_vec(&json!({"action": "opened", "n": i, "items": items})).unwrap();
+    let mut rss = baseline;
+    // Writing loops: stopped by the output cap, memory stays bounded.
+    let booms: Vec<JoinHandle<u16>> = (0..2)
+        .map(|i| post_in_background(&hw.addr, "/hooks/boom", format!("boom-{i}"), body(i)))
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let marker = "quiet-while-boom-renders";
-    let r = hw.post_github("/hooks/quiet", SECRET, "issues", marker, &issue(marker));
-    assert_eq!(r.status, 202);
-    let answered_while_busy = posts.iter().any(|p| !p.is_finished());
-    let mut rss = hw.rss_bytes();
-    for p in posts {
+    for p in booms {
         assert_eq!(
             p.join().unwrap(),
             202,
             "an exploding template still acknowledges the event"
+        );
+        rss = rss.max(hw.rss_bytes());
+    }
+    // Silent loops, more at once than the source's share of the pool: each runs its whole
+    // budget, and the quiet source is answered meanwhile.
+    let spins: Vec<JoinHandle<u16>> = (0..4)
+        .map(|i| post_in_background(&hw.addr, "/hooks/spin", format!("spin-{i}"), body(10 + i)))
+        .collect();
+    let marker = "quiet-while-spin-renders";
+    let r = hw.post_github("/hooks/quiet", SECRET, "issues", marker, &issue(marker));
+    assert_eq!(r.status, 202);
+    let answered_while_busy = spins.iter().any(|p| !p.is_finished());
+    for p in spins {
+        assert_eq!(
+            p.join().unwrap(),
+            202,
+            "a template out of time still acknowledges the event"
         );
         rss = rss.max(hw.rss_bytes());
     }
@@ -523,10 +543,10 @@ fn a_template_that_explodes_falls_back_in_bounded_memory_and_another_source_is_a
         "the quiet source was answered only after every exploding render finished"
     );
     let mut fell_back = 0;
-    for _ in 0..5 {
+    for _ in 0..7 {
         let n = hw.next_notification();
         let content = n["params"]["content"].as_str().unwrap();
-        if n["params"]["meta"]["source_name"] == "boom" {
+        if n["params"]["meta"]["source_name"] != "quiet" {
             assert!(content.len() < 20_000, "{}", content.len());
             assert!(
                 !content.contains("item00-0 item01-1"),
@@ -535,17 +555,22 @@ fn a_template_that_explodes_falls_back_in_bounded_memory_and_another_source_is_a
             fell_back += 1;
         }
     }
-    assert_eq!(fell_back, 4);
+    assert_eq!(fell_back, 6);
     let grown = rss.saturating_sub(baseline);
-    eprintln!("exploding template: RSS +{} MiB at most", grown >> 20);
+    eprintln!("exploding templates: RSS +{} MiB at most", grown >> 20);
     assert!(
         grown < 128 << 20,
         "rendering grew the process by {} MiB",
         grown >> 20
     );
+    let log = hw.stderr_text();
     assert!(
-        hw.stderr_text().contains("time budget") || hw.stderr_text().contains("output cap"),
-        "no warning says why the template was dropped"
+        log.contains("output cap"),
+        "no warning says the writing template hit its cap"
+    );
+    assert!(
+        log.contains("time budget"),
+        "no warning says the silent template ran out of time"
     );
 }
 

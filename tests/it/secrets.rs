@@ -11,7 +11,7 @@ use crate::common;
 use std::process::Command;
 
 use common::gateway::os;
-use common::{Hookwire, TempDir, DEADLINE};
+use common::{Hookwire, TempDir};
 
 /// A GitHub source and a Datadog source, the second with a rotation list.
 const CONFIG: &str = "channel:
@@ -72,8 +72,8 @@ fn an_unexpanded_or_empty_secret_is_refused_by_check_doctor_and_channel() {
         if !value.trim().is_empty() {
             assert!(!out.contains(value), "the value was printed:\n{out}");
         }
-        // The channel refuses to start: a webhook signed with the literal text is never
-        // accepted.
+        // The channel does not serve it: a webhook signed with the literal text is never
+        // accepted, and the session is told why.
         let mut ch = Hookwire::spawn_args(
             &[
                 os("channel"),
@@ -85,8 +85,9 @@ fn an_unexpanded_or_empty_secret_is_refused_by_check_doctor_and_channel() {
             &env,
             false,
         );
-        let status = common::wait_with_deadline(&mut ch.child, DEADLINE).expect("the channel exits");
-        assert_eq!(status.code(), Some(2), "T_GH={value:?}");
+        let (notice, code) = ch.unservable_notice();
+        assert_eq!(code, Some(2), "T_GH={value:?}");
+        assert!(notice.contains("environment variable T_GH"), "{notice}");
         ch.wait_stderr("environment variable T_GH");
 
         let (code, out) = run(&["doctor", "--config", cfg_s], &env);
@@ -152,8 +153,9 @@ fn an_unexpanded_session_token_stops_the_linked_channel_with_a_clear_error() {
             &[("HOOKWIRE_TOKEN", value)],
             false,
         );
-        let status = common::wait_with_deadline(&mut ch.child, DEADLINE).expect("exits");
-        assert_eq!(status.code(), Some(2), "{value}");
+        let (notice, code) = ch.unservable_notice();
+        assert_eq!(code, Some(2), "{value}");
+        assert!(notice.contains("HOOKWIRE_TOKEN"), "{notice}");
         ch.wait_stderr("HOOKWIRE_TOKEN");
         let text = ch.stderr_text();
         assert!(
@@ -175,8 +177,9 @@ fn an_unexpanded_session_token_stops_the_linked_channel_with_a_clear_error() {
         &[],
         false,
     );
-    let status = common::wait_with_deadline(&mut ch.child, DEADLINE).expect("exits");
-    assert_eq!(status.code(), Some(2));
+    let (notice, code) = ch.unservable_notice();
+    assert_eq!(code, Some(2));
+    assert!(notice.contains("unexpanded"), "{notice}");
     ch.wait_stderr("unexpanded");
 }
 

@@ -8,6 +8,10 @@
 //! - A linked channel killed with SIGKILL and started again shows again at most its last
 //!   write.
 //! - A refused token is said once to the session, and the link stops trying.
+//! - A channel that cannot start still completes the handshake and says why, and `doctor`
+//!   finds the same problem.
+//! - Two sessions in one project both get the project's events; when the one that listens
+//!   exits, the other listens in its place.
 
 use serde_json::json;
 
@@ -230,4 +234,99 @@ fn a_refused_token_is_said_once_and_the_link_stops_trying() {
         gw.stderr_text().matches("session refused: token revoked").count(),
         1
     );
+}
+
+/// A loopback address no one listens on now.
+fn free_address() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+fn channel_on(cfg: &std::path::Path, addr: &str) -> Hookwire {
+    use crate::common::gateway::os;
+    Hookwire::spawn_args(
+        &[
+            os("channel"),
+            os("--config"),
+            cfg.as_os_str(),
+            os("--listen"),
+            os(addr),
+        ],
+        LOCAL_ENV,
+        false,
+    )
+}
+
+#[test]
+fn a_port_held_by_another_program_is_said_to_the_session_and_by_doctor() {
+    let dir = TempDir::new("sessions-port");
+    let cfg = local_config(&dir);
+    let foreign = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = foreign.local_addr().unwrap().to_string();
+    let mut ch = channel_on(&cfg, &addr);
+    let (notice, code) = ch.unservable_notice();
+    assert!(
+        notice.contains(&format!("cannot listen for webhooks on {addr}")),
+        "{notice}"
+    );
+    assert!(notice.contains("listen:"), "the fix is named: {notice}");
+    assert_eq!(code, Some(2));
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("listen: {addr}\n{text}")).unwrap();
+    let out = std::process::Command::new(crate::common::bin())
+        .args(["doctor", "--config"])
+        .arg(&cfg)
+        .envs(LOCAL_ENV.iter().copied())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("FAIL") && report.contains(&addr), "{report}");
+    drop(foreign);
+}
+
+#[test]
+fn two_sessions_of_one_project_both_get_its_events_and_one_takes_the_listener_over() {
+    let dir = TempDir::new("sessions-two");
+    let cfg = local_config(&dir);
+    let addr = free_address();
+    let mut first = channel_on(&cfg, &addr);
+    first.wait_stderr("listening on http://");
+    first.handshake();
+    let mut second = channel_on(&cfg, &addr);
+    second.wait_stderr("another session of this project listens");
+    second.handshake();
+    let url = |addr: &str| format!("http://{addr}/hooks/github");
+    let send = |id: &str| {
+        let body = issue(id);
+        let sig = crate::common::github_signature(SECRET, &body);
+        let r = ureq::post(&url(&addr))
+            .timeout(crate::common::DEADLINE)
+            .set("X-GitHub-Event", "issues")
+            .set("X-GitHub-Delivery", id)
+            .set("X-Hub-Signature-256", &sig)
+            .send_bytes(&body)
+            .expect("accepted");
+        assert_eq!(r.status(), 202);
+    };
+    for id in ["both-1", "both-2"] {
+        send(id);
+    }
+    for hw in [&mut first, &mut second] {
+        assert_eq!(hw.next_delivery_id(), "both-1");
+        assert_eq!(hw.next_delivery_id(), "both-2");
+    }
+    // The session that listens exits; the other takes its address over.
+    first.close_and_wait();
+    second.wait_stderr("took the webhook listener over");
+    send("after-takeover");
+    assert_eq!(second.next_delivery_id(), "after-takeover");
+    // A session started now takes the first seat back: it gets what arrived while that seat
+    // was empty, then what arrives, as the other session does.
+    let mut third = channel_on(&cfg, &addr);
+    third.wait_stderr("another session of this project listens");
+    third.handshake();
+    assert_eq!(third.next_delivery_id(), "after-takeover");
+    send("all-again");
+    assert_eq!(second.next_delivery_id(), "all-again");
+    assert_eq!(third.next_delivery_id(), "all-again");
 }

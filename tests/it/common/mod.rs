@@ -456,6 +456,29 @@ impl Hookwire {
         (took, rest)
     }
 
+    /// For a channel that cannot serve its configuration: completes the handshake, returns
+    /// the one notification it then writes (what is wrong and how to fix it), closes stdin
+    /// and returns the exit code too.
+    pub fn unservable_notice(&mut self) -> (String, Option<i32>) {
+        let result = self.handshake();
+        let notice = self.next_notification();
+        assert_eq!(
+            notice["params"]["meta"]["event"], "hookwire.not_started",
+            "{notice}"
+        );
+        let content = notice["params"]["content"].as_str().unwrap().to_owned();
+        assert!(
+            result["instructions"]
+                .as_str()
+                .unwrap()
+                .contains("could not start"),
+            "{result}"
+        );
+        drop(self.stdin.take());
+        let status = wait_with_deadline(&mut self.child, DEADLINE).expect("exits once the client has gone");
+        (content, status.code())
+    }
+
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
     }
