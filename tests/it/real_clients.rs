@@ -13,6 +13,10 @@
 //!   (`@anthropic-ai/claude-code`) registers hookwire as a user-scoped stdio server and its
 //!   health check (`claude mcp get`) reports it connected. Claude Code probes with
 //!   `server/discover` (protocol 2026-07-28) first, so this also proves the legacy fallback.
+//! * `claude_code_health_checks_leave_the_backlog_for_the_session`: two events wait in the
+//!   store; `claude mcp list`, `claude mcp get` and `claude mcp list` again each run their
+//!   health check of hookwire (the full handshake, then stdin closed at once); the next
+//!   session still gets both, once.
 //! * `official_mcp_sdk_client_drives_the_tools` and
 //!   `official_mcp_sdk_client_runs_the_incident_example`: the reply and action tools (issue 6)
 //!   driven by the same SDK client, step by step, through `tests/node/sdk_tools.mjs` (one JSON
@@ -78,7 +82,7 @@ fn canonical(path: PathBuf) -> PathBuf {
 }
 
 fn hookwire_bin() -> PathBuf {
-    canonical(PathBuf::from(env!("CARGO_BIN_EXE_hookwire")))
+    canonical(common::bin())
 }
 
 /// `tests/node/config.yaml`, copied into `dir`: the store is created beside the config, and
@@ -383,6 +387,74 @@ fn claude_code_cli_reports_hookwire_connected() {
             "Claude Code negotiated a non-legacy protocol era with hookwire: {line}\n{transcript}"
         );
     }
+}
+
+/// Claude Code's own health checks (`claude mcp list`, `claude mcp get`) run the full
+/// handshake and close at once: the events waiting for a session must still be there for the
+/// next real session, which gets each once.
+#[test]
+fn claude_code_health_checks_leave_the_backlog_for_the_session() {
+    let claude = node_modules().join(".bin/claude");
+    assert!(claude.exists(), "{} is missing: {NPM_HINT}", claude.display());
+    let home = TempHome::new();
+    let config = config_in(&home.0);
+    let env = [("HOOKWIRE_TEST_GITHUB_SECRET", TEST_SECRET)];
+    // Two events arrive while no session is open.
+    {
+        let hw = common::Hookwire::spawn(&config, &env);
+        for id in ["backlog-1", "backlog-2"] {
+            let r = hw.post_github("/hooks/github", TEST_SECRET, "issues", id, &common::issue(id));
+            assert_eq!(r.status, 202, "{}", r.body);
+        }
+    }
+    let server = format!(
+        r#"{{"type":"stdio","command":{},"args":["channel","--config",{},"--listen","127.0.0.1:0"],"env":{{"HOOKWIRE_TEST_GITHUB_SECRET":{}}}}}"#,
+        json_string(path_str(&hookwire_bin())),
+        json_string(path_str(&config)),
+        json_string(TEST_SECRET),
+    );
+    let mut add = claude_command(&claude, &home.0);
+    add.args(["mcp", "add-json", "--scope", "user", "hookwire", &server]);
+    let added = run_with_timeout(add, "claude mcp add-json", CLAUDE_TIMEOUT);
+    assert!(
+        added.status.success(),
+        "{}",
+        added.transcript("claude mcp add-json")
+    );
+    for args in [
+        ["mcp", "list", ""],
+        ["mcp", "get", "hookwire"],
+        ["mcp", "list", ""],
+    ] {
+        let mut check = claude_command(&claude, &home.0);
+        check.args(args.iter().filter(|a| !a.is_empty()));
+        let what = format!("claude {}", args.join(" ").trim());
+        let done = run_with_timeout(check, &what, CLAUDE_TIMEOUT);
+        let transcript = done.transcript(&what);
+        assert!(done.status.success(), "{transcript}");
+        assert!(
+            done.stdout.contains("Connected") && !done.stdout.contains("Failed"),
+            "Claude Code does not report hookwire connected\n{transcript}"
+        );
+    }
+    // The session Claude Code would open next.
+    let mut session = common::Hookwire::spawn(&config, &env);
+    session.handshake();
+    assert_eq!(
+        session.next_delivery_id(),
+        "backlog-1",
+        "a health check ate the backlog"
+    );
+    assert_eq!(session.next_delivery_id(), "backlog-2");
+    let r = session.post_github(
+        "/hooks/github",
+        TEST_SECRET,
+        "issues",
+        "live",
+        &common::issue("live"),
+    );
+    assert_eq!(r.status, 202);
+    assert_eq!(session.next_delivery_id(), "live", "each event once");
 }
 
 // ---------------------------------------------------------------------------------------
