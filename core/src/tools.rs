@@ -423,41 +423,25 @@ pub(crate) fn parse(
 /// another spelling of a name, `c0123abcd` a name rather than an id. `Err` is the hint.
 fn slack_channel_entry(c: &str) -> Result<(), String> {
     let quoted = "quoted: # starts a YAML comment";
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    let id = c.starts_with(|ch: char| ch.is_ascii_uppercase())
+        && c.len() > 1
+        && c.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
     match c.strip_prefix('#') {
-        Some(name)
-            if !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b)) =>
-        {
-            Ok(())
-        }
-        Some(name)
-            if !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
-        {
-            Err(format!(
-                "Slack channel names are lower case: write \"#{}\" ({quoted})",
-                name.to_ascii_lowercase()
-            ))
-        }
-        None if c.len() > 1
-            && c.starts_with(|ch: char| ch.is_ascii_uppercase())
-            && c.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) =>
-        {
-            Ok(())
-        }
-        None if !c.is_empty()
-            && c.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
-        {
-            Err(format!(
+        Some(name) if plain(name) && !name.bytes().any(|b| b.is_ascii_uppercase()) => Ok(()),
+        Some(name) if plain(name) => Err(format!(
+            "Slack channel names are lower case: write \"#{}\" ({quoted})",
+            name.to_ascii_lowercase()
+        )),
+        None if id => Ok(()),
+        None if plain(c) => Err(format!(
             "a channel name starts with #: write \"#{}\" ({quoted}); an id is upper case, such as C0123ABCD",
             c.to_ascii_lowercase()
-        ))
-        }
+        )),
         _ => Err(format!("write \"#name\" ({quoted}) or an id such as C0123ABCD")),
     }
 }
