@@ -370,7 +370,7 @@ fn a_kill_under_load_loses_nothing_and_repeats_at_most_the_interrupted_batch() {
     let mut rng = Rng::from_clock();
     // Both durability levels claim to survive a process crash; alternate them.
     let sync = |i: usize| {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             "  sync: full"
         } else {
             "  sync: normal"
@@ -683,7 +683,7 @@ fn create_token(cfg: &Path, name: &str) -> String {
 #[test]
 fn a_gateway_killed_under_load_loses_nothing_and_the_channel_writes_each_event_once() {
     let dir = TempDir::new("durable-gateway");
-    let sync = |i: usize| if i % 2 == 0 { "full" } else { "normal" };
+    let sync = |i: usize| if i.is_multiple_of(2) { "full" } else { "normal" };
     let config = |i: usize| {
         dir.write(
             "config.yaml",
