@@ -464,6 +464,18 @@ fn check_reports_tool_configuration_errors() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("tools.github.repo"), "{err}");
 
+    // Entries are sent exactly as written, so each must be the one spelling Slack reads as
+    // the channel meant: `incidents` is a name without its `#`, `c0123abcd` not an id.
+    let (code, err) = run(&format!(
+        "channel:\n  sources: [datadog]\n  permissions: [post-slack-message]\n{base}tools:\n  slack:\n    bot_token_env: T_SLACK_TOKEN\n    channels: [incidents, c0123abcd]\n"
+    ));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("tools.slack.channels[0]") && err.contains("write \"#incidents\""),
+        "{err}"
+    );
+    assert!(err.contains("tools.slack.channels[1]"), "{err}");
+
     let (code, err) = run(&format!(
         "channel:\n  sources: [datadog]\n  permissions: [post-slack-message]\n{base}tools:\n  slack:\n    bot_token_env: T_SLACK_TOKEN\n    channels: [\"#incidents\"]\n"
     ));
@@ -495,4 +507,186 @@ fn slack_incoming_webhook_posts_without_leaking_the_url() {
     assert_eq!(seen[0].path, "/services/T0/B0/good");
     assert_eq!(seen[0].authorization, None);
     assert_eq!(seen[0].body, json!({"text": "hello"}));
+}
+
+/// The count of `tool` calls with `outcome` on `/metrics` (0 when the series is absent).
+fn tool_calls(hw: &mut Hookwire, tool: &str, outcome: &str) -> u64 {
+    let page = hw.call("GET", "/metrics").body;
+    let series = format!(r#"hookwire_tool_calls_total{{tool="{tool}",outcome="{outcome}"}} "#);
+    page.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// Issue 14, item 8: the allowlist is matched exactly and what is sent is what was checked.
+/// An allowlisted id (`C0123ABCD`) used to admit `#c0123abcd`, a channel *name* anyone can
+/// create, because the check ran on a lower-cased, `#`-stripped copy and the raw value was
+/// sent.
+#[test]
+fn slack_channels_match_exactly_and_what_is_sent_is_what_was_checked() {
+    let apis = FakeApis::start();
+    let (_d, mut hw, _) = start(&apis, &["post-slack-message"]);
+    let refused = [
+        "#c0123abcd",
+        "c0123abcd",
+        "#C0123ABCD",
+        "C0123ABCD ",
+        " C0123ABCD",
+        "incidents",
+        "#Incidents",
+        "#incidents\u{200b}",
+        "\u{ff03}incidents",
+        "#incidents\n",
+    ];
+    for channel in refused {
+        let r = hw.call_tool("slack_post_message", json!({"channel": channel, "text": "hi"}));
+        assert_eq!(r["isError"], true, "{channel:?}: {r}");
+        assert!(tool_text(&r).contains("allowlist"), "{channel:?}: {r}");
+    }
+    assert!(apis.seen().is_empty(), "nothing may be sent: {:?}", apis.seen());
+    assert_eq!(
+        tool_calls(&mut hw, "slack_post_message", "refused"),
+        refused.len() as u64
+    );
+    for channel in ["C0123ABCD", "#incidents"] {
+        let r = hw.call_tool("slack_post_message", json!({"channel": channel, "text": "hi"}));
+        assert_eq!(r["isError"], false, "{channel:?}: {r}");
+    }
+    let sent: Vec<Value> = apis.seen().iter().map(|s| s.body["channel"].clone()).collect();
+    assert_eq!(sent, [json!("C0123ABCD"), json!("#incidents")]);
+}
+
+/// The GitHub allowlist is case-insensitive because GitHub's names are: every casing of
+/// `acme/web` is the one repository, so the raw value is sent. Anything else that would
+/// normalise to an allowed repository (spaces, invisible or full-width characters, a `.git`
+/// suffix, an encoded slash) is refused before anything is sent.
+#[test]
+fn github_repositories_match_as_github_resolves_them() {
+    let apis = FakeApis::start();
+    let (_d, mut hw, _) = start(&apis, &["post-comments"]);
+    for repo in [
+        "acme/web ",
+        " acme/web",
+        "acme/web\u{200b}",
+        "acme/\u{ff57}eb",
+        "acme/w\u{435}b",
+        "acme/web/",
+        "acme%2Fweb",
+        "acme/web.git",
+        "acme/we",
+        "acme/.",
+        "acme/web/../x",
+    ] {
+        let r = hw.call_tool("github_comment", json!({"repo": repo, "number": 1, "body": "b"}));
+        assert_eq!(r["isError"], true, "{repo:?}: {r}");
+    }
+    assert!(apis.seen().is_empty(), "nothing may be sent: {:?}", apis.seen());
+    let r = hw.call_tool(
+        "github_comment",
+        json!({"repo": "ACME/Web", "number": 1, "body": "b"}),
+    );
+    assert_eq!(r["isError"], false, "{r}");
+    let seen = apis.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/repos/ACME/Web/issues/1/comments");
+}
+
+/// Issue 14, item 10: every limit the tools' input schemas declare is enforced before
+/// anything is sent (a 5 MiB Slack message, 500 labels and a 101-event list used to pass):
+/// the call is a tool error naming the argument and the limit, audited as `refused`.
+#[test]
+fn argument_limits_are_enforced_before_anything_is_sent() {
+    let apis = FakeApis::start();
+    let (_d, mut hw, _) = start(
+        &apis,
+        &[
+            "create-issues",
+            "post-comments",
+            "add-labels",
+            "post-slack-message",
+            "read-events",
+        ],
+    );
+    let many: Vec<String> = (0..500).map(|i| format!("l{i}")).collect();
+    let cases = [
+        (
+            "slack_post_message",
+            json!({"channel": "#incidents", "text": "x".repeat(5 << 20)}),
+            &["`text`", "40000"][..],
+        ),
+        (
+            "slack_post_message",
+            json!({"channel": "#incidents", "text": "é".repeat(40_001)}),
+            &["`text`", "40000"],
+        ),
+        (
+            "slack_post_message",
+            json!({"channel": "#incidents", "text": "x", "thread_ts": "1.2; DROP"}),
+            &["`thread_ts`", "pattern"],
+        ),
+        (
+            "github_create_issue",
+            json!({"repo": "acme/web", "title": "t", "body": "b", "labels": many}),
+            &["`labels`", "20"],
+        ),
+        (
+            "github_create_issue",
+            json!({"repo": "acme/web", "title": "t".repeat(257), "body": "b"}),
+            &["`title`", "256"],
+        ),
+        (
+            "github_create_issue",
+            json!({"repo": "acme/web", "title": "t", "body": "b".repeat(65_537)}),
+            &["`body`", "65536"],
+        ),
+        (
+            "github_create_issue",
+            json!({"repo": "acme/web", "title": "t", "body": "b", "labels": ["bug", "bug"]}),
+            &["`labels`", "unique"],
+        ),
+        (
+            "github_add_labels",
+            json!({"repo": "acme/web", "number": 1, "labels": ["x".repeat(51)]}),
+            &["`labels[0]`", "50"],
+        ),
+        (
+            "github_add_labels",
+            json!({"repo": "acme/web", "number": 1, "labels": []}),
+            &["`labels`", "1"],
+        ),
+        (
+            "github_comment",
+            json!({"repo": "acme/web", "number": 1, "body": ""}),
+            &["`body`", "1"],
+        ),
+        (
+            "github_comment",
+            json!({"repo": "acme/web/x", "number": 1, "body": "b"}),
+            &["`repo`", "pattern"],
+        ),
+        ("list_events", json!({"limit": 101}), &["`limit`", "100"]),
+        ("list_events", json!({"limit": 0}), &["`limit`", "1"]),
+        ("get_event", json!({"id": "e".repeat(257)}), &["`id`", "256"]),
+    ];
+    for (tool, args, needles) in &cases {
+        let r = hw.call_tool(tool, args.clone());
+        assert_eq!(r["isError"], true, "{tool}: {r}");
+        let text = tool_text(&r);
+        assert!(text.len() < 2000, "{tool}: the error is short: {}", text.len());
+        for needle in *needles {
+            assert!(text.contains(needle), "{tool}: no {needle} in {text}");
+        }
+    }
+    assert!(apis.seen().is_empty(), "nothing may be sent: {:?}", apis.seen());
+    for tool in [
+        "slack_post_message",
+        "github_create_issue",
+        "github_add_labels",
+        "github_comment",
+        "list_events",
+        "get_event",
+    ] {
+        let n = cases.iter().filter(|(t, _, _)| *t == tool).count() as u64;
+        assert_eq!(tool_calls(&mut hw, tool, "refused"), n, "{tool}");
+    }
 }

@@ -27,22 +27,26 @@ impl Slack {
         }
     }
 
-    /// Checks `channel` against the allowlist: a `#name` (the `#` optional, any case) or a
-    /// channel id, as listed.
-    pub fn scope(&self, channel: &str) -> Result<(), String> {
-        let norm = |c: &str| c.trim().trim_start_matches('#').to_ascii_lowercase();
-        let want = norm(channel);
-        if !want.is_empty() && self.settings.channels.iter().any(|c| norm(c) == want) {
-            Ok(())
-        } else {
-            Err(format!(
-                "Slack channel `{channel}` is not in the allowlist (tools.slack.channels: {}); nothing was sent",
-                self.settings.channels.join(", ")
-            ))
+    /// Checks `channel` against the allowlist: it must be one of the entries exactly (a
+    /// `#name` or a channel id, as listed), which is returned to be sent. Nothing is
+    /// normalised: Slack reads `#c0123abcd` as a channel name anyone may create, not as the id
+    /// `C0123ABCD`, so a check on a folded copy would allow what it never meant to.
+    pub fn scope(&self, channel: &str) -> Result<&str, String> {
+        match self.settings.channels.iter().find(|c| c.as_str() == channel) {
+            Some(c) => Ok(c),
+            None => {
+                let shown: String = channel.chars().take(100).collect();
+                Err(format!(
+                    "Slack channel `{}` is not in the allowlist (tools.slack.channels, matched exactly: {}); nothing was sent",
+                    shown.escape_debug(),
+                    self.settings.channels.join(", ")
+                ))
+            }
         }
     }
 
-    /// Posts `text` to `channel` (in the thread `thread_ts` if given). Blocking.
+    /// Posts `text` to `channel` (in the thread `thread_ts` if given): pass what [`Slack::scope`]
+    /// returned. Blocking.
     pub fn post(&self, channel: &str, text: &str, thread_ts: Option<&str>) -> Result<Value, String> {
         match &self.settings.auth {
             SlackAuth::BotToken(token) => {
