@@ -1,6 +1,7 @@
 //! Black-box tests of what keeps forged, replayed and unwanted requests out of a session:
-//! delivery-id dedup, signed-timestamp windows, unknown paths, network allowlists behind a
-//! proxy, and vendor handshakes that are answered but never delivered.
+//! delivery-id dedup, signed-timestamp windows (in a header, and Linear's inside the body),
+//! unknown paths, network allowlists behind a proxy, and vendor handshakes that are answered
+//! but never delivered.
 
 use crate::common;
 
@@ -13,6 +14,7 @@ use sha2::Sha256;
 
 const GH: &str = "protect-github-secret";
 const SLACK: &str = "protect-slack-signing-secret";
+const LINEAR: &str = "protect-linear-signing-secret";
 /// RFC 8032 TEST 1: the public key is the source's secret; the seed signs like Discord.
 const DISCORD_PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
 const DISCORD_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
@@ -22,7 +24,7 @@ fn start() -> (TempDir, Hookwire) {
     let cfg = dir.write(
         "config.yaml",
         "channel:
-  sources: [github, slack, fenced, discord]
+  sources: [github, slack, fenced, discord, linear]
 trusted_proxies: [127.0.0.1/32]
 sources:
   - name: github
@@ -38,11 +40,19 @@ sources:
   - name: discord
     type: discord
     secret_env: P_DISCORD
+  - name: linear
+    type: linear
+    secret_env: P_LINEAR
 ",
     );
     let mut hw = Hookwire::spawn(
         &cfg,
-        &[("P_GH", GH), ("P_SLACK", SLACK), ("P_DISCORD", DISCORD_PUBLIC)],
+        &[
+            ("P_GH", GH),
+            ("P_SLACK", SLACK),
+            ("P_DISCORD", DISCORD_PUBLIC),
+            ("P_LINEAR", LINEAR),
+        ],
     );
     hw.handshake();
     (dir, hw)
@@ -143,6 +153,55 @@ fn a_stale_or_future_signed_timestamp_is_refused() {
     let n = hw.next_notification();
     assert_eq!(n["params"]["meta"]["delivery_id"], "Ev-fresh", "{n}");
     assert_eq!(n["params"]["meta"]["event"], "app_mention");
+}
+
+/// Linear's published `Comment.create` example, with `webhookTimestamp` set to `at_ms` or
+/// removed (`None`), signed as Linear signs: hex HMAC-SHA256 of the raw body.
+fn linear_delivery(at_ms: Option<i64>) -> (Vec<u8>, String) {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&common::payload("linear/Comment.create.json")).unwrap();
+    match at_ms {
+        Some(ms) => v["webhookTimestamp"] = json!(ms),
+        None => {
+            v.as_object_mut().unwrap().remove("webhookTimestamp");
+        }
+    }
+    let body = serde_json::to_vec(&v).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(LINEAR.as_bytes()).unwrap();
+    mac.update(&body);
+    (body, hex::encode(mac.finalize().into_bytes()))
+}
+
+#[test]
+fn linear_needs_a_fresh_webhook_timestamp_in_its_signed_body() {
+    let (_d, mut hw) = start();
+    let now_ms = unix_now() as i64 * 1000;
+    let post = |hw: &Hookwire, at_ms: Option<i64>, delivery: &str| {
+        let (body, sig) = linear_delivery(at_ms);
+        hw.post(
+            "/hooks/linear",
+            &[
+                ("Content-Type", "application/json"),
+                ("Linear-Signature", &sig),
+                ("Linear-Event", "Comment"),
+                ("Linear-Delivery", delivery),
+            ],
+            &body,
+        )
+        .status
+    };
+    // Correctly signed, so only the timestamp rule can refuse these (Linear: a minute).
+    assert_eq!(post(&hw, Some(now_ms - 120_000), "lin-stale"), 401, "stale");
+    assert_eq!(post(&hw, Some(now_ms + 120_000), "lin-future"), 401, "future");
+    assert_eq!(
+        post(&hw, None, "lin-missing"),
+        401,
+        "a body without webhookTimestamp fails closed"
+    );
+    assert_eq!(post(&hw, Some(now_ms), "lin-fresh"), 202);
+    let n = hw.next_notification();
+    assert_eq!(n["params"]["meta"]["delivery_id"], "lin-fresh", "{n}");
+    assert_eq!(n["params"]["meta"]["event"], "Comment.create");
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! Linear webhooks: `Linear-Signature: <hex HMAC-SHA256(secret, raw body)>`; the body carries
-//! `webhookTimestamp` (Unix ms, inside the signed bytes), checked against a 60 s window as the
-//! Linear SDK does. Event in `Linear-Event`, action in the body, delivery id in `Linear-Delivery`.
+//! Linear webhooks: `Linear-Signature: <hex HMAC-SHA256(secret, raw body)>`; the body must carry
+//! `webhookTimestamp` (Unix ms, inside the signed bytes) within 60 s of now, as Linear's docs
+//! recommend; a body without it is refused. Event in `Linear-Event`, action in the body,
+//! delivery id in `Linear-Delivery`.
 
 use hookwire_core::adapter::declared::{Declared, Locator, Naming};
 use hookwire_core::adapter::{Adapter, AdapterFactory, OptionError, Registry, SourceSpec};
@@ -25,7 +26,7 @@ pub fn register(registry: &mut Registry) {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Options {
-    /// Largest accepted age of `webhookTimestamp` (the Linear SDK uses 60 s).
+    /// Largest accepted distance of `webhookTimestamp` from now (Linear recommends a minute).
     #[serde(default = "default_tolerance")]
     tolerance_secs: u64,
 }
@@ -42,9 +43,9 @@ fn scheme(o: &Options) -> Scheme {
             format: TimestampFormat::UnixMs,
             tolerance_secs: Some(o.tolerance_secs),
             past_only: false,
-            // The SDK skips the check when the field is absent; Linear always sends it, and a
-            // body without it cannot be forged without the secret.
-            required: false,
+            // Fail closed: Linear puts it in every delivery, so a body without it is either not
+            // from Linear or a capture that would otherwise verify forever.
+            required: true,
         }),
         ..SignatureScheme::hmac_body(Digest::Sha256, "Linear-Signature", "", Encoding::Hex)
     })

@@ -257,6 +257,46 @@ proptest! {
     fn generic_fallback(f in any::<Index>(), inj in injections()) {
         check_source("generic", f, &inj)?;
     }
+
+    #[test]
+    fn buildkite(f in any::<Index>(), inj in injections()) {
+        check_source("buildkite", f, &inj)?;
+    }
+
+    #[test]
+    fn circleci(f in any::<Index>(), inj in injections()) {
+        check_source("circleci", f, &inj)?;
+    }
+
+    #[test]
+    fn discord(f in any::<Index>(), inj in injections()) {
+        check_source("discord", f, &inj)?;
+    }
+
+    #[test]
+    fn heroku(f in any::<Index>(), inj in injections()) {
+        check_source("heroku", f, &inj)?;
+    }
+
+    #[test]
+    fn intercom(f in any::<Index>(), inj in injections()) {
+        check_source("intercom", f, &inj)?;
+    }
+
+    #[test]
+    fn linear(f in any::<Index>(), inj in injections()) {
+        check_source("linear", f, &inj)?;
+    }
+
+    #[test]
+    fn twilio_form(f in any::<Index>(), inj in injections()) {
+        check_source("twilio", f, &inj)?;
+    }
+
+    #[test]
+    fn zendesk(f in any::<Index>(), inj in injections()) {
+        check_source("zendesk", f, &inj)?;
+    }
 }
 
 /// Every fixture renders unmodified and passes the checks (the properties start from there).

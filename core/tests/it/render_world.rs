@@ -74,9 +74,62 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
         "grafana",
         "    event: {value: alert}\n    action: {json: /status}\n",
     ),
+    (
+        "buildkite",
+        "buildkite",
+        "    event: [{header: X-Buildkite-Event}, {json: /event}]\n",
+    ),
+    (
+        "circleci",
+        "circleci",
+        "    event: [{header: circleci-event-type}, {json: /type}]\n    delivery: {json: /id}\n",
+    ),
+    // The adapter names the action after the body's numeric `type`; every Discord fixture is
+    // an application command (type 2).
+    (
+        "discord",
+        "discord",
+        "    event: {value: interaction}\n    action: {value: application_command}\n    delivery: {json: /id}\n",
+    ),
+    (
+        "heroku",
+        "heroku",
+        "    event: {json: /resource}\n    action: {json: /action}\n    delivery: {json: /id}\n",
+    ),
+    // The adapter splits the topic at its last dot, which YAML cannot; the Intercom fixture
+    // is a `conversation.user.created` notification.
+    (
+        "intercom",
+        "intercom",
+        "    event: {value: conversation.user}\n    action: {value: created}\n    delivery: {json: /id}\n",
+    ),
+    (
+        "linear",
+        "linear",
+        "    event: [{header: Linear-Event}, {json: /type}]\n    action: {json: /action}\n",
+    ),
+    // Form bodies, like Twilio's voice webhooks (the adapter picks `call` from `CallSid`).
+    (
+        "twilio",
+        "twilio",
+        "    event: {value: call}\n    action: {json: /CallStatus}\n    delivery: {json: /CallSid}\n",
+    ),
+    (
+        "zendesk",
+        "zendesk",
+        "    event: {json: /type}\n    delivery: {json: /id}\n",
+    ),
     // A vendor hookwire ships no template for: every event takes the generic `default.hbs`.
     ("generic", "generic", "    event: {value: ticket}\n"),
 ];
+
+/// The source a fixture is rendered by: its vendor's, except Slack's form bodies (commands).
+fn source_of(vendor: &str, form: bool) -> &str {
+    match (vendor, form) {
+        ("slack", true) => "slack-commands",
+        _ => vendor,
+    }
+}
 
 /// A fixture body: JSON, or a form (Slack slash commands).
 #[derive(Debug, Clone)]
@@ -183,6 +236,7 @@ fn headers(vendor: &str, stem: &str) -> HeaderMap {
             ("Request-ID", format!("req-{stem}")),
         ],
         "pagerduty" => vec![("X-Webhook-Id", format!("wh-{stem}"))],
+        "linear" => vec![("Linear-Event", first.to_owned())],
         _ => vec![],
     };
     let mut map = HeaderMap::new();
@@ -246,12 +300,12 @@ fn fixtures(pipeline: &Pipeline) -> Vec<Fixture> {
                     HeaderValue::from_static("application/x-www-form-urlencoded"),
                 );
                 let fields: Vec<(String, String)> = form_urlencoded::parse(&raw).into_owned().collect();
-                ("slack-commands", Body::Form(fields), Vec::new())
+                (source_of(vendor, true), Body::Form(fields), Vec::new())
             } else {
                 let v: Value = serde_json::from_slice(&raw).unwrap();
                 let mut strings = Vec::new();
                 string_pointers(&v, &mut String::new(), &mut strings);
-                (vendor, Body::Json(v), strings)
+                (source_of(vendor, false), Body::Json(v), strings)
             };
             out.push(Fixture {
                 file: path.display().to_string(),
