@@ -1,8 +1,11 @@
-//! The adapter seam: what a vendor crate provides (how to verify and how to name an event),
-//! and the registry the binary fills explicitly, one `register` call per vendor crate.
+//! The adapter seam: how a source verifies and names an event, and the registry of source
+//! types: the YAML-declared ones ([`declared`]) and the built-in vendors, each a preset of
+//! one of them ([`preset`]; the list is the `adapters` folder), filled in explicitly by the
+//! binary.
 
 pub mod alerts;
 pub mod declared;
+pub mod preset;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -158,10 +161,11 @@ impl SourceSpec<'_> {
 }
 
 /// Builds an adapter for one source.
-pub type BuildFn = fn(&SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>>;
+pub type BuildFn =
+    std::sync::Arc<dyn Fn(&SourceSpec<'_>) -> Result<Box<dyn Adapter>, Vec<OptionError>> + Send + Sync>;
 
-/// A source type a vendor crate offers.
-#[derive(Clone, Copy)]
+/// A source type: a declared type (`hmac`, ...) or a built-in vendor's preset.
+#[derive(Clone)]
 pub struct AdapterFactory {
     /// The `type:` value in config.yaml, also the default template folder name.
     pub type_name: &'static str,
@@ -193,12 +197,9 @@ impl Registry {
 
     /// Adds a source type. A second registration of the same name is a programming error.
     pub fn register(&mut self, factory: AdapterFactory) {
-        let previous = self.factories.insert(factory.type_name, factory);
-        assert!(
-            previous.is_none(),
-            "adapter type {} registered twice",
-            factory.type_name
-        );
+        let name = factory.type_name;
+        let previous = self.factories.insert(name, factory);
+        assert!(previous.is_none(), "adapter type {name} registered twice");
     }
 
     /// The factory for a `type:` value.

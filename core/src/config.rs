@@ -973,7 +973,7 @@ fn source(
             None
         }
         Some(t) => match registry.get(t) {
-            Some(f) => Some(*f),
+            Some(f) => Some(f.clone()),
             None => {
                 p.add(
                     &at("type"),

@@ -230,17 +230,26 @@ pub enum Locators {
 impl<'de> Deserialize<'de> for Locators {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        const SHAPE: &str = "write {header: NAME}, {json: /pointer}, {value: TEXT}, or a list of them";
+        const SHAPE: &str =
+            "write {header: NAME} (with pattern: REGEX if you like), {json: /pointer}, {value: TEXT}, or a list of them";
         let one = |v: serde_norway::Value| -> Result<Locator, D::Error> {
             if let serde_norway::Value::Mapping(m) = &v {
                 for k in m.keys() {
                     let k = k.as_str().unwrap_or("?");
-                    if !["header", "json", "value"].contains(&k) {
+                    if !["header", "json", "value", "pattern"].contains(&k) {
                         return Err(D::Error::custom(format!("unknown key `{k}`; {SHAPE}")));
                     }
                 }
             }
-            serde_norway::from_value(v).map_err(|_| D::Error::custom(SHAPE))
+            serde_norway::from_value(v).map_err(|e| {
+                let e = e.to_string();
+                // A bad pattern says what is wrong with it; any other shape, what to write.
+                D::Error::custom(if e.contains("regular expression") {
+                    e
+                } else {
+                    SHAPE.into()
+                })
+            })
         };
         match serde_norway::Value::deserialize(d)? {
             serde_norway::Value::Sequence(items) => items
@@ -415,29 +424,58 @@ impl Adapter for Declared {
     }
 }
 
+/// The YAML-declared source types, with what each is.
+const TYPES: &[(&str, &str)] = &[
+    ("hmac", "webhooks signed with an HMAC declared in config.yaml"),
+    ("ed25519", "webhooks signed with Ed25519 declared in config.yaml"),
+    (
+        "token",
+        "webhooks authenticated by a shared token declared in config.yaml",
+    ),
+    (
+        "standard-webhooks",
+        "Standard Webhooks senders (Svix and others): webhook-id, webhook-timestamp, webhook-signature",
+    ),
+];
+
 /// Registers the YAML-declared source types: `hmac`, `ed25519`, `token`, `standard-webhooks`.
 pub fn register(registry: &mut Registry) {
-    registry.register(AdapterFactory {
-        type_name: "hmac",
-        description: "webhooks signed with an HMAC declared in config.yaml",
-        build: build_hmac,
-    });
-    registry.register(AdapterFactory {
-        type_name: "ed25519",
-        description: "webhooks signed with Ed25519 declared in config.yaml",
-        build: build_ed25519,
-    });
-    registry.register(AdapterFactory {
-        type_name: "token",
-        description: "webhooks authenticated by a shared token declared in config.yaml",
-        build: build_token,
-    });
-    registry.register(AdapterFactory {
-        type_name: "standard-webhooks",
-        description:
-            "Standard Webhooks senders (Svix and others): webhook-id, webhook-timestamp, webhook-signature",
-        build: build_standard_webhooks,
-    });
+    for &(type_name, description) in TYPES {
+        registry.register(AdapterFactory {
+            type_name,
+            description,
+            build: std::sync::Arc::new(move |spec: &SourceSpec<'_>| {
+                build_declared(type_name, spec).map(|d| Box::new(d) as Box<dyn super::Adapter>)
+            }),
+        });
+    }
+}
+
+/// Builds a source of declared type `type_name` from its options (what a vendor's preset
+/// resolves to, too).
+pub fn build_declared(type_name: &str, spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
+    match type_name {
+        "hmac" => build_hmac(spec),
+        "ed25519" => build_ed25519(spec),
+        "token" => build_token(spec),
+        "standard-webhooks" => build_standard_webhooks(spec),
+        other => Err(vec![OptionError {
+            field: Some("type".into()),
+            message: format!("`{other}` is not a declared type"),
+            hint: Some(format!(
+                "declared types: {}",
+                TYPES.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", ")
+            )),
+        }]),
+    }
+}
+
+/// A delivery id derived from the payload, for senders that send none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Derive {
+    /// An Alertmanager-format alert group's id ([`super::alerts::group_delivery_id`]).
+    AlertGroup,
 }
 
 /// The keys every declared type shares: `verify` plus the naming.
@@ -452,6 +490,12 @@ struct Options<V> {
     delivery: Option<Locators>,
     #[serde(default)]
     acknowledge: Vec<String>,
+    /// When no action is found, split a dotted event type at its last dot.
+    #[serde(default)]
+    split_action: bool,
+    /// When no delivery locator has a value, derive the id from the payload.
+    #[serde(default)]
+    derive_delivery: Option<Derive>,
 }
 
 /// `verify:` of an `hmac` or `ed25519` source.
@@ -489,8 +533,10 @@ fn naming<V>(o: &Options<V>) -> Result<Naming, Vec<OptionError>> {
         action: take(o.action.as_ref(), "action"),
         delivery: take(o.delivery.as_ref(), "delivery"),
         acknowledge: o.acknowledge.clone(),
-        derive_delivery: None,
-        split_action: false,
+        derive_delivery: o.derive_delivery.map(|d| match d {
+            Derive::AlertGroup => super::alerts::group_delivery_id as fn(&Value) -> Option<String>,
+        }),
+        split_action: o.split_action,
     };
     if errors.is_empty() {
         Ok(n)
@@ -532,7 +578,7 @@ fn signature_scheme(v: SignatureOptions, algorithm: Algorithm) -> Result<Scheme,
     Ok(Scheme::Signature(scheme))
 }
 
-fn build_hmac(spec: &SourceSpec<'_>) -> Result<Box<dyn super::Adapter>, Vec<OptionError>> {
+fn build_hmac(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
     let o: Options<SignatureOptions> = spec.options().map_err(|e| vec![e])?;
     let n = naming(&o)?;
     let Some(digest) = o.verify.digest else {
@@ -542,10 +588,10 @@ fn build_hmac(spec: &SourceSpec<'_>) -> Result<Box<dyn super::Adapter>, Vec<Opti
         ));
     };
     let scheme = signature_scheme(o.verify, Algorithm::Hmac(digest))?;
-    Ok(Box::new(Declared::new(Declared::bind(scheme, spec)?, n)))
+    Ok(Declared::new(Declared::bind(scheme, spec)?, n))
 }
 
-fn build_ed25519(spec: &SourceSpec<'_>) -> Result<Box<dyn super::Adapter>, Vec<OptionError>> {
+fn build_ed25519(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
     let o: Options<SignatureOptions> = spec.options().map_err(|e| vec![e])?;
     let n = naming(&o)?;
     if o.verify.digest.is_some() {
@@ -555,17 +601,14 @@ fn build_ed25519(spec: &SourceSpec<'_>) -> Result<Box<dyn super::Adapter>, Vec<O
         ));
     }
     let scheme = signature_scheme(o.verify, Algorithm::Ed25519)?;
-    Ok(Box::new(Declared::new(Declared::bind(scheme, spec)?, n)))
+    Ok(Declared::new(Declared::bind(scheme, spec)?, n))
 }
 
-fn build_token(spec: &SourceSpec<'_>) -> Result<Box<dyn super::Adapter>, Vec<OptionError>> {
+fn build_token(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
     let o: Options<TokenScheme> = spec.options().map_err(|e| vec![e])?;
     let n = naming(&o)?;
     let scheme = o.verify.validate().map_err(|e| option_error("verify", e))?;
-    Ok(Box::new(Declared::new(
-        Declared::bind(Scheme::Token(scheme), spec)?,
-        n,
-    )))
+    Ok(Declared::new(Declared::bind(Scheme::Token(scheme), spec)?, n))
 }
 
 /// `standard-webhooks` has defaults for everything: event from the body's `type`, delivery
@@ -583,9 +626,11 @@ struct StandardOptions {
     delivery: Option<Locators>,
     #[serde(default)]
     acknowledge: Vec<String>,
+    #[serde(default)]
+    split_action: bool,
 }
 
-fn build_standard_webhooks(spec: &SourceSpec<'_>) -> Result<Box<dyn super::Adapter>, Vec<OptionError>> {
+fn build_standard_webhooks(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
     let o: StandardOptions = spec.options().map_err(|e| vec![e])?;
     let n = naming(&Options {
         verify: (),
@@ -596,9 +641,11 @@ fn build_standard_webhooks(spec: &SourceSpec<'_>) -> Result<Box<dyn super::Adapt
             Locator::header("svix-id"),
         ]))),
         acknowledge: o.acknowledge,
+        split_action: o.split_action,
+        derive_delivery: None,
     })?;
-    Ok(Box::new(Declared::new(
+    Ok(Declared::new(
         Declared::bind(Scheme::StandardWebhooks(o.verify), spec)?,
         n,
-    )))
+    ))
 }

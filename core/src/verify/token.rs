@@ -45,6 +45,15 @@ impl TokenScheme {
             return Err("`basic_user` needs `basic: true`".into());
         }
         if let Some(h) = &mut self.header {
+            if h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(format!(
+                    "`{h}` is not a valid header name: use letters, digits and -"
+                ));
+            }
             *h = h.to_ascii_lowercase();
         }
         Ok(self)
