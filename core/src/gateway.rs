@@ -82,58 +82,26 @@ use axum::routing::get;
 use axum::Router;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::health::Probes;
+use crate::link_protocol::{
+    ClientFrame, Close, Hello, ServerFrame, AUDIT_BURST, AUDIT_PER_SECOND, CLIENT_SILENCE, MAX_CLIENT_FRAME,
+    MAX_RESULT_FRAME, MAX_WAITING_READS, PROTOCOL, PROTOCOL_VERSION, SESSION_PATH, WINDOW_BYTES,
+    WINDOW_EVENTS,
+};
 use crate::store::token::{Token, TokenStatus};
 use crate::store::{AuditEntry, Batch, Store, StoreError, Stored, Subscription};
 use crate::tools::{ReadError, StoreReader, Tool, AUDIT_OUTCOMES, MAX_PAYLOAD};
 use crate::verify::timestamp::millis;
 
-/// The WebSocket subprotocol both sides must agree on.
-pub const PROTOCOL: &str = "hookwire.v1";
-/// The `protocol` number in `hello`.
-pub const PROTOCOL_VERSION: u32 = 1;
-/// Where sessions connect.
-pub const SESSION_PATH: &str = "/v1/session";
 pub use crate::health::HEALTH_PATH;
 
-/// Close codes the gateway ends a session with.
-pub mod close {
-    /// Another connection with the same token took over.
-    pub const SUPERSEDED: u16 = 4409;
-    /// The token was revoked or expired during the session (reason `revoked` / `expired`).
-    pub const TOKEN_INVALID: u16 = 4403;
-    /// Nothing heard from the client for too long.
-    pub const IDLE: u16 = 4408;
-    /// The gateway is shutting down.
-    pub const GOING_AWAY: u16 = 1001;
-}
-
-/// Events sent and not yet acknowledged, at most.
-const WINDOW_EVENTS: usize = 1024;
-/// Notification bytes sent and not yet acknowledged, at most.
-const WINDOW_BYTES: usize = 8 << 20;
 /// Events read from the store at once.
 const READ_PAGE: usize = 512;
 /// How often live sessions' tokens are checked for revocation and expiry.
 const TOKEN_CHECK: Duration = Duration::from_secs(1);
-/// A client that sends nothing for this long is gone (clients ping every 15 s).
-const CLIENT_SILENCE: Duration = Duration::from_secs(60);
-/// Client frames are acks, pings and read requests: a few dozen bytes.
-const MAX_CLIENT_FRAME: usize = 64 * 1024;
-/// Read requests a session may have waiting beyond the one being answered.
-const MAX_QUEUED_REQUESTS: usize = 16;
-/// A result frame's size at most (the link reads frames of up to 16 MiB).
-const MAX_RESULT_FRAME: usize = 4 << 20;
-/// Audit frames a token may send in a burst (a linked channel queues up to as many while
-/// disconnected and sends them on reconnecting).
-const AUDIT_BURST: f64 = 256.0;
-/// Audit frames a token may send per second beyond the burst.
-const AUDIT_PER_SECOND: f64 = 1.0;
 /// Audit entries a session may have waiting to be stored; more are dropped.
 const MAX_QUEUED_AUDITS: usize = 256;
 /// How long a session's worker may take, once the client is gone, to store the audit entries
@@ -148,140 +116,35 @@ const PERMISSION_DENIED: &str = "permission denied: this session's token does no
 /// How long the close handshake may take.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-/// The gateway's first frame on a session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hello {
-    /// [`PROTOCOL_VERSION`].
-    pub protocol: u32,
-    /// The token's name.
-    pub subscriber: String,
-    /// The sources this session receives.
-    pub sources: Vec<String>,
-    /// The permissions this session is offered.
-    pub permissions: Vec<String>,
-    /// The `instructions` for the channel's `initialize` result.
-    pub instructions: String,
-    /// The newest event id when the session started.
-    #[serde(default)]
-    pub head: u64,
-    /// Whether the gateway answers read requests (`get_event`, `list_events`); gateways
-    /// from before them omit it.
-    #[serde(default)]
-    pub reads: bool,
-    /// Whether the gateway stores `audit` frames; gateways from before them omit it.
-    #[serde(default)]
-    pub audit: bool,
-}
-
-/// Frames the gateway sends (serialisation only: the notification is embedded as is).
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum ServerFrame<'a> {
-    Hello(&'a Hello),
-    Event {
-        id: u64,
-        source: &'a str,
-        notification: &'a RawValue,
-    },
-    Pong,
-    /// The answer to a read request: `ok` or `error` and `kind`.
-    Result {
-        req: u64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        ok: Option<&'a Value>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        kind: Option<&'a str>,
-    },
-}
-
-/// Frames a client sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum ClientFrame {
-    /// Every event up to `id` is written.
-    Ack {
-        /// The highest event id written.
-        id: u64,
-    },
-    /// Keepalive; answered with `pong`.
-    Ping,
-    /// `get_event`: answered with a `result` frame.
-    #[serde(rename = "get_event")]
-    GetEvent {
-        /// The client's number for the request.
-        req: u64,
-        /// A store id (`42`, `evt_42`) or a delivery id.
-        id: String,
-    },
-    /// `list_events`: answered with a `result` frame.
-    #[serde(rename = "list_events")]
-    ListEvents {
-        /// The client's number for the request.
-        req: u64,
-        /// Only this source (one of the token's).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        source: Option<String>,
-        /// At most this many (default 20, capped at 100).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        limit: Option<u64>,
-    },
-    /// One tool call of the linked channel, for the gateway's audit (nothing is answered).
-    /// Fields beyond these (a `subscriber`, an `event_seq`) are ignored: the gateway decides
-    /// them.
-    Audit {
-        /// The tool's MCP name.
-        tool: String,
-        /// The call's `event_id` argument, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        event_ref: Option<String>,
-        /// The arguments (summarised by the channel; bounded again by the gateway).
-        #[serde(default)]
-        arguments: Value,
-        /// `ok`, `refused` or `error`.
-        outcome: String,
-        /// The result or the error.
-        #[serde(default)]
-        detail: String,
-        /// When the call finished, Unix milliseconds, by the channel's clock.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        at_ms: Option<i64>,
-    },
-    /// A frame type this version does not know: ignored.
-    #[serde(other)]
-    Unknown,
-}
-
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum End {
-    Superseded,
-    TokenInvalid(TokenStatus),
-    Shutdown,
-    Idle,
+    /// The gateway ends it, with this close frame.
+    Close(Close),
+    /// The client sent a close frame.
     ClientClosed,
+    /// The connection broke.
     ClientGone(String),
-    Protocol(u16, &'static str),
-    Store,
 }
 
 impl End {
+    /// The end of a session whose token is no longer valid (a deleted one counts as revoked).
+    fn token(status: TokenStatus) -> End {
+        End::Close(match status {
+            TokenStatus::Expired => Close::Expired,
+            TokenStatus::Revoked | TokenStatus::Valid => Close::Revoked,
+        })
+    }
+
     /// The close frame the gateway sends, if it is the one ending the session.
     fn close_frame(&self) -> Option<CloseFrame> {
-        let (code, reason): (u16, String) = match self {
-            End::Superseded => (close::SUPERSEDED, "superseded".into()),
-            End::TokenInvalid(status) => (close::TOKEN_INVALID, status.to_string()),
-            End::Shutdown => (close::GOING_AWAY, "gateway shutting down".into()),
-            End::Idle => (close::IDLE, "idle".into()),
-            End::Protocol(code, reason) => (*code, (*reason).into()),
-            End::Store => (1011, "store error".into()),
-            End::ClientClosed | End::ClientGone(_) => return None,
-        };
-        Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })
+        match self {
+            End::Close(c) => Some(CloseFrame {
+                code: c.code(),
+                reason: c.reason().into(),
+            }),
+            End::ClientClosed | End::ClientGone(_) => None,
+        }
     }
 }
 
@@ -379,7 +242,7 @@ impl Gateway {
     pub async fn close_sessions(&self, limit: Duration) {
         self.closing.store(true, Ordering::SeqCst);
         for live in self.sessions.lock().expect("sessions poisoned").values() {
-            end_with(&live.end, End::Shutdown);
+            end_with(&live.end, End::Close(Close::GoingAway));
         }
         let wait = async {
             loop {
@@ -406,11 +269,11 @@ impl Gateway {
         // Per connection: a superseded one counts until it has closed.
         crate::metrics::session_connected(1.0);
         if self.closing.load(Ordering::SeqCst) {
-            end_with(&tx, End::Shutdown);
+            end_with(&tx, End::Close(Close::GoingAway));
         }
         if let Some(old) = sessions.insert(name.to_owned(), Live { id, end: tx.clone() }) {
             tracing::info!(subscriber = %name, "a new connection with the same token supersedes the live session");
-            end_with(&old.end, End::Superseded);
+            end_with(&old.end, End::Close(Close::Superseded));
         }
         (id, tx)
     }
@@ -456,7 +319,7 @@ impl Gateway {
                 // A token deleted from the database counts as revoked.
                 let s = status.get(name.as_str()).copied().unwrap_or(TokenStatus::Revoked);
                 if s != TokenStatus::Valid {
-                    end_with(&live.end, End::TokenInvalid(s));
+                    end_with(&live.end, End::token(s));
                 }
             }
         }
@@ -530,10 +393,10 @@ impl Gateway {
         // Nobody to answer any more; the audit entries already received are still stored.
         drop(results);
         match &why {
-            End::TokenInvalid(s) => {
-                tracing::warn!(subscriber = %token.name, %peer, token = %s, "session ended: token no longer valid")
+            End::Close(c @ (Close::Revoked | Close::Expired)) => {
+                tracing::warn!(subscriber = %token.name, %peer, token = c.reason(), "session ended: token no longer valid")
             }
-            End::Store => {}
+            End::Close(Close::StoreFailed) => {}
             End::ClientClosed => {
                 tracing::info!(subscriber = %token.name, %peer, "session closed by the client")
             }
@@ -575,10 +438,10 @@ async fn read_client(
     // the close frame; the session aborts it if that takes too long.
     let why = loop {
         match tokio::time::timeout(CLIENT_SILENCE, stream.next()).await {
-            Err(_) => break End::Idle,
+            Err(_) => break End::Close(Close::Idle),
             Ok(None) => break End::ClientGone("connection closed".into()),
             Ok(Some(Err(e))) => break End::ClientGone(e.to_string()),
-            Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<ClientFrame>(text.as_str()) {
+            Ok(Some(Ok(Message::Text(text)))) => match ClientFrame::decode(text.as_str()) {
                 Ok(ClientFrame::Ack { id }) => {
                     acks.send_if_modified(|a| {
                         let newer = id > *a;
@@ -607,9 +470,9 @@ async fn read_client(
                     }
                 }
                 Ok(ClientFrame::Unknown) => tracing::debug!("ignoring a client frame of unknown type"),
-                Err(_) => break End::Protocol(1007, "not a hookwire.v1 frame"),
+                Err(_) => break End::Close(Close::NotAFrame),
             },
-            Ok(Some(Ok(Message::Binary(_)))) => break End::Protocol(1003, "text frames only"),
+            Ok(Some(Ok(Message::Binary(_)))) => break End::Close(Close::BinaryFrame),
             Ok(Some(Ok(Message::Close(_)))) => break End::ClientClosed,
             Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
         }
@@ -651,7 +514,7 @@ enum Job {
     Audit(AuditEntry),
 }
 
-/// The session's work queue, read side: read requests (at most [`MAX_QUEUED_REQUESTS`]
+/// The session's work queue, read side: read requests (at most [`MAX_WAITING_READS`]
 /// waiting; more breaks the protocol) and audit entries (at most [`MAX_QUEUED_AUDITS`]
 /// waiting; more are dropped) share one queue so they are handled in the order sent.
 struct Jobs {
@@ -684,8 +547,8 @@ impl Jobs {
     /// Queues a read request; a client with too many waiting breaks the protocol's bound
     /// (its own requests would otherwise pile up here).
     fn read(&self, r: ReadRequest) -> Result<(), End> {
-        if self.reads.load(Ordering::SeqCst) >= MAX_QUEUED_REQUESTS {
-            return Err(End::Protocol(1008, "too many read requests waiting"));
+        if self.reads.load(Ordering::SeqCst) >= MAX_WAITING_READS {
+            return Err(End::Close(Close::TooManyReads));
         }
         self.reads.fetch_add(1, Ordering::SeqCst);
         if self.tx.send(Job::Read(r)).is_err() {
@@ -729,14 +592,14 @@ struct Bucket {
 impl Bucket {
     fn new(now: Instant) -> Bucket {
         Bucket {
-            tokens: AUDIT_BURST,
+            tokens: f64::from(AUDIT_BURST),
             at: now,
         }
     }
 
     fn take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * AUDIT_PER_SECOND).min(AUDIT_BURST);
+        self.tokens = (self.tokens + elapsed * f64::from(AUDIT_PER_SECOND)).min(f64::from(AUDIT_BURST));
         self.at = self.at.max(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -928,23 +791,11 @@ fn answer(reader: &StoreReader, r: ReadRequest) -> String {
 }
 
 fn result_frame(req: u64, r: Result<&Value, &ReadError>) -> String {
-    match r {
-        Ok(v) => frame(&ServerFrame::Result {
-            req,
-            ok: Some(v),
-            error: None,
-            kind: None,
-        }),
-        Err(e) => frame(&ServerFrame::Result {
-            req,
-            ok: None,
-            error: Some(e.message()),
-            kind: Some(match e {
-                ReadError::Refused(_) => "refused",
-                ReadError::Failed(_) => "failed",
-            }),
-        }),
+    ServerFrame::Result {
+        req,
+        answer: r.map(std::borrow::Cow::Borrowed).map_err(ReadError::clone),
     }
+    .encode()
 }
 
 /// Sent-but-unacknowledged bookkeeping of one session.
@@ -1027,7 +878,7 @@ impl Session {
             audit: true,
         };
         tracing::debug!(subscriber = %token.name, resume_after = start, "session streaming");
-        self.send(sink, frame(&ServerFrame::Hello(&hello))).await?;
+        self.send(sink, ServerFrame::Hello(hello).encode()).await?;
         let mut heads = self.store.head_watch();
         loop {
             self.pump(sink).await?;
@@ -1049,12 +900,12 @@ impl Session {
                 Some(text) = results.recv() => Next::Reply(text),
                 r = heads.changed() => match r {
                     Ok(()) => Next::More,
-                    Err(_) => return Err(End::Shutdown),
+                    Err(_) => return Err(End::Close(Close::GoingAway)),
                 },
             };
             match next {
                 Next::Ack(id) => self.acked(id),
-                Next::Pong => self.send(sink, frame(&ServerFrame::Pong)).await?,
+                Next::Pong => self.send(sink, ServerFrame::Pong.encode()).await?,
                 Next::Reply(text) => self.send(sink, text).await?,
                 Next::More => {}
                 // The reader set the reason before it stopped.
@@ -1102,7 +953,10 @@ impl Session {
                         self.send(sink, text).await?;
                         self.flow.sent(e.seq, e.line.len());
                     }
-                    None => tracing::error!(seq = e.seq, "stored notification is not JSON; skipping it"),
+                    None => tracing::error!(
+                        seq = e.seq,
+                        "stored notification is not a JSON object; skipping it"
+                    ),
                 }
             }
             self.flow.pos = batch.through;
@@ -1123,8 +977,8 @@ impl Session {
 
 fn reason(r: Result<watch::Ref<'_, Option<End>>, watch::error::RecvError>) -> End {
     match r {
-        Ok(e) => e.clone().unwrap_or(End::Shutdown),
-        Err(_) => End::Shutdown,
+        Ok(e) => e.clone().unwrap_or(End::Close(Close::GoingAway)),
+        Err(_) => End::Close(Close::GoingAway),
     }
 }
 
@@ -1136,25 +990,16 @@ async fn blocking<T: Send + 'static>(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "store read failed; ending the session (the client reconnects)");
-            Err(End::Store)
+            Err(End::Close(Close::StoreFailed))
         }
-        Err(_) => Err(End::Store),
+        Err(_) => Err(End::Close(Close::StoreFailed)),
     }
 }
 
-fn frame(f: &ServerFrame<'_>) -> String {
-    serde_json::to_string(f).expect("frames serialise")
-}
-
-/// The event frame, the stored notification embedded byte for byte (checked to be JSON).
+/// The event frame, the stored notification embedded byte for byte (checked to be a JSON
+/// object).
 fn event_frame(e: &Stored) -> Option<String> {
-    let line = e.line.strip_suffix(b"\n").unwrap_or(&e.line);
-    let notification: &RawValue = serde_json::from_slice(line).ok()?;
-    Some(frame(&ServerFrame::Event {
-        id: e.seq,
-        source: &e.source,
-        notification,
-    }))
+    ServerFrame::event(e.seq, &e.source, &e.line).map(|f| f.encode())
 }
 
 /// The bearer token of a request, if any.
@@ -1281,50 +1126,7 @@ mod tests {
     }
 
     #[test]
-    fn client_frames_parse_and_unknown_types_are_tolerated() {
-        let f: ClientFrame = serde_json::from_str(r#"{"type":"ack","id":42}"#).unwrap();
-        assert_eq!(f, ClientFrame::Ack { id: 42 });
-        let f: ClientFrame = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
-        assert_eq!(f, ClientFrame::Ping);
-        let f: ClientFrame = serde_json::from_str(r#"{"type":"subscribe","x":1}"#).unwrap();
-        assert_eq!(f, ClientFrame::Unknown);
-        assert!(serde_json::from_str::<ClientFrame>(r#"{"id":1}"#).is_err());
-        assert_eq!(
-            serde_json::to_string(&ClientFrame::Ack { id: 3 }).unwrap(),
-            r#"{"type":"ack","id":3}"#
-        );
-    }
-
-    #[test]
-    fn read_request_frames_parse_and_serialise() {
-        let f: ClientFrame = serde_json::from_str(r#"{"type":"get_event","req":7,"id":"evt_3"}"#).unwrap();
-        assert_eq!(
-            f,
-            ClientFrame::GetEvent {
-                req: 7,
-                id: "evt_3".into()
-            }
-        );
-        let f: ClientFrame = serde_json::from_str(r#"{"type":"list_events","req":8}"#).unwrap();
-        assert_eq!(
-            f,
-            ClientFrame::ListEvents {
-                req: 8,
-                source: None,
-                limit: None
-            }
-        );
-        let f = ClientFrame::ListEvents {
-            req: 9,
-            source: Some("github".into()),
-            limit: Some(5),
-        };
-        assert_eq!(
-            serde_json::to_string(&f).unwrap(),
-            r#"{"type":"list_events","req":9,"source":"github","limit":5}"#
-        );
-        // A request without its number cannot be answered: not the protocol's JSON.
-        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"get_event","id":"1"}"#).is_err());
+    fn result_frames_say_refused_or_failed() {
         let ok = json!({"events": []});
         assert_eq!(
             result_frame(4, Ok(&ok)),
@@ -1512,12 +1314,13 @@ mod tests {
             .unwrap();
         let (tx, mut rx) = jobs();
         let r = |req| ReadRequest::GetEvent { req, id: "1".into() };
-        for req in 0..MAX_QUEUED_REQUESTS as u64 {
+        for req in 0..MAX_WAITING_READS as u64 {
             assert_eq!(tx.read(r(req)), Ok(()));
         }
+        let refused = tx.read(r(99)).unwrap_err().close_frame().unwrap();
         assert_eq!(
-            tx.read(r(99)),
-            Err(End::Protocol(1008, "too many read requests waiting"))
+            (refused.code, refused.reason.as_str()),
+            (1008, "too many read requests waiting")
         );
         let e = crate::tools::audit_entry("a", "get_event", None, &Value::Null, "ok", "", 0);
         for _ in 0..MAX_QUEUED_AUDITS {
@@ -1528,7 +1331,7 @@ mod tests {
         assert_eq!(rt.block_on(rx.recv()), Some(Job::Read(r(0))));
         assert_eq!(tx.read(r(100)), Ok(()));
         assert!(!tx.audit(e.clone()));
-        for _ in 1..MAX_QUEUED_REQUESTS {
+        for _ in 1..MAX_WAITING_READS {
             assert!(matches!(rt.block_on(rx.recv()), Some(Job::Read(_))));
         }
         assert!(
@@ -1551,7 +1354,7 @@ mod tests {
 
     #[test]
     fn audit_frames_parse_and_the_gateway_decides_who() {
-        let f: ClientFrame = serde_json::from_str(
+        let f = ClientFrame::decode(
             r##"{"type":"audit","tool":"slack_post_message","event_ref":"d-1","arguments":{"channel":"#c"},
                "outcome":"ok","detail":"{}","at_ms":5,"subscriber":"mallory","event_seq":1}"##,
         )
@@ -1568,13 +1371,13 @@ mod tests {
             },
             "a subscriber or event_seq in the frame is not even read"
         );
-        let minimal: ClientFrame =
-            serde_json::from_str(r#"{"type":"audit","tool":"get_event","outcome":"refused"}"#).unwrap();
+        let minimal =
+            ClientFrame::decode(r#"{"type":"audit","tool":"get_event","outcome":"refused"}"#).unwrap();
         assert_eq!(
-            serde_json::to_string(&minimal).unwrap(),
+            minimal.encode(),
             r#"{"type":"audit","tool":"get_event","arguments":null,"outcome":"refused","detail":""}"#
         );
-        assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"audit","outcome":"ok"}"#).is_err());
+        assert!(ClientFrame::decode(r#"{"type":"audit","outcome":"ok"}"#).is_err());
 
         let t0 = Instant::now();
         let now_ms = 1_800_000_000_000;
@@ -1707,33 +1510,6 @@ mod tests {
         );
         store.close(Duration::from_secs(1));
         let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn hello_is_tagged() {
-        let h = Hello {
-            protocol: 1,
-            subscriber: "alice".into(),
-            sources: vec!["github".into()],
-            permissions: vec![],
-            instructions: "i".into(),
-            head: 9,
-            reads: true,
-            audit: true,
-        };
-        let text = frame(&ServerFrame::Hello(&h));
-        assert!(
-            text.starts_with(r#"{"type":"hello","protocol":1,"subscriber":"alice""#),
-            "{text}"
-        );
-        assert_eq!(serde_json::from_str::<Hello>(&text).unwrap(), h);
-        let old: Hello = serde_json::from_str(
-            r#"{"type":"hello","protocol":1,"subscriber":"a","sources":[],"permissions":[],"instructions":""}"#,
-        )
-        .unwrap();
-        assert!(!old.reads, "an older gateway answers no reads");
-        assert!(!old.audit, "and stores no audit frames");
-        assert_eq!(frame(&ServerFrame::Pong), r#"{"type":"pong"}"#);
     }
 
     #[test]

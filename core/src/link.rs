@@ -1,5 +1,5 @@
 //! The channel side of the gateway link: `hookwire channel --gateway URL` dials out to the
-//! gateway's `/v1/session` (protocol in [`crate::gateway`]), hands each event's notification
+//! gateway's `/v1/session` (protocol in [`crate::link_protocol`]), hands each event's notification
 //! line to the channel writer and acknowledges it once it is flushed to stdout.
 //!
 //! - **One task** holds the connection: it reconnects forever (exponential backoff from 0.5 s
@@ -38,19 +38,20 @@ use axum::http::{header, HeaderValue, Uri};
 use crossbeam_channel::Receiver;
 use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::channel::Feed;
-use crate::gateway::{close, ClientFrame, Hello, PROTOCOL, PROTOCOL_VERSION, SESSION_PATH};
+use crate::link_protocol::{
+    close, notification_line, ClientFrame, DecodeError, Hello, ServerFrame, MAX_SERVER_FRAME, PING_EVERY,
+    PROTOCOL, PROTOCOL_VERSION, SESSION_PATH,
+};
 use crate::secret::Secret;
 use crate::store::AuditEntry;
 use crate::tools::{AuditSink, EventReader, ReadError};
@@ -70,8 +71,6 @@ const STABLE: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The gateway sends `hello` at once; waiting longer means something is wrong.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Keepalive interval (the gateway drops a client silent for 60 s).
-const PING_EVERY: Duration = Duration::from_secs(15);
 /// Nothing from the gateway for this long (three pings unanswered): the connection is dead.
 const SILENCE: Duration = Duration::from_secs(45);
 /// One frame's send, at most.
@@ -620,8 +619,8 @@ impl LinkTask {
         let hello = match first {
             Err(_) => return Ended::Lost("no hello from the gateway in time".into()),
             Ok(Err(ended)) => return ended,
-            Ok(Ok(text)) => match serde_json::from_str::<Hello>(&text) {
-                Ok(h) if text_type(&text).as_deref() == Some("hello") => h,
+            Ok(Ok(text)) => match ServerFrame::decode(&text) {
+                Ok(ServerFrame::Hello(h)) => h,
                 _ => return Ended::Protocol("the first frame is not a hello".into()),
             },
         };
@@ -737,8 +736,8 @@ impl LinkTask {
                 Step::Frame(Some(Ok(msg))) => {
                     heard = Instant::now();
                     match msg {
-                        Message::Text(text) => match parse_event(text.as_str()) {
-                            Ok(Some((id, _))) if id <= self.flushed => {
+                        Message::Text(text) => match ServerFrame::decode(text.as_str()) {
+                            Ok(ServerFrame::Event { id, .. }) if id <= self.flushed => {
                                 // Written before a reconnect: acknowledge again so the
                                 // gateway's window moves past it.
                                 if self.flushed > acked {
@@ -750,18 +749,25 @@ impl LinkTask {
                                     acked = self.flushed;
                                 }
                             }
-                            Ok(Some((id, line))) => pending = Some(Item::Event(id, line)),
-                            Ok(None) => {
-                                if let Some((req, result)) = parse_result(text.as_str()) {
-                                    match unanswered.remove(&req) {
-                                        Some(r) => {
-                                            let _ = r.reply.send(result);
-                                        }
-                                        None => tracing::debug!(req, "a result for no read waiting; ignored"),
-                                    }
-                                }
+                            Ok(ServerFrame::Event { id, notification, .. }) => {
+                                pending = Some(Item::Event(id, notification_line(notification)))
                             }
-                            Err(e) => return Ended::Protocol(e),
+                            Ok(ServerFrame::Result { req, answer }) => match unanswered.remove(&req) {
+                                Some(r) => {
+                                    let _ = r.reply.send(answer.map(Cow::into_owned));
+                                }
+                                None => tracing::debug!(req, "a result for no read waiting; ignored"),
+                            },
+                            // A later hello, a pong, a type this version does not know.
+                            Ok(ServerFrame::Hello(_) | ServerFrame::Pong | ServerFrame::Unknown) => {}
+                            // An event cannot be skipped (acks would pass it), and a frame
+                            // that is not the protocol's says the peer is something else; any
+                            // other frame that cannot be read answers nothing (a read waiting
+                            // for it times out).
+                            Err(e @ DecodeError::Invalid { frame: Some(f), .. }) if f != "event" => {
+                                tracing::debug!(error = %e, "ignoring a gateway frame it cannot read")
+                            }
+                            Err(e) => return Ended::Protocol(e.to_string()),
                         },
                         Message::Close(frame) => {
                             return match frame {
@@ -983,32 +989,6 @@ impl EventReader for LinkReader {
     }
 }
 
-/// A `result` frame's request number and answer; `None` for other frames (and a result
-/// frame without a number, which answers nothing).
-fn parse_result(text: &str) -> Option<(u64, Result<Value, ReadError>)> {
-    #[derive(Deserialize)]
-    struct Frame<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Cow<'a, str>,
-        req: Option<u64>,
-        ok: Option<Value>,
-        error: Option<String>,
-        #[serde(rename = "kind")]
-        error_kind: Option<String>,
-    }
-    let f: Frame<'_> = serde_json::from_str(text).ok()?;
-    if f.kind != "result" {
-        return None;
-    }
-    let result = match (f.ok, f.error) {
-        (Some(v), None) => Ok(v),
-        (_, Some(e)) if f.error_kind.as_deref() == Some("refused") => Err(ReadError::Refused(e)),
-        (_, Some(e)) => Err(ReadError::Failed(e)),
-        (None, None) => Err(ReadError::Failed("the gateway answered nothing".into())),
-    };
-    Some((f.req?, result))
-}
-
 /// Closes the connection because the channel is stopping.
 async fn stop(ws: &mut Ws) -> Ended {
     let frame = CloseFrame {
@@ -1020,8 +1000,7 @@ async fn stop(ws: &mut Ws) -> Ended {
 }
 
 async fn send(ws: &mut Ws, frame: &ClientFrame) -> Result<(), Ended> {
-    let text = serde_json::to_string(frame).expect("frames serialise");
-    match tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::text(text))).await {
+    match tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::text(frame.encode()))).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Ended::Lost(e.to_string())),
         Err(_) => Err(Ended::Lost("the gateway stopped reading".into())),
@@ -1046,44 +1025,6 @@ async fn next_text(ws: &mut Ws) -> Result<String, Ended> {
     }
 }
 
-/// A gateway frame's `type`.
-fn text_type(text: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Typed<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Cow<'a, str>,
-    }
-    serde_json::from_str::<Typed<'_>>(text)
-        .ok()
-        .map(|t| t.kind.into_owned())
-}
-
-/// An event frame's id and notification line (`\n`-terminated, the exact bytes sent);
-/// `None` for other frame types.
-fn parse_event(text: &str) -> Result<Option<(u64, Vec<u8>)>, String> {
-    #[derive(Deserialize)]
-    struct Frame<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Cow<'a, str>,
-        id: Option<u64>,
-        #[serde(borrow)]
-        notification: Option<&'a RawValue>,
-    }
-    let f: Frame<'_> = serde_json::from_str(text).map_err(|_| "a frame that is not JSON".to_string())?;
-    if f.kind != "event" {
-        return Ok(None);
-    }
-    match (f.id, f.notification) {
-        (Some(id), Some(n)) if n.get().starts_with('{') => {
-            let mut line = Vec::with_capacity(n.get().len() + 1);
-            line.extend_from_slice(n.get().as_bytes());
-            line.push(b'\n');
-            Ok(Some((id, line)))
-        }
-        _ => Err("an event frame without an id or a notification object".into()),
-    }
-}
-
 /// The upgrade request: bearer token (marked sensitive) and subprotocol.
 async fn connect(opts: &LinkOptions) -> Result<Ws, ConnectError> {
     let mut req = opts
@@ -1099,7 +1040,10 @@ async fn connect(opts: &LinkOptions) -> Result<Ws, ConnectError> {
     req.headers_mut()
         .insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(PROTOCOL));
     let connector = opts.tls.clone().map(Connector::Rustls);
-    match tokio_tungstenite::connect_async_tls_with_config(req, None, true, connector).await {
+    let limits = WebSocketConfig::default()
+        .max_message_size(Some(MAX_SERVER_FRAME))
+        .max_frame_size(Some(MAX_SERVER_FRAME));
+    match tokio_tungstenite::connect_async_tls_with_config(req, Some(limits), true, connector).await {
         Ok((ws, _)) => Ok(ws),
         Err(tungstenite::Error::Http(resp)) => {
             let body = resp
@@ -1167,8 +1111,8 @@ pub async fn probe(opts: &LinkOptions, limit: Duration) -> Result<Hello, String>
         )),
         Ok(Err(Ended::Lost(e) | Ended::Protocol(e))) => Err(format!("connected, then {e}")),
         Ok(Err(Ended::Stopped)) => Err("stopped".to_owned()),
-        Ok(Ok(text)) => match serde_json::from_str::<Hello>(&text) {
-            Ok(h) if text_type(&text).as_deref() == Some("hello") => Ok(h),
+        Ok(Ok(text)) => match ServerFrame::decode(&text) {
+            Ok(ServerFrame::Hello(h)) => Ok(h),
             _ => Err(format!("the first frame is not a {PROTOCOL} hello")),
         },
     };
@@ -1216,46 +1160,13 @@ mod tests {
     }
 
     #[test]
-    fn event_frames_yield_the_exact_line() {
-        let n =
-            r#"{"jsonrpc":"2.0","method":"notifications/claude/channel","params":{"content":"x","meta":{}}}"#;
-        let text = format!(r#"{{"type":"event","id":5,"source":"github","notification":{n}}}"#);
-        let (id, line) = parse_event(&text).unwrap().unwrap();
-        assert_eq!(id, 5);
-        assert_eq!(line, format!("{n}\n").into_bytes());
-        assert_eq!(parse_event(r#"{"type":"pong"}"#).unwrap(), None);
-        assert!(parse_event(r#"{"type":"event","id":1}"#).is_err());
-        assert!(parse_event("nope").is_err());
+    fn reads_become_request_frames() {
         assert_eq!(
-            text_type(r#"{"type":"hello","protocol":1}"#).as_deref(),
-            Some("hello")
-        );
-    }
-
-    #[test]
-    fn result_frames_answer_their_request() {
-        let (req, r) = parse_result(r#"{"type":"result","req":3,"ok":{"events":[]}}"#).unwrap();
-        assert_eq!((req, r), (3, Ok(serde_json::json!({"events": []}))));
-        let (_, r) =
-            parse_result(r#"{"type":"result","req":4,"error":"no event","kind":"refused"}"#).unwrap();
-        assert_eq!(r, Err(ReadError::Refused("no event".into())));
-        let (_, r) = parse_result(r#"{"type":"result","req":5,"error":"db","kind":"failed"}"#).unwrap();
-        assert_eq!(r, Err(ReadError::Failed("db".into())));
-        let (_, r) = parse_result(r#"{"type":"result","req":6,"error":"x","kind":"new"}"#).unwrap();
-        assert_eq!(
-            r,
-            Err(ReadError::Failed("x".into())),
-            "an unknown kind is a failure"
-        );
-        assert!(parse_result(r#"{"type":"result","ok":{}}"#).is_none());
-        assert!(parse_result(r#"{"type":"pong"}"#).is_none());
-        assert!(parse_result("nope").is_none());
-        assert_eq!(
-            serde_json::to_string(&Query::GetEvent("evt_2".into()).frame(1)).unwrap(),
+            Query::GetEvent("evt_2".into()).frame(1).encode(),
             r#"{"type":"get_event","req":1,"id":"evt_2"}"#
         );
         assert_eq!(
-            serde_json::to_string(&Query::ListEvents(None, Some(5)).frame(2)).unwrap(),
+            Query::ListEvents(None, Some(5)).frame(2).encode(),
             r#"{"type":"list_events","req":2,"limit":5}"#
         );
     }
@@ -1312,7 +1223,7 @@ mod tests {
         assert_eq!(kept.len(), AUDIT_QUEUE);
         assert_eq!(kept.front().unwrap().at_ms, 10, "the oldest were dropped");
         assert_eq!(kept.back().unwrap().at_ms, (AUDIT_QUEUE + 9) as i64);
-        let text = serde_json::to_string(&audit_frame(&e(3))).unwrap();
+        let text = audit_frame(&e(3)).encode();
         assert_eq!(
             text,
             r##"{"type":"audit","tool":"slack_post_message","event_ref":"d-3","arguments":{"channel":"#c"},"outcome":"ok","detail":"{}","at_ms":3}"##
