@@ -3,70 +3,8 @@
 //! events of its token's sources from the store, in order, and acknowledges them; what a
 //! session has not acknowledged is sent again when it comes back.
 //!
-//! # Protocol `hookwire.v1`
-//!
-//! - **Connect.** `GET /v1/session`, a WebSocket upgrade offering the subprotocol
-//!   `hookwire.v1`, with `Authorization: Bearer hwt_...`. Checked before the upgrade, in this
-//!   order: a token that is missing or not known → `401` body `unknown`; revoked → `401` body
-//!   `revoked`; expired → `401` body `expired`; subprotocol not offered → `400`; gateway
-//!   shutting down → `503`. Only the token's SHA-256 is looked up; the token is never logged.
-//! - **Hello.** The first frame from the gateway, one text frame:
-//!   `{"type":"hello","protocol":1,"subscriber":NAME,"sources":[..],"permissions":[..],
-//!   "instructions":TEXT,"head":SEQ,"reads":true,"audit":true}`. `instructions` is what the
-//!   channel puts in its `initialize` result; `head` is the gateway's newest event id at
-//!   connect (a client that has written ids above it is talking to a new event log and forgets
-//!   them); `reads` says the gateway answers read requests and `audit` that it stores audit
-//!   frames (both below; absent from older gateways, which a client then does not send).
-//! - **Events.** Then, in id order, one text frame per event of the token's sources:
-//!   `{"type":"event","id":SEQ,"source":NAME,"notification":{..}}` where `notification` is the
-//!   exact `notifications/claude/channel` JSON-RPC message the channel writes to stdout. Ids
-//!   increase but have gaps (other sources' events). Delivery resumes after the subscriber's
-//!   durable cursor, so a reconnecting client receives again what it had not acknowledged:
-//!   suppress ids already written.
-//! - **Acknowledgements.** The client sends `{"type":"ack","id":SEQ}` once every event up to
-//!   `SEQ` is written; acks are cumulative, and an ack for ids the gateway has not sent yet on
-//!   this connection (up to its head) skips them. At most 1024 events or 8 MiB are sent and
-//!   not acknowledged; the gateway sends more as acks arrive.
-//! - **Keepalive.** The client may send `{"type":"ping"}`; the gateway answers
-//!   `{"type":"pong"}`. A client that sends nothing (no frame, no WebSocket ping) for 60 s is
-//!   disconnected: clients ping every 15 s. Unknown frame types are ignored both ways.
-//! - **Reads** (the `get_event` and `list_events` tools of a linked channel). The client
-//!   sends `{"type":"get_event","req":N,"id":ID}` (`ID` a store id `42`, `evt_42`, or a
-//!   delivery id) or `{"type":"list_events","req":N,"source":NAME,"limit":L}` (`source` and
-//!   `limit` optional; `limit` defaults to 20 and is capped at 100). `req` is the client's
-//!   number for the request, echoed in the answer. The gateway answers each, in the order
-//!   received, with `{"type":"result","req":N,"ok":RESULT}`, `RESULT` being exactly the
-//!   tool's result in local mode, or `{"type":"result","req":N,"error":TEXT,"kind":K}` with
-//!   `K` = `refused` (nothing was read: the token lacks the `read-events` permission —
-//!   `permission denied: ...` —, the event is not among the token's sources, or a bad
-//!   argument) or `failed` (the store failed). Only events of the token's sources are seen:
-//!   another source's event is "not found", like one that does not exist. A result frame is
-//!   at most 4 MiB: a larger payload is cut (`payload_truncated`). At most 16 requests may
-//!   wait beyond the one being answered; more closes the session with `1008`. Result frames
-//!   come between event frames; they do not count in the event window.
-//! - **Audit** (every tool call of a linked channel, which performs the actions itself). After
-//!   each call the client sends, fire and forget, `{"type":"audit","tool":NAME,
-//!   "event_ref":REF,"arguments":{..},"outcome":"ok"|"refused"|"error","detail":TEXT,
-//!   "at_ms":MS}` (`event_ref` — the call's `event_id` argument — and `at_ms` optional). The
-//!   gateway stores it in its `audit` table, so `get_event` shows it under `actions`, but
-//!   decides the trusted fields itself: who is the token's name (a `subscriber` in the frame is
-//!   ignored); the event is looked up by the gateway among the token's sources only (any other
-//!   reference is stored attached to no event); every field is bounded as in local mode
-//!   (`tools::audit_entry`); `at_ms` outside the last day is replaced by the arrival time.
-//!   Ignored (debug log): an unknown tool, an unknown outcome, and an `ok` or `error` outcome
-//!   for a tool the token does not grant (the channel refuses those calls). At most 256 frames
-//!   in a burst, then one per second, per token across its connections; beyond, frames are
-//!   dropped with a warning (the session goes on). Audit frames and read requests are handled
-//!   in the order received, so a read sent after an audit frame sees it. Nothing is answered.
-//! - **Close codes** (from the gateway): `4409 superseded` (another connection with the same
-//!   token took over: one live connection per token), `4403 revoked` / `4403 expired` (the
-//!   token stopped being valid during the session), `4408 idle` (nothing heard for 60 s),
-//!   `1001` (gateway shutting down), `1003` (binary frame), `1007` (a frame that is not the
-//!   protocol's JSON), `1008` (too many read requests waiting), `1011` (the store failed).
-//!
-//! TLS: with `tls:` in the config the gateway serves HTTPS itself (rustls); otherwise plain
-//! HTTP, to be put behind a TLS-terminating proxy that passes WebSocket upgrades. Tokens
-//! must never cross a network in clear text.
+//! The protocol, `hookwire.v1`, is [`crate::link_protocol`] (`docs/link-protocol.md`): its
+//! frames and codec are the ones the channel's link uses.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -2,10 +2,12 @@
 //! gateway's `/v1/session` (protocol in [`crate::link_protocol`]), hands each event's notification
 //! line to the channel writer and acknowledges it once it is flushed to stdout.
 //!
-//! - **One task** holds the connection: it reconnects forever (exponential backoff from 0.5 s
-//!   to 30 s with full jitter, reset after a connection that lasted). A refused token (401) is
-//!   logged as an error and retried at the longest delay: the admin may fix it, and exiting
-//!   would show the server as failed in Claude Code, which never restarts it.
+//! - **One task** holds the connection: it reconnects (exponential backoff from 0.5 s to 30 s
+//!   with full jitter, reset after a connection that lasted). A refused token (401, or a
+//!   session closed with 4403) stops the link for good: retrying cannot help, so it says so
+//!   once in the log and once to the session, and reads fail with the reason. The process
+//!   lives on: exiting would show the server as failed in Claude Code, which never restarts
+//!   it.
 //! - **The feed** ([`LinkFeed`]) is what the channel's writer thread reads: a bounded queue of
 //!   `(id, line)`. The gateway resends whatever it has not durably recorded as acknowledged,
 //!   so ids already written are skipped, here and in the link task (which acknowledges them

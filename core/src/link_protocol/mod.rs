@@ -2,7 +2,9 @@
 //! and close codes, the frames each side sends ([`ServerFrame`], [`ClientFrame`]) and the one
 //! codec that writes and reads them (`encode` / `decode` on each). The gateway
 //! ([`crate::gateway`]) and the channel's link ([`crate::link`]) speak it through nothing
-//! else.
+//! else. The specification below is `docs/link-protocol.md`, its one copy.
+//!
+#![doc = include_str!("../../../docs/link-protocol.md")]
 
 mod codec;
 mod frames;
@@ -118,6 +120,51 @@ impl Close {
             Close::NotAFrame => "not a hookwire.v1 frame",
             Close::TooManyReads => "too many read requests waiting",
             Close::StoreFailed => "store error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = include_str!("../../../docs/link-protocol.md");
+
+    /// The spec is the one copy: every number it promises is the one in force here.
+    #[test]
+    fn the_spec_states_the_numbers_in_force() {
+        let spec = SPEC.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mib = |b: usize| format!("{} MiB", b >> 20);
+        let secs = |d: Duration| format!("{} s", d.as_secs());
+        for stated in [
+            format!("`{PROTOCOL}`"),
+            format!("\"protocol\":{PROTOCOL_VERSION}"),
+            format!("`GET {SESSION_PATH}`"),
+            format!("{} KiB", MAX_CLIENT_FRAME >> 10),
+            mib(MAX_SERVER_FRAME),
+            mib(MAX_RESULT_FRAME),
+            format!("{WINDOW_EVENTS} events"),
+            mib(WINDOW_BYTES),
+            secs(CLIENT_SILENCE),
+            secs(PING_EVERY),
+            format!("{MAX_WAITING_READS} requests"),
+            format!("{AUDIT_BURST} frames in a burst, then {AUDIT_PER_SECOND} per second"),
+        ] {
+            assert!(spec.contains(&stated), "the spec does not say {stated}");
+        }
+        for c in [
+            Close::Superseded,
+            Close::Revoked,
+            Close::Expired,
+            Close::Idle,
+            Close::GoingAway,
+            Close::BinaryFrame,
+            Close::NotAFrame,
+            Close::TooManyReads,
+            Close::StoreFailed,
+        ] {
+            let row = format!("| `{}` | `{}` |", c.code(), c.reason());
+            assert!(spec.contains(&row), "the spec's close codes lack {row}");
         }
     }
 }
