@@ -17,7 +17,7 @@ use tokio_tungstenite::Connector;
 
 use super::task::{next_text, Ended};
 use super::{LinkOptions, Ws, TOKEN_ENV};
-use crate::link_protocol::{Hello, ServerFrame, MAX_SERVER_FRAME, PROTOCOL, SESSION_PATH};
+use crate::link_protocol::{close, Hello, ServerFrame, MAX_SERVER_FRAME, PROTOCOL, SESSION_PATH};
 use crate::secret::Secret;
 
 /// The session endpoint for a gateway URL as a user writes it: `https://` and `http://` map
@@ -227,7 +227,7 @@ pub async fn probe(opts: &LinkOptions, limit: Duration) -> Result<Hello, String>
     // A clean close: our close frame, then the gateway's answer (events it sent meanwhile
     // are dropped unacknowledged, so they stay queued for the channel).
     let frame = CloseFrame {
-        code: CloseCode::Normal,
+        code: CloseCode::from(close::NORMAL),
         reason: "hookwire doctor".into(),
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), async {

@@ -395,7 +395,7 @@ pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// Closes the connection because the channel is stopping.
 async fn stop(ws: &mut Ws) -> Ended {
     let frame = CloseFrame {
-        code: CloseCode::Normal,
+        code: CloseCode::from(close::NORMAL),
         reason: "channel closing".into(),
     };
     let _ = tokio::time::timeout(Duration::from_millis(300), ws.close(Some(frame))).await;

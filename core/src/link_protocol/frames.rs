@@ -59,7 +59,8 @@ pub enum ServerFrame<'a> {
         /// The tool's result, or why there is none (`refused`: nothing was read; `failed`).
         answer: std::result::Result<Cow<'a, Value>, ReadError>,
     },
-    /// A frame type this version does not know: ignored.
+    /// A frame type this version does not know: ignored. Never sent (it would encode as
+    /// `{"type":"unknown"}`, which a peer ignores too).
     Unknown,
 }
 
@@ -115,7 +116,7 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at_ms: Option<i64>,
     },
-    /// A frame type this version does not know: ignored.
+    /// A frame type this version does not know: ignored. Never sent.
     #[serde(other)]
     Unknown,
 }
