@@ -15,7 +15,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use hookwire::registry;
-use hookwire_core::{config, gateway, link, pipeline};
+use hookwire_core::{config, gateway, link, link_protocol, pipeline};
 
 use crate::templates;
 
@@ -234,13 +234,13 @@ fn check_gateway(r: &mut Report, gateway_url: &str, args: &DoctorArgs, config_pa
             return r.fail("gateway", format!("{url}: {e}{hint}"));
         }
     };
-    if hello.protocol != gateway::PROTOCOL_VERSION {
+    if hello.protocol != link_protocol::PROTOCOL_VERSION {
         return r.fail(
             "gateway",
             format!(
                 "{url} speaks protocol {} and this hookwire {}: use the same hookwire release on both sides",
                 hello.protocol,
-                gateway::PROTOCOL_VERSION
+                link_protocol::PROTOCOL_VERSION
             ),
         );
     }

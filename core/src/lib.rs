@@ -20,6 +20,7 @@ pub mod http;
 pub mod ingress;
 pub mod instructions;
 pub mod link;
+pub mod link_protocol;
 pub mod metrics;
 pub mod network;
 pub mod pipeline;

@@ -653,7 +653,7 @@ fn a_full_store_refuses_with_retry_after_in_bounded_memory_and_keeps_what_it_acc
 /// Kills of the gateway crash test.
 const GATEWAY_KILLS: usize = 4;
 /// How long a channel linked to a gateway may take to come back: it reconnects with
-/// exponential backoff and full jitter, capped at 30 s (core/src/link.rs), and kills a few
+/// exponential backoff and full jitter, capped at 30 s (core/src/link/task.rs), and kills a few
 /// seconds apart never let the backoff reset.
 const RECONNECT: Duration = Duration::from_secs(60);
 

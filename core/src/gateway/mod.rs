@@ -1,0 +1,390 @@
+//! The team gateway (`hookwire serve`): the webhook endpoint for everyone, plus the session
+//! endpoint that `hookwire channel --gateway URL` dials out to. Each session receives the
+//! events of its token's sources from the store, in order, and acknowledges them; what a
+//! session has not acknowledged is sent again when it comes back.
+//!
+//! The protocol, `hookwire.v1`, is [`crate::link_protocol`] (`docs/link-protocol.md`): its
+//! frames and codec are the ones the channel's link uses. Here:
+//!
+//! - this module: the endpoint (token checks before the upgrade), the registry of live
+//!   sessions (one per token), the watch that ends sessions whose token stopped being
+//!   valid, and [`Gateway::serve`];
+//! - `session`: one session's task (streaming events, reading the client, closing);
+//! - `flow`: its window of events sent and not yet acknowledged;
+//! - `jobs`: its queue of read requests and audit entries, worked through in order;
+//! - `reads`: answering a read request from the store;
+//! - `audit`: admitting audit frames (budget, trusted fields) and storing them.
+
+mod audit;
+mod flow;
+mod jobs;
+mod reads;
+mod session;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::{watch, Notify};
+
+use self::audit::Bucket;
+use self::session::{end_with, End};
+use crate::health::Probes;
+use crate::link_protocol::{Close, MAX_CLIENT_FRAME, PROTOCOL, SESSION_PATH};
+use crate::store::token::TokenStatus;
+use crate::store::Store;
+use crate::verify::timestamp::millis;
+
+pub use crate::health::HEALTH_PATH;
+
+/// How often live sessions' tokens are checked for revocation and expiry.
+const TOKEN_CHECK: Duration = Duration::from_secs(1);
+
+/// A live session in the registry: its connection's number and the way to end it.
+struct Live {
+    id: u64,
+    end: Arc<watch::Sender<Option<End>>>,
+}
+
+/// The session endpoint and its live sessions.
+pub struct Gateway {
+    store: Arc<dyn Store>,
+    pipeline: crate::ingress::Current,
+    sessions: Mutex<HashMap<String, Live>>,
+    /// Each token's audit-frame budget, kept across its connections.
+    audit_budgets: Mutex<HashMap<String, Arc<Mutex<Bucket>>>>,
+    next_id: AtomicU64,
+    closing: AtomicBool,
+    drained: Notify,
+}
+
+impl Gateway {
+    /// A gateway over `store`, whose webhooks go through `pipeline` (which should store into
+    /// the same store).
+    pub fn new(store: Arc<dyn Store>, pipeline: crate::ingress::Current) -> Arc<Self> {
+        Arc::new(Gateway {
+            store,
+            pipeline,
+            sessions: Mutex::new(HashMap::new()),
+            audit_budgets: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            closing: AtomicBool::new(false),
+            drained: Notify::new(),
+        })
+    }
+
+    /// `/v1/session`, `/healthz`, `/readyz`, `/metrics`, and every webhook path. Serve it with
+    /// [`crate::http::serve`].
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route(SESSION_PATH, get(connect))
+            .with_state(self.clone())
+            .merge(Probes::new(self.store.clone(), crate::health::token_subscribers(), true).router())
+            .merge(crate::ingress::swappable(self.pipeline.clone()))
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, closes every session with
+    /// 1001 and lets requests in flight finish (bounded).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        limits: crate::http::ConnectionLimits,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let watcher = tokio::spawn(self.clone().watch_tokens());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = crate::http::serve(
+            listener,
+            tls,
+            self.router(),
+            limits,
+            async move {
+                let _ = stop_rx.await;
+            },
+            Duration::from_secs(2),
+        );
+        tokio::pin!(server);
+        tokio::select! {
+            r = &mut server => {
+                watcher.abort();
+                return r;
+            }
+            _ = shutdown => {}
+        }
+        // Sessions first: their WebSockets are no longer the listener's connections.
+        let _ = stop_tx.send(());
+        let (r, ()) = tokio::join!(server, self.close_sessions(Duration::from_secs(2)));
+        watcher.abort();
+        r
+    }
+
+    /// Refuses new sessions and closes the live ones with 1001, waiting at most `limit`.
+    pub async fn close_sessions(&self, limit: Duration) {
+        self.closing.store(true, Ordering::SeqCst);
+        for live in self.sessions.lock().expect("sessions poisoned").values() {
+            end_with(&live.end, End::Close(Close::GoingAway));
+        }
+        let wait = async {
+            loop {
+                let drained = self.drained.notified();
+                tokio::pin!(drained);
+                drained.as_mut().enable();
+                if self.sessions.lock().expect("sessions poisoned").is_empty() {
+                    return;
+                }
+                drained.await;
+            }
+        };
+        if tokio::time::timeout(limit, wait).await.is_err() {
+            tracing::warn!("some sessions did not close in time");
+        }
+    }
+
+    /// Registers a session for `name`, superseding the live one if any.
+    fn register(&self, name: &str) -> (u64, Arc<watch::Sender<Option<End>>>) {
+        let (tx, _) = watch::channel(None);
+        let tx = Arc::new(tx);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut sessions = self.sessions.lock().expect("sessions poisoned");
+        // Per connection: a superseded one counts until it has closed.
+        crate::metrics::session_connected(1.0);
+        if self.closing.load(Ordering::SeqCst) {
+            end_with(&tx, End::Close(Close::GoingAway));
+        }
+        if let Some(old) = sessions.insert(name.to_owned(), Live { id, end: tx.clone() }) {
+            tracing::info!(subscriber = %name, "a new connection with the same token supersedes the live session");
+            end_with(&old.end, End::Close(Close::Superseded));
+        }
+        (id, tx)
+    }
+
+    fn unregister(&self, name: &str, id: u64) {
+        let mut sessions = self.sessions.lock().expect("sessions poisoned");
+        crate::metrics::session_connected(-1.0);
+        if sessions.get(name).is_some_and(|l| l.id == id) {
+            sessions.remove(name);
+        }
+        if sessions.is_empty() {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Ends sessions whose token was revoked, expired or deleted since they connected.
+    async fn watch_tokens(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(TOKEN_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            if self.sessions.lock().expect("sessions poisoned").is_empty() {
+                continue;
+            }
+            let store = self.store.clone();
+            let tokens = match tokio::task::spawn_blocking(move || store.tokens().list()).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot check session tokens; retrying every second");
+                    }
+                    failing = true;
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            failing = false;
+            let now = millis(SystemTime::now());
+            let status: HashMap<&str, TokenStatus> =
+                tokens.iter().map(|t| (t.name.as_str(), t.status(now))).collect();
+            for (name, live) in self.sessions.lock().expect("sessions poisoned").iter() {
+                // A token deleted from the database counts as revoked.
+                let s = status.get(name.as_str()).copied().unwrap_or(TokenStatus::Revoked);
+                if s != TokenStatus::Valid {
+                    end_with(&live.end, End::token(s));
+                }
+            }
+        }
+    }
+
+    /// The audit-frame budget of token `name` (one per token, across its connections).
+    fn audit_budget(&self, name: &str) -> Arc<Mutex<Bucket>> {
+        self.audit_budgets
+            .lock()
+            .expect("audit budgets poisoned")
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(Bucket::new(Instant::now()))))
+            .clone()
+    }
+}
+
+/// The bearer token of a request, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether the client offers [`PROTOCOL`] in `Sec-WebSocket-Protocol`.
+fn offers_protocol(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == PROTOCOL)
+}
+
+fn refuse(status: StatusCode, body: &'static str) -> Response {
+    let mut r = (status, body).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+    }
+    r
+}
+
+/// `GET /v1/session`: authenticate, then upgrade.
+async fn connect(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let (mut parts, _) = req.into_parts();
+    if gw.closing.load(Ordering::SeqCst) {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    let Some(secret) = bearer(&parts.headers).map(str::to_owned) else {
+        tracing::info!(%peer, "session refused: no bearer token");
+        return refuse(StatusCode::UNAUTHORIZED, "unknown");
+    };
+    let store = gw.store.clone();
+    let found = match tokio::task::spawn_blocking(move || store.tokens().find(&secret)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot look up a session token");
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+        }
+        Err(_) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    let Some(token) = found else {
+        tracing::info!(%peer, "session refused: unknown token");
+        return refuse(StatusCode::UNAUTHORIZED, "unknown");
+    };
+    match token.status(millis(SystemTime::now())) {
+        TokenStatus::Valid => {}
+        TokenStatus::Revoked => {
+            tracing::info!(%peer, subscriber = %token.name, "session refused: token revoked");
+            return refuse(StatusCode::UNAUTHORIZED, "revoked");
+        }
+        TokenStatus::Expired => {
+            tracing::info!(%peer, subscriber = %token.name, "session refused: token expired");
+            return refuse(StatusCode::UNAUTHORIZED, "expired");
+        }
+    }
+    if !offers_protocol(&parts.headers) {
+        tracing::info!(%peer, subscriber = %token.name, "session refused: subprotocol {PROTOCOL} not offered");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "offer the WebSocket subprotocol hookwire.v1",
+        );
+    }
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    ws.protocols([PROTOCOL])
+        .max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| session::run(gw, token, socket, peer))
+}
+
+/// Makes ring the process's TLS crypto provider (idempotent). Call before building any TLS
+/// configuration: the gateway's and the link's.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::{SqliteStore, StoreOptions};
+    use serde_json::Value;
+
+    /// A store in a fresh folder holding `(source, delivery id, payload)` events, and the
+    /// folder (for the test to remove).
+    pub(super) fn store_with(events: &[(&str, &str, Vec<u8>)]) -> (Arc<dyn Store>, std::path::PathBuf) {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "hookwire-gateway-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(StoreOptions::new(dir.join("s.db"))).unwrap();
+        for (source, delivery, payload) in events {
+            store
+                .append(crate::event::Event {
+                    source: (*source).into(),
+                    event: "issues.opened".into(),
+                    delivery_id: (*delivery).into(),
+                    line: crate::event::notification_line("x", &[("delivery_id".into(), (*delivery).into())]),
+                    received_ms: millis(SystemTime::now()),
+                    payload: payload.clone(),
+                    headers: vec![("x-github-event".into(), "issues".into())],
+                    folded: false,
+                    signed_key: None,
+                })
+                .unwrap()
+                .wait_blocking()
+                .unwrap();
+        }
+        (store, dir)
+    }
+
+    /// A result frame's JSON.
+    pub(super) fn answered(text: &str) -> Value {
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["type"], "result", "{text}");
+        v
+    }
+
+    #[test]
+    fn bearer_and_subprotocol_parsing() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  hwt_abc "),
+        );
+        assert_eq!(bearer(&h), Some("hwt_abc"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic eDp5"));
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer(&h), None);
+        assert!(!offers_protocol(&h));
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("x, hookwire.v1"),
+        );
+        assert!(offers_protocol(&h));
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("hookwire.v2"),
+        );
+        assert!(!offers_protocol(&h));
+    }
+}
