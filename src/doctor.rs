@@ -100,7 +100,7 @@ fn check_local(r: &mut Report, path: &Path) {
     // Shape and templates first, so missing secrets are told apart from mistakes.
     let shape = config::load_without_secrets(path, &registry()).and_then(|c| {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        let mut p = config::Problems::new(path, &text);
+        let mut p = hookwire_core::diagnostics::Problems::new(path, &text);
         hookwire_core::render::Templates::load(templates::TEMPLATES, c.templates_dir.as_deref(), &mut p);
         p.finish().map(|_| c)
     });

@@ -186,7 +186,7 @@ fn offline_pipeline(config: &std::path::Path) -> Result<Pipeline, String> {
 fn keyless_pipeline(path: &std::path::Path) -> Result<Pipeline, String> {
     let config = config::load_without_secrets(path, &registry()).map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut p = config::Problems::new(path, &text);
+    let mut p = hookwire_core::diagnostics::Problems::new(path, &text);
     let templates =
         hookwire_core::render::Templates::load(templates::TEMPLATES, config.templates_dir.as_deref(), &mut p);
     p.finish().map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod declared;
+pub mod no_door;
 pub mod preset;
 
 use std::collections::BTreeMap;

@@ -83,7 +83,7 @@ pub trait Tools: Send + Sync + 'static {
 }
 
 /// Where a `tools/call` result goes: the writer thread, as the response to one request. It
-/// holds one of the [`TOOL_SLOTS`] until the writer has written it, so tool results waiting
+/// holds one of the `TOOL_SLOTS` until the writer has written it, so tool results waiting
 /// for stdout are bounded and sending one never blocks.
 pub struct Reply {
     id: Value,
@@ -169,7 +169,8 @@ pub fn start(
     start_with_tools(input, output, feed, server, None)
 }
 
-/// [`start`], offering `tools` (declared only when it has at least one definition).
+/// [`start`], offering `tools` (declared only when it has at least one definition; a call
+/// still goes to `tools` then, so its refusal can say which permission is missing).
 pub fn start_with_tools(
     input: impl Read + Send + 'static,
     output: impl Write + Send + 'static,
@@ -177,7 +178,7 @@ pub fn start_with_tools(
     server: ServerDescription,
     tools: Option<Arc<dyn Tools>>,
 ) -> ChannelHandle {
-    let tools = tools.filter(|t| !t.definitions().is_empty());
+    let declared = tools.as_ref().is_some_and(|t| !t.definitions().is_empty());
     let closed = Arc::new(Notify::new());
     let (ctl_tx, ctl_rx) = crossbeam_channel::bounded::<Out>(QUEUED_RESPONSES);
     let (replies_tx, replies_rx) = crossbeam_channel::bounded::<ToolReply>(TOOL_SLOTS);
@@ -210,7 +211,7 @@ pub fn start_with_tools(
                     replies: &replies_tx,
                     slots: (&slot_back, &slots),
                 };
-                read_loop(input, &link, &server, tools.as_deref());
+                read_loop(input, &link, &server, tools.as_deref(), declared);
                 tracing::info!("stdin closed; the client is gone");
                 closed.notify_one();
                 // Nothing more is written to a client that has gone, not even what is due.
@@ -317,7 +318,13 @@ enum Phase {
     Ready,
 }
 
-fn read_loop(input: impl Read, link: &Link<'_>, server: &ServerDescription, tools: Option<&dyn Tools>) {
+fn read_loop(
+    input: impl Read,
+    link: &Link<'_>,
+    server: &ServerDescription,
+    tools: Option<&dyn Tools>,
+    declared: bool,
+) {
     let mut reader = BufReader::new(input);
     let mut buf = Vec::new();
     let mut phase = Phase::New;
@@ -343,7 +350,7 @@ fn read_loop(input: impl Read, link: &Link<'_>, server: &ServerDescription, tool
                 -32600,
                 "Invalid Request: batches are not supported; send one JSON-RPC message per line",
             )),
-            Ok(msg) => handle(&msg, server, link, tools, &mut phase),
+            Ok(msg) => handle(&msg, server, link, (tools, declared), &mut phase),
             Err(_) => Some(error(Value::Null, -32700, "Parse error")),
         };
         if let Some(r) = reply {
@@ -368,7 +375,7 @@ fn handle(
     msg: &Value,
     server: &ServerDescription,
     link: &Link<'_>,
-    tools: Option<&dyn Tools>,
+    (tools, declared): (Option<&dyn Tools>, bool),
     phase: &mut Phase,
 ) -> Option<Value> {
     let method = msg.get("method").and_then(Value::as_str);
@@ -407,9 +414,10 @@ fn handle(
             let version = negotiate(asked);
             tracing::info!(asked = asked.unwrap_or("-"), answered = version, "initialize");
             // `tools` only with at least one granted tool; never `claude/channel/permission`.
-            let capabilities = match tools {
-                Some(_) => json!({"experimental": {"claude/channel": {}}, "tools": {}}),
-                None => json!({"experimental": {"claude/channel": {}}}),
+            let capabilities = if declared {
+                json!({"experimental": {"claude/channel": {}}, "tools": {}})
+            } else {
+                json!({"experimental": {"claude/channel": {}}})
             };
             Some(json!({"jsonrpc": "2.0", "id": id, "result": {
                 "protocolVersion": version,
@@ -419,7 +427,7 @@ fn handle(
             }}))
         }
         (Some("ping"), Some(id)) => Some(json!({"jsonrpc": "2.0", "id": id, "result": {}})),
-        (Some("tools/list"), Some(id)) if tools.is_some() => {
+        (Some("tools/list"), Some(id)) if declared => {
             let list = tools.map(|t| t.definitions()).unwrap_or_default();
             Some(json!({"jsonrpc": "2.0", "id": id, "result": {"tools": list}}))
         }
@@ -443,14 +451,10 @@ fn handle(
             };
             match tools {
                 Some(t) => t.call(name, arguments, reply),
-                // No tool is granted: a tool error Claude can read, rather than a protocol one.
+                // No tools at all: a tool error Claude can read, rather than a protocol one.
                 None => {
-                    let text = match crate::tools::Tool::by_name(name) {
-                        Some(_) => format!(
-                            "{name} is not allowed: this session's channel permissions grant no tools; nothing was done"
-                        ),
-                        None => format!("unknown tool `{name}`; nothing was done"),
-                    };
+                    let text =
+                        format!("unknown tool `{name}`: this session offers no tools; nothing was done");
                     reply.send(json!({"isError": true, "content": [{"type": "text", "text": text}]}))
                 }
             }
@@ -499,7 +503,7 @@ mod tests {
         };
         let mut phase = Phase::New;
         msgs.iter()
-            .map(|m| handle(m, &s, &link, None, &mut phase))
+            .map(|m| handle(m, &s, &link, (None, false), &mut phase))
             .collect()
     }
 

@@ -1,11 +1,12 @@
 //! `config.yaml`: typed, strict, and every problem reported at once with file, line, field
 //! and a hint. YAML is read with `serde_norway` (a maintained fork of the archived
 //! `serde_yaml`, whose errors keep line and column); semantic errors get their line from
-//! [`locate::LineIndex`].
+//! [`crate::diagnostics::locate::LineIndex`].
 
-pub mod locate;
+pub mod schedule;
+pub mod storm;
+pub mod tools;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -14,10 +15,10 @@ use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
 use crate::adapter::{Adapter, Registry, SourceSpec};
+use crate::diagnostics::{ConfigError, ConfigErrors, Problems};
 use crate::filter::Filter;
 use crate::network::Cidr;
 use crate::secret::{SecretRef, SecretSet};
-use locate::LineIndex;
 
 /// Where `hookwire channel` listens for webhooks unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8788";
@@ -75,7 +76,7 @@ pub struct Config {
     /// TLS for `hookwire serve` (certificate and key files).
     pub tls: Option<TlsSettings>,
     /// Credentials and allowlists of the reply and action tools (`tools:`).
-    pub tools: crate::tools::ToolsSettings,
+    pub tools: tools::ToolsSettings,
     /// `metrics: true`: serve Prometheus `/metrics` in local mode too (the gateway always
     /// does).
     pub metrics: bool,
@@ -87,12 +88,22 @@ pub struct StoreSettings {
     /// The database file (relative paths are beside the config file).
     pub path: PathBuf,
     /// `full` (fsync every group commit) or `normal` (survives a crash, not power loss).
-    pub sync: crate::store::sqlite::SyncMode,
+    pub sync: SyncMode,
     /// Stored bytes beyond which acknowledged events are evicted and, when nothing can be,
     /// webhooks refused with 503.
     pub max_bytes: u64,
     /// Events older than this are deleted, delivered or not.
     pub max_age: std::time::Duration,
+}
+
+/// How hard a commit is pushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// fsync at every group commit: a 2xx survives power loss.
+    Full,
+    /// fsync at checkpoints only: a 2xx survives a process crash, not power loss.
+    Normal,
 }
 
 #[derive(Deserialize)]
@@ -101,15 +112,15 @@ struct RawStore {
     #[serde(default)]
     path: Option<PathBuf>,
     #[serde(default = "sync_full")]
-    sync: crate::store::sqlite::SyncMode,
+    sync: SyncMode,
     #[serde(default = "default_max_bytes")]
     max_bytes: u64,
     #[serde(default = "default_max_age")]
     max_age: String,
 }
 
-fn sync_full() -> crate::store::sqlite::SyncMode {
-    crate::store::sqlite::SyncMode::Full
+fn sync_full() -> SyncMode {
+    SyncMode::Full
 }
 fn default_max_bytes() -> u64 {
     1 << 30
@@ -139,7 +150,7 @@ pub struct ChannelSettings {
     #[serde(default)]
     pub sources: Vec<String>,
     /// What Claude may do in response: the reply and action tools offered (see
-    /// [`crate::tools`]); names from [`crate::store::token::PERMISSIONS`].
+    /// [`crate::tools`]); names from [`tools::PERMISSIONS`].
     #[serde(default)]
     pub permissions: Vec<String>,
     /// Extra text appended to the generated `instructions`.
@@ -238,9 +249,9 @@ pub struct Source {
     /// Request headers templates may read as `headers.<lowercase-name>`.
     pub headers: Vec<String>,
     /// Storm control: group key, window and how many pass before folding.
-    pub storm: Option<crate::storm::StormSpec>,
+    pub storm: Option<storm::StormSpec>,
     /// Set for a `schedules:` entry: hookwire runs it; it has no HTTP path.
-    pub schedule: Option<crate::schedule::Schedule>,
+    pub schedule: Option<schedule::Schedule>,
     /// URL path it is served on (`/hooks/<name>` by default).
     pub path: String,
     /// Largest request body accepted (413 beyond): the source's `max_body_bytes:`, else the
@@ -250,109 +261,6 @@ pub struct Source {
     pub adapter: Box<dyn Adapter>,
     /// One line describing the source type, for `instructions`.
     pub description: &'static str,
-}
-
-/// One problem in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file.
-    pub file: PathBuf,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    /// The field path (`sources[0].secret_env`), empty for the whole file.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-    /// What to do about it.
-    pub hint: Option<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if !self.field.is_empty() {
-            write!(f, ": {}", self.field)?;
-        }
-        write!(f, ": {}", self.message)?;
-        if let Some(hint) = &self.hint {
-            write!(f, "\n    hint: {hint}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Every problem found in a config, in file order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
-        writeln!(
-            f,
-            "{n} problem{} in the configuration:",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for e in &self.0 {
-            writeln!(f, "  {e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-/// Collects errors against one file, placing each by its field path.
-pub struct Problems<'a> {
-    file: &'a Path,
-    index: LineIndex,
-    errors: Vec<ConfigError>,
-}
-
-impl<'a> Problems<'a> {
-    /// Starts collecting errors for `file` whose text is `text`.
-    pub fn new(file: &'a Path, text: &str) -> Self {
-        Problems {
-            file,
-            index: LineIndex::build(text),
-            errors: Vec::new(),
-        }
-    }
-
-    /// Records a problem at `field`.
-    pub fn add(&mut self, field: &str, message: impl Into<String>, hint: Option<String>) {
-        self.errors.push(ConfigError {
-            file: self.file.to_owned(),
-            line: self.index.line(field),
-            field: field.to_owned(),
-            message: message.into(),
-            hint,
-        });
-    }
-
-    /// Records a problem at a known line (for example a template's own error).
-    pub fn add_at(&mut self, file: &Path, line: Option<usize>, field: &str, message: String) {
-        self.errors.push(ConfigError {
-            file: file.to_owned(),
-            line,
-            field: field.to_owned(),
-            message,
-            hint: None,
-        });
-    }
-
-    /// All problems, or `Ok` when there were none.
-    pub fn finish(mut self) -> Result<(), ConfigErrors> {
-        if self.errors.is_empty() {
-            return Ok(());
-        }
-        self.errors
-            .sort_by_key(|e| (e.file.clone(), e.line.unwrap_or(usize::MAX)));
-        Err(ConfigErrors(self.errors))
-    }
 }
 
 /// One secret reference or several (rotation): `secret_env: A` or `secret_env: [A, B]`.
@@ -409,9 +317,9 @@ fn read_text(path: &Path) -> Result<String, ConfigErrors> {
 /// Reads only `tools:` of a config file, for `hookwire channel --gateway`: events and
 /// permissions come from the gateway, while the actions run here with this machine's
 /// credentials. Every other key is ignored; a missing file means no tool settings.
-pub fn load_tools(path: &Path) -> Result<crate::tools::ToolsSettings, ConfigErrors> {
+pub fn load_tools(path: &Path) -> Result<tools::ToolsSettings, ConfigErrors> {
     if !path.exists() {
-        return Ok(crate::tools::ToolsSettings::default());
+        return Ok(tools::ToolsSettings::default());
     }
     let text = read_text(path)?;
     let base = path.parent().map(Path::to_owned).unwrap_or_default();
@@ -424,7 +332,7 @@ pub fn load_tools(path: &Path) -> Result<crate::tools::ToolsSettings, ConfigErro
             return Err(p.finish().unwrap_err());
         }
     };
-    let (tools, _) = crate::tools::parse(&mut p, root.get("tools"), &base, true);
+    let (tools, _) = tools::parse(&mut p, root.get("tools"), &base, true);
     p.finish()?;
     Ok(tools)
 }
@@ -563,29 +471,25 @@ fn parse_with(
             false
         }
     };
-    let (tools, tools_declared) =
-        crate::tools::parse(&mut p, root.get("tools"), &base, secrets == Secrets::Read);
+    let (tools, tools_declared) = tools::parse(&mut p, root.get("tools"), &base, secrets == Secrets::Read);
     if let Some(ch) = &channel {
         for (i, perm) in ch.permissions.iter().enumerate() {
             let field = format!("channel.permissions[{i}]");
-            if !crate::store::token::PERMISSIONS.contains(&perm.as_str()) {
+            if !tools::PERMISSIONS.contains(&perm.as_str()) {
                 p.add(
                     &field,
                     format!("unknown permission `{perm}`"),
-                    Some(format!(
-                        "valid permissions: {}",
-                        crate::store::token::PERMISSIONS.join(", ")
-                    )),
+                    Some(format!("valid permissions: {}", tools::PERMISSIONS.join(", "))),
                 );
                 continue;
             }
-            let missing = match crate::tools::needs(perm) {
+            let missing = match tools::needs(perm) {
                 Some("github") => !tools_declared.github,
                 Some("slack") => !tools_declared.slack,
                 _ => false,
             };
             if missing {
-                let section = crate::tools::needs(perm).unwrap_or_default();
+                let section = tools::needs(perm).unwrap_or_default();
                 p.add(
                     &field,
                     format!("`{perm}` is granted but `tools.{section}` is not configured"),
@@ -635,7 +539,7 @@ fn parse_with(
                 "" => format!("schedules[{i}]"),
                 f => format!("schedules[{i}].{f}"),
             };
-            let entry: crate::schedule::Entry = match serde_norway::from_value(item.clone()) {
+            let entry: schedule::Entry = match serde_norway::from_value(item.clone()) {
                 Ok(e) => e,
                 Err(e) => {
                     p.add(
@@ -660,7 +564,7 @@ fn parse_with(
                     description: "a scheduled job hookwire runs; its output arrives as the event",
                     path: format!("/schedules/{}", entry.name),
                     max_body_bytes: 0,
-                    adapter: Box::new(crate::schedule::NoDoor::new()),
+                    adapter: Box::new(crate::adapter::no_door::NoDoor::new()),
                     schedule: Some(schedule),
                 }),
                 Err(problems) => {
@@ -884,7 +788,7 @@ fn source(
             ok = false;
         }
     }
-    let storm = match map.get("storm").map(crate::storm::StormSpec::from_yaml) {
+    let storm = match map.get("storm").map(storm::StormSpec::from_yaml) {
         None => None,
         Some(Ok(s)) => Some(s),
         Some(Err((field, message))) => {

@@ -12,6 +12,7 @@ pub mod budget;
 pub mod channel;
 pub mod config;
 pub mod delivery;
+pub mod diagnostics;
 pub mod event;
 pub mod filter;
 pub mod gateway;

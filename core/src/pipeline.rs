@@ -11,7 +11,8 @@ use axum::http::HeaderMap;
 use serde_json::Value;
 
 use crate::adapter::{Disposition, IdentifyError, Identity, Registry, Reply, Request};
-use crate::config::{self, Config, ConfigErrors, Problems};
+use crate::config::{self, Config};
+use crate::diagnostics::{ConfigErrors, Problems};
 use crate::event::{notification_line, Event};
 use crate::filter::Verdict;
 use crate::render::fields::Need;

@@ -13,7 +13,7 @@ pub mod fields;
 mod helpers;
 
 use crate::adapter::Identity;
-use crate::config::Problems;
+use crate::diagnostics::Problems;
 use crate::sanitize;
 
 /// `meta` keys hookwire sets on every event; templates may not set them.
@@ -387,7 +387,7 @@ mod tests {
     use crate::adapter::Disposition;
     use serde_json::json;
 
-    fn templates(files: EmbeddedTemplates) -> (Templates, Result<(), crate::config::ConfigErrors>) {
+    fn templates(files: EmbeddedTemplates) -> (Templates, Result<(), crate::diagnostics::ConfigErrors>) {
         let path = Path::new("test.yaml");
         let mut p = Problems::new(path, "");
         let t = Templates::load(files, None, &mut p);

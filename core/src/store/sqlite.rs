@@ -92,15 +92,7 @@ CREATE TABLE IF NOT EXISTS audit (
 PRAGMA user_version = 3;
 ";
 
-/// How hard a commit is pushed to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SyncMode {
-    /// fsync at every group commit: a 2xx survives power loss.
-    Full,
-    /// fsync at checkpoints only: a 2xx survives a process crash, not power loss.
-    Normal,
-}
+pub use crate::config::SyncMode;
 
 /// How the store is opened.
 #[derive(Debug, Clone)]

@@ -13,15 +13,7 @@ use super::StoreError;
 /// Every token starts with this, so a leaked one is recognisable (and greppable).
 pub const PREFIX: &str = "hwt_";
 
-/// Every permission a token may grant (`hookwire token create --permissions`): what its
-/// sessions may do in response to events.
-pub const PERMISSIONS: &[&str] = &[
-    "create-issues",
-    "post-comments",
-    "add-labels",
-    "post-slack-message",
-    "read-events",
-];
+pub use crate::config::tools::PERMISSIONS;
 
 /// What `hookwire token create` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

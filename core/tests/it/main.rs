@@ -5,6 +5,7 @@
 
 mod channel_rules;
 mod fence_properties;
+mod layers;
 mod properties;
 mod render_properties;
 mod render_world;
