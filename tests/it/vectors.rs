@@ -254,3 +254,44 @@ fn every_vector_gets_its_expected_verdict() {
     );
     eprintln!("{valid} valid and {invalid} invalid vectors checked");
 }
+
+/// The one vendor list (`hookwire_adapters::vendors()`, what the registry and the fuzz
+/// target iterate) against the vectors: a vendor that signs and has no known-answer vector
+/// fails here, so a new preset comes with its vectors. Token vendors compare the secret
+/// verbatim and have nothing to compute.
+#[test]
+fn every_vendor_that_signs_has_known_answer_vectors() {
+    let covered: std::collections::BTreeSet<&str> = vectors().iter().map(|v| source_for(v).0).collect();
+    let registry = hookwire::registry();
+    let options = serde_norway::Mapping::new();
+    let mut missing = Vec::new();
+    for vendor in hookwire_adapters::vendors() {
+        if covered.contains(vendor.name) {
+            continue;
+        }
+        // Any secret that builds: what matters is the scheme.
+        let built = [
+            "0123456789abcdef0123456789abcdef",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ]
+        .iter()
+        .find_map(|s| {
+            let spec = SourceSpec {
+                name: vendor.name,
+                options: &options,
+                secrets: SecretSet::new(vec![Secret::new(s.as_bytes().to_vec())]),
+                public_url: Some("https://example.com/hook"),
+            };
+            (registry.get(vendor.name).expect("registered").build)(&spec).ok()
+        })
+        .unwrap_or_else(|| panic!("{} builds with no test secret", vendor.name));
+        if !matches!(built.verifier().scheme(), hookwire_core::verify::Scheme::Token(_)) {
+            missing.push(vendor.name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "vendors that sign but have no vector in tests/fixtures/vectors.json: {missing:?}"
+    );
+    assert!(covered.len() >= 20, "{covered:?}");
+}
