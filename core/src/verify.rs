@@ -101,13 +101,15 @@ pub struct Verified {
     pub signed_at: Option<i64>,
     /// A fingerprint of what was signed: the first 16 bytes of the matching signature (a MAC,
     /// or an Ed25519 signature checked strictly, so either is determined by the signed bytes
-    /// and the key), or of the body's SHA-256 for a scheme that signs nothing. The same signed
-    /// bytes sent again have the same fingerprint, whatever unsigned headers come with them.
+    /// and the key). The same signed bytes sent again have the same fingerprint, whatever
+    /// unsigned headers come with them. `None` for a token: it proves the sender, not the
+    /// bytes (whoever can replay it can also write a new body), so two deliveries of the same
+    /// body under two ids are two events.
     pub fingerprint: Option<[u8; 16]>,
 }
 
 impl Verified {
-    /// Verified by secret `i`, no timestamp; the fingerprint is filled in by [`Verifier::verify`].
+    /// Verified by secret `i`, no timestamp, no fingerprint (a token).
     pub fn by(secret: usize) -> Self {
         Verified {
             secret,
@@ -227,16 +229,13 @@ impl Verifier {
         if self.keys.is_empty() {
             return Err(VerifyError::NoSecret);
         }
-        let mut verified = match &self.scheme {
+        let verified = match &self.scheme {
             Scheme::Signature(s) => s.verify(req, &self.keys),
             Scheme::Token(s) => s.verify(req, &self.keys),
             Scheme::StandardWebhooks(s) => s.verify(req, &self.keys),
             Scheme::Twilio(s) => s.verify(req, &self.keys),
             Scheme::Jws(s) => s.verify(req, &self.keys),
         }?;
-        if verified.fingerprint.is_none() {
-            verified.fingerprint = fingerprint(&sha2::Sha256::digest(req.body));
-        }
         Ok(verified)
     }
 

@@ -9,8 +9,9 @@
 //! - A credential header of any name is never stored or shown, and `check` refuses it in
 //!   `headers:`.
 //! - An idle subscriber holds back only its own sources' events.
-//! - The same signed bytes under a new delivery id are a repeat, across a restart; an event
-//!   name outside the vendor's pattern is refused.
+//! - The same signed bytes under a new delivery id are a repeat, across a restart (a token
+//!   signs nothing: the same body under a new key is a new event); an event name outside the
+//!   vendor's pattern is refused.
 //! - A template that explodes over its payload falls back within its budget, in bounded
 //!   memory, while another source's webhook is answered; a filter nesting loops too deep is
 //!   refused at load.
@@ -381,6 +382,43 @@ fn the_same_signed_bytes_under_a_new_delivery_id_are_a_repeat_even_after_a_resta
         let r = hw.post_github("/hooks/github", SECRET, event, "free-text", &body);
         assert_eq!(r.status, 400, "X-GitHub-Event `{event}` was taken");
     }
+}
+
+/// A token proves the sender, not the bytes: the same body under two idempotency keys is two
+/// events (a push job that posts the same text twice), and the same key is one.
+#[test]
+fn a_token_source_takes_the_same_body_under_a_new_key_as_a_new_event() {
+    const TOKEN: &str = "hostile-push-token-0123456789abcdef";
+    let dir = TempDir::new("hostile-push-repeat");
+    let cfg = dir.write(
+        "config.yaml",
+        "channel:\n  sources: [push]\nsources:\n  - name: push\n    type: push\n    secret_env: H_PUSH_TOKEN\n",
+    );
+    let mut hw = Hookwire::spawn(&cfg, &[("H_PUSH_TOKEN", TOKEN)]);
+    hw.handshake();
+    let body = br#"{"event":"backup_finished","content":"nightly backup finished"}"#;
+    let bearer = format!("Bearer {TOKEN}");
+    let send = |key: &str| {
+        hw.post(
+            "/hooks/push",
+            &[
+                ("Authorization", &bearer),
+                ("Idempotency-Key", key),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+        .status
+    };
+    assert_eq!(send("run-1"), 202);
+    assert_eq!(send("run-1"), 202, "a retry is acknowledged");
+    assert_eq!(send("run-2"), 202);
+    assert_eq!(hw.next_notification()["params"]["meta"]["delivery_id"], "run-1");
+    assert_eq!(
+        hw.next_notification()["params"]["meta"]["delivery_id"],
+        "run-2",
+        "the second run was taken for a replay of the first (or the retry was delivered)"
+    );
 }
 
 #[test]
