@@ -127,10 +127,18 @@ fn check_local(r: &mut Report, path: &Path) {
     }
     match std::net::TcpListener::bind(config.listen) {
         Ok(_) => r.ok("listen", format!("{} is free", config.listen)),
+        // Another session of this project listening is how several sessions share one port.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && project_listens(&config.store.path) => r.ok(
+            "listen",
+            format!(
+                "{} is held by another hookwire session of this project, which listens for all of them",
+                config.listen
+            ),
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => r.fail(
             "listen",
             format!(
-                "{} is in use (another hookwire?); stop it, or set `listen:` / pass --listen",
+                "{} is in use by another program; stop it, or set `listen:` / pass --listen",
                 config.listen
             ),
         ),
@@ -658,4 +666,12 @@ mod tests {
         let text = "sources:\n  - name: gh\n    secret_env: [A, B]\n  - name: dd\n    secret_env: C\n    secret_file: x\ntools:\n  github:\n    token_env: D\n";
         assert_eq!(env_references(text), ["A", "B", "C", "D"]);
     }
+}
+
+/// Whether a hookwire session of the project whose store is `store` holds its listener lock.
+/// The lock file exists once a session has listened; only then is it worth probing.
+fn project_listens(store: &Path) -> bool {
+    let mut lock = store.as_os_str().to_owned();
+    lock.push(".listener.lock");
+    Path::new(&lock).exists() && matches!(hookwire_core::delivery::ListenerLock::try_take(store), Ok(None))
 }

@@ -295,6 +295,20 @@ fn two_sessions_of_one_project_both_get_its_events_and_one_takes_the_listener_ov
     let mut second = channel_on(&cfg, &addr);
     second.wait_stderr("another session of this project listens");
     second.handshake();
+    // `doctor` takes the port held by this project's own session for what it is.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("listen: {addr}\n{text}")).unwrap();
+    let out = std::process::Command::new(crate::common::bin())
+        .args(["doctor", "--config"])
+        .arg(&cfg)
+        .envs(LOCAL_ENV.iter().copied())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("held by another hookwire session of this project"),
+        "{report}"
+    );
     let url = |addr: &str| format!("http://{addr}/hooks/github");
     let send = |id: &str| {
         let body = issue(id);
