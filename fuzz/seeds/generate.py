@@ -30,13 +30,21 @@ import struct
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
-# Selector values, in the target's SCHEMES order.
-GITHUB, STRIPE, SLACK, PAGERDUTY, STANDARD, ZENDESK, DISCORD, TWILIO, NETLIFY, TOKEN = range(10)
+# Selector values: the target's verifiers are the registry's types in sorted order (every
+# folder of adapters/ with a preset.yaml, and the four declared types).
+TYPES = sorted(
+    [d for d in os.listdir(os.path.join(ROOT, "adapters")) if os.path.isfile(os.path.join(ROOT, "adapters", d, "preset.yaml"))]
+    + ["hmac", "ed25519", "token", "standard-webhooks"]
+)
+GITHUB, STRIPE, SLACK, PAGERDUTY, STANDARD, ZENDESK, DISCORD, TWILIO, NETLIFY, TOKEN = (
+    TYPES.index(t)
+    for t in ["github", "stripe", "slack", "pagerduty", "standard-webhooks", "zendesk", "discord", "twilio", "netlify", "push"]
+)
 SVIX = 0x80  # bit 7: svix-* header names for Standard Webhooks
 
 SECRET = b"It's a Secret to Everybody"  # the target's first HMAC secret
 WHSEC = base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-NETLIFY_SECRET = b"netlify-jws-secret"
+NETLIFY_SECRET = SECRET  # every HMAC and token source gets the same secrets
 NOW = 1_700_000_000  # the target's fixed clock
 STALE = NOW - 3600  # outside every 300 s window
 
@@ -84,12 +92,7 @@ def seeds():
     yield "zendesk_stale", seed(ZENDESK, [base64.b64encode(mac(SECRET, zts + BODY)), zts], BODY)
     yield "discord_wrong", seed(DISCORD, [(wrong + wrong).hex().encode(), str(NOW).encode()], BODY)
     yield "twilio_wrong", seed(TWILIO, [base64.b64encode(wrong[:20])], FORM)
-    sha = hashlib.sha256(BODY).hexdigest().encode()
-    yield "twilio_url_wrong", seed(
-        TWILIO,
-        [base64.b64encode(wrong[:20]), b"https://example.com:8443/hook?bodySHA256=" + sha],
-        BODY,
-    )
+    yield "twilio_body_wrong", seed(TWILIO, [base64.b64encode(wrong[:20])], BODY)
     head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
     claims = b64url(
         json.dumps(
@@ -102,6 +105,9 @@ def seeds():
     yield "token_bearer_wrong", seed(TOKEN, [b"Bearer not-the-token"], BODY)
     yield "token_basic_wrong", seed(TOKEN, [b"Basic " + base64.b64encode(b"hookwire:not-the-token")], BODY)
     yield "token_header_wrong", seed(TOKEN, [b"Digest x", b"not-the-token"], BODY)
+    yield "hmac_declared_stale", seed(
+        TYPES.index("hmac"), [b"sha256=" + mac(SECRET, ts + b"." + BODY).hex().encode(), ts], BODY
+    )
 
 
 # Text the sanitiser must get right: each one a seed of sanitize and render.
