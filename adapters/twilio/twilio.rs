@@ -50,6 +50,12 @@ impl Adapter for TwilioSource {
             ("request", None, None)
         };
         let delivery_id = match (req.header_str("i-twilio-idempotency-token"), sid, status) {
+            // Unsigned: held to what a declared adapter takes from a header (`SAFE_ID`).
+            (Some(token), _, _) if token.len() > 256 || token.bytes().any(|b| !b.is_ascii_graphic()) => {
+                return Err(IdentifyError(
+                    "I-Twilio-Idempotency-Token must be 1 to 256 visible ASCII characters".into(),
+                ));
+            }
             (Some(token), _, _) if !token.is_empty() => token.to_owned(),
             // Each status callback of a call or message is a distinct event.
             (_, Some(sid), Some(status)) => format!("{sid}-{status}"),
@@ -64,5 +70,51 @@ impl Adapter for TwilioSource {
             reply: None,
             meta: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use hookwire_core::axum::http::{HeaderMap, HeaderValue};
+    use hookwire_core::secret::{Secret, SecretSet};
+    use serde_json::json;
+
+    use super::*;
+
+    fn identify(token: &str) -> Result<Identity, IdentifyError> {
+        let options = serde_norway::Mapping::new();
+        let spec = SourceSpec {
+            name: "twilio",
+            options: &options,
+            secrets: SecretSet::new(vec![Secret::new(b"0123456789abcdef0123456789abcdef".to_vec())]),
+            public_url: Some("https://example.com/twilio"),
+        };
+        let adapter = build(&spec, None).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "i-twilio-idempotency-token",
+            HeaderValue::from_str(token).unwrap(),
+        );
+        let req = Request {
+            headers: &headers,
+            body: b"",
+            method: "POST",
+            url: None,
+            now: SystemTime::now(),
+        };
+        adapter.identify(&req, &json!({"MessageSid": "SM1", "MessageStatus": "sent"}))
+    }
+
+    #[test]
+    fn the_unsigned_idempotency_token_is_held_to_a_safe_id() {
+        assert_eq!(
+            identify("0c9a1a76-retry-1").unwrap().delivery_id,
+            "0c9a1a76-retry-1"
+        );
+        for bad in ["two words", &"x".repeat(257), "tab\there"] {
+            assert!(identify(bad).is_err(), "{bad:?} was taken as a delivery id");
+        }
     }
 }
