@@ -82,26 +82,48 @@ pub trait Tools: Send + Sync + 'static {
     fn call(&self, name: &str, arguments: Value, reply: Reply);
 }
 
-/// Where a `tools/call` result goes: the writer thread, as the response to one request. It
-/// holds one of the [`TOOL_SLOTS`] until the writer has written it, so tool results waiting
-/// for stdout are bounded and sending one never blocks.
+/// Where a `tools/call` result goes: the stdio writer thread, or the HTTP request that asked
+/// (the remote channel, [`crate::gateway`]). On stdio it holds one of the [`TOOL_SLOTS`] until
+/// the writer has written it, so tool results waiting for stdout are bounded and sending one
+/// never blocks.
 pub struct Reply {
     id: Value,
-    replies: Sender<ToolReply>,
-    slot: Slot,
+    to: ReplyTo,
+}
+
+enum ReplyTo {
+    Stdio { replies: Sender<ToolReply>, slot: Slot },
+    Http(tokio::sync::oneshot::Sender<Value>),
 }
 
 impl Reply {
+    /// A reply to request `id` that resolves the returned receiver with the whole JSON-RPC
+    /// response (the Streamable HTTP transport answers the POST with it).
+    pub(crate) fn http(id: Value) -> (Reply, tokio::sync::oneshot::Receiver<Value>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (
+            Reply {
+                id,
+                to: ReplyTo::Http(tx),
+            },
+            rx,
+        )
+    }
+
     /// Sends `result` as the request's response (dropped if the connection is gone).
     pub fn send(self, result: Value) {
-        let mut line = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": self.id, "result": result}))
-            .expect("serialisable");
-        line.push(b'\n');
-        // Never full: at most TOOL_SLOTS replies exist at once, and the queue holds as many.
-        let _ = self.replies.try_send(ToolReply {
-            line,
-            _slot: self.slot,
-        });
+        let response = json!({"jsonrpc": "2.0", "id": self.id, "result": result});
+        match self.to {
+            ReplyTo::Stdio { replies, slot } => {
+                let mut line = serde_json::to_vec(&response).expect("serialisable");
+                line.push(b'\n');
+                // Never full: at most TOOL_SLOTS replies exist at once, and the queue holds as many.
+                let _ = replies.try_send(ToolReply { line, _slot: slot });
+            }
+            ReplyTo::Http(tx) => {
+                let _ = tx.send(response);
+            }
+        }
     }
 }
 
@@ -308,7 +330,7 @@ struct Link<'a> {
 /// probe, answered "method not found" as always) are refused until `initialize` is answered,
 /// and events wait for `notifications/initialized` after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     /// Nothing yet.
     New,
     /// `initialize` answered.
@@ -358,41 +380,59 @@ fn read_loop(input: impl Read, link: &Link<'_>, server: &ServerDescription, tool
     }
 }
 
-fn error(id: Value, code: i64, message: &str) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+/// What one inbound message asks of the transport that read it (stdio or Streamable HTTP):
+/// the same answers on both.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// Nothing to send: a notification or a response.
+    Nothing,
+    /// This JSON-RPC response.
+    Respond(Value),
+    /// `notifications/initialized` moved the session to [`Phase::Ready`]: events may flow
+    /// ([`SETTLE`] later).
+    Initialized,
+    /// A `tools/call` for the session's [`Tools`]; its result goes through a [`Reply`].
+    Call {
+        /// The request id.
+        id: Value,
+        /// The tool.
+        name: String,
+        /// Its arguments (`{}` when absent).
+        arguments: Value,
+    },
 }
 
-/// Answers one inbound message; `None` for notifications, responses and `tools/call` (whose
-/// answer the tool sends when done).
-fn handle(
+/// Answers one inbound message (not a batch) and moves `phase` along MCP's lifecycle. `tools`
+/// is `None` when no tool is granted: then `tools/list` is "method not found" and a
+/// `tools/call` is a tool error naming why.
+pub(crate) fn answer(
     msg: &Value,
     server: &ServerDescription,
-    link: &Link<'_>,
     tools: Option<&dyn Tools>,
     phase: &mut Phase,
-) -> Option<Value> {
+) -> Answer {
     let method = msg.get("method").and_then(Value::as_str);
     let id = msg.get("id").cloned();
     match (method, id) {
-        (Some("notifications/initialized"), None) => {
-            match *phase {
-                Phase::Initializing => {
-                    tracing::info!("session initialized; delivering events");
-                    *phase = Phase::Ready;
-                    let _ = link.ctl.send(Out::Initialized);
-                }
-                Phase::New => tracing::warn!("notifications/initialized before initialize; ignored"),
-                Phase::Ready => {}
+        (Some("notifications/initialized"), None) => match *phase {
+            Phase::Initializing => {
+                tracing::info!("session initialized; delivering events");
+                *phase = Phase::Ready;
+                Answer::Initialized
             }
-            None
-        }
+            Phase::New => {
+                tracing::warn!("notifications/initialized before initialize; ignored");
+                Answer::Nothing
+            }
+            Phase::Ready => Answer::Nothing,
+        },
         // Other notifications (cancelled, roots changed, ...) need nothing from a channel.
-        (Some(_), None) => None,
+        (Some(_), None) => Answer::Nothing,
         // Before `initialize` only a ping is answered (and the discover probe, below).
         (Some(m), Some(id))
             if *phase == Phase::New && !matches!(m, "initialize" | "ping" | "server/discover") =>
         {
-            Some(error(
+            Answer::Respond(error(
                 id,
                 -32002,
                 &format!("Server not initialized: send initialize before {m}"),
@@ -411,60 +451,94 @@ fn handle(
                 Some(_) => json!({"experimental": {"claude/channel": {}}, "tools": {}}),
                 None => json!({"experimental": {"claude/channel": {}}}),
             };
-            Some(json!({"jsonrpc": "2.0", "id": id, "result": {
+            Answer::Respond(json!({"jsonrpc": "2.0", "id": id, "result": {
                 "protocolVersion": version,
                 "capabilities": capabilities,
                 "serverInfo": {"name": server.name, "version": server.version},
                 "instructions": server.instructions,
             }}))
         }
-        (Some("ping"), Some(id)) => Some(json!({"jsonrpc": "2.0", "id": id, "result": {}})),
+        (Some("ping"), Some(id)) => Answer::Respond(json!({"jsonrpc": "2.0", "id": id, "result": {}})),
         (Some("tools/list"), Some(id)) if tools.is_some() => {
             let list = tools.map(|t| t.definitions()).unwrap_or_default();
-            Some(json!({"jsonrpc": "2.0", "id": id, "result": {"tools": list}}))
+            Answer::Respond(json!({"jsonrpc": "2.0", "id": id, "result": {"tools": list}}))
         }
         (Some("tools/call"), Some(id)) => {
             let Some(name) = msg.pointer("/params/name").and_then(Value::as_str) else {
-                return Some(error(id, -32602, "Invalid params: tools/call needs params.name"));
+                return Answer::Respond(error(id, -32602, "Invalid params: tools/call needs params.name"));
             };
             let arguments = msg
                 .pointer("/params/arguments")
                 .cloned()
                 .unwrap_or_else(|| json!({}));
             tracing::debug!(tool = name, "tools/call");
+            if tools.is_some() {
+                return Answer::Call {
+                    id,
+                    name: name.to_owned(),
+                    arguments,
+                };
+            }
+            // No tool is granted: a tool error Claude can read, rather than a protocol one.
+            let text = match crate::tools::Tool::by_name(name) {
+                Some(_) => format!(
+                    "{name} is not allowed: this session's channel permissions grant no tools; nothing was done"
+                ),
+                None => format!("unknown tool `{name}`; nothing was done"),
+            };
+            Answer::Respond(json!({"jsonrpc": "2.0", "id": id, "result":
+                {"isError": true, "content": [{"type": "text", "text": text}]}}))
+        }
+        // `server/discover` must get a plain "method not found" so the client treats this
+        // server as legacy and sends `initialize` (a DiscoverResult would lose the channel).
+        (Some(m), Some(id)) => Answer::Respond(error(id, -32601, &format!("Method not found: {m}"))),
+        // A response to a request we never send, or junk without a method.
+        (None, Some(id)) if msg.get("result").is_none() && msg.get("error").is_none() => {
+            Answer::Respond(error(id, -32600, "Invalid Request"))
+        }
+        (None, _) => Answer::Nothing,
+    }
+}
+
+/// The stdio side of [`answer`]: `None` for notifications, responses and `tools/call` (whose
+/// answer the tool sends when done).
+fn handle(
+    msg: &Value,
+    server: &ServerDescription,
+    link: &Link<'_>,
+    tools: Option<&dyn Tools>,
+    phase: &mut Phase,
+) -> Option<Value> {
+    match answer(msg, server, tools, phase) {
+        Answer::Nothing => None,
+        Answer::Respond(v) => Some(v),
+        Answer::Initialized => {
+            let _ = link.ctl.send(Out::Initialized);
+            None
+        }
+        Answer::Call { id, name, arguments } => {
             // Waits while TOOL_SLOTS calls are running or unwritten: stdin is not read meanwhile.
             if link.slots.1.recv().is_err() {
                 return None;
             }
             let reply = Reply {
                 id,
-                replies: link.replies.clone(),
-                slot: Slot(link.slots.0.clone()),
+                to: ReplyTo::Stdio {
+                    replies: link.replies.clone(),
+                    slot: Slot(link.slots.0.clone()),
+                },
             };
-            match tools {
-                Some(t) => t.call(name, arguments, reply),
-                // No tool is granted: a tool error Claude can read, rather than a protocol one.
-                None => {
-                    let text = match crate::tools::Tool::by_name(name) {
-                        Some(_) => format!(
-                            "{name} is not allowed: this session's channel permissions grant no tools; nothing was done"
-                        ),
-                        None => format!("unknown tool `{name}`; nothing was done"),
-                    };
-                    reply.send(json!({"isError": true, "content": [{"type": "text", "text": text}]}))
-                }
+            if let Some(t) = tools {
+                t.call(&name, arguments, reply);
             }
             None
         }
-        // `server/discover` must get a plain "method not found" so the client treats this
-        // server as legacy and sends `initialize` (a DiscoverResult would lose the channel).
-        (Some(m), Some(id)) => Some(error(id, -32601, &format!("Method not found: {m}"))),
-        // A response to a request we never send, or junk without a method.
-        (None, Some(id)) if msg.get("result").is_none() && msg.get("error").is_none() => {
-            Some(error(id, -32600, "Invalid Request"))
-        }
-        (None, _) => None,
     }
+}
+
+/// A JSON-RPC error response.
+pub(crate) fn error(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
 }
 
 #[cfg(test)]
