@@ -68,20 +68,20 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(90);
 const SDK_STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Upper bound for each Claude Code CLI invocation (`mcp get` itself gives up after 30 s).
-const CLAUDE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const CLAUDE_TIMEOUT: Duration = Duration::from_secs(60);
 
-const NPM_HINT: &str = "run `npm ci --prefix tests/node` in the repository root first (CI does this)";
+pub(crate) const NPM_HINT: &str = "run `npm ci --prefix tests/node` in the repository root first (CI does this)";
 
-fn manifest_dir() -> PathBuf {
+pub(crate) fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn canonical(path: PathBuf) -> PathBuf {
+pub(crate) fn canonical(path: PathBuf) -> PathBuf {
     path.canonicalize()
         .unwrap_or_else(|e| panic!("cannot resolve {}: {e}", path.display()))
 }
 
-fn hookwire_bin() -> PathBuf {
+pub(crate) fn hookwire_bin() -> PathBuf {
     canonical(common::bin())
 }
 
@@ -98,7 +98,7 @@ fn payload_path() -> PathBuf {
 }
 
 /// `tests/node/node_modules`, or a failure telling the reader how to install it.
-fn node_modules() -> PathBuf {
+pub(crate) fn node_modules() -> PathBuf {
     let dir = manifest_dir().join("tests/node/node_modules");
     assert!(dir.is_dir(), "{} is missing: {NPM_HINT}", dir.display());
     dir
@@ -110,14 +110,14 @@ fn path_str(path: &Path) -> &str {
 }
 
 /// What a finished child printed.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
+pub(crate) struct Finished {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
     stderr: String,
 }
 
 impl Finished {
-    fn transcript(&self, what: &str) -> String {
+    pub(crate) fn transcript(&self, what: &str) -> String {
         format!(
             "{what}: {}\n---- stdout ----\n{}\n---- stderr ----\n{}\n---- end ----",
             self.status, self.stdout, self.stderr
@@ -148,8 +148,10 @@ fn collect(rx: &mpsc::Receiver<String>) -> String {
 fn kill_tree(child: &mut Child) {
     #[cfg(unix)]
     {
+        // `-s KILL --` spelled out: procps-ng 4's `kill -KILL -PGID` signals pid -1, which
+        // is every process the user may signal.
         let _ = Command::new("kill")
-            .arg("-KILL")
+            .args(["-s", "KILL", "--"])
             .arg(format!("-{}", child.id()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -173,7 +175,7 @@ fn own_group(cmd: &mut Command, stdin: Stdio) {
 }
 
 /// Runs `cmd` with stdin closed and output captured; fails the test if it outlives `timeout`.
-fn run_with_timeout(mut cmd: Command, what: &str, timeout: Duration) -> Finished {
+pub(crate) fn run_with_timeout(mut cmd: Command, what: &str, timeout: Duration) -> Finished {
     own_group(&mut cmd, Stdio::null());
     let mut child = cmd
         .spawn()
@@ -223,10 +225,10 @@ fn official_mcp_sdk_client_receives_signed_github_event() {
 }
 
 /// A throwaway `HOME` for the Claude Code CLI, removed on drop (also when the test fails).
-struct TempHome(PathBuf);
+pub(crate) struct TempHome(pub(crate) PathBuf);
 
 impl TempHome {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -258,7 +260,7 @@ impl Drop for TempHome {
 ///   `$XDG_CACHE_HOME/claude-cli-nodejs/<cwd>/mcp-logs-<server>/*.jsonl` (default
 ///   `$HOME/.cache`). Hence the cleared environment, with everything pointed into the temp home,
 ///   and the temp home as working directory (no repository `.mcp.json` or `.claude/` is read).
-fn claude_command(claude: &Path, home: &Path) -> Command {
+pub(crate) fn claude_command(claude: &Path, home: &Path) -> Command {
     let mut cmd = Command::new(claude);
     cmd.current_dir(home)
         .env_clear()
@@ -277,7 +279,7 @@ fn claude_command(claude: &Path, home: &Path) -> Command {
 }
 
 /// Minimal JSON string literal.
-fn json_string(s: &str) -> String {
+pub(crate) fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -296,7 +298,7 @@ fn json_string(s: &str) -> String {
 }
 
 /// The contents of Claude Code's connection logs for the `hookwire` server, if any were written.
-fn mcp_logs(dir: &Path) -> Vec<(PathBuf, String)> {
+pub(crate) fn mcp_logs(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut found = Vec::new();
     let Ok(entries) = fs::read_dir(dir) else {
         return found;
@@ -463,7 +465,7 @@ fn claude_code_health_checks_leave_the_backlog_for_the_session() {
 /// `node tests/node/sdk_tools.mjs <hookwire> <config>`: the official SDK client with
 /// `hookwire channel --config <config>` as its stdio server, answering each JSON command
 /// written to its stdin with one JSON line on its stdout. Killed, with hookwire, on drop.
-struct SdkTools {
+pub(crate) struct SdkTools {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
@@ -485,10 +487,17 @@ impl SdkTools {
             .arg(hookwire_bin())
             .arg(canonical(config.to_path_buf()))
             .env("HOOKWIRE_SDK_CHILD_ENV", Value::Object(env).to_string());
+        SdkTools::spawn(cmd)
+    }
+
+    /// Starts `cmd`, a script of `tests/node` answering one JSON line per command (as
+    /// `sdk_tools.mjs` does), killed with its children on drop.
+    pub(crate) fn spawn(mut cmd: Command) -> SdkTools {
+        node_modules();
         own_group(&mut cmd, Stdio::piped());
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start node tests/node/sdk_tools.mjs: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start node {:?}: {e}", cmd.get_args().collect::<Vec<_>>()));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = mpsc::channel();
         thread::spawn(move || {
@@ -517,11 +526,11 @@ impl SdkTools {
     }
 
     /// The script's and hookwire's stderr so far.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
-    fn transcript(&self) -> String {
+    pub(crate) fn transcript(&self) -> String {
         format!(
             "---- SDK client and hookwire stderr ----\n{}\n---- end ----",
             self.log()
@@ -529,7 +538,7 @@ impl SdkTools {
     }
 
     /// Sends one command and returns the script's answer to it (`ok` true or false).
-    fn step(&mut self, cmd: Value) -> Value {
+    pub(crate) fn step(&mut self, cmd: Value) -> Value {
         let line = cmd.to_string();
         let stdin = self.stdin.as_mut().expect("stdin open");
         if let Err(e) = writeln!(stdin, "{line}").and_then(|()| stdin.flush()) {
@@ -557,7 +566,7 @@ impl SdkTools {
     }
 
     /// [`SdkTools::step`], which must succeed.
-    fn ok(&mut self, cmd: Value) -> Value {
+    pub(crate) fn ok(&mut self, cmd: Value) -> Value {
         let answer = self.step(cmd.clone());
         assert_eq!(
             answer["ok"],
