@@ -1,0 +1,385 @@
+//! The gateway as a remote channel (`/mcp` on `hookwire serve`, MCP over Streamable HTTP),
+//! driven by real clients only: the official MCP TypeScript SDK client
+//! (`tests/node/sdk_http.mjs`, one JSON command per line, as `sdk_tools.mjs`) and the real
+//! Claude Code CLI. Tokens are created through the store API on the gateway's database, as
+//! `hookwire token create` does.
+//!
+//! * handshake (the channel capability, the token's sources in the instructions, a session
+//!   id), events in order (a backlog first, then live ones), tools by permission, and DELETE;
+//! * a stream cut after two events (as a proxy dropping the connection would): the SDK
+//!   reconnects with `Last-Event-ID` and gets the rest with no gap and no repeat, and the
+//!   token's cursor reaches the last event;
+//! * a health-check-like session (handshake, stream opened, closed at once) consumes nothing;
+//! * an unknown token is 401, unknown, revoked and expired read the same, and a token revoked
+//!   during a session ends its stream (the reconnection is refused);
+//! * Claude Code's own health checks (`claude mcp list`, `get`) of an `"type": "http"` server:
+//!   connected, and the backlog still whole for the next session.
+//!
+//! Every wait is on a condition with a deadline.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common;
+use crate::real_clients::{
+    claude_command, manifest_dir, node_modules, run_with_timeout, SdkTools, TempHome, CLAUDE_TIMEOUT,
+    NPM_HINT,
+};
+
+use common::gateway::{now_ms, serve, store, token, TWO_GITHUB_SOURCES};
+use common::{delivery_id, github_signature, issue, Hookwire, TempDir, DEADLINE};
+use hookwire_core::store::{SqliteStore, Store, Subscription};
+use serde_json::{json, Value};
+
+const SECRET: &str = "test-mcp-http-github-secret-8b40";
+
+fn gateway(dir: &TempDir) -> Hookwire {
+    let cfg = dir.write("config.yaml", TWO_GITHUB_SOURCES);
+    serve(
+        &cfg,
+        "127.0.0.1:0",
+        &[("T_GITHUB_SECRET", SECRET), ("HOOKWIRE_LOG", "info")],
+    )
+}
+
+fn url(gw: &Hookwire) -> String {
+    format!("http://{}/mcp", gw.addr)
+}
+
+/// POSTs a signed GitHub `issues` delivery to `/hooks/github`; must be accepted.
+fn post(gw: &Hookwire, delivery: &str) {
+    let body = issue(delivery);
+    let r = ureq::post(&format!("http://{}/hooks/github", gw.addr))
+        .timeout(DEADLINE)
+        .set("Content-Type", "application/json")
+        .set("X-GitHub-Event", "issues")
+        .set("X-GitHub-Delivery", delivery)
+        .set("X-Hub-Signature-256", &github_signature(SECRET, &body))
+        .send_bytes(&body);
+    assert_eq!(r.map(|r| r.status()).ok(), Some(202), "POST {delivery}");
+}
+
+/// The SDK client script, holding any number of named sessions.
+fn sdk() -> SdkTools {
+    let mut cmd = Command::new("node");
+    cmd.current_dir(manifest_dir()).arg("tests/node/sdk_http.mjs");
+    SdkTools::spawn(cmd)
+}
+
+fn connect(sdk: &mut SdkTools, name: &str, gw: &Hookwire, token: &str) -> Value {
+    sdk.ok(json!({"op": "connect", "name": name, "url": url(gw), "token": token}))
+}
+
+/// The delivery id of `name`'s next channel notification.
+fn next(sdk: &mut SdkTools, name: &str) -> String {
+    let n = sdk.ok(json!({"op": "next_notification", "name": name}));
+    assert_eq!(n["notification"]["method"], "notifications/claude/channel", "{n}");
+    delivery_id(&n["notification"])
+}
+
+fn status(sdk: &mut SdkTools, name: &str) -> Value {
+    sdk.ok(json!({"op": "status", "name": name}))
+}
+
+/// Waits until `f` holds, failing with `what` after [`DEADLINE`].
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while !f() {
+        assert!(Instant::now() < end, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn backlog(db: &SqliteStore, name: &str) -> u64 {
+    db.backlog(&Subscription {
+        name: name.into(),
+        sources: vec!["github".into()],
+    })
+    .unwrap()
+    .events
+}
+
+fn seq(db: &SqliteStore, delivery: &str) -> u64 {
+    db.get(delivery).unwrap().expect("stored").stored.seq
+}
+
+#[test]
+fn sdk_client_handshake_events_in_order_tools_by_permission_and_delete() {
+    let dir = TempDir::new("mcp-basic");
+    let gw = gateway(&dir);
+    let db = store(&dir);
+    let alice = token(&db, "alice", &["github"], &["read-events"], None);
+    let bob = token(&db, "bob", &["github"], &[], None);
+    post(&gw, "m-1");
+    let mut sdk = sdk();
+
+    let init = connect(&mut sdk, "alice", &gw, &alice);
+    assert_eq!(
+        init["capabilities"]["experimental"]["claude/channel"],
+        json!({}),
+        "{init}"
+    );
+    assert_eq!(init["capabilities"]["tools"], json!({}), "{init}");
+    assert!(
+        init["capabilities"]["experimental"]
+            .get("claude/channel/permission")
+            .is_none(),
+        "{init}"
+    );
+    let instructions = init["instructions"].as_str().unwrap();
+    assert!(instructions.contains("- github (github)"), "{instructions}");
+    assert!(!instructions.contains("- ops"), "not the token's: {instructions}");
+    assert!(instructions.contains("get_event"), "{instructions}");
+    assert!(
+        init["sessionId"].as_str().is_some_and(|s| s.len() == 32),
+        "{init}"
+    );
+
+    // The backlog first, then live events, in order, each once.
+    post(&gw, "m-2");
+    post(&gw, "m-3");
+    for want in ["m-1", "m-2", "m-3"] {
+        assert_eq!(next(&mut sdk, "alice"), want, "{}", gw.stderr_text());
+    }
+    let listed = sdk.ok(json!({"op": "list_tools", "name": "alice"}));
+    let mut names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["get_event", "list_events"]);
+    let read =
+        sdk.ok(json!({"op": "call_tool", "name": "alice", "tool": "get_event", "arguments": {"id": "m-2"}}));
+    assert_eq!(read["result"]["isError"], false, "{read}");
+    assert!(common::tool_text(&read["result"]).contains("m-2"), "{read}");
+
+    // Without a permission: no tools capability, tools/list is "method not found".
+    let init = connect(&mut sdk, "bob", &gw, &bob);
+    assert!(init["capabilities"].get("tools").is_none(), "{init}");
+    assert!(
+        init["instructions"].as_str().unwrap().contains("one-way"),
+        "{init}"
+    );
+    let refused = sdk.step(json!({"op": "list_tools", "name": "bob"}));
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert_eq!(refused["error"]["code"], -32601, "{refused}");
+    assert_eq!(next(&mut sdk, "bob"), "m-1", "bob's token was created before m-1");
+
+    let s = status(&mut sdk, "alice");
+    assert_eq!(s["channelNotifications"], 3, "{s}");
+    assert_eq!(s["protocolErrors"], json!([]), "{s}");
+
+    // DELETE ends the session: its id is then unknown.
+    let sid = connect(&mut sdk, "gone", &gw, &alice)["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sdk.ok(json!({"op": "terminate", "name": "gone"}));
+    let r = ureq::post(&url(&gw))
+        .set("Authorization", &format!("Bearer {alice}"))
+        .set("Mcp-Session-Id", &sid)
+        .set("Content-Type", "application/json")
+        .send_string(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+    assert!(matches!(r, Err(ureq::Error::Status(404, _))), "{r:?}");
+
+    assert!(
+        !gw.stderr_text().contains(&alice),
+        "the token was logged by the gateway"
+    );
+    db.close(Duration::from_secs(2));
+}
+
+#[test]
+fn a_dropped_stream_resumes_with_last_event_id_without_gap_or_repeat() {
+    let dir = TempDir::new("mcp-resume");
+    let gw = gateway(&dir);
+    let db = store(&dir);
+    let alice = token(&db, "alice", &["github"], &[], None);
+    for i in 1..=5 {
+        post(&gw, &format!("r-{i}"));
+    }
+    let mut sdk = sdk();
+    sdk.ok(json!({"op": "connect", "name": "a", "url": url(&gw), "token": alice, "cutAfter": 2}));
+    for i in 1..=5 {
+        assert_eq!(next(&mut sdk, "a"), format!("r-{i}"), "{}", gw.stderr_text());
+    }
+    post(&gw, "r-6");
+    assert_eq!(next(&mut sdk, "a"), "r-6");
+
+    let s = status(&mut sdk, "a");
+    assert_eq!(s["channelNotifications"], 6, "no repeats: {s}");
+    let gets = s["gets"].as_array().unwrap();
+    assert!(gets.len() >= 2, "the SDK reopened the stream: {s}");
+    assert_eq!(gets[0]["lastEventId"], Value::Null, "{s}");
+    assert_eq!(
+        gets[1]["lastEventId"],
+        json!(seq(&db, "r-2").to_string()),
+        "the SSE id is the event's store id, and the SDK resumed from it: {s}"
+    );
+    assert_eq!(gets[1]["status"], 200, "{s}");
+    // Delivered: the stream stayed open past the last event, so the token's cursor moved.
+    let last = seq(&db, "r-6");
+    wait_until("alice's cursor reaches r-6", || {
+        db.cursor("alice", 0).unwrap() >= last
+    });
+    db.close(Duration::from_secs(2));
+}
+
+#[test]
+fn a_health_check_like_session_consumes_nothing() {
+    let dir = TempDir::new("mcp-health");
+    let gw = gateway(&dir);
+    let db = store(&dir);
+    let alice = token(&db, "alice", &["github"], &[], None);
+    post(&gw, "h-1");
+    post(&gw, "h-2");
+    let mut sdk = sdk();
+    // Claude Code's health check: the handshake, the GET stream opened, dropped at once.
+    connect(&mut sdk, "check", &gw, &alice);
+    sdk.ok(json!({"op": "wait_stream", "name": "check"}));
+    sdk.ok(json!({"op": "close", "name": "check"}));
+    wait_until("the health check's stream ends", || {
+        gw.stderr_text()
+            .contains("remote channel stream closed by the client")
+    });
+    assert_eq!(backlog(&db, "alice"), 2, "a health check ate the backlog");
+    // The session Claude Code opens next gets both, once.
+    connect(&mut sdk, "real", &gw, &alice);
+    assert_eq!(next(&mut sdk, "real"), "h-1", "{}", gw.stderr_text());
+    assert_eq!(next(&mut sdk, "real"), "h-2");
+    post(&gw, "h-3");
+    assert_eq!(next(&mut sdk, "real"), "h-3");
+    assert_eq!(status(&mut sdk, "real")["channelNotifications"], 3);
+    db.close(Duration::from_secs(2));
+}
+
+/// A POST of `initialize` with `Authorization: Bearer <secret>`: status and body.
+fn raw_initialize(gw: &Hookwire, secret: &str) -> (u16, String) {
+    let r = ureq::post(&url(gw))
+        .set("Authorization", &format!("Bearer {secret}"))
+        .set("Content-Type", "application/json")
+        .send_string(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#);
+    match r {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_wrong_token_is_401_without_detail_and_a_revoked_one_ends_the_session() {
+    let dir = TempDir::new("mcp-auth");
+    let gw = gateway(&dir);
+    let db = store(&dir);
+    let alice = token(&db, "alice", &["github"], &[], None);
+    let old = token(&db, "old", &["github"], &[], Some(now_ms() - 1000));
+    let gone = token(&db, "gone", &["github"], &[], None);
+    db.tokens().revoke("gone", now_ms()).unwrap();
+
+    let mut sdk = sdk();
+    let wrong = sdk.step(json!({"op": "connect", "name": "x", "url": url(&gw), "token": "hwt_not-a-token"}));
+    assert_eq!(wrong["ok"], false, "{wrong}");
+    assert_eq!(wrong["error"]["code"], 401, "{wrong}");
+    // Unknown, expired and revoked read the same.
+    let unknown = raw_initialize(&gw, "hwt_not-a-token");
+    assert_eq!(unknown.0, 401);
+    assert_eq!(raw_initialize(&gw, &old), unknown);
+    assert_eq!(raw_initialize(&gw, &gone), unknown);
+
+    connect(&mut sdk, "a", &gw, &alice);
+    post(&gw, "v-1");
+    assert_eq!(next(&mut sdk, "a"), "v-1");
+    db.tokens().revoke("alice", now_ms()).unwrap();
+    // The gateway ends the stream; the SDK reopens it at once and is refused.
+    wait_until("the revoked session's stream is ended and refused", || {
+        status(&mut sdk, "a")["gets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["status"] == 401)
+    });
+    let ping = sdk.step(json!({"op": "ping", "name": "a"}));
+    assert_eq!(ping["ok"], false, "{ping}");
+    assert!(gw
+        .stderr_text()
+        .contains("remote channel session ended: token no longer valid"));
+    for t in [&alice, &old, &gone] {
+        assert!(
+            !gw.stderr_text().contains(t.as_str()),
+            "a token was logged by the gateway"
+        );
+    }
+    db.close(Duration::from_secs(2));
+}
+
+/// Claude Code's health checks of a remote (`"type": "http"`) hookwire: connected, and the
+/// events waiting for the session are all still there for it. The CLI opens the GET stream
+/// and drops it (channel-contract §10c), which the gateway's log shows.
+#[test]
+fn claude_code_health_checks_of_the_remote_channel_leave_the_backlog() {
+    let claude = node_modules().join(".bin/claude");
+    assert!(claude.exists(), "{} is missing: {NPM_HINT}", claude.display());
+    let dir = TempDir::new("mcp-claude");
+    let gw = gateway(&dir);
+    let db = store(&dir);
+    let alice = token(&db, "alice", &["github"], &[], None);
+    post(&gw, "c-1");
+    post(&gw, "c-2");
+
+    let home = TempHome::new();
+    // The README's entry: the token from the environment, never in the file.
+    let server = json!({
+        "type": "http",
+        "url": url(&gw),
+        "headers": {"Authorization": "Bearer ${HOOKWIRE_TOKEN}"},
+    })
+    .to_string();
+    let claude_cmd = |args: &[&str]| {
+        let mut c = claude_command(&claude, &home.0);
+        c.env("HOOKWIRE_TOKEN", &alice).args(args);
+        c
+    };
+    let added = run_with_timeout(
+        claude_cmd(&["mcp", "add-json", "--scope", "user", "hookwire", &server]),
+        "claude mcp add-json",
+        CLAUDE_TIMEOUT,
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        added.transcript("claude mcp add-json")
+    );
+    for args in [
+        &["mcp", "list"][..],
+        &["mcp", "get", "hookwire"],
+        &["mcp", "list"],
+    ] {
+        let what = format!("claude {}", args.join(" "));
+        let done = run_with_timeout(claude_cmd(args), &what, CLAUDE_TIMEOUT);
+        let transcript = done.transcript(&what).replace(&alice, "<token>");
+        assert!(done.status.success(), "{transcript}");
+        assert!(
+            done.stdout.contains("Connected") && !done.stdout.contains("Failed"),
+            "Claude Code does not report the remote hookwire connected\n{transcript}\n{}",
+            gw.stderr_text()
+        );
+    }
+    let log = gw.stderr_text();
+    assert!(
+        log.contains("remote channel stream opened"),
+        "the health checks never opened the stream, so they prove nothing here:\n{log}"
+    );
+    assert_eq!(backlog(&db, "alice"), 2, "a health check ate the backlog\n{log}");
+    let mut sdk = sdk();
+    connect(&mut sdk, "session", &gw, &alice);
+    assert_eq!(next(&mut sdk, "session"), "c-1", "{}", gw.stderr_text());
+    assert_eq!(next(&mut sdk, "session"), "c-2");
+    assert_eq!(status(&mut sdk, "session")["channelNotifications"], 2);
+    assert!(
+        !gw.stderr_text().contains(&alice),
+        "the token was logged by the gateway"
+    );
+    db.close(Duration::from_secs(2));
+}
