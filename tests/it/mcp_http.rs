@@ -12,6 +12,8 @@
 //! * a health-check-like session (handshake, stream opened, closed at once) consumes nothing;
 //! * an unknown token is 401, unknown, revoked and expired read the same, and a token revoked
 //!   during a session ends its stream (the reconnection is refused);
+//! * hostile requests: the token before the body, body size and type, batches, requests
+//!   before `initialize`, eight sessions per token, a session only for its own token;
 //! * Claude Code's own health checks (`claude mcp list`, `get`) of an `"type": "http"` server:
 //!   connected, and the backlog still whole for the next session.
 //!
@@ -380,6 +382,97 @@ fn claude_code_health_checks_of_the_remote_channel_leave_the_backlog() {
     assert!(
         !gw.stderr_text().contains(&alice),
         "the token was logged by the gateway"
+    );
+    db.close(Duration::from_secs(2));
+}
+
+/// A POST to `/mcp` with `headers`: status and body.
+fn raw_post(gw: &Hookwire, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let mut req = ureq::post(&url(gw)).timeout(DEADLINE);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    match req.send_bytes(body) {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn hostile_requests_are_bounded_before_and_after_the_token() {
+    let dir = TempDir::new("mcp-bounds");
+    let gw = gateway(&dir);
+    let db = store(&dir);
+    let alice = token(&db, "alice", &["github"], &[], None);
+    let bearer = format!("Bearer {alice}");
+    let json_type = ("Content-Type", "application/json");
+    let big = vec![b' '; 65 * 1024];
+    // The token is checked before a byte of the body is read.
+    assert_eq!(raw_post(&gw, &[json_type], &big).0, 401);
+    assert_eq!(
+        raw_post(&gw, &[("Authorization", &bearer), json_type], &big).0,
+        413
+    );
+    assert_eq!(
+        raw_post(
+            &gw,
+            &[("Authorization", &bearer), ("Content-Type", "text/plain")],
+            b"{}"
+        )
+        .0,
+        415
+    );
+    let (status, body) = raw_post(&gw, &[("Authorization", &bearer), json_type], b"[{}]");
+    assert_eq!((status, body.contains("-32600")), (400, true), "{body}");
+    // Before `initialize` only the discover probe and ping are answered.
+    let discover = br#"{"jsonrpc":"2.0","id":1,"method":"server/discover"}"#;
+    let (status, body) = raw_post(&gw, &[("Authorization", &bearer), json_type], discover);
+    assert_eq!((status, body.contains("-32601")), (200, true), "{body}");
+    let list = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    assert_eq!(
+        raw_post(&gw, &[("Authorization", &bearer), json_type], list).0,
+        400
+    );
+
+    // A token holds at most 8 sessions: the ninth ends the least recently used.
+    let session = || {
+        let r = ureq::post(&url(&gw))
+            .set("Authorization", &bearer)
+            .set("Content-Type", "application/json")
+            .send_string(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#)
+            .unwrap();
+        r.header("Mcp-Session-Id").unwrap().to_owned()
+    };
+    let ids: Vec<String> = (0..9).map(|_| session()).collect();
+    let ping = br#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+    let ping_in = |sid: &str| {
+        raw_post(
+            &gw,
+            &[("Authorization", &bearer), json_type, ("Mcp-Session-Id", sid)],
+            ping,
+        )
+        .0
+    };
+    assert_eq!(ping_in(&ids[0]), 404, "the oldest session was ended");
+    for sid in &ids[1..] {
+        assert_eq!(ping_in(sid), 200);
+    }
+    // Another token cannot use a session it does not own.
+    let bob = token(&db, "bob", &["github"], &[], None);
+    let bob_bearer = format!("Bearer {bob}");
+    assert_eq!(
+        raw_post(
+            &gw,
+            &[
+                ("Authorization", &bob_bearer),
+                json_type,
+                ("Mcp-Session-Id", &ids[1])
+            ],
+            ping
+        )
+        .0,
+        404
     );
     db.close(Duration::from_secs(2));
 }
