@@ -14,6 +14,8 @@
 //!   during a session ends its stream (the reconnection is refused);
 //! * hostile requests: the token before the body, body size and type, batches, requests
 //!   before `initialize`, eight sessions per token, a session only for its own token;
+//! * `hookwire doctor --remote URL`: the channel found, the tools listed, nothing read; a
+//!   revoked token and a wrong URL fail;
 //! * Claude Code's own health checks (`claude mcp list`, `get`) of an `"type": "http"` server:
 //!   connected, and the backlog still whole for the next session.
 //!
@@ -474,5 +476,78 @@ fn hostile_requests_are_bounded_before_and_after_the_token() {
         .0,
         404
     );
+    db.close(Duration::from_secs(2));
+}
+
+/// `hookwire doctor --remote URL` with `env`, no Claude Code on PATH: exit code and output.
+fn doctor_remote(url: &str, env: &[(&str, &str)]) -> (i32, String) {
+    let home = TempDir::new("mcp-doctor-home");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwire"));
+    cmd.args(["doctor", "--config"])
+        .arg(home.0.join("none.yaml"))
+        .args(["--remote", url])
+        .env("HOME", &home.0)
+        .env("PATH", "/nonexistent")
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .env_remove("HOOKWIRE_TOKEN")
+        .env_remove("HOOKWIRE_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn doctor_checks_the_remote_channel_end_to_end_and_reads_nothing() {
+    let dir = TempDir::new("mcp-doctor");
+    let gw = gateway(&dir);
+    let db = store(&dir);
+    let reader = token(&db, "alice", &["github"], &["read-events"], None);
+    let gone = token(&db, "gone", &["github"], &[], None);
+    db.tokens().revoke("gone", now_ms()).unwrap();
+    post(&gw, "doc-1");
+    let base = format!("http://{}", gw.addr);
+
+    let (code, out) = doctor_remote(&base, &[("HOOKWIRE_TOKEN", &reader)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok    token: read from HOOKWIRE_TOKEN"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "ok    remote: {base}/mcp: a channel on protocol 2025-11-25"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("ok    tools: get_event, list_events (performed by the gateway)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ok    remote: session ended; no event was read"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#""type": "http""#) && out.contains("Bearer ${HOOKWIRE_TOKEN}"),
+        "{out}"
+    );
+    assert!(
+        out.contains("claude --dangerously-load-development-channels server:hookwire"),
+        "{out}"
+    );
+    assert!(!out.contains(&reader), "doctor printed the token");
+    assert_eq!(backlog(&db, "alice"), 1, "doctor consumed an event");
+
+    let (code, out) = doctor_remote(&base, &[("HOOKWIRE_TOKEN", &gone)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL  remote:") && out.contains("401"), "{out}");
+    let (code, out) = doctor_remote(
+        &format!("http://{}/nothing", gw.addr),
+        &[("HOOKWIRE_TOKEN", &reader)],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("404"), "{out}");
     db.close(Duration::from_secs(2));
 }
