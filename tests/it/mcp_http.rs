@@ -38,7 +38,12 @@ use serde_json::{json, Value};
 const SECRET: &str = "test-mcp-http-github-secret-8b40";
 
 fn gateway(dir: &TempDir) -> Hookwire {
-    let cfg = dir.write("config.yaml", TWO_GITHUB_SOURCES);
+    gateway_with(dir, "")
+}
+
+/// `hookwire serve` with `head` (a `tls:` section, say) before the sources.
+fn gateway_with(dir: &TempDir, head: &str) -> Hookwire {
+    let cfg = dir.write("config.yaml", &format!("{head}{TWO_GITHUB_SOURCES}"));
     serve(
         &cfg,
         "127.0.0.1:0",
@@ -479,13 +484,15 @@ fn hostile_requests_are_bounded_before_and_after_the_token() {
     db.close(Duration::from_secs(2));
 }
 
-/// `hookwire doctor --remote URL` with `env`, no Claude Code on PATH: exit code and output.
-fn doctor_remote(url: &str, env: &[(&str, &str)]) -> (i32, String) {
+/// `hookwire doctor --remote URL <extra>` with `env`, no Claude Code on PATH: exit code and
+/// output.
+fn doctor_remote(url: &str, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let home = TempDir::new("mcp-doctor-home");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwire"));
     cmd.args(["doctor", "--config"])
         .arg(home.0.join("none.yaml"))
         .args(["--remote", url])
+        .args(extra)
         .env("HOME", &home.0)
         .env("PATH", "/nonexistent")
         .env_remove("CLAUDE_CONFIG_DIR")
@@ -512,7 +519,7 @@ fn doctor_checks_the_remote_channel_end_to_end_and_reads_nothing() {
     post(&gw, "doc-1");
     let base = format!("http://{}", gw.addr);
 
-    let (code, out) = doctor_remote(&base, &[("HOOKWIRE_TOKEN", &reader)]);
+    let (code, out) = doctor_remote(&base, &[], &[("HOOKWIRE_TOKEN", &reader)]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("ok    token: read from HOOKWIRE_TOKEN"), "{out}");
     assert!(
@@ -540,14 +547,65 @@ fn doctor_checks_the_remote_channel_end_to_end_and_reads_nothing() {
     assert!(!out.contains(&reader), "doctor printed the token");
     assert_eq!(backlog(&db, "alice"), 1, "doctor consumed an event");
 
-    let (code, out) = doctor_remote(&base, &[("HOOKWIRE_TOKEN", &gone)]);
+    let (code, out) = doctor_remote(&base, &[], &[("HOOKWIRE_TOKEN", &gone)]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAIL  remote:") && out.contains("401"), "{out}");
     let (code, out) = doctor_remote(
         &format!("http://{}/nothing", gw.addr),
+        &[],
         &[("HOOKWIRE_TOKEN", &reader)],
     );
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("404"), "{out}");
+    db.close(Duration::from_secs(2));
+}
+
+#[test]
+fn the_remote_channel_over_tls_with_the_gateways_own_certificate() {
+    let dir = TempDir::new("mcp-tls");
+    let (ca, cert, key) = crate::gateway::certificates(&dir);
+    let gw = gateway_with(
+        &dir,
+        &format!(
+            "tls:\n  cert_file: {}\n  key_file: {}\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    gw.wait_stderr("listening on https://");
+    let db = store(&dir);
+    let alice = token(&db, "alice", &["github"], &[], None);
+    let base = format!("https://{}", gw.addr);
+
+    let ca_arg = ca.to_str().unwrap();
+    let (code, out) = doctor_remote(&base, &["--ca-file", ca_arg], &[("HOOKWIRE_TOKEN", &alice)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("ok    remote: {base}/mcp: a channel on protocol")),
+        "{out}"
+    );
+    let (code, out) = doctor_remote(&base, &[], &[("HOOKWIRE_TOKEN", &alice)]);
+    assert_eq!(code, 1, "without the CA the certificate is not trusted: {out}");
+
+    // The SDK client (Node trusting the CA), and a webhook over TLS to it.
+    let mut cmd = Command::new("node");
+    cmd.current_dir(manifest_dir())
+        .arg("tests/node/sdk_http.mjs")
+        .env("NODE_EXTRA_CA_CERTS", &ca);
+    let mut sdk = SdkTools::spawn(cmd);
+    sdk.ok(json!({"op": "connect", "name": "a", "url": format!("{base}/mcp"), "token": alice}));
+    let body = issue("tls-1");
+    let status = crate::gateway::trusting(&ca)
+        .post(&format!("{base}/hooks/github"))
+        .timeout(DEADLINE)
+        .set("Content-Type", "application/json")
+        .set("X-GitHub-Event", "issues")
+        .set("X-GitHub-Delivery", "tls-1")
+        .set("X-Hub-Signature-256", &github_signature(SECRET, &body))
+        .send_bytes(&body)
+        .unwrap()
+        .status();
+    assert_eq!(status, 202);
+    assert_eq!(next(&mut sdk, "a"), "tls-1", "{}", gw.stderr_text());
     db.close(Duration::from_secs(2));
 }

@@ -49,7 +49,7 @@ function describe(err) {
   return {
     name: err?.name ?? 'Error',
     code: typeof err?.code === 'number' ? err.code : null,
-    message: String(err?.message ?? err),
+    message: String(err?.message ?? err) + (err?.cause ? ` (cause: ${err.cause?.code ?? ''} ${err.cause?.message ?? err.cause})` : ''),
   };
 }
 
