@@ -11,6 +11,9 @@
 //! - stdout carries JSON-RPC lines and nothing else: one writer thread owns it;
 //! - stdin EOF or a broken stdout resolves [`ChannelHandle::closed`]; the caller exits.
 //!
+//! The gateway's remote channel (`/mcp`, MCP over Streamable HTTP) answers its messages with
+//! the same `answer`, so both transports negotiate, gate and offer tools identically.
+//!
 //! Hand-written rather than rmcp: the channel needs eight methods, and owning the loop gives
 //! exact control of negotiation, gating and bytes on the wire (see ARCHITECTURE.md).
 

@@ -306,7 +306,12 @@ pub(super) async fn post(
         // No session: only the `server/discover` probe (→ -32601, so the client falls back to
         // `initialize`) and `ping` are answered; anything else needs `initialize` first.
         let mut phase = Phase::New;
-        return match channel::answer(&msg, &gw.remote_server(&token, &[]), None, &mut phase) {
+        let nobody = ServerDescription {
+            name: String::new(),
+            version: String::new(),
+            instructions: String::new(),
+        };
+        return match channel::answer(&msg, &nobody, None, &mut phase) {
             Answer::Respond(v) => {
                 let status = if v.pointer("/error/code") == Some(&json!(-32002)) {
                     StatusCode::BAD_REQUEST
