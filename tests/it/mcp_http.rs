@@ -5,7 +5,10 @@
 //! `hookwire token create` does.
 //!
 //! * handshake (the channel capability, the token's sources in the instructions, a session
-//!   id), events in order (a backlog first, then live ones), tools by permission, and DELETE;
+//!   id), events in order (a backlog first, then live ones), tools by permission, the streams
+//!   in the metrics, and DELETE;
+//! * action tools performed by the gateway with its own `tools:` credentials, audited under
+//!   the token's name;
 //! * a stream cut after two events (as a proxy dropping the connection would): the SDK
 //!   reconnects with `Last-Event-ID` and gets the rest with no gap and no repeat, and the
 //!   token's cursor reaches the last event;
@@ -57,13 +60,18 @@ fn url(gw: &Hookwire) -> String {
 
 /// POSTs a signed GitHub `issues` delivery to `/hooks/github`; must be accepted.
 fn post(gw: &Hookwire, delivery: &str) {
+    post_signed(gw, SECRET, delivery)
+}
+
+/// [`post`], signed with `secret`.
+fn post_signed(gw: &Hookwire, secret: &str, delivery: &str) {
     let body = issue(delivery);
     let r = ureq::post(&format!("http://{}/hooks/github", gw.addr))
         .timeout(DEADLINE)
         .set("Content-Type", "application/json")
         .set("X-GitHub-Event", "issues")
         .set("X-GitHub-Delivery", delivery)
-        .set("X-Hub-Signature-256", &github_signature(SECRET, &body))
+        .set("X-Hub-Signature-256", &github_signature(secret, &body))
         .send_bytes(&body);
     assert_eq!(r.map(|r| r.status()).ok(), Some(202), "POST {delivery}");
 }
@@ -175,6 +183,23 @@ fn sdk_client_handshake_events_in_order_tools_by_permission_and_delete() {
     assert_eq!(refused["ok"], false, "{refused}");
     assert_eq!(refused["error"]["code"], -32601, "{refused}");
     assert_eq!(next(&mut sdk, "bob"), "m-1", "bob's token was created before m-1");
+
+    // Both streams are counted as connected sessions, and alice's backlog is gauged.
+    let metrics = || {
+        ureq::get(&format!("http://{}/metrics", gw.addr))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+    };
+    wait_until("two remote streams in hookwire_sessions_connected", || {
+        metrics().contains("hookwire_sessions_connected 2")
+    });
+    assert!(
+        metrics().contains("hookwire_store_backlog_events{subscriber=\"alice\"}"),
+        "{}",
+        metrics()
+    );
 
     let s = status(&mut sdk, "alice");
     assert_eq!(s["channelNotifications"], 3, "{s}");
@@ -607,5 +632,73 @@ fn the_remote_channel_over_tls_with_the_gateways_own_certificate() {
         .status();
     assert_eq!(status, 202);
     assert_eq!(next(&mut sdk, "a"), "tls-1", "{}", gw.stderr_text());
+    db.close(Duration::from_secs(2));
+}
+
+/// The action tools run in the gateway, with the credentials of the gateway's own `tools:`,
+/// and are audited under the token's name.
+#[test]
+fn action_tools_are_performed_by_the_gateway_and_audited_under_the_token() {
+    use common::fakes::{tools_config, FakeApis, ENV, GH_SECRET, GITHUB_TOKEN};
+    let apis = FakeApis::start();
+    let dir = TempDir::new("mcp-actions");
+    let cfg = tools_config(&dir, &apis, &[]);
+    let mut env = ENV.to_vec();
+    env.push(("HOOKWIRE_LOG", "info"));
+    let gw = serve(&cfg, "127.0.0.1:0", &env);
+    let db = store(&dir);
+    let alice = token(&db, "alice", &["github"], &["post-comments", "read-events"], None);
+    post_signed(&gw, GH_SECRET, "act-1");
+    let mut sdk = sdk();
+    connect(&mut sdk, "a", &gw, &alice);
+    assert_eq!(next(&mut sdk, "a"), "act-1");
+    let listed = sdk.ok(json!({"op": "list_tools", "name": "a"}));
+    let mut names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["get_event", "github_comment", "list_events"]);
+
+    let args = json!({"repo": "acme/web", "number": 7, "body": "on it", "event_id": "act-1"});
+    let done = sdk.ok(json!({"op": "call_tool", "name": "a", "tool": "github_comment", "arguments": args}));
+    assert_eq!(done["result"]["isError"], false, "{done}");
+    let seen = apis.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("POST", "/repos/acme/web/issues/7/comments")
+    );
+    assert!(
+        seen[0]
+            .authorization
+            .as_deref()
+            .is_some_and(|a| a.contains(GITHUB_TOKEN)),
+        "the gateway's credentials: {seen:?}"
+    );
+    assert_eq!(seen[0].body, json!({"body": "on it"}));
+    // Outside the gateway's allowlist: refused, nothing sent.
+    let args = json!({"repo": "other/repo", "number": 1, "body": "x"});
+    let refused =
+        sdk.ok(json!({"op": "call_tool", "name": "a", "tool": "github_comment", "arguments": args}));
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    assert_eq!(apis.seen().len(), 1);
+    // The gateway's store keeps the call with the event, under the token's name.
+    let read =
+        sdk.ok(json!({"op": "call_tool", "name": "a", "tool": "get_event", "arguments": {"id": "act-1"}}));
+    let event: Value = serde_json::from_str(common::tool_text(&read["result"])).unwrap();
+    let actions = event["actions"].as_array().unwrap();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a["tool"] == "github_comment" && a["by"] == "alice" && a["outcome"] == "ok"),
+        "{event}"
+    );
+    assert!(
+        !gw.stderr_text().contains(GITHUB_TOKEN),
+        "the GitHub token was logged"
+    );
     db.close(Duration::from_secs(2));
 }
