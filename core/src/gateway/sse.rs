@@ -74,8 +74,9 @@ pub(super) fn open(gw: &Arc<Gateway>, session: Arc<McpSession>, last_event_id: O
         // Beyond the head: an id of another event log (the database was replaced).
         Some(n) if n <= head => {
             let n = n.max(session.floor);
-            // The client has everything up to n.
-            session.position.fetch_max(n, Ordering::SeqCst);
+            // The client has everything up to n, and no more: a later stream without
+            // Last-Event-ID resumes here too.
+            session.position.store(n, Ordering::SeqCst);
             gw.store.ack(&session.token.name, n);
             n
         }
@@ -220,6 +221,9 @@ async fn run(
             _ = async { tokio::time::sleep_until(due.expect("checked")).await }, if due.is_some() => {
                 if tx.is_closed() {
                     return Stop::Gone;
+                }
+                if replaced(&streams, &end) {
+                    return Stop::Replaced;
                 }
                 let now = tokio::time::Instant::now();
                 let mut through = None;
