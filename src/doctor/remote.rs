@@ -210,3 +210,19 @@ pub(super) fn print_setup(remote: &str) {
          claude --dangerously-load-development-channels server:hookwire"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_is_found_from_what_a_user_writes() {
+        assert_eq!(mcp_url("https://h.example").unwrap(), "https://h.example/mcp");
+        assert_eq!(mcp_url("https://h.example/").unwrap(), "https://h.example/mcp");
+        assert_eq!(
+            mcp_url("http://127.0.0.1:8788/mcp").unwrap(),
+            "http://127.0.0.1:8788/mcp"
+        );
+        assert!(mcp_url("wss://h.example").is_err());
+    }
+}
