@@ -4,7 +4,8 @@
 //!
 //! Local mode checks the config, its secrets, the listen address and the store's folder;
 //! `--gateway URL` connects to the gateway as the linked channel would and reports the
-//! token's subscriber, sources and permissions (or why it cannot). Both check Claude Code's
+//! token's subscriber, sources and permissions (or why it cannot); `--remote URL` checks the
+//! gateway's remote channel (`/mcp`) with the token (`doctor/remote.rs`). Both check Claude Code's
 //! version and read the tail of its newest debug logs for `Channel notifications skipped`,
 //! the only trace Claude Code leaves when it drops a channel's events.
 
@@ -18,6 +19,8 @@ use hookwire::registry;
 use hookwire_core::{config, gateway, link, link_protocol, pipeline};
 
 use crate::templates;
+
+mod remote;
 
 /// The oldest Claude Code with channels.
 const MIN_CLAUDE: (u64, u64, u64) = (2, 1, 80);
@@ -39,6 +42,7 @@ const SKIPPED: &str = "Channel notifications skipped: ";
 
 /// The command's arguments.
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("link").args(["gateway", "remote"])))]
 pub struct DoctorArgs {
     /// The configuration file.
     #[arg(long, env = "HOOKWIRE_CONFIG", default_value = "config.yaml")]
@@ -49,11 +53,16 @@ pub struct DoctorArgs {
     /// connected, a live session with the same token is taken over (it reconnects).
     #[arg(long, value_name = "URL")]
     gateway: Option<String>,
+    /// Check and print the set-up for the gateway as a remote channel (`/mcp`, no hookwire
+    /// on this machine): the discover probe, `initialize` with the session token, the tools
+    /// offered, then the session is ended. Reads no event.
+    #[arg(long, value_name = "URL")]
+    remote: Option<String>,
     /// A file holding the session token (instead of HOOKWIRE_TOKEN).
-    #[arg(long, value_name = "PATH", requires = "gateway")]
+    #[arg(long, value_name = "PATH", requires = "link")]
     token_file: Option<PathBuf>,
     /// PEM file of the CA certificate(s) that signed the gateway's certificate.
-    #[arg(long, value_name = "PATH", requires = "gateway")]
+    #[arg(long, value_name = "PATH", requires = "link")]
     ca_file: Option<PathBuf>,
 }
 
@@ -81,13 +90,17 @@ pub fn doctor(args: DoctorArgs) -> ExitCode {
     let config_path = args.config.canonicalize().unwrap_or_else(|_| args.config.clone());
     let text = std::fs::read_to_string(&config_path);
     let env_names = text.as_deref().map(env_references).unwrap_or_default();
-    match &args.gateway {
-        None => check_local(&mut r, &config_path),
-        Some(url) => check_gateway(&mut r, url, &args, &config_path),
+    match (&args.gateway, &args.remote) {
+        (Some(url), _) => check_gateway(&mut r, url, &args, &config_path),
+        (None, Some(url)) => remote::check(&mut r, url, &args),
+        (None, None) => check_local(&mut r, &config_path),
     }
     check_claude(&mut r);
     check_claude_logs(&mut r, &claude_config_dir());
-    print_setup(&config_path, &args, &env_names);
+    match &args.remote {
+        Some(url) => remote::print_setup(url),
+        None => print_setup(&config_path, &args, &env_names),
+    }
     if r.failed {
         ExitCode::FAILURE
     } else {
@@ -646,6 +659,14 @@ fn print_setup(config: &Path, args: &DoctorArgs, env_names: &[String]) {
     );
 }
 
+/// Whether a hookwire session of the project whose store is `store` holds its listener lock.
+/// The lock file exists once a session has listened; only then is it worth probing.
+fn project_listens(store: &Path) -> bool {
+    let mut lock = store.as_os_str().to_owned();
+    lock.push(".listener.lock");
+    Path::new(&lock).exists() && matches!(hookwire_core::delivery::ListenerLock::try_take(store), Ok(None))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,10 +689,3 @@ mod tests {
     }
 }
 
-/// Whether a hookwire session of the project whose store is `store` holds its listener lock.
-/// The lock file exists once a session has listened; only then is it worth probing.
-fn project_listens(store: &Path) -> bool {
-    let mut lock = store.as_os_str().to_owned();
-    lock.push(".listener.lock");
-    Path::new(&lock).exists() && matches!(hookwire_core::delivery::ListenerLock::try_take(store), Ok(None))
-}

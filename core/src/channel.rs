@@ -11,6 +11,9 @@
 //! - stdout carries JSON-RPC lines and nothing else: one writer thread owns it;
 //! - stdin EOF or a broken stdout resolves [`ChannelHandle::closed`]; the caller exits.
 //!
+//! The gateway's remote channel (`/mcp`, MCP over Streamable HTTP) answers its messages with
+//! the same `answer`, so both transports negotiate, gate and offer tools identically.
+//!
 //! Hand-written rather than rmcp: the channel needs eight methods, and owning the loop gives
 //! exact control of negotiation, gating and bytes on the wire (see ARCHITECTURE.md).
 
@@ -82,26 +85,48 @@ pub trait Tools: Send + Sync + 'static {
     fn call(&self, name: &str, arguments: Value, reply: Reply);
 }
 
-/// Where a `tools/call` result goes: the writer thread, as the response to one request. It
-/// holds one of the `TOOL_SLOTS` until the writer has written it, so tool results waiting
-/// for stdout are bounded and sending one never blocks.
+/// Where a `tools/call` result goes: the stdio writer thread, or the HTTP request that asked
+/// (the remote channel, [`crate::gateway`]). On stdio it holds one of the `TOOL_SLOTS` until
+/// the writer has written it, so tool results waiting for stdout are bounded and sending one
+/// never blocks.
 pub struct Reply {
     id: Value,
-    replies: Sender<ToolReply>,
-    slot: Slot,
+    to: ReplyTo,
+}
+
+enum ReplyTo {
+    Stdio { replies: Sender<ToolReply>, slot: Slot },
+    Http(tokio::sync::oneshot::Sender<Value>),
 }
 
 impl Reply {
+    /// A reply to request `id` that resolves the returned receiver with the whole JSON-RPC
+    /// response (the Streamable HTTP transport answers the POST with it).
+    pub(crate) fn http(id: Value) -> (Reply, tokio::sync::oneshot::Receiver<Value>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (
+            Reply {
+                id,
+                to: ReplyTo::Http(tx),
+            },
+            rx,
+        )
+    }
+
     /// Sends `result` as the request's response (dropped if the connection is gone).
     pub fn send(self, result: Value) {
-        let mut line = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": self.id, "result": result}))
-            .expect("serialisable");
-        line.push(b'\n');
-        // Never full: at most TOOL_SLOTS replies exist at once, and the queue holds as many.
-        let _ = self.replies.try_send(ToolReply {
-            line,
-            _slot: self.slot,
-        });
+        let response = json!({"jsonrpc": "2.0", "id": self.id, "result": result});
+        match self.to {
+            ReplyTo::Stdio { replies, slot } => {
+                let mut line = serde_json::to_vec(&response).expect("serialisable");
+                line.push(b'\n');
+                // Never full: at most TOOL_SLOTS replies exist at once, and the queue holds as many.
+                let _ = replies.try_send(ToolReply { line, _slot: slot });
+            }
+            ReplyTo::Http(tx) => {
+                let _ = tx.send(response);
+            }
+        }
     }
 }
 
@@ -178,7 +203,6 @@ pub fn start_with_tools(
     server: ServerDescription,
     tools: Option<Arc<dyn Tools>>,
 ) -> ChannelHandle {
-    let declared = tools.as_ref().is_some_and(|t| !t.definitions().is_empty());
     let closed = Arc::new(Notify::new());
     let (ctl_tx, ctl_rx) = crossbeam_channel::bounded::<Out>(QUEUED_RESPONSES);
     let (replies_tx, replies_rx) = crossbeam_channel::bounded::<ToolReply>(TOOL_SLOTS);
@@ -211,7 +235,7 @@ pub fn start_with_tools(
                     replies: &replies_tx,
                     slots: (&slot_back, &slots),
                 };
-                read_loop(input, &link, &server, tools.as_deref(), declared);
+                read_loop(input, &link, &server, tools.as_deref());
                 tracing::info!("stdin closed; the client is gone");
                 closed.notify_one();
                 // Nothing more is written to a client that has gone, not even what is due.
@@ -309,7 +333,7 @@ struct Link<'a> {
 /// probe, answered "method not found" as always) are refused until `initialize` is answered,
 /// and events wait for `notifications/initialized` after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     /// Nothing yet.
     New,
     /// `initialize` answered.
@@ -318,13 +342,7 @@ enum Phase {
     Ready,
 }
 
-fn read_loop(
-    input: impl Read,
-    link: &Link<'_>,
-    server: &ServerDescription,
-    tools: Option<&dyn Tools>,
-    declared: bool,
-) {
+fn read_loop(input: impl Read, link: &Link<'_>, server: &ServerDescription, tools: Option<&dyn Tools>) {
     let mut reader = BufReader::new(input);
     let mut buf = Vec::new();
     let mut phase = Phase::New;
@@ -350,7 +368,7 @@ fn read_loop(
                 -32600,
                 "Invalid Request: batches are not supported; send one JSON-RPC message per line",
             )),
-            Ok(msg) => handle(&msg, server, link, (tools, declared), &mut phase),
+            Ok(msg) => handle(&msg, server, link, tools, &mut phase),
             Err(_) => Some(error(Value::Null, -32700, "Parse error")),
         };
         if let Some(r) = reply {
@@ -365,41 +383,61 @@ fn read_loop(
     }
 }
 
-fn error(id: Value, code: i64, message: &str) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+/// What one inbound message asks of the transport that read it (stdio or Streamable HTTP):
+/// the same answers on both.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// Nothing to send: a notification or a response.
+    Nothing,
+    /// This JSON-RPC response.
+    Respond(Value),
+    /// `notifications/initialized` moved the session to [`Phase::Ready`]: events may flow
+    /// ([`SETTLE`] later).
+    Initialized,
+    /// A `tools/call` for the session's [`Tools`]; its result goes through a [`Reply`].
+    Call {
+        /// The request id.
+        id: Value,
+        /// The tool.
+        name: String,
+        /// Its arguments (`{}` when absent).
+        arguments: Value,
+    },
 }
 
-/// Answers one inbound message; `None` for notifications, responses and `tools/call` (whose
-/// answer the tool sends when done).
-fn handle(
+/// Answers one inbound message (not a batch) and moves `phase` along MCP's lifecycle. The
+/// `tools` capability and `tools/list` exist only when `tools` has a definition; a call goes
+/// to `tools` whenever there is one (its refusal names the missing permission), else it is a
+/// tool error.
+pub(crate) fn answer(
     msg: &Value,
     server: &ServerDescription,
-    link: &Link<'_>,
-    (tools, declared): (Option<&dyn Tools>, bool),
+    tools: Option<&dyn Tools>,
     phase: &mut Phase,
-) -> Option<Value> {
+) -> Answer {
     let method = msg.get("method").and_then(Value::as_str);
     let id = msg.get("id").cloned();
+    let declared = || tools.is_some_and(|t| !t.definitions().is_empty());
     match (method, id) {
-        (Some("notifications/initialized"), None) => {
-            match *phase {
-                Phase::Initializing => {
-                    tracing::info!("session initialized; delivering events");
-                    *phase = Phase::Ready;
-                    let _ = link.ctl.send(Out::Initialized);
-                }
-                Phase::New => tracing::warn!("notifications/initialized before initialize; ignored"),
-                Phase::Ready => {}
+        (Some("notifications/initialized"), None) => match *phase {
+            Phase::Initializing => {
+                tracing::info!("session initialized; delivering events");
+                *phase = Phase::Ready;
+                Answer::Initialized
             }
-            None
-        }
+            Phase::New => {
+                tracing::warn!("notifications/initialized before initialize; ignored");
+                Answer::Nothing
+            }
+            Phase::Ready => Answer::Nothing,
+        },
         // Other notifications (cancelled, roots changed, ...) need nothing from a channel.
-        (Some(_), None) => None,
+        (Some(_), None) => Answer::Nothing,
         // Before `initialize` only a ping is answered (and the discover probe, below).
         (Some(m), Some(id))
             if *phase == Phase::New && !matches!(m, "initialize" | "ping" | "server/discover") =>
         {
-            Some(error(
+            Answer::Respond(error(
                 id,
                 -32002,
                 &format!("Server not initialized: send initialize before {m}"),
@@ -414,61 +452,94 @@ fn handle(
             let version = negotiate(asked);
             tracing::info!(asked = asked.unwrap_or("-"), answered = version, "initialize");
             // `tools` only with at least one granted tool; never `claude/channel/permission`.
-            let capabilities = if declared {
+            let capabilities = if declared() {
                 json!({"experimental": {"claude/channel": {}}, "tools": {}})
             } else {
                 json!({"experimental": {"claude/channel": {}}})
             };
-            Some(json!({"jsonrpc": "2.0", "id": id, "result": {
+            Answer::Respond(json!({"jsonrpc": "2.0", "id": id, "result": {
                 "protocolVersion": version,
                 "capabilities": capabilities,
                 "serverInfo": {"name": server.name, "version": server.version},
                 "instructions": server.instructions,
             }}))
         }
-        (Some("ping"), Some(id)) => Some(json!({"jsonrpc": "2.0", "id": id, "result": {}})),
-        (Some("tools/list"), Some(id)) if declared => {
+        (Some("ping"), Some(id)) => Answer::Respond(json!({"jsonrpc": "2.0", "id": id, "result": {}})),
+        (Some("tools/list"), Some(id)) if declared() => {
             let list = tools.map(|t| t.definitions()).unwrap_or_default();
-            Some(json!({"jsonrpc": "2.0", "id": id, "result": {"tools": list}}))
+            Answer::Respond(json!({"jsonrpc": "2.0", "id": id, "result": {"tools": list}}))
         }
         (Some("tools/call"), Some(id)) => {
             let Some(name) = msg.pointer("/params/name").and_then(Value::as_str) else {
-                return Some(error(id, -32602, "Invalid params: tools/call needs params.name"));
+                return Answer::Respond(error(id, -32602, "Invalid params: tools/call needs params.name"));
             };
             let arguments = msg
                 .pointer("/params/arguments")
                 .cloned()
                 .unwrap_or_else(|| json!({}));
             tracing::debug!(tool = name, "tools/call");
+            if tools.is_some() {
+                return Answer::Call {
+                    id,
+                    name: name.to_owned(),
+                    arguments,
+                };
+            }
+            // No tools at all: a tool error Claude can read, rather than a protocol one.
+            let text = format!("unknown tool `{name}`: this session offers no tools; nothing was done");
+            Answer::Respond(json!({"jsonrpc": "2.0", "id": id, "result":
+                {"isError": true, "content": [{"type": "text", "text": text}]}}))
+        }
+        // `server/discover` must get a plain "method not found" so the client treats this
+        // server as legacy and sends `initialize` (a DiscoverResult would lose the channel).
+        (Some(m), Some(id)) => Answer::Respond(error(id, -32601, &format!("Method not found: {m}"))),
+        // A response to a request we never send, or junk without a method.
+        (None, Some(id)) if msg.get("result").is_none() && msg.get("error").is_none() => {
+            Answer::Respond(error(id, -32600, "Invalid Request"))
+        }
+        (None, _) => Answer::Nothing,
+    }
+}
+
+/// The stdio side of [`answer`]: `None` for notifications, responses and `tools/call` (whose
+/// answer the tool sends when done).
+fn handle(
+    msg: &Value,
+    server: &ServerDescription,
+    link: &Link<'_>,
+    tools: Option<&dyn Tools>,
+    phase: &mut Phase,
+) -> Option<Value> {
+    match answer(msg, server, tools, phase) {
+        Answer::Nothing => None,
+        Answer::Respond(v) => Some(v),
+        Answer::Initialized => {
+            let _ = link.ctl.send(Out::Initialized);
+            None
+        }
+        Answer::Call { id, name, arguments } => {
             // Waits while TOOL_SLOTS calls are running or unwritten: stdin is not read meanwhile.
             if link.slots.1.recv().is_err() {
                 return None;
             }
             let reply = Reply {
                 id,
-                replies: link.replies.clone(),
-                slot: Slot(link.slots.0.clone()),
+                to: ReplyTo::Stdio {
+                    replies: link.replies.clone(),
+                    slot: Slot(link.slots.0.clone()),
+                },
             };
-            match tools {
-                Some(t) => t.call(name, arguments, reply),
-                // No tools at all: a tool error Claude can read, rather than a protocol one.
-                None => {
-                    let text =
-                        format!("unknown tool `{name}`: this session offers no tools; nothing was done");
-                    reply.send(json!({"isError": true, "content": [{"type": "text", "text": text}]}))
-                }
+            if let Some(t) = tools {
+                t.call(&name, arguments, reply);
             }
             None
         }
-        // `server/discover` must get a plain "method not found" so the client treats this
-        // server as legacy and sends `initialize` (a DiscoverResult would lose the channel).
-        (Some(m), Some(id)) => Some(error(id, -32601, &format!("Method not found: {m}"))),
-        // A response to a request we never send, or junk without a method.
-        (None, Some(id)) if msg.get("result").is_none() && msg.get("error").is_none() => {
-            Some(error(id, -32600, "Invalid Request"))
-        }
-        (None, _) => None,
     }
+}
+
+/// A JSON-RPC error response.
+pub(crate) fn error(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
 }
 
 #[cfg(test)]
@@ -503,7 +574,7 @@ mod tests {
         };
         let mut phase = Phase::New;
         msgs.iter()
-            .map(|m| handle(m, &s, &link, (None, false), &mut phase))
+            .map(|m| handle(m, &s, &link, None, &mut phase))
             .collect()
     }
 

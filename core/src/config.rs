@@ -38,7 +38,7 @@ const TOP_KEYS: &[&str] = &[
 ];
 
 /// Paths hookwire serves itself on the webhook listener; no source may use them.
-pub const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/v1/session"];
+pub const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/v1/session", "/mcp"];
 const SOURCE_KEYS: &[&str] = &[
     "name",
     "type",

@@ -13,7 +13,7 @@
 //! | `hookwire_commit_seconds` | histogram | `source` |
 //! | `hookwire_store_backlog_events` | gauge | `subscriber` |
 //! | `hookwire_store_oldest_unacked_age_seconds` | gauge | `subscriber` |
-//! | `hookwire_sessions_connected` | gauge | |
+//! | `hookwire_sessions_connected` | gauge | (none): linked channels' connections and remote channels' (`/mcp`) open event streams |
 //! | `hookwire_tool_calls_total` | counter | `tool`, `outcome` (`ok`, `refused`, `error`); on the gateway, its linked channels' calls as their audit arrives |
 //! | `hookwire_config_reloads_total` | counter | `result` (`ok`, `failed`) |
 //! | `hookwire_connections_refused_total` | counter | `cap` (`total`, `per_client`): a connection closed at accept because every connection in the way was busy |

@@ -363,15 +363,36 @@ fn a_missing_token_is_a_clear_error() {
     ch.wait_stderr("HOOKWIRE_TOKEN");
 }
 
+/// An HTTP client that trusts only the CA in PEM file `ca`.
+pub(crate) fn trusting(ca: &Path) -> ureq::Agent {
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    ureq::AgentBuilder::new().tls_config(Arc::new(tls)).build()
+}
+
 /// A CA and a certificate for 127.0.0.1 signed by it, as PEM files in `dir`.
-fn certificates(dir: &TempDir) -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn certificates(dir: &TempDir) -> (PathBuf, PathBuf, PathBuf) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Names of their own: with rcgen's one default name for both, OpenSSL (Node) takes the
+    // leaf for self-signed.
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "hookwire test CA");
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, "hookwire test gateway");
     let issuer = rcgen::Issuer::new(ca, ca_key);
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
     (
@@ -412,17 +433,7 @@ fn the_gateway_serves_tls_to_a_channel_that_trusts_its_ca() {
     );
 
     // Webhooks over TLS too, from a client that trusts the same CA.
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls::pki_types::pem::PemObject;
-    roots
-        .add(rustls::pki_types::CertificateDer::from_pem_file(&ca).unwrap())
-        .unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let agent = ureq::AgentBuilder::new().tls_config(Arc::new(tls)).build();
+    let agent = trusting(&ca);
     let body = issue("tls-1");
     let status = agent
         .post(&format!("https://{}/hooks/github", gw.addr))

@@ -70,7 +70,8 @@ const SDK_STEP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Upper bound for each Claude Code CLI invocation (`mcp get` itself gives up after 30 s).
 pub(crate) const CLAUDE_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub(crate) const NPM_HINT: &str = "run `npm ci --prefix tests/node` in the repository root first (CI does this)";
+pub(crate) const NPM_HINT: &str =
+    "run `npm ci --prefix tests/node` in the repository root first (CI does this)";
 
 pub(crate) fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

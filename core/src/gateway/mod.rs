@@ -13,13 +13,17 @@
 //! - `flow`: its window of events sent and not yet acknowledged;
 //! - `jobs`: its queue of read requests and audit entries, worked through in order;
 //! - `reads`: answering a read request from the store;
-//! - `audit`: admitting audit frames (budget, trusted fields) and storing them.
+//! - `audit`: admitting audit frames (budget, trusted fields) and storing them;
+//! - `mcp`: `/mcp`, the gateway as a remote channel (MCP over Streamable HTTP) on the same
+//!   tokens, cursors and tools; `sse`: its event stream and when an event counts as delivered.
 
 mod audit;
 mod flow;
 mod jobs;
+mod mcp;
 mod reads;
 mod session;
+mod sse;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,7 +43,7 @@ use self::audit::Bucket;
 use self::session::{end_with, End};
 use crate::health::Probes;
 use crate::link_protocol::{Close, MAX_CLIENT_FRAME, PROTOCOL, SESSION_PATH};
-use crate::store::token::TokenStatus;
+use crate::store::token::{Token, TokenStatus};
 use crate::store::Store;
 use crate::verify::timestamp::millis;
 
@@ -59,6 +63,8 @@ pub struct Gateway {
     store: Arc<dyn Store>,
     pipeline: crate::ingress::Current,
     sessions: Mutex<HashMap<String, Live>>,
+    /// The remote channel's sessions (`/mcp`).
+    remote: mcp::Sessions,
     /// Each token's audit-frame budget, kept across its connections.
     audit_budgets: Mutex<HashMap<String, Arc<Mutex<Bucket>>>>,
     next_id: AtomicU64,
@@ -74,6 +80,7 @@ impl Gateway {
             store,
             pipeline,
             sessions: Mutex::new(HashMap::new()),
+            remote: mcp::Sessions::default(),
             audit_budgets: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             closing: AtomicBool::new(false),
@@ -81,11 +88,12 @@ impl Gateway {
         })
     }
 
-    /// `/v1/session`, `/healthz`, `/readyz`, `/metrics`, and every webhook path. Serve it with
-    /// [`crate::http::serve`].
+    /// `/v1/session`, `/mcp`, `/healthz`, `/readyz`, `/metrics`, and every webhook path. Serve
+    /// it with [`crate::http::serve`].
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .route(SESSION_PATH, get(connect))
+            .route(mcp::MCP_PATH, get(mcp::get).post(mcp::post).delete(mcp::delete))
             .with_state(self.clone())
             .merge(Probes::new(self.store.clone(), crate::health::token_subscribers(), true).router())
             .merge(crate::ingress::swappable(self.pipeline.clone()))
@@ -133,6 +141,8 @@ impl Gateway {
         for live in self.sessions.lock().expect("sessions poisoned").values() {
             end_with(&live.end, End::Close(Close::GoingAway));
         }
+        // Their streams end with them; the listener's shutdown waits for those connections.
+        self.remote.sweep(|_| Some(mcp::Ended::ShuttingDown));
         let wait = async {
             loop {
                 let drained = self.drained.notified();
@@ -185,7 +195,10 @@ impl Gateway {
         let mut failing = false;
         loop {
             tick.tick().await;
-            if self.sessions.lock().expect("sessions poisoned").is_empty() {
+            let now_instant = Instant::now();
+            self.remote
+                .sweep(|s| mcp::Sessions::idle(s, now_instant).then_some(mcp::Ended::Idle));
+            if self.sessions.lock().expect("sessions poisoned").is_empty() && self.remote.is_empty() {
                 continue;
             }
             let store = self.store.clone();
@@ -211,6 +224,13 @@ impl Gateway {
                     end_with(&live.end, End::token(s));
                 }
             }
+            self.remote.sweep(|r| {
+                let s = status.get(r.token.name.as_str()).copied().unwrap_or(TokenStatus::Revoked);
+                (s != TokenStatus::Valid).then(|| {
+                    tracing::warn!(subscriber = %r.token.name, "remote channel session ended: token no longer valid");
+                    mcp::Ended::TokenInvalid
+                })
+            });
         }
     }
 
@@ -256,6 +276,80 @@ fn refuse(status: StatusCode, body: &'static str) -> Response {
     r
 }
 
+/// Why a request's bearer token was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// The gateway is shutting down.
+    Closing,
+    /// No bearer token.
+    NoToken,
+    /// The token could not be looked up (store error).
+    Unavailable,
+    /// Not a token this gateway issued.
+    Unknown,
+    /// Revoked.
+    Revoked,
+    /// Expired.
+    Expired,
+}
+
+impl Refused {
+    /// The answer of `/v1/session` (the link protocol names the reason).
+    fn response(self) -> Response {
+        match self {
+            Refused::Closing => refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+            Refused::Unavailable => refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Refused::NoToken | Refused::Unknown => refuse(StatusCode::UNAUTHORIZED, "unknown"),
+            Refused::Revoked => refuse(StatusCode::UNAUTHORIZED, "revoked"),
+            Refused::Expired => refuse(StatusCode::UNAUTHORIZED, "expired"),
+        }
+    }
+}
+
+impl Gateway {
+    /// The valid token a request's `Authorization: Bearer` names, checked against the store
+    /// (only its hash is looked up; the token is never logged). `what` names the endpoint in
+    /// the log.
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+        what: &str,
+    ) -> Result<Token, Refused> {
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(Refused::Closing);
+        }
+        let Some(secret) = bearer(headers).map(str::to_owned) else {
+            tracing::info!(%peer, "{what} refused: no bearer token");
+            return Err(Refused::NoToken);
+        };
+        let store = self.store.clone();
+        let found = match tokio::task::spawn_blocking(move || store.tokens().find(&secret)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot look up a session token");
+                return Err(Refused::Unavailable);
+            }
+            Err(_) => return Err(Refused::Unavailable),
+        };
+        let Some(token) = found else {
+            tracing::info!(%peer, "{what} refused: unknown token");
+            return Err(Refused::Unknown);
+        };
+        match token.status(millis(SystemTime::now())) {
+            TokenStatus::Valid => Ok(token),
+            TokenStatus::Revoked => {
+                tracing::info!(%peer, subscriber = %token.name, "{what} refused: token revoked");
+                Err(Refused::Revoked)
+            }
+            TokenStatus::Expired => {
+                tracing::info!(%peer, subscriber = %token.name, "{what} refused: token expired");
+                Err(Refused::Expired)
+            }
+        }
+    }
+}
+
 /// `GET /v1/session`: authenticate, then upgrade.
 async fn connect(
     State(gw): State<Arc<Gateway>>,
@@ -263,37 +357,10 @@ async fn connect(
     req: Request,
 ) -> Response {
     let (mut parts, _) = req.into_parts();
-    if gw.closing.load(Ordering::SeqCst) {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
-    }
-    let Some(secret) = bearer(&parts.headers).map(str::to_owned) else {
-        tracing::info!(%peer, "session refused: no bearer token");
-        return refuse(StatusCode::UNAUTHORIZED, "unknown");
+    let token = match gw.authenticate(&parts.headers, peer, "session").await {
+        Ok(t) => t,
+        Err(r) => return r.response(),
     };
-    let store = gw.store.clone();
-    let found = match tokio::task::spawn_blocking(move || store.tokens().find(&secret)).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot look up a session token");
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
-        }
-        Err(_) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-    };
-    let Some(token) = found else {
-        tracing::info!(%peer, "session refused: unknown token");
-        return refuse(StatusCode::UNAUTHORIZED, "unknown");
-    };
-    match token.status(millis(SystemTime::now())) {
-        TokenStatus::Valid => {}
-        TokenStatus::Revoked => {
-            tracing::info!(%peer, subscriber = %token.name, "session refused: token revoked");
-            return refuse(StatusCode::UNAUTHORIZED, "revoked");
-        }
-        TokenStatus::Expired => {
-            tracing::info!(%peer, subscriber = %token.name, "session refused: token expired");
-            return refuse(StatusCode::UNAUTHORIZED, "expired");
-        }
-    }
     if !offers_protocol(&parts.headers) {
         tracing::info!(%peer, subscriber = %token.name, "session refused: subprotocol {PROTOCOL} not offered");
         return refuse(
