@@ -688,4 +688,3 @@ mod tests {
         assert_eq!(env_references(text), ["A", "B", "C", "D"]);
     }
 }
-
