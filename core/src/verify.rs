@@ -4,9 +4,11 @@
 //! may match, and errors never carry secret material.
 //!
 //! The schemes: [`signature`] (configurable HMAC or Ed25519 over a template of the request),
-//! [`token`] (shared secret in a header, Bearer or Basic auth), [`standard_webhooks`],
+//! [`token`] (shared secret in a header, Bearer or Basic auth), [`basic`] (Basic auth with a
+//! fixed user, TLS required), [`standard_webhooks`],
 //! [`twilio`] (URL + sorted form parameters) and [`jws`] (Netlify's signed JWT).
 
+pub mod basic;
 pub mod codec;
 pub mod jws;
 pub mod signature;
@@ -23,6 +25,7 @@ use sha2::Digest as _;
 
 use crate::secret::{Secret, SecretSet};
 
+pub use basic::BasicAuth;
 pub use signature::SignatureScheme;
 pub use standard_webhooks::StandardWebhooks;
 pub use token::TokenScheme;
@@ -155,6 +158,8 @@ pub enum Scheme {
     Signature(SignatureScheme),
     /// A shared secret presented as is.
     Token(TokenScheme),
+    /// HTTP Basic auth: a fixed user and the secret as the password.
+    Basic(BasicAuth),
     /// Standard Webhooks (`webhook-*` / `svix-*` headers, v1 HMAC and v1a Ed25519).
     StandardWebhooks(StandardWebhooks),
     /// Twilio: HMAC-SHA1 over the public URL and the sorted form parameters.
@@ -199,6 +204,7 @@ impl Verifier {
         let scheme = match scheme {
             Scheme::Signature(s) => Scheme::Signature(s.validate()?),
             Scheme::Token(t) => Scheme::Token(t.validate()?),
+            Scheme::Basic(b) => Scheme::Basic(b.validate()?),
             other => other,
         };
         let keys = secrets
@@ -230,6 +236,7 @@ impl Verifier {
         let mut verified = match &self.scheme {
             Scheme::Signature(s) => s.verify(req, &self.keys),
             Scheme::Token(s) => s.verify(req, &self.keys),
+            Scheme::Basic(s) => s.verify(req, &self.keys),
             Scheme::StandardWebhooks(s) => s.verify(req, &self.keys),
             Scheme::Twilio(s) => s.verify(req, &self.keys),
             Scheme::Jws(s) => s.verify(req, &self.keys),
@@ -238,6 +245,13 @@ impl Verifier {
             verified.fingerprint = fingerprint(&sha2::Sha256::digest(req.body));
         }
         Ok(verified)
+    }
+
+    /// True when the scheme's credentials would cross plain HTTP unprotected: Basic auth,
+    /// unless the source says a TLS proxy is in front. Config loading refuses such a source
+    /// when hookwire does not serve TLS itself.
+    pub fn needs_tls(&self) -> bool {
+        matches!(&self.scheme, Scheme::Basic(b) if b.needs_tls())
     }
 
     /// What can be checked before the body is read, from the headers alone: a request that
@@ -252,6 +266,7 @@ impl Verifier {
         match &self.scheme {
             Scheme::Signature(s) => s.precheck(req),
             Scheme::Token(s) => s.verify(req, &self.keys).map(|_| ()),
+            Scheme::Basic(s) => s.verify(req, &self.keys).map(|_| ()),
             Scheme::StandardWebhooks(s) => s.precheck(req),
             Scheme::Twilio(s) => s.precheck(req),
             Scheme::Jws(s) => s.precheck(req, &self.keys),
@@ -264,6 +279,7 @@ impl Verifier {
         match &self.scheme {
             Scheme::Signature(s) => s.credential_headers(),
             Scheme::Token(s) => s.credential_headers(),
+            Scheme::Basic(s) => s.credential_headers(),
             Scheme::StandardWebhooks(s) => s.credential_headers(),
             Scheme::Twilio(s) => s.credential_headers(),
             Scheme::Jws(s) => s.credential_headers(),
@@ -280,6 +296,7 @@ impl Verifier {
         match &self.scheme {
             Scheme::Signature(s) => s.sign(out, secret),
             Scheme::Token(s) => s.sign(secret),
+            Scheme::Basic(s) => s.sign(secret),
             Scheme::StandardWebhooks(s) => s.sign(out, secret),
             Scheme::Twilio(s) => s.sign(out, secret),
             Scheme::Jws(s) => s.sign(out, secret),
@@ -292,6 +309,7 @@ impl Verifier {
         let mut lines = match &self.scheme {
             Scheme::Signature(s) => s.explain(req),
             Scheme::Token(s) => s.explain(req),
+            Scheme::Basic(s) => s.explain(req),
             Scheme::StandardWebhooks(s) => s.explain(req),
             Scheme::Twilio(s) => s.explain(req),
             Scheme::Jws(s) => s.explain(req),
@@ -314,7 +332,7 @@ impl Scheme {
                 codec::Digest::Sha256,
                 secret.expose(),
             ))),
-            Scheme::Token(_) => Ok(Key::Token(secret.clone())),
+            Scheme::Token(_) | Scheme::Basic(_) => Ok(Key::Token(secret.clone())),
         }
     }
 
@@ -323,6 +341,7 @@ impl Scheme {
         match self {
             Scheme::Signature(s) => s.name(),
             Scheme::Token(_) => "token",
+            Scheme::Basic(_) => "basic",
             Scheme::StandardWebhooks(_) => "standard-webhooks",
             Scheme::Twilio(_) => "twilio",
             Scheme::Jws(_) => "netlify-jws",

@@ -241,6 +241,49 @@ const VENDORS: &[Vendor] = &[
         secret: "golden-zendesk-secret",
         ..V
     },
+    Vendor {
+        name: "azure-devops",
+        secret: "golden-azure-devops-password",
+        event_parts: 2,
+        // hookwire channel serves plain HTTP: a Basic auth source must say TLS is in front.
+        extra: "    behind_tls: true\n",
+        ..V
+    },
+    Vendor {
+        name: "hcp-terraform",
+        secret: "golden-hcp-terraform-token",
+        ..V
+    },
+    Vendor {
+        name: "gitea",
+        secret: "golden-gitea-secret",
+        delivery_from_header: true,
+        ..V
+    },
+    Vendor {
+        name: "forgejo",
+        secret: "golden-forgejo-secret",
+        delivery_from_header: true,
+        ..V
+    },
+    Vendor {
+        name: "bitbucket-dc",
+        secret: "golden-bitbucket-dc-secret",
+        delivery_from_header: true,
+        ..V
+    },
+    Vendor {
+        name: "openai",
+        secret: "whsec_Z29sZGVuLW9wZW5haS13ZWJob29rLXNlY3JldA==",
+        delivery_from_header: true,
+        ..V
+    },
+    Vendor {
+        name: "cursor",
+        secret: "golden-cursor-webhook-secret",
+        delivery_from_header: true,
+        ..V
+    },
 ];
 
 /// The vendor's adapter with its default options, built by the binary's own registry.
@@ -374,7 +417,7 @@ fn every_vendor_fixture_renders_to_its_golden_notification() {
     let mut cfg = format!("channel:\n  sources: [{}]\nsources:\n", names.join(", "));
     let env_names: Vec<String> = VENDORS
         .iter()
-        .map(|v| format!("G_{}", v.name.to_uppercase()))
+        .map(|v| format!("G_{}", v.name.to_uppercase().replace('-', "_")))
         .collect();
     for (v, env) in VENDORS.iter().zip(&env_names) {
         cfg += &format!(

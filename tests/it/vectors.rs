@@ -1,4 +1,4 @@
-//! Every known-answer vector of `tests/fixtures/vectors.json` (111 today), run through the
+//! Every known-answer vector of `tests/fixtures/vectors.json` (142 today), run through the
 //! source type a user would configure for that vendor, built by the same registry as the
 //! binary: valid ones verify, invalid ones fail with the expected kind of error. The file is
 //! read at test time, so new vectors are picked up without code changes (a new *scheme* needs
@@ -64,6 +64,13 @@ fn source_for(v: &Value) -> (&'static str, String) {
         "netlify-jws" => ("netlify", "{}".into()),
         "gitlab-token" => ("gitlab", "{}".into()),
         "twilio-hmac-sha1" => ("twilio", "{}".into()),
+        "azure-devops-basic" => ("azure-devops", "{}".into()),
+        "hcp-terraform-hmac-sha512" => ("hcp-terraform", "{}".into()),
+        "gitea-hmac-sha256" => ("gitea", "{}".into()),
+        "forgejo-hmac-sha256" => ("forgejo", "{}".into()),
+        "bitbucket-dc-hmac-sha256" => ("bitbucket-dc", "{}".into()),
+        "cursor-hmac-sha256" => ("cursor", "{}".into()),
+        "openai-standard-webhooks" => ("openai", "{}".into()),
         other => panic!("vector {}: no source type mapped for scheme {other}", v["id"]),
     }
 }

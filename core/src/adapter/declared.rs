@@ -1,7 +1,7 @@
 //! Adapters declared as data: a verification scheme plus where the event type, action and
 //! delivery id are found (a header, a JSON pointer into the body, or a fixed value). Most
 //! vendor crates are one of these with their constants filled in, and the `hmac`, `ed25519`,
-//! `token` and `standard-webhooks` source types let a team declare a vendor hookwire does
+//! `token`, `basic` and `standard-webhooks` source types let a team declare a vendor hookwire does
 //! not ship entirely in config.yaml.
 
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use super::{
 use crate::verify::codec::{Digest, Encoding};
 use crate::verify::signature::{Algorithm, KeyEncoding, ListSpec, SignatureSpec, Signed};
 use crate::verify::timestamp::TimestampSpec;
-use crate::verify::{self, Scheme, SignatureScheme, StandardWebhooks, TokenScheme, Verifier};
+use crate::verify::{self, BasicAuth, Scheme, SignatureScheme, StandardWebhooks, TokenScheme, Verifier};
 
 /// Where one value of a request is found. Exactly one of `header`, `json`, `value` is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -433,12 +433,17 @@ const TYPES: &[(&str, &str)] = &[
         "webhooks authenticated by a shared token declared in config.yaml",
     ),
     (
+        "basic",
+        "webhooks authenticated by HTTP Basic auth (a fixed user, the secret as the password), over TLS only",
+    ),
+    (
         "standard-webhooks",
         "Standard Webhooks senders (Svix and others): webhook-id, webhook-timestamp, webhook-signature",
     ),
 ];
 
-/// Registers the YAML-declared source types: `hmac`, `ed25519`, `token`, `standard-webhooks`.
+/// Registers the YAML-declared source types: `hmac`, `ed25519`, `token`, `basic`,
+/// `standard-webhooks`.
 pub fn register(registry: &mut Registry) {
     for &(type_name, description) in TYPES {
         registry.register(AdapterFactory {
@@ -458,6 +463,7 @@ pub fn build_declared(type_name: &str, spec: &SourceSpec<'_>) -> Result<Declared
         "hmac" => build_hmac(spec),
         "ed25519" => build_ed25519(spec),
         "token" => build_token(spec),
+        "basic" => build_basic(spec),
         "standard-webhooks" => build_standard_webhooks(spec),
         other => Err(vec![OptionError {
             field: Some("type".into()),
@@ -609,6 +615,13 @@ fn build_token(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
     let n = naming(&o)?;
     let scheme = o.verify.validate().map_err(|e| option_error("verify", e))?;
     Ok(Declared::new(Declared::bind(Scheme::Token(scheme), spec)?, n))
+}
+
+fn build_basic(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
+    let o: Options<BasicAuth> = spec.options().map_err(|e| vec![e])?;
+    let n = naming(&o)?;
+    let scheme = o.verify.validate().map_err(|e| option_error("verify.user", e))?;
+    Ok(Declared::new(Declared::bind(Scheme::Basic(scheme), spec)?, n))
 }
 
 /// `standard-webhooks` has defaults for everything: event from the body's `type`, delivery
