@@ -3,13 +3,15 @@
 //! source's keys. Comparisons are constant-time on decoded bytes, any key of the rotation set
 //! may match, and errors never carry secret material.
 //!
-//! The schemes: [`signature`] (configurable HMAC or Ed25519 over a template of the request),
+//! The schemes: [`signature`] (configurable HMAC, Ed25519 or ECDSA P-256 ([`ecdsa`]) over a
+//! template of the request),
 //! [`token`] (shared secret in a header, Bearer or Basic auth), [`basic`] (Basic auth with a
 //! fixed user, TLS required), [`standard_webhooks`],
 //! [`twilio`] (URL + sorted form parameters) and [`jws`] (Netlify's signed JWT).
 
 pub mod basic;
 pub mod codec;
+pub mod ecdsa;
 pub mod jws;
 pub mod signature;
 pub mod standard_webhooks;
@@ -169,12 +171,17 @@ pub enum Scheme {
 }
 
 /// A key derived from one configured secret, in the form its scheme uses.
+// A few per source, built once at start-up: boxing the pre-keyed MAC to shrink the enum would
+// add an indirection to every request instead.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Key {
     /// A pre-keyed HMAC.
     Mac(codec::KeyedMac),
     /// An Ed25519 public key.
     Ed25519(ed25519_dalek::VerifyingKey),
+    /// A P-256 public key (ECDSA with SHA-256).
+    EcdsaP256(p256::ecdsa::VerifyingKey),
     /// The secret compared or used as is (tokens).
     Token(Secret),
 }
@@ -184,6 +191,7 @@ impl fmt::Debug for Key {
         f.write_str(match self {
             Key::Mac(_) => "Key::Mac(<redacted>)",
             Key::Ed25519(_) => "Key::Ed25519(<public key>)",
+            Key::EcdsaP256(_) => "Key::EcdsaP256(<public key>)",
             Key::Token(_) => "Key::Token(<redacted>)",
         })
     }

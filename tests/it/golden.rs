@@ -138,6 +138,8 @@ enum Signing {
     /// As Discord signs: Ed25519 over the timestamp and the body, with the private key whose
     /// public half is the source's secret.
     DiscordEd25519,
+    /// As SendGrid signs: ECDSA P-256 over the timestamp and the body, DER, base64.
+    SendgridEcdsa,
 }
 
 /// Defaults for the vendor table.
@@ -154,6 +156,10 @@ const V: Vendor = Vendor {
 /// RFC 8032 TEST 1: the public key is the Discord source's secret; the seed signs.
 const DISCORD_PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
 const DISCORD_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+/// RFC 6979 A.2.5's P-256 private key signs; its public key (SPKI DER, base64) is the SendGrid
+/// source's secret.
+const SENDGRID_PRIVATE: &str = "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721";
+const SENDGRID_PUBLIC: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEYP7UuiVanTHJYet0xjVtaMBJuJI7Yfps5mliLmDyn7Z5A/4QCLi8maQa6elWKLxk8vGyDC1+n1F3o8KU1EYimQ==";
 const TWILIO_URL: &str = "https://hooks.example.com/hooks/twilio";
 
 const VENDORS: &[Vendor] = &[
@@ -279,6 +285,12 @@ const VENDORS: &[Vendor] = &[
         ..V
     },
     Vendor {
+        name: "sendgrid",
+        secret: SENDGRID_PUBLIC,
+        signing: Signing::SendgridEcdsa,
+        ..V
+    },
+    Vendor {
         name: "cursor",
         secret: "golden-cursor-webhook-secret",
         delivery_from_header: true,
@@ -360,6 +372,28 @@ fn discord_headers(body: &[u8]) -> Vec<(String, String)> {
     ]
 }
 
+/// SendGrid's signature headers: ECDSA P-256 (SHA-256) over the timestamp and the body.
+fn sendgrid_headers(body: &[u8]) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    use p256::ecdsa::signature::Signer as _;
+    let key = p256::ecdsa::SigningKey::from_slice(&hex::decode(SENDGRID_PRIVATE).unwrap()).unwrap();
+    let ts = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let mut signed = ts.as_bytes().to_vec();
+    signed.extend_from_slice(body);
+    let sig: p256::ecdsa::Signature = key.sign(&signed);
+    vec![
+        (
+            "X-Twilio-Email-Event-Webhook-Signature".into(),
+            base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes()),
+        ),
+        ("X-Twilio-Email-Event-Webhook-Timestamp".into(), ts),
+    ]
+}
+
 /// The headers the vendor would send with `body`: the adapter's naming headers, the signature
 /// (or token) made by the same code as `hookwire send` (Discord's by its key pair), the content
 /// type, and the vendor's own delivery headers the adapter does not name.
@@ -390,6 +424,7 @@ fn vendor_headers(
             );
         }
         Signing::DiscordEd25519 => headers.extend(discord_headers(body)),
+        Signing::SendgridEcdsa => headers.extend(sendgrid_headers(body)),
     }
     if !headers
         .iter()

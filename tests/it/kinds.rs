@@ -5,6 +5,9 @@
 //!
 //! - Basic auth (`type: basic`, and the `azure-devops` preset built on it): user and password
 //!   both checked; refused at start-up unless served over TLS or `behind_tls: true`.
+//! - ECDSA P-256 (`type: ecdsa-p256`, and the `sendgrid` preset): signed here with a fixed
+//!   test key pair as SendGrid signs; another key, a stale or changed timestamp and a changed
+//!   body are refused.
 
 use crate::common;
 
@@ -198,4 +201,175 @@ fn verify_explain_describes_basic_auth_without_the_password() {
     assert!(out.contains("user `azure-devops`"), "{out}");
     assert!(out.contains("verified by secret #1"), "{out}");
     assert!(!out.contains(PASSWORD), "{out}");
+}
+
+/// RFC 6979 A.2.5's P-256 private key, and its public key as SendGrid shows one (SPKI DER,
+/// base64): the test signs as SendGrid would, the source holds the public half.
+const P256_PRIVATE: &str = "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721";
+const P256_PUBLIC: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEYP7UuiVanTHJYet0xjVtaMBJuJI7Yfps5mliLmDyn7Z5A/4QCLi8maQa6elWKLxk8vGyDC1+n1F3o8KU1EYimQ==";
+/// Another valid P-256 key pair's private half (the one that must not verify).
+const P256_OTHER_PRIVATE: &str = "0f56db78ca460b055c500064824bed999a25aaf48ebb519ac201537b85479813";
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// SendGrid's headers: base64 DER ECDSA P-256 over `<timestamp><body>`.
+fn sendgrid_headers(private: &str, ts: u64, body: &[u8]) -> Vec<(String, String)> {
+    use p256::ecdsa::signature::Signer as _;
+    let key = p256::ecdsa::SigningKey::from_slice(&hex::decode(private).unwrap()).unwrap();
+    let mut signed = ts.to_string().into_bytes();
+    signed.extend_from_slice(body);
+    let sig: p256::ecdsa::Signature = key.sign(&signed);
+    vec![
+        ("Content-Type".into(), "application/json".into()),
+        (
+            "X-Twilio-Email-Event-Webhook-Signature".into(),
+            base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes()),
+        ),
+        ("X-Twilio-Email-Event-Webhook-Timestamp".into(), ts.to_string()),
+    ]
+}
+
+#[test]
+fn sendgrid_ecdsa_accepts_its_key_and_refuses_forged_stale_and_tampered() {
+    let dir = TempDir::new("kinds-ecdsa");
+    let cfg = dir.write(
+        "config.yaml",
+        "channel:\n  sources: [sendgrid, declared]\nsources:\n  - name: sendgrid\n    type: sendgrid\n    secret_env: K_P256\n  - name: declared\n    type: ecdsa-p256\n    secret_env: K_P256\n    verify: {header: X-Sig, encoding: base64}\n    event: {json: /kind}\n",
+    );
+    let mut hw = Hookwire::spawn(&cfg, &[("K_P256", P256_PUBLIC)]);
+    hw.handshake();
+    let body = common::payload("sendgrid/events.json");
+    let now = now_secs();
+    let good = sendgrid_headers(P256_PRIVATE, now, &body);
+    let mut swapped_ts = good.clone();
+    swapped_ts[2].1 = (now - 1).to_string();
+    let tampered = String::from_utf8(body.clone())
+        .unwrap()
+        .replace("dropped", "deliver")
+        .into_bytes();
+    refused_then_valid(
+        &mut hw,
+        "/hooks/sendgrid",
+        &[
+            (
+                "another key",
+                sendgrid_headers(P256_OTHER_PRIVATE, now, &body),
+                body.clone(),
+            ),
+            (
+                "stale",
+                sendgrid_headers(P256_PRIVATE, now - 600, &body),
+                body.clone(),
+            ),
+            ("tampered body", good.clone(), tampered),
+            ("timestamp changed", swapped_ts, body.clone()),
+            (
+                "no signature",
+                vec![good[0].clone(), good[2].clone()],
+                body.clone(),
+            ),
+        ],
+        (good, body, "\"event\":\"events\""),
+    );
+
+    // The declared type: the raw body alone, no timestamp.
+    let sign_body = |private: &str, body: &[u8]| {
+        use p256::ecdsa::signature::Signer as _;
+        let key = p256::ecdsa::SigningKey::from_slice(&hex::decode(private).unwrap()).unwrap();
+        let sig: p256::ecdsa::Signature = key.sign(body);
+        vec![
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+            (
+                "X-Sig".to_owned(),
+                base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes()),
+            ),
+        ]
+    };
+    let ok = br#"{"kind":"signed-by-p256"}"#.to_vec();
+    refused_then_valid(
+        &mut hw,
+        "/hooks/declared",
+        &[("another key", sign_body(P256_OTHER_PRIVATE, &ok), ok.clone())],
+        (sign_body(P256_PRIVATE, &ok), ok, r#""event":"signed-by-p256""#),
+    );
+}
+
+#[test]
+fn a_bad_ecdsa_source_is_reported_with_line_and_field() {
+    let dir = TempDir::new("kinds-ecdsa-errors");
+    let cfg = dir.write(
+        "config.yaml",
+        "channel:
+  sources: [a]
+sources:
+  - name: a
+    type: ecdsa-p256
+    secret_env: K_P256
+    verify: {digest: sha256, header: X-Sig, encoding: base64}
+    event: {value: e}
+  - name: b
+    type: sendgrid
+    secret_env: K_NOT_A_KEY
+",
+    );
+    let (ok, out) = hookwire(
+        &["check", "--config", cfg.to_str().unwrap()],
+        &[
+            ("K_P256", P256_PUBLIC),
+            ("K_NOT_A_KEY", "this-is-not-a-p256-public-key"),
+        ],
+    );
+    assert!(!ok, "{out}");
+    let file = cfg.display().to_string();
+    for want in [
+        format!("{file}:7: sources[0].verify.digest: ecdsa-p256 source: an ecdsa-p256 source always hashes with SHA-256"),
+        format!("{file}:9: sources[1]: sendgrid source: secret 1 of the rotation set: not"),
+    ] {
+        assert!(out.contains(&want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("this-is-not-a-p256-public-key"), "{out}");
+}
+
+#[test]
+fn verify_explain_describes_sendgrid_without_secrets() {
+    let dir = TempDir::new("kinds-ecdsa-explain");
+    let cfg = dir.write(
+        "config.yaml",
+        "channel:\n  sources: [sendgrid]\nsources:\n  - name: sendgrid\n    type: sendgrid\n    secret_env: K_P256\n",
+    );
+    let body = common::payload("sendgrid/events.json");
+    let headers: String = sendgrid_headers(P256_PRIVATE, now_secs(), &body)
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\n"))
+        .collect();
+    let headers = dir.write(
+        "headers.txt",
+        &format!("POST /hooks/sendgrid HTTP/1.1\n{headers}"),
+    );
+    let body_file = dir.write("body.json", std::str::from_utf8(&body).unwrap());
+    let (ok, out) = hookwire(
+        &[
+            "verify",
+            "explain",
+            "--config",
+            cfg.to_str().unwrap(),
+            "sendgrid",
+            "--headers",
+            headers.to_str().unwrap(),
+            "--body",
+            body_file.to_str().unwrap(),
+        ],
+        &[("K_P256", P256_PUBLIC)],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("scheme: ecdsa-p256 in header `x-twilio-email-event-webhook-signature`"),
+        "{out}"
+    );
+    assert!(out.contains("verified by secret #1"), "{out}");
 }

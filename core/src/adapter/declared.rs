@@ -429,6 +429,10 @@ const TYPES: &[(&str, &str)] = &[
     ("hmac", "webhooks signed with an HMAC declared in config.yaml"),
     ("ed25519", "webhooks signed with Ed25519 declared in config.yaml"),
     (
+        "ecdsa-p256",
+        "webhooks signed with ECDSA P-256 (SHA-256) declared in config.yaml",
+    ),
+    (
         "token",
         "webhooks authenticated by a shared token declared in config.yaml",
     ),
@@ -442,7 +446,7 @@ const TYPES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Registers the YAML-declared source types: `hmac`, `ed25519`, `token`, `basic`,
+/// Registers the YAML-declared source types: `hmac`, `ed25519`, `ecdsa-p256`, `token`, `basic`,
 /// `standard-webhooks`.
 pub fn register(registry: &mut Registry) {
     for &(type_name, description) in TYPES {
@@ -462,6 +466,7 @@ pub fn build_declared(type_name: &str, spec: &SourceSpec<'_>) -> Result<Declared
     match type_name {
         "hmac" => build_hmac(spec),
         "ed25519" => build_ed25519(spec),
+        "ecdsa-p256" => build_ecdsa_p256(spec),
         "token" => build_token(spec),
         "basic" => build_basic(spec),
         "standard-webhooks" => build_standard_webhooks(spec),
@@ -576,6 +581,7 @@ fn signature_scheme(v: SignatureOptions, algorithm: Algorithm) -> Result<Scheme,
         timestamp: v.timestamp,
         key: v.key.unwrap_or(match algorithm {
             Algorithm::Ed25519 => KeyEncoding::Hex,
+            Algorithm::EcdsaP256 => KeyEncoding::Base64,
             Algorithm::Hmac(_) => KeyEncoding::Text,
         }),
     }
@@ -607,6 +613,19 @@ fn build_ed25519(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
         ));
     }
     let scheme = signature_scheme(o.verify, Algorithm::Ed25519)?;
+    Ok(Declared::new(Declared::bind(scheme, spec)?, n))
+}
+
+fn build_ecdsa_p256(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
+    let o: Options<SignatureOptions> = spec.options().map_err(|e| vec![e])?;
+    let n = naming(&o)?;
+    if o.verify.digest.is_some() {
+        return Err(option_error(
+            "verify.digest",
+            "an ecdsa-p256 source always hashes with SHA-256; remove `digest`".into(),
+        ));
+    }
+    let scheme = signature_scheme(o.verify, Algorithm::EcdsaP256)?;
     Ok(Declared::new(Declared::bind(scheme, spec)?, n))
 }
 
