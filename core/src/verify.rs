@@ -6,13 +6,15 @@
 //! The schemes: [`signature`] (configurable HMAC, Ed25519 or ECDSA P-256 ([`ecdsa`]) over a
 //! template of the request),
 //! [`token`] (shared secret in a header, Bearer or Basic auth), [`basic`] (Basic auth with a
-//! fixed user, TLS required), [`standard_webhooks`],
+//! fixed user, TLS required), [`mailgun`] (the signature inside the JSON body),
+//! [`standard_webhooks`],
 //! [`twilio`] (URL + sorted form parameters) and [`jws`] (Netlify's signed JWT).
 
 pub mod basic;
 pub mod codec;
 pub mod ecdsa;
 pub mod jws;
+pub mod mailgun;
 pub mod signature;
 pub mod standard_webhooks;
 pub mod timestamp;
@@ -28,6 +30,7 @@ use sha2::Digest as _;
 use crate::secret::{Secret, SecretSet};
 
 pub use basic::BasicAuth;
+pub use mailgun::Mailgun;
 pub use signature::SignatureScheme;
 pub use standard_webhooks::StandardWebhooks;
 pub use token::TokenScheme;
@@ -168,6 +171,8 @@ pub enum Scheme {
     Twilio(Twilio),
     /// Netlify: an HS256 JWS whose claims pin the issuer and the body's SHA-256.
     Jws(jws::Jws),
+    /// Mailgun: HMAC-SHA256 of the body's `signature.timestamp` and `signature.token`.
+    Mailgun(Mailgun),
 }
 
 /// A key derived from one configured secret, in the form its scheme uses.
@@ -248,6 +253,7 @@ impl Verifier {
             Scheme::StandardWebhooks(s) => s.verify(req, &self.keys),
             Scheme::Twilio(s) => s.verify(req, &self.keys),
             Scheme::Jws(s) => s.verify(req, &self.keys),
+            Scheme::Mailgun(s) => s.verify(req, &self.keys),
         }?;
         if verified.fingerprint.is_none() {
             verified.fingerprint = fingerprint(&sha2::Sha256::digest(req.body));
@@ -278,6 +284,7 @@ impl Verifier {
             Scheme::StandardWebhooks(s) => s.precheck(req),
             Scheme::Twilio(s) => s.precheck(req),
             Scheme::Jws(s) => s.precheck(req, &self.keys),
+            Scheme::Mailgun(s) => s.precheck(req),
         }
     }
 
@@ -291,6 +298,7 @@ impl Verifier {
             Scheme::StandardWebhooks(s) => s.credential_headers(),
             Scheme::Twilio(s) => s.credential_headers(),
             Scheme::Jws(s) => s.credential_headers(),
+            Scheme::Mailgun(s) => s.credential_headers(),
         }
     }
 
@@ -308,6 +316,7 @@ impl Verifier {
             Scheme::StandardWebhooks(s) => s.sign(out, secret),
             Scheme::Twilio(s) => s.sign(out, secret),
             Scheme::Jws(s) => s.sign(out, secret),
+            Scheme::Mailgun(s) => s.sign(out, secret),
         }
     }
 
@@ -321,6 +330,7 @@ impl Verifier {
             Scheme::StandardWebhooks(s) => s.explain(req),
             Scheme::Twilio(s) => s.explain(req),
             Scheme::Jws(s) => s.explain(req),
+            Scheme::Mailgun(s) => s.explain(req),
         };
         lines.push(format!("secrets in the rotation set: {}", self.keys.len()));
         lines
@@ -341,6 +351,7 @@ impl Scheme {
                 secret.expose(),
             ))),
             Scheme::Token(_) | Scheme::Basic(_) => Ok(Key::Token(secret.clone())),
+            Scheme::Mailgun(_) => Ok(Mailgun::key(secret)),
         }
     }
 
@@ -353,6 +364,7 @@ impl Scheme {
             Scheme::StandardWebhooks(_) => "standard-webhooks",
             Scheme::Twilio(_) => "twilio",
             Scheme::Jws(_) => "netlify-jws",
+            Scheme::Mailgun(_) => "mailgun-signature",
         }
     }
 }

@@ -140,6 +140,8 @@ enum Signing {
     DiscordEd25519,
     /// As SendGrid signs: ECDSA P-256 over the timestamp and the body, DER, base64.
     SendgridEcdsa,
+    /// As Mailgun signs: inside the body ([`fresh_body`] re-signs its timestamp and token).
+    MailgunBody,
 }
 
 /// Defaults for the vendor table.
@@ -291,6 +293,12 @@ const VENDORS: &[Vendor] = &[
         ..V
     },
     Vendor {
+        name: "mailgun",
+        secret: "golden-mailgun-signing-key",
+        signing: Signing::MailgunBody,
+        ..V
+    },
+    Vendor {
         name: "cursor",
         secret: "golden-cursor-webhook-secret",
         delivery_from_header: true,
@@ -340,6 +348,9 @@ fn event_of(v: &Vendor, stem: &str) -> String {
 /// The body as the vendor would send it now. Linear puts the send time in the signed body and
 /// hookwire refuses it a minute later, so a fixture gets a fresh `webhookTimestamp`.
 fn fresh_body(v: &Vendor, body: &[u8]) -> Vec<u8> {
+    if matches!(v.signing, Signing::MailgunBody) {
+        return mailgun_signed(v.secret, body);
+    }
     if v.name != "linear" {
         return body.to_vec();
     }
@@ -350,6 +361,19 @@ fn fresh_body(v: &Vendor, body: &[u8]) -> Vec<u8> {
         .as_millis() as u64;
     json["webhookTimestamp"] = now_ms.into();
     serde_json::to_vec(&json).unwrap()
+}
+
+/// A Mailgun body whose `signature.signature` is the HMAC-SHA256 of its timestamp and token
+/// under `key`, as Mailgun signs; the rest of the body is left as it is.
+fn mailgun_signed(key: &str, body: &[u8]) -> Vec<u8> {
+    use hmac::Mac as _;
+    let mut json: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let sig = &json["signature"];
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(sig["timestamp"].as_str().unwrap().as_bytes());
+    mac.update(sig["token"].as_str().unwrap().as_bytes());
+    json["signature"]["signature"] = hex::encode(mac.finalize().into_bytes()).into();
+    serde_json::to_vec_pretty(&json).unwrap()
 }
 
 /// Discord's signature headers: Ed25519 over the timestamp followed by the body.
@@ -425,6 +449,7 @@ fn vendor_headers(
         }
         Signing::DiscordEd25519 => headers.extend(discord_headers(body)),
         Signing::SendgridEcdsa => headers.extend(sendgrid_headers(body)),
+        Signing::MailgunBody => {}
     }
     if !headers
         .iter()

@@ -8,6 +8,9 @@
 //! - ECDSA P-256 (`type: ecdsa-p256`, and the `sendgrid` preset): signed here with a fixed
 //!   test key pair as SendGrid signs; another key, a stale or changed timestamp and a changed
 //!   body are refused.
+//! - The signature inside the body (`type: mailgun-signature`, and the `mailgun` preset): the
+//!   HMAC of the body's timestamp and token; its token is the delivery id, so a body replayed
+//!   with a captured signature is a repeat, never delivered twice.
 
 use crate::common;
 
@@ -372,4 +375,111 @@ fn verify_explain_describes_sendgrid_without_secrets() {
         "{out}"
     );
     assert!(out.contains("verified by secret #1"), "{out}");
+}
+
+/// A Mailgun body signed with `key`: HMAC-SHA256 of `<timestamp><token>`, inside the body.
+fn mailgun_body(key: &str, timestamp: &str, token: &str, event: &str) -> Vec<u8> {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(timestamp.as_bytes());
+    mac.update(token.as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    serde_json::json!({
+        "signature": {"timestamp": timestamp, "token": token, "signature": signature},
+        "event-data": {"event": event, "id": format!("evt-{token}"), "recipient": "alice@example.com"},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+const MAILGUN_KEY: &str = "kinds-mailgun-signing-key-0123";
+
+#[test]
+fn mailgun_signature_in_the_body_is_checked_and_its_token_used_once() {
+    let dir = TempDir::new("kinds-mailgun");
+    let cfg = dir.write(
+        "config.yaml",
+        "channel:\n  sources: [mailgun, windowed]\nsources:\n  - name: mailgun\n    type: mailgun\n    secret_env: K_MG\n  - name: windowed\n    type: mailgun-signature\n    secret_env: K_MG\n    verify: {tolerance_secs: 300}\n    event: {json: /event-data/event}\n    delivery: {json: /signature/token}\n",
+    );
+    let mut hw = Hookwire::spawn(&cfg, &[("K_MG", MAILGUN_KEY)]);
+    hw.handshake();
+    let json = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+    let now = now_secs().to_string();
+    let token = "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0";
+    let good = mailgun_body(MAILGUN_KEY, &now, token, "delivered");
+    let tampered_token = String::from_utf8(good.clone())
+        .unwrap()
+        .replace(token, "b8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0")
+        .into_bytes();
+    refused_then_valid(
+        &mut hw,
+        "/hooks/mailgun",
+        &[
+            (
+                "another key",
+                json.clone(),
+                mailgun_body("not-the-mailgun-key-0123456", &now, token, "delivered"),
+            ),
+            ("token changed", json.clone(), tampered_token),
+            (
+                "no signature",
+                json.clone(),
+                br#"{"event-data":{"event":"delivered"}}"#.to_vec(),
+            ),
+            ("not json", json.clone(), b"signature=1".to_vec()),
+        ],
+        (json.clone(), good.clone(), "evt-a8ce0edb"),
+    );
+    // The event data is not signed: a captured signature with another body is the same token,
+    // a repeat, answered 202 and never delivered.
+    let replayed = String::from_utf8(good.clone())
+        .unwrap()
+        .replace("delivered", "complained")
+        .into_bytes();
+    let h: Vec<(&str, &str)> = json.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    assert_eq!(hw.post("/hooks/mailgun", &h, &replayed).status, 202);
+    let stale = mailgun_body(MAILGUN_KEY, &(now_secs() - 600).to_string(), "f00d", "failed");
+    let fresh = mailgun_body(MAILGUN_KEY, &now, "beef", "failed");
+    refused_then_valid(
+        &mut hw,
+        "/hooks/windowed",
+        &[("stale with a window", json.clone(), stale)],
+        (json.clone(), fresh, r#""delivery_id":"beef""#),
+    );
+    // The replayed body never reached the session: the line after the first delivery was
+    // the windowed source's.
+}
+
+#[test]
+fn verify_explain_describes_mailgun_without_the_key() {
+    let dir = TempDir::new("kinds-mailgun-explain");
+    let cfg = dir.write(
+        "config.yaml",
+        "channel:\n  sources: [mailgun]\nsources:\n  - name: mailgun\n    type: mailgun\n    secret_env: K_MG\n",
+    );
+    let headers = dir.write(
+        "headers.txt",
+        "POST /hooks/mailgun HTTP/1.1\nContent-Type: application/json\n",
+    );
+    let body = mailgun_body(MAILGUN_KEY, "1529006854", "a8ce0edb", "delivered");
+    let body_file = dir.write("body.json", std::str::from_utf8(&body).unwrap());
+    let (ok, out) = hookwire(
+        &[
+            "verify",
+            "explain",
+            "--config",
+            cfg.to_str().unwrap(),
+            "mailgun",
+            "--headers",
+            headers.to_str().unwrap(),
+            "--body",
+            body_file.to_str().unwrap(),
+        ],
+        &[("K_MG", MAILGUN_KEY)],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("scheme: mailgun"), "{out}");
+    assert!(out.contains("the event data is not signed"), "{out}");
+    assert!(out.contains("verified by secret #1"), "{out}");
+    assert!(!out.contains(MAILGUN_KEY), "{out}");
 }

@@ -1,4 +1,4 @@
-//! Every known-answer vector of `tests/fixtures/vectors.json` (149 today), run through the
+//! Every known-answer vector of `tests/fixtures/vectors.json` (156 today), run through the
 //! source type a user would configure for that vendor, built by the same registry as the
 //! binary: valid ones verify, invalid ones fail with the expected kind of error. The file is
 //! read at test time, so new vectors are picked up without code changes (a new *scheme* needs
@@ -72,6 +72,7 @@ fn source_for(v: &Value) -> (&'static str, String) {
         "cursor-hmac-sha256" => ("cursor", "{}".into()),
         "openai-standard-webhooks" => ("openai", "{}".into()),
         "sendgrid-ecdsa-p256" => ("sendgrid", "{}".into()),
+        "mailgun-hmac-sha256" => ("mailgun", "{}".into()),
         other => panic!("vector {}: no source type mapped for scheme {other}", v["id"]),
     }
 }

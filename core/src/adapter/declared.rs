@@ -13,7 +13,9 @@ use super::{
 use crate::verify::codec::{Digest, Encoding};
 use crate::verify::signature::{Algorithm, KeyEncoding, ListSpec, SignatureSpec, Signed};
 use crate::verify::timestamp::TimestampSpec;
-use crate::verify::{self, BasicAuth, Scheme, SignatureScheme, StandardWebhooks, TokenScheme, Verifier};
+use crate::verify::{
+    self, BasicAuth, Mailgun, Scheme, SignatureScheme, StandardWebhooks, TokenScheme, Verifier,
+};
 
 /// Where one value of a request is found. Exactly one of `header`, `json`, `value` is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -437,6 +439,10 @@ const TYPES: &[(&str, &str)] = &[
         "webhooks authenticated by a shared token declared in config.yaml",
     ),
     (
+        "mailgun-signature",
+        "webhooks whose JSON body carries signature.timestamp, token and an HMAC-SHA256 of them (Mailgun's scheme)",
+    ),
+    (
         "basic",
         "webhooks authenticated by HTTP Basic auth (a fixed user, the secret as the password), over TLS only",
     ),
@@ -469,6 +475,7 @@ pub fn build_declared(type_name: &str, spec: &SourceSpec<'_>) -> Result<Declared
         "ecdsa-p256" => build_ecdsa_p256(spec),
         "token" => build_token(spec),
         "basic" => build_basic(spec),
+        "mailgun-signature" => build_mailgun(spec),
         "standard-webhooks" => build_standard_webhooks(spec),
         other => Err(vec![OptionError {
             field: Some("type".into()),
@@ -634,6 +641,12 @@ fn build_token(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
     let n = naming(&o)?;
     let scheme = o.verify.validate().map_err(|e| option_error("verify", e))?;
     Ok(Declared::new(Declared::bind(Scheme::Token(scheme), spec)?, n))
+}
+
+fn build_mailgun(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
+    let o: Options<Mailgun> = spec.options().map_err(|e| vec![e])?;
+    let n = naming(&o)?;
+    Ok(Declared::new(Declared::bind(Scheme::Mailgun(o.verify), spec)?, n))
 }
 
 fn build_basic(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
