@@ -78,6 +78,20 @@ mod tests {
     }
 
     #[test]
+    fn both_s_and_n_minus_s_verify() {
+        // Only secp256k1 conventions insist on a low `s`; SendGrid's senders may emit either.
+        let Key::EcdsaP256(k) = key(&b64(PUBLIC_KEY)).unwrap() else {
+            panic!("not a P-256 key")
+        };
+        let parsed = Signature::from_der(&b64(SIGNATURE)).unwrap();
+        let (r, s) = parsed.split_scalars();
+        let mirrored = Signature::from_scalars((*r).to_bytes(), (-*s).to_bytes()).unwrap();
+        assert_ne!(mirrored, parsed);
+        assert!(verify(&k, SIGNED.as_bytes(), mirrored.to_der().as_bytes()));
+        assert!(verify(&k, SIGNED.as_bytes(), &mirrored.to_bytes()));
+    }
+
+    #[test]
     fn a_key_that_is_not_p256_is_refused() {
         assert!(key(b"not a key").is_err());
         assert!(key(&[4u8; 65]).is_err());
