@@ -62,7 +62,7 @@ mod tests {
     #[test]
     fn every_vendor_has_a_preset_that_parses_and_a_readme() {
         let vendors = vendors();
-        assert!(vendors.len() >= 23, "{} vendors", vendors.len());
+        assert!(vendors.len() >= 32, "{} vendors", vendors.len());
         for v in &vendors {
             Preset::parse(v).unwrap_or_else(|e| panic!("{e}"));
             let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

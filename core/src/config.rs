@@ -523,6 +523,17 @@ fn parse_with(
                 }
                 let cap = limits.as_ref().and_then(|l| l.max_body_bytes);
                 if let Some(s) = source(&mut p, &base, registry, (i, item), secrets, cap) {
+                    // Basic auth signs nothing: its password must never cross plain HTTP.
+                    if tls.is_none() && s.adapter.verifier().needs_tls() {
+                        p.add(
+                            &format!("sources[{i}].type"),
+                            format!(
+                                "source `{}` authenticates with Basic auth, whose password would cross plain HTTP",
+                                s.name
+                            ),
+                            Some(BEHIND_TLS_HINT.into()),
+                        );
+                    }
                     sources.push(s);
                 }
             }
@@ -705,6 +716,11 @@ fn section<T: DeserializeOwned>(p: &mut Problems<'_>, root: &Mapping, key: &str)
         }
     }
 }
+
+/// What to do about a Basic auth source without TLS.
+pub const BEHIND_TLS_HINT: &str =
+    "serve it over HTTPS with `tls:` (hookwire serve), or, when a TLS-terminating proxy is in \
+     front, say so with `behind_tls: true` (type basic: `verify: {user: ..., behind_tls: true}`)";
 
 fn source(
     p: &mut Problems<'_>,

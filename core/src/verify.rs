@@ -3,12 +3,18 @@
 //! source's keys. Comparisons are constant-time on decoded bytes, any key of the rotation set
 //! may match, and errors never carry secret material.
 //!
-//! The schemes: [`signature`] (configurable HMAC or Ed25519 over a template of the request),
-//! [`token`] (shared secret in a header, Bearer or Basic auth), [`standard_webhooks`],
+//! The schemes: [`signature`] (configurable HMAC, Ed25519 or ECDSA P-256 ([`ecdsa`]) over a
+//! template of the request),
+//! [`token`] (shared secret in a header, Bearer or Basic auth), [`basic`] (Basic auth with a
+//! fixed user, TLS required), [`mailgun`] (the signature inside the JSON body),
+//! [`standard_webhooks`],
 //! [`twilio`] (URL + sorted form parameters) and [`jws`] (Netlify's signed JWT).
 
+pub mod basic;
 pub mod codec;
+pub mod ecdsa;
 pub mod jws;
+pub mod mailgun;
 pub mod signature;
 pub mod standard_webhooks;
 pub mod timestamp;
@@ -23,6 +29,8 @@ use sha2::Digest as _;
 
 use crate::secret::{Secret, SecretSet};
 
+pub use basic::BasicAuth;
+pub use mailgun::Mailgun;
 pub use signature::SignatureScheme;
 pub use standard_webhooks::StandardWebhooks;
 pub use token::TokenScheme;
@@ -157,21 +165,30 @@ pub enum Scheme {
     Signature(SignatureScheme),
     /// A shared secret presented as is.
     Token(TokenScheme),
+    /// HTTP Basic auth: a fixed user and the secret as the password.
+    Basic(BasicAuth),
     /// Standard Webhooks (`webhook-*` / `svix-*` headers, v1 HMAC and v1a Ed25519).
     StandardWebhooks(StandardWebhooks),
     /// Twilio: HMAC-SHA1 over the public URL and the sorted form parameters.
     Twilio(Twilio),
     /// Netlify: an HS256 JWS whose claims pin the issuer and the body's SHA-256.
     Jws(jws::Jws),
+    /// Mailgun: HMAC-SHA256 of the body's `signature.timestamp` and `signature.token`.
+    Mailgun(Mailgun),
 }
 
 /// A key derived from one configured secret, in the form its scheme uses.
+// A few per source, built once at start-up: boxing the pre-keyed MAC to shrink the enum would
+// add an indirection to every request instead.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Key {
     /// A pre-keyed HMAC.
     Mac(codec::KeyedMac),
     /// An Ed25519 public key.
     Ed25519(ed25519_dalek::VerifyingKey),
+    /// A P-256 public key (ECDSA with SHA-256).
+    EcdsaP256(p256::ecdsa::VerifyingKey),
     /// The secret compared or used as is (tokens).
     Token(Secret),
 }
@@ -181,6 +198,7 @@ impl fmt::Debug for Key {
         f.write_str(match self {
             Key::Mac(_) => "Key::Mac(<redacted>)",
             Key::Ed25519(_) => "Key::Ed25519(<public key>)",
+            Key::EcdsaP256(_) => "Key::EcdsaP256(<public key>)",
             Key::Token(_) => "Key::Token(<redacted>)",
         })
     }
@@ -201,6 +219,7 @@ impl Verifier {
         let scheme = match scheme {
             Scheme::Signature(s) => Scheme::Signature(s.validate()?),
             Scheme::Token(t) => Scheme::Token(t.validate()?),
+            Scheme::Basic(b) => Scheme::Basic(b.validate()?),
             other => other,
         };
         let keys = secrets
@@ -232,11 +251,20 @@ impl Verifier {
         let verified = match &self.scheme {
             Scheme::Signature(s) => s.verify(req, &self.keys),
             Scheme::Token(s) => s.verify(req, &self.keys),
+            Scheme::Basic(s) => s.verify(req, &self.keys),
             Scheme::StandardWebhooks(s) => s.verify(req, &self.keys),
             Scheme::Twilio(s) => s.verify(req, &self.keys),
             Scheme::Jws(s) => s.verify(req, &self.keys),
+            Scheme::Mailgun(s) => s.verify(req, &self.keys),
         }?;
         Ok(verified)
+    }
+
+    /// True when the scheme's credentials would cross plain HTTP unprotected: Basic auth,
+    /// unless the source says a TLS proxy is in front. Config loading refuses such a source
+    /// when hookwire does not serve TLS itself.
+    pub fn needs_tls(&self) -> bool {
+        matches!(&self.scheme, Scheme::Basic(b) if b.needs_tls())
     }
 
     /// What can be checked before the body is read, from the headers alone: a request that
@@ -251,9 +279,11 @@ impl Verifier {
         match &self.scheme {
             Scheme::Signature(s) => s.precheck(req),
             Scheme::Token(s) => s.verify(req, &self.keys).map(|_| ()),
+            Scheme::Basic(s) => s.verify(req, &self.keys).map(|_| ()),
             Scheme::StandardWebhooks(s) => s.precheck(req),
             Scheme::Twilio(s) => s.precheck(req),
             Scheme::Jws(s) => s.precheck(req, &self.keys),
+            Scheme::Mailgun(s) => s.precheck(req),
         }
     }
 
@@ -263,9 +293,11 @@ impl Verifier {
         match &self.scheme {
             Scheme::Signature(s) => s.credential_headers(),
             Scheme::Token(s) => s.credential_headers(),
+            Scheme::Basic(s) => s.credential_headers(),
             Scheme::StandardWebhooks(s) => s.credential_headers(),
             Scheme::Twilio(s) => s.credential_headers(),
             Scheme::Jws(s) => s.credential_headers(),
+            Scheme::Mailgun(s) => s.credential_headers(),
         }
     }
 
@@ -279,9 +311,11 @@ impl Verifier {
         match &self.scheme {
             Scheme::Signature(s) => s.sign(out, secret),
             Scheme::Token(s) => s.sign(secret),
+            Scheme::Basic(s) => s.sign(secret),
             Scheme::StandardWebhooks(s) => s.sign(out, secret),
             Scheme::Twilio(s) => s.sign(out, secret),
             Scheme::Jws(s) => s.sign(out, secret),
+            Scheme::Mailgun(s) => s.sign(out, secret),
         }
     }
 
@@ -291,9 +325,11 @@ impl Verifier {
         let mut lines = match &self.scheme {
             Scheme::Signature(s) => s.explain(req),
             Scheme::Token(s) => s.explain(req),
+            Scheme::Basic(s) => s.explain(req),
             Scheme::StandardWebhooks(s) => s.explain(req),
             Scheme::Twilio(s) => s.explain(req),
             Scheme::Jws(s) => s.explain(req),
+            Scheme::Mailgun(s) => s.explain(req),
         };
         lines.push(format!("secrets in the rotation set: {}", self.keys.len()));
         lines
@@ -313,7 +349,8 @@ impl Scheme {
                 codec::Digest::Sha256,
                 secret.expose(),
             ))),
-            Scheme::Token(_) => Ok(Key::Token(secret.clone())),
+            Scheme::Token(_) | Scheme::Basic(_) => Ok(Key::Token(secret.clone())),
+            Scheme::Mailgun(_) => Ok(Mailgun::key(secret)),
         }
     }
 
@@ -322,9 +359,11 @@ impl Scheme {
         match self {
             Scheme::Signature(s) => s.name(),
             Scheme::Token(_) => "token",
+            Scheme::Basic(_) => "basic",
             Scheme::StandardWebhooks(_) => "standard-webhooks",
             Scheme::Twilio(_) => "twilio",
             Scheme::Jws(_) => "netlify-jws",
+            Scheme::Mailgun(_) => "mailgun-signature",
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Fuzzes signature-header parsing and verification of every shipped vendor: the verifiers
 //! are built from `hookwire_adapters::vendors()` (the same presets and code the registry
-//! registers), plus the four YAML-declared types, so the fuzzer exercises the shipped
+//! registers), plus the YAML-declared types, so the fuzzer exercises the shipped
 //! schemes, not copies. Every verifier must reject arbitrary header values and bodies without
 //! panicking, and must never accept one (forging an HMAC, an Ed25519 signature or a token by
 //! chance is practically impossible, so an `Ok` means a verification bug).
@@ -34,16 +34,19 @@ const ED25519_PUBLIC_HEX: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa623
 const ED25519_PUBLIC_WHPK: &str = "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
 /// The Standard Webhooks specification's example secret.
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// SendGrid's published test key (P-256, SPKI DER in base64), for ECDSA sources.
+const P256_PUBLIC: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpVKS3GRqe62gw+2fNNRaINXvVpiglSI8eNEc6wEA3F+g==";
 /// The public URL every source is given (Twilio signs it).
 const PUBLIC_URL: &str = "https://example.com/hook?x=1";
 
 /// Secret sets tried in turn until the scheme accepts one: two HMAC secrets (so the
 /// rotation loops run more than once), Standard Webhooks keys (before the hex key, which
-/// would also decode as base64), an Ed25519 public key.
+/// would also decode as base64), an Ed25519 public key, a P-256 public key.
 const SECRET_SETS: &[&[&str]] = &[
     &["It's a Secret to Everybody", "rotated-secret-2"],
     &[WHSEC, ED25519_PUBLIC_WHPK],
     &[ED25519_PUBLIC_HEX],
+    &[P256_PUBLIC],
 ];
 
 /// A shipped verifier and the headers its scheme reads, in placement order.
@@ -80,6 +83,9 @@ fn headers(scheme: &Scheme) -> Vec<String> {
         Scheme::StandardWebhooks(_) => {
             out.extend(["webhook-signature", "webhook-id", "webhook-timestamp"].map(String::from))
         }
+        Scheme::Basic(_) => out.push("authorization".into()),
+        // The signature is inside the body: the fuzzed body is what it reads.
+        Scheme::Mailgun(_) => {}
         Scheme::Twilio(_) => out.push("x-twilio-signature".into()),
         Scheme::Jws(_) => out.push("x-webhook-signature".into()),
     }
@@ -98,7 +104,7 @@ fn targets() -> &'static [Target] {
         let mut registry = Registry::new();
         hookwire_core::adapter::declared::register(&mut registry);
         hookwire_adapters::register(&mut registry);
-        let declared: [(&str, &str); 4] = [
+        let declared: [(&str, &str); 7] = [
             (
                 "hmac",
                 "verify: {digest: sha256, header: X-Sig, prefix: \"sha256=\", encoding: hex, signed: \"{timestamp}.{body}\", timestamp: {from: {header: X-Ts}, tolerance_secs: 300}}\nevent: {header: X-Event}\n",
@@ -107,7 +113,13 @@ fn targets() -> &'static [Target] {
                 "ed25519",
                 "verify: {header: X-Sig, encoding: hex, signed: \"{timestamp}{body}\", timestamp: {from: {header: X-Ts}}}\nevent: {header: X-Event}\n",
             ),
+            (
+                "ecdsa-p256",
+                "verify: {header: X-Sig, encoding: base64, signed: \"{timestamp}{body}\", timestamp: {from: {header: X-Ts}, tolerance_secs: 300}}\nevent: {header: X-Event}\n",
+            ),
             ("token", "verify: {header: X-Relay-Pass}\nevent: {value: relay}\n"),
+            ("basic", "verify: {user: hookwire, behind_tls: true}\nevent: {value: basic}\n"),
+            ("mailgun-signature", "verify: {}\nevent: {json: /event}\n"),
             ("standard-webhooks", "event: {value: sw}\n"),
         ];
         let mut out = Vec::new();
@@ -133,7 +145,7 @@ fn targets() -> &'static [Target] {
                 verifier,
             });
         }
-        assert!(out.len() >= 27, "{} verifiers", out.len());
+        assert!(out.len() >= 39, "{} verifiers", out.len());
         out
     })
 }

@@ -31,10 +31,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 # Selector values: the target's verifiers are the registry's types in sorted order (every
-# folder of adapters/ with a preset.yaml, and the four declared types).
+# folder of adapters/ with a preset.yaml, and the declared types).
 TYPES = sorted(
     [d for d in os.listdir(os.path.join(ROOT, "adapters")) if os.path.isfile(os.path.join(ROOT, "adapters", d, "preset.yaml"))]
-    + ["hmac", "ed25519", "token", "standard-webhooks"]
+    + ["hmac", "ed25519", "ecdsa-p256", "token", "basic", "mailgun-signature", "standard-webhooks"]
 )
 GITHUB, STRIPE, SLACK, PAGERDUTY, STANDARD, ZENDESK, DISCORD, TWILIO, NETLIFY, TOKEN = (
     TYPES.index(t)

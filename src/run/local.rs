@@ -113,6 +113,16 @@ pub fn run(config_path: PathBuf, listen_on: Option<SocketAddr>) -> ExitCode {
             )
         }
     };
+    // `channel` never serves TLS itself, whatever `tls:` says.
+    if let Some(s) = config.sources.iter().find(|s| s.adapter.verifier().needs_tls()) {
+        return unservable(
+            &format!(
+                "source `{}` authenticates with Basic auth, and `hookwire channel` listens on plain HTTP",
+                s.name
+            ),
+            "put a TLS-terminating proxy in front and set `behind_tls: true` on the source, or run it under `hookwire serve` with `tls:`",
+        );
+    }
     let addr = listen_on.unwrap_or(config.listen);
     if config.metrics {
         hookwire_core::metrics::install();

@@ -138,6 +138,10 @@ enum Signing {
     /// As Discord signs: Ed25519 over the timestamp and the body, with the private key whose
     /// public half is the source's secret.
     DiscordEd25519,
+    /// As SendGrid signs: ECDSA P-256 over the timestamp and the body, DER, base64.
+    SendgridEcdsa,
+    /// As Mailgun signs: inside the body ([`fresh_body`] re-signs its timestamp and token).
+    MailgunBody,
 }
 
 /// Defaults for the vendor table.
@@ -154,6 +158,10 @@ const V: Vendor = Vendor {
 /// RFC 8032 TEST 1: the public key is the Discord source's secret; the seed signs.
 const DISCORD_PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
 const DISCORD_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+/// RFC 6979 A.2.5's P-256 private key signs; its public key (SPKI DER, base64) is the SendGrid
+/// source's secret.
+const SENDGRID_PRIVATE: &str = "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721";
+const SENDGRID_PUBLIC: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEYP7UuiVanTHJYet0xjVtaMBJuJI7Yfps5mliLmDyn7Z5A/4QCLi8maQa6elWKLxk8vGyDC1+n1F3o8KU1EYimQ==";
 const TWILIO_URL: &str = "https://hooks.example.com/hooks/twilio";
 
 const VENDORS: &[Vendor] = &[
@@ -241,6 +249,61 @@ const VENDORS: &[Vendor] = &[
         secret: "golden-zendesk-secret",
         ..V
     },
+    Vendor {
+        name: "azure-devops",
+        secret: "golden-azure-devops-password",
+        event_parts: 2,
+        // hookwire channel serves plain HTTP: a Basic auth source must say TLS is in front.
+        extra: "    behind_tls: true\n",
+        ..V
+    },
+    Vendor {
+        name: "hcp-terraform",
+        secret: "golden-hcp-terraform-token",
+        ..V
+    },
+    Vendor {
+        name: "gitea",
+        secret: "golden-gitea-secret",
+        delivery_from_header: true,
+        ..V
+    },
+    Vendor {
+        name: "forgejo",
+        secret: "golden-forgejo-secret",
+        delivery_from_header: true,
+        ..V
+    },
+    Vendor {
+        name: "bitbucket-dc",
+        secret: "golden-bitbucket-dc-secret",
+        delivery_from_header: true,
+        ..V
+    },
+    Vendor {
+        name: "openai",
+        secret: "whsec_Z29sZGVuLW9wZW5haS13ZWJob29rLXNlY3JldA==",
+        delivery_from_header: true,
+        ..V
+    },
+    Vendor {
+        name: "sendgrid",
+        secret: SENDGRID_PUBLIC,
+        signing: Signing::SendgridEcdsa,
+        ..V
+    },
+    Vendor {
+        name: "mailgun",
+        secret: "golden-mailgun-signing-key",
+        signing: Signing::MailgunBody,
+        ..V
+    },
+    Vendor {
+        name: "cursor",
+        secret: "golden-cursor-webhook-secret",
+        delivery_from_header: true,
+        ..V
+    },
 ];
 
 /// The vendor's adapter with its default options, built by the binary's own registry.
@@ -285,6 +348,9 @@ fn event_of(v: &Vendor, stem: &str) -> String {
 /// The body as the vendor would send it now. Linear puts the send time in the signed body and
 /// hookwire refuses it a minute later, so a fixture gets a fresh `webhookTimestamp`.
 fn fresh_body(v: &Vendor, body: &[u8]) -> Vec<u8> {
+    if matches!(v.signing, Signing::MailgunBody) {
+        return mailgun_signed(v.secret, body);
+    }
     if v.name != "linear" {
         return body.to_vec();
     }
@@ -295,6 +361,19 @@ fn fresh_body(v: &Vendor, body: &[u8]) -> Vec<u8> {
         .as_millis() as u64;
     json["webhookTimestamp"] = now_ms.into();
     serde_json::to_vec(&json).unwrap()
+}
+
+/// A Mailgun body whose `signature.signature` is the HMAC-SHA256 of its timestamp and token
+/// under `key`, as Mailgun signs; the rest of the body is left as it is.
+fn mailgun_signed(key: &str, body: &[u8]) -> Vec<u8> {
+    use hmac::Mac as _;
+    let mut json: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let sig = &json["signature"];
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(sig["timestamp"].as_str().unwrap().as_bytes());
+    mac.update(sig["token"].as_str().unwrap().as_bytes());
+    json["signature"]["signature"] = hex::encode(mac.finalize().into_bytes()).into();
+    serde_json::to_vec_pretty(&json).unwrap()
 }
 
 /// Discord's signature headers: Ed25519 over the timestamp followed by the body.
@@ -314,6 +393,28 @@ fn discord_headers(body: &[u8]) -> Vec<(String, String)> {
             hex::encode(key.sign(&signed).to_bytes()),
         ),
         ("X-Signature-Timestamp".into(), ts),
+    ]
+}
+
+/// SendGrid's signature headers: ECDSA P-256 (SHA-256) over the timestamp and the body.
+fn sendgrid_headers(body: &[u8]) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    use p256::ecdsa::signature::Signer as _;
+    let key = p256::ecdsa::SigningKey::from_slice(&hex::decode(SENDGRID_PRIVATE).unwrap()).unwrap();
+    let ts = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let mut signed = ts.as_bytes().to_vec();
+    signed.extend_from_slice(body);
+    let sig: p256::ecdsa::Signature = key.sign(&signed);
+    vec![
+        (
+            "X-Twilio-Email-Event-Webhook-Signature".into(),
+            base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes()),
+        ),
+        ("X-Twilio-Email-Event-Webhook-Timestamp".into(), ts),
     ]
 }
 
@@ -347,6 +448,8 @@ fn vendor_headers(
             );
         }
         Signing::DiscordEd25519 => headers.extend(discord_headers(body)),
+        Signing::SendgridEcdsa => headers.extend(sendgrid_headers(body)),
+        Signing::MailgunBody => {}
     }
     if !headers
         .iter()
@@ -374,7 +477,7 @@ fn every_vendor_fixture_renders_to_its_golden_notification() {
     let mut cfg = format!("channel:\n  sources: [{}]\nsources:\n", names.join(", "));
     let env_names: Vec<String> = VENDORS
         .iter()
-        .map(|v| format!("G_{}", v.name.to_uppercase()))
+        .map(|v| format!("G_{}", v.name.to_uppercase().replace('-', "_")))
         .collect();
     for (v, env) in VENDORS.iter().zip(&env_names) {
         cfg += &format!(

@@ -12,6 +12,7 @@ mod gateway;
 mod gateway_tools;
 mod golden;
 mod hostile;
+mod kinds;
 mod log_secrets;
 mod mcp_http;
 mod ops;

@@ -1,4 +1,4 @@
-//! Every known-answer vector of `tests/fixtures/vectors.json` (111 today), run through the
+//! Every known-answer vector of `tests/fixtures/vectors.json` (156 today), run through the
 //! source type a user would configure for that vendor, built by the same registry as the
 //! binary: valid ones verify, invalid ones fail with the expected kind of error. The file is
 //! read at test time, so new vectors are picked up without code changes (a new *scheme* needs
@@ -64,6 +64,15 @@ fn source_for(v: &Value) -> (&'static str, String) {
         "netlify-jws" => ("netlify", "{}".into()),
         "gitlab-token" => ("gitlab", "{}".into()),
         "twilio-hmac-sha1" => ("twilio", "{}".into()),
+        "azure-devops-basic" => ("azure-devops", "{}".into()),
+        "hcp-terraform-hmac-sha512" => ("hcp-terraform", "{}".into()),
+        "gitea-hmac-sha256" => ("gitea", "{}".into()),
+        "forgejo-hmac-sha256" => ("forgejo", "{}".into()),
+        "bitbucket-dc-hmac-sha256" => ("bitbucket-dc", "{}".into()),
+        "cursor-hmac-sha256" => ("cursor", "{}".into()),
+        "openai-standard-webhooks" => ("openai", "{}".into()),
+        "sendgrid-ecdsa-p256" => ("sendgrid", "{}".into()),
+        "mailgun-hmac-sha256" => ("mailgun", "{}".into()),
         other => panic!("vector {}: no source type mapped for scheme {other}", v["id"]),
     }
 }
@@ -117,6 +126,11 @@ fn body(v: &Value) -> Vec<u8> {
 fn decoy(secret: &str) -> &'static str {
     // RFC 8032 TEST 2's public key: a real key, not the one that signed.
     const OTHER_KEY_HEX: &str = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c";
+    // A P-256 public key (SPKI DER, base64): SendGrid's "bad key" from its SDK's tests.
+    const OTHER_P256: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEqTxd43gyp8IOEto2LdIfjRQrIbsd4SXZkLW6jDutdhXSJCWHw8REntlo7aNDthvj+y7GjUuFDb/R1NGe1OPzpA==";
+    if secret.starts_with("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE") {
+        return OTHER_P256;
+    }
     if secret.starts_with("whpk_") {
         "whpk_PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw="
     } else if secret.starts_with("whsec_") {

@@ -1,7 +1,7 @@
 //! Adapters declared as data: a verification scheme plus where the event type, action and
 //! delivery id are found (a header, a JSON pointer into the body, or a fixed value). Most
 //! vendor crates are one of these with their constants filled in, and the `hmac`, `ed25519`,
-//! `token` and `standard-webhooks` source types let a team declare a vendor hookwire does
+//! `token`, `basic` and `standard-webhooks` source types let a team declare a vendor hookwire does
 //! not ship entirely in config.yaml.
 
 use serde::Deserialize;
@@ -13,7 +13,9 @@ use super::{
 use crate::verify::codec::{Digest, Encoding};
 use crate::verify::signature::{Algorithm, KeyEncoding, ListSpec, SignatureSpec, Signed};
 use crate::verify::timestamp::TimestampSpec;
-use crate::verify::{self, Scheme, SignatureScheme, StandardWebhooks, TokenScheme, Verifier};
+use crate::verify::{
+    self, BasicAuth, Mailgun, Scheme, SignatureScheme, StandardWebhooks, TokenScheme, Verifier,
+};
 
 /// Where one value of a request is found. Exactly one of `header`, `json`, `value` is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -429,8 +431,20 @@ const TYPES: &[(&str, &str)] = &[
     ("hmac", "webhooks signed with an HMAC declared in config.yaml"),
     ("ed25519", "webhooks signed with Ed25519 declared in config.yaml"),
     (
+        "ecdsa-p256",
+        "webhooks signed with ECDSA P-256 (SHA-256) declared in config.yaml",
+    ),
+    (
         "token",
         "webhooks authenticated by a shared token declared in config.yaml",
+    ),
+    (
+        "mailgun-signature",
+        "webhooks whose JSON body carries signature.timestamp, token and an HMAC-SHA256 of them (Mailgun's scheme)",
+    ),
+    (
+        "basic",
+        "webhooks authenticated by HTTP Basic auth (a fixed user, the secret as the password), over TLS only",
     ),
     (
         "standard-webhooks",
@@ -438,7 +452,8 @@ const TYPES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Registers the YAML-declared source types: `hmac`, `ed25519`, `token`, `standard-webhooks`.
+/// Registers the YAML-declared source types: `hmac`, `ed25519`, `ecdsa-p256`, `token`, `basic`,
+/// `standard-webhooks`.
 pub fn register(registry: &mut Registry) {
     for &(type_name, description) in TYPES {
         registry.register(AdapterFactory {
@@ -457,7 +472,10 @@ pub fn build_declared(type_name: &str, spec: &SourceSpec<'_>) -> Result<Declared
     match type_name {
         "hmac" => build_hmac(spec),
         "ed25519" => build_ed25519(spec),
+        "ecdsa-p256" => build_ecdsa_p256(spec),
         "token" => build_token(spec),
+        "basic" => build_basic(spec),
+        "mailgun-signature" => build_mailgun(spec),
         "standard-webhooks" => build_standard_webhooks(spec),
         other => Err(vec![OptionError {
             field: Some("type".into()),
@@ -570,6 +588,7 @@ fn signature_scheme(v: SignatureOptions, algorithm: Algorithm) -> Result<Scheme,
         timestamp: v.timestamp,
         key: v.key.unwrap_or(match algorithm {
             Algorithm::Ed25519 => KeyEncoding::Hex,
+            Algorithm::EcdsaP256 => KeyEncoding::Base64,
             Algorithm::Hmac(_) => KeyEncoding::Text,
         }),
     }
@@ -604,11 +623,37 @@ fn build_ed25519(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
     Ok(Declared::new(Declared::bind(scheme, spec)?, n))
 }
 
+fn build_ecdsa_p256(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
+    let o: Options<SignatureOptions> = spec.options().map_err(|e| vec![e])?;
+    let n = naming(&o)?;
+    if o.verify.digest.is_some() {
+        return Err(option_error(
+            "verify.digest",
+            "an ecdsa-p256 source always hashes with SHA-256; remove `digest`".into(),
+        ));
+    }
+    let scheme = signature_scheme(o.verify, Algorithm::EcdsaP256)?;
+    Ok(Declared::new(Declared::bind(scheme, spec)?, n))
+}
+
 fn build_token(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
     let o: Options<TokenScheme> = spec.options().map_err(|e| vec![e])?;
     let n = naming(&o)?;
     let scheme = o.verify.validate().map_err(|e| option_error("verify", e))?;
     Ok(Declared::new(Declared::bind(Scheme::Token(scheme), spec)?, n))
+}
+
+fn build_mailgun(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
+    let o: Options<Mailgun> = spec.options().map_err(|e| vec![e])?;
+    let n = naming(&o)?;
+    Ok(Declared::new(Declared::bind(Scheme::Mailgun(o.verify), spec)?, n))
+}
+
+fn build_basic(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
+    let o: Options<BasicAuth> = spec.options().map_err(|e| vec![e])?;
+    let n = naming(&o)?;
+    let scheme = o.verify.validate().map_err(|e| option_error("verify.user", e))?;
+    Ok(Declared::new(Declared::bind(Scheme::Basic(scheme), spec)?, n))
 }
 
 /// `standard-webhooks` has defaults for everything: event from the body's `type`, delivery

@@ -1,9 +1,10 @@
-//! The configurable signature scheme most vendors fit: a MAC (HMAC-SHA1/256/512) or an
-//! Ed25519 signature over a template of the request, carried in a header as one value with a
+//! The configurable signature scheme most vendors fit: a MAC (HMAC-SHA1/256/512), an Ed25519
+//! or an ECDSA P-256 signature over a template of the request, carried in a header as one value with a
 //! prefix (`sha256=<hex>`) or as a list (`t=..,v1=..,v1=..`), with an optional signed
 //! timestamp and window.
 
 use serde::Deserialize;
+use sha2::Digest as _;
 
 use super::codec::{Digest, Encoding, KeyedMac};
 use super::timestamp::{self, TimestampFrom, TimestampSpec};
@@ -21,6 +22,8 @@ pub enum Algorithm {
     Hmac(Digest),
     /// Ed25519; the configured secret is the sender's public key.
     Ed25519,
+    /// ECDSA P-256 with SHA-256; the configured secret is the sender's public key.
+    EcdsaP256,
 }
 
 /// How a configured secret becomes key bytes.
@@ -221,6 +224,9 @@ impl SignatureScheme {
         if self.algorithm == Algorithm::Ed25519 && self.key == KeyEncoding::Text {
             self.key = KeyEncoding::Hex;
         }
+        if self.algorithm == Algorithm::EcdsaP256 && self.key == KeyEncoding::Text {
+            self.key = KeyEncoding::Base64;
+        }
         Ok(self)
     }
 
@@ -231,6 +237,7 @@ impl SignatureScheme {
             Algorithm::Hmac(Digest::Sha256) => "hmac-sha256",
             Algorithm::Hmac(Digest::Sha512) => "hmac-sha512",
             Algorithm::Ed25519 => "ed25519",
+            Algorithm::EcdsaP256 => "ecdsa-p256",
         }
     }
 
@@ -239,13 +246,16 @@ impl SignatureScheme {
         match self.algorithm {
             Algorithm::Hmac(d) => Ok(Key::Mac(KeyedMac::new(d, &bytes))),
             Algorithm::Ed25519 => ed25519_key(&bytes),
+            Algorithm::EcdsaP256 => super::ecdsa::key(&bytes),
         }
     }
 
-    fn sig_len(&self) -> usize {
+    /// Whether a decoded signature has a length this algorithm produces.
+    fn sig_len_ok(&self, len: usize) -> bool {
         match self.algorithm {
-            Algorithm::Hmac(d) => d.output_len(),
-            Algorithm::Ed25519 => 64,
+            Algorithm::Hmac(d) => len == d.output_len(),
+            Algorithm::Ed25519 => len == 64,
+            Algorithm::EcdsaP256 => super::ecdsa::plausible_len(len),
         }
     }
 
@@ -299,8 +309,7 @@ impl SignatureScheme {
                 }
             }
         }
-        let want = self.sig_len();
-        candidates.retain(|c| c.len() == want);
+        candidates.retain(|c| self.sig_len_ok(c.len()));
         if candidates.is_empty() {
             return Err(VerifyError::Malformed);
         }
@@ -399,6 +408,20 @@ impl SignatureScheme {
                     }
                 }
             }
+            Algorithm::EcdsaP256 => {
+                let mut message = Vec::with_capacity(req.body.len() + 64);
+                self.feed(req, g.timestamp, |b| message.extend_from_slice(b))?;
+                'keys: for (i, key) in keys.iter().enumerate() {
+                    let Key::EcdsaP256(public) = key else { continue };
+                    for c in &g.candidates {
+                        if super::ecdsa::verify(public, &message, c) {
+                            // Malleable and randomised: the fingerprint is of what was signed.
+                            matched = Some((i, sha2::Sha256::digest(&message).to_vec()));
+                            break 'keys;
+                        }
+                    }
+                }
+            }
         }
         let (secret, signature) = matched.ok_or(VerifyError::Mismatch)?;
         let signed_at = match &self.timestamp {
@@ -418,7 +441,7 @@ impl SignatureScheme {
     ) -> Result<Vec<(String, String)>, SignError> {
         let Algorithm::Hmac(digest) = self.algorithm else {
             return Err(SignError(
-                "Ed25519 sources hold the sender's public key; only the sender can sign".into(),
+                "Ed25519 and ECDSA sources hold the sender's public key; only the sender can sign".into(),
             ));
         };
         let key = decode_key(self.key, secret.expose()).map_err(SignError)?;
@@ -495,9 +518,13 @@ impl SignatureScheme {
         let ts = match self.gather(req) {
             Ok(g) => {
                 lines.push(format!(
-                    "signatures found: {} of the expected length ({} bytes each)",
+                    "signatures found: {} of the expected length ({})",
                     g.candidates.len(),
-                    self.sig_len()
+                    match self.algorithm {
+                        Algorithm::Hmac(d) => format!("{} bytes each", d.output_len()),
+                        Algorithm::Ed25519 => "64 bytes each".to_owned(),
+                        Algorithm::EcdsaP256 => "DER, or 64 bytes r || s".to_owned(),
+                    }
                 ));
                 g.timestamp
             }

@@ -136,7 +136,7 @@ impl StandardWebhooks {
                         .then(|| tag.as_bytes().to_vec())
                 }
                 Key::Ed25519(public) => v1a.iter().find(|c| ed25519_ok(public, &message, c)).cloned(),
-                Key::Token(_) => None,
+                Key::Token(_) | Key::EcdsaP256(_) => None,
             };
             if let Some(signature) = hit {
                 matched = Some((i, signature));
