@@ -13,6 +13,7 @@ mod gateway_tools;
 mod golden;
 mod hostile;
 mod log_secrets;
+mod nats;
 mod ops;
 mod protection;
 mod push;

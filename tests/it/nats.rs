@@ -1,0 +1,347 @@
+//! Scale-out on NATS JetStream, black-box: two `hookwire serve` replicas sharing a real
+//! three-node JetStream cluster (`common::nats`), sessions linked to either
+//! (`hookwire channel --gateway`), webhooks posted to either. What must hold: a webhook to
+//! one replica reaches a session on the other; a vendor's retry to the other replica (or to
+//! a restarted one) is a repeat; every webhook answered 202 reaches the session exactly
+//! once and in order while a NATS node is killed; a token works on every replica and its
+//! revocation everywhere; a session moving between replicas resumes where it acknowledged,
+//! and a new session of a token ends the one on the other replica.
+//!
+//! Tokens are created through the JetStream store (what `hookwire token create` does with
+//! the same config, on any replica's host).
+
+use crate::common;
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::gateway::{now_ms, serve, upgrade_session, TWO_GITHUB_SOURCES};
+use common::nats::{available, Cluster};
+use common::{delivery_id, github_signature, issue, Hookwire, TempDir, DEADLINE};
+use hookwire_core::store::nats::NatsStore;
+use hookwire_core::store::{NewToken, Store};
+use serde_json::Value;
+
+const SECRET: &str = "test-nats-github-secret-9c4e7a";
+
+/// A gateway config on `cluster`.
+fn config(dir: &TempDir, cluster: &Cluster) -> PathBuf {
+    dir.write(
+        "config.yaml",
+        &format!("{}{TWO_GITHUB_SOURCES}", cluster.store_section()),
+    )
+}
+
+/// A `hookwire serve` replica on a free port.
+fn replica(cfg: &std::path::Path) -> Hookwire {
+    serve(cfg, "127.0.0.1:0", &[("T_GITHUB_SECRET", SECRET)])
+}
+
+/// A channel linked to `gw` with `token`, its state (what it wrote) in `state`.
+fn linked(gw: &Hookwire, token: &str, state: &TempDir) -> Hookwire {
+    let path = state.0.to_str().unwrap();
+    let mut ch = common::gateway::linked(gw, &[], &[("HOOKWIRE_TOKEN", token), ("XDG_STATE_HOME", path)]);
+    ch.handshake();
+    ch
+}
+
+/// A token for `sources`; returns its secret.
+fn token(store: &NatsStore, name: &str, sources: &[&str]) -> String {
+    store
+        .tokens()
+        .create(
+            &NewToken {
+                name: name.into(),
+                sources: sources.iter().map(|s| s.to_string()).collect(),
+                permissions: vec![],
+                expires_ms: None,
+            },
+            now_ms(),
+        )
+        .unwrap()
+        .0
+}
+
+/// POSTs a signed GitHub `issues` delivery to `addr`; the status (0: no answer at all).
+fn post(addr: &str, delivery: &str) -> u16 {
+    let body = issue(delivery);
+    let r = ureq::post(&format!("http://{addr}/hooks/github"))
+        .timeout(DEADLINE)
+        .set("Content-Type", "application/json")
+        .set("X-GitHub-Event", "issues")
+        .set("X-GitHub-Delivery", delivery)
+        .set("X-Hub-Signature-256", &github_signature(SECRET, &body))
+        .send_bytes(&body);
+    match r {
+        Ok(resp) => resp.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(_) => 0,
+    }
+}
+
+/// The delivery id of the channel's next notification.
+fn next_delivery(ch: &mut Hookwire) -> String {
+    let line = ch.next_line();
+    let n: Value = serde_json::from_str(&line).unwrap();
+    delivery_id(&n)
+}
+
+/// Waits until `name`'s acknowledged floor reaches the event of `delivery`.
+fn wait_acked(store: &NatsStore, name: &str, delivery: &str) {
+    let seq = store.get(delivery).unwrap().expect("stored").stored.seq;
+    let end = Instant::now() + DEADLINE;
+    while Instant::now() < end {
+        let cursors = store.cursors().unwrap();
+        if cursors.iter().any(|c| c.name == name && c.acked >= seq) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{name} never acknowledged {delivery} (seq {seq})");
+}
+
+#[test]
+fn a_webhook_to_one_replica_reaches_a_session_on_the_other_and_a_retry_anywhere_is_a_repeat() {
+    if !available() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let dir = TempDir::new("nats-spread");
+    let cfg = config(&dir, &cluster);
+    let mut a = replica(&cfg);
+    let b = replica(&cfg);
+    let db = cluster.store();
+    let alice = token(&db, "alice", &["github"]);
+    let state = TempDir::new("nats-spread-state");
+    let mut ch = linked(&b, &alice, &state);
+
+    assert_eq!(post(&a.addr, "spread-1"), 202);
+    assert_eq!(next_delivery(&mut ch), "spread-1", "posted to A, delivered by B");
+
+    // The vendor retries the same delivery to the other replica: acknowledged, not delivered.
+    assert_eq!(post(&b.addr, "spread-1"), 202);
+    assert_eq!(post(&a.addr, "spread-1"), 202);
+    // And to a replica started after it was stored (no memory of it but the cluster's).
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+    let a2 = replica(&cfg);
+    assert_eq!(post(&a2.addr, "spread-1"), 202);
+    assert_eq!(post(&a2.addr, "spread-2"), 202);
+    assert_eq!(
+        next_delivery(&mut ch),
+        "spread-2",
+        "spread-1 was delivered once, whichever replica its retries reached"
+    );
+    let stored: Vec<_> = db
+        .list(&hookwire_core::store::ListQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.delivery_id == "spread-1")
+        .collect();
+    assert_eq!(stored.len(), 1, "one copy in the stream: {stored:?}");
+    db.close(Duration::from_secs(2));
+}
+
+#[test]
+fn every_acknowledged_webhook_reaches_the_session_once_in_order_while_a_nats_node_dies() {
+    if !available() {
+        return;
+    }
+    let mut cluster = Cluster::start();
+    let dir = TempDir::new("nats-kill");
+    let cfg = config(&dir, &cluster);
+    let a = replica(&cfg);
+    let b = replica(&cfg);
+    let db = cluster.store();
+    let alice = token(&db, "alice", &["github"]);
+    db.close(Duration::from_secs(2));
+    let state = TempDir::new("nats-kill-state");
+    let mut ch = linked(&b, &alice, &state);
+
+    // Webhooks alternate between the replicas; a vendor retries what got no 2xx.
+    let total = 60;
+    let mut accepted = Vec::new();
+    for i in 0..total {
+        if i == total / 3 {
+            cluster.nodes[0].kill();
+        }
+        let id = format!("kill-{i}");
+        let target = if i % 2 == 0 { &a.addr } else { &b.addr };
+        let other = if i % 2 == 0 { &b.addr } else { &a.addr };
+        let end = Instant::now() + DEADLINE * 3;
+        let mut tries = 0;
+        loop {
+            let addr = if tries % 2 == 0 { target } else { other };
+            let status = post(addr, &id);
+            if status == 202 {
+                accepted.push(id.clone());
+                break;
+            }
+            assert!(
+                status == 503 || status == 0,
+                "a failure is 503 (or no answer), never a lie: {status} for {id}"
+            );
+            assert!(Instant::now() < end, "{id} never accepted");
+            tries += 1;
+        }
+    }
+    // A marker after everything: once it arrives, nothing accepted before it is still coming.
+    assert_eq!(post(&a.addr, "kill-end"), 202);
+    let mut seen = Vec::new();
+    loop {
+        let id = next_delivery(&mut ch);
+        if id == "kill-end" {
+            break;
+        }
+        seen.push(id);
+    }
+    let unique: HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "a webhook delivered twice: {seen:?}");
+    assert_eq!(seen, accepted, "every 202 delivered, once, in the order accepted");
+}
+
+#[test]
+fn a_token_works_on_every_replica_and_revoked_anywhere_is_refused_everywhere() {
+    if !available() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let dir = TempDir::new("nats-token");
+    let cfg = config(&dir, &cluster);
+    let a = replica(&cfg);
+    let b = replica(&cfg);
+    let db = cluster.store();
+    let alice = token(&db, "alice", &["github"]);
+    let status = |addr: &str| {
+        let (_s, head) = upgrade_session(addr, Some(&alice), Some("hookwire.v1"));
+        head.split_whitespace().nth(1).unwrap().parse::<u16>().unwrap()
+    };
+    assert_eq!(status(&a.addr), 101);
+    assert_eq!(status(&b.addr), 101);
+    // A second store handle (another host's `hookwire token revoke`).
+    let other = cluster.store();
+    assert!(other.tokens().revoke("alice", now_ms()).unwrap());
+    assert_eq!(status(&a.addr), 401, "revoked elsewhere, refused on A");
+    assert_eq!(status(&b.addr), 401, "revoked elsewhere, refused on B");
+    let again = db.tokens().create(
+        &NewToken {
+            name: "alice".into(),
+            sources: vec![],
+            permissions: vec![],
+            expires_ms: None,
+        },
+        now_ms(),
+    );
+    assert!(again.is_err(), "a name is taken across the cluster");
+    other.close(Duration::from_secs(2));
+    db.close(Duration::from_secs(2));
+}
+
+/// Reads server frames from a raw session until its close frame; returns the close code.
+fn close_code(s: &mut std::net::TcpStream) -> u16 {
+    loop {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).unwrap();
+        let len = match h[1] & 0x7f {
+            126 => {
+                let mut b = [0u8; 2];
+                s.read_exact(&mut b).unwrap();
+                u16::from_be_bytes(b) as usize
+            }
+            127 => {
+                let mut b = [0u8; 8];
+                s.read_exact(&mut b).unwrap();
+                u64::from_be_bytes(b) as usize
+            }
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        s.read_exact(&mut payload).unwrap();
+        if h[0] & 0x0f == 0x8 {
+            return u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    }
+}
+
+#[test]
+fn a_session_moving_to_another_replica_resumes_where_it_acknowledged_and_ends_the_old_one() {
+    if !available() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let dir = TempDir::new("nats-move");
+    let cfg = config(&dir, &cluster);
+    let a = replica(&cfg);
+    let b = replica(&cfg);
+    let db = cluster.store();
+    let alice = token(&db, "alice", &["github"]);
+
+    let state_a = TempDir::new("nats-move-a");
+    let mut on_a = linked(&a, &alice, &state_a);
+    assert_eq!(post(&a.addr, "move-1"), 202);
+    assert_eq!(post(&b.addr, "move-2"), 202);
+    assert_eq!(next_delivery(&mut on_a), "move-1");
+    assert_eq!(next_delivery(&mut on_a), "move-2");
+    wait_acked(&db, "alice", "move-2");
+    on_a.close_and_wait();
+
+    // Away: two more arrive. Back, on the other replica (and with no local memory of what
+    // was written, so only the cluster's floor keeps move-1 and move-2 from coming again).
+    assert_eq!(post(&a.addr, "move-3"), 202);
+    assert_eq!(post(&b.addr, "move-4"), 202);
+    let state_b = TempDir::new("nats-move-b");
+    let mut on_b = linked(&b, &alice, &state_b);
+    assert_eq!(
+        next_delivery(&mut on_b),
+        "move-3",
+        "resumes after what it acknowledged on A"
+    );
+    assert_eq!(next_delivery(&mut on_b), "move-4");
+    wait_acked(&db, "alice", "move-4");
+
+    // One session per token across replicas: a new one on A ends the one on B.
+    let (mut raw, head) = upgrade_session(&a.addr, Some(&alice), Some("hookwire.v1"));
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    on_b.wait_stderr("took over");
+    // Stopped, so its retry cannot take the session back while A's is checked.
+    on_b.close_and_wait();
+    raw.set_read_timeout(Some(DEADLINE)).unwrap();
+    assert_eq!(post(&b.addr, "move-5"), 202);
+    // The raw session on A receives move-5 (and not move-1..4, acknowledged).
+    let first_text = loop {
+        let mut h = [0u8; 2];
+        raw.read_exact(&mut h).unwrap();
+        let len = match h[1] & 0x7f {
+            126 => {
+                let mut b2 = [0u8; 2];
+                raw.read_exact(&mut b2).unwrap();
+                u16::from_be_bytes(b2) as usize
+            }
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        raw.read_exact(&mut payload).unwrap();
+        let frame: Value = serde_json::from_slice(&payload).unwrap();
+        if frame["type"] == "event" {
+            break payload;
+        }
+    };
+    let frame: Value = serde_json::from_slice(&first_text).unwrap();
+    assert_eq!(
+        frame["notification"]["params"]["meta"]["delivery_id"], "move-5",
+        "{frame}"
+    );
+    // And a session on B now ends the raw one on A, with the superseded code.
+    let state_c = TempDir::new("nats-move-c");
+    let _again = linked(&b, &alice, &state_c);
+    assert_eq!(
+        close_code(&mut raw),
+        hookwire_core::link_protocol::close::SUPERSEDED
+    );
+    db.close(Duration::from_secs(2));
+}
