@@ -345,3 +345,106 @@ fn a_session_moving_to_another_replica_resumes_where_it_acknowledged_and_ends_th
     );
     db.close(Duration::from_secs(2));
 }
+
+/// `hookwire <args>` to completion: (success, stdout, stderr).
+fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(common::bin());
+    cmd.args(args).env_remove("HOOKWIRE_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_full_stream_refuses_with_503_and_the_cli_reads_the_shared_log() {
+    if !available() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let dir = TempDir::new("nats-full");
+    // The smallest store allowed: a few events fill it.
+    let section = cluster
+        .store_section()
+        .replace("store:\n", "store:\n  max_bytes: 65536\n");
+    let cfg = dir.write("config.yaml", &format!("{section}{TWO_GITHUB_SOURCES}"));
+    let a = replica(&cfg);
+    let b = replica(&cfg);
+    let mut accepted = Vec::new();
+    let refused = loop {
+        let id = format!("full-{}", accepted.len());
+        let addr = if accepted.len() % 2 == 0 { &a.addr } else { &b.addr };
+        match post(addr, &id) {
+            202 => accepted.push(id),
+            503 => break id,
+            other => panic!("{other} for {id}"),
+        }
+        assert!(accepted.len() < 1000, "the stream never filled");
+    };
+    assert!(!accepted.is_empty());
+    assert_eq!(post(&b.addr, &refused), 503, "still full on the other replica");
+    let ready = ureq::get(&format!("http://{}/readyz", b.addr)).call();
+    assert!(
+        matches!(ready, Err(ureq::Error::Status(503, _))),
+        "a full stream is not ready"
+    );
+
+    // `events list` and `events show` read the shared log, from neither replica.
+    let cfg_path = cfg.to_str().unwrap();
+    let (ok, out, err) = run(
+        &[
+            "events", "list", "--config", cfg_path, "--source", "github", "--limit", "1000",
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    for id in &accepted {
+        assert!(out.contains(id.as_str()), "{id} missing from:\n{out}");
+    }
+    assert!(
+        !out.contains(refused.as_str()),
+        "a refused delivery was not stored:\n{out}"
+    );
+    let (ok, out, err) = run(&["events", "show", "--config", cfg_path, &accepted[0]], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&accepted[0]), "{out}");
+}
+
+#[test]
+fn store_backend_errors_name_file_line_field_and_the_known_backends() {
+    let dir = TempDir::new("nats-config");
+    let env = [("T_GITHUB_SECRET", SECRET)];
+    let bad = dir.write(
+        "bad.yaml",
+        &format!("store:\n  backend: postgres\n{TWO_GITHUB_SOURCES}"),
+    );
+    let (ok, _, err) = run(&["check", "--config", bad.to_str().unwrap()], &env);
+    assert!(!ok);
+    assert!(
+        err.contains("bad.yaml:2: store.backend: `postgres` is not a store backend")
+            && err.contains("use one of: sqlite, nats"),
+        "{err}"
+    );
+    let bare = dir.write(
+        "bare.yaml",
+        &format!("store:\n  backend: nats\n{TWO_GITHUB_SOURCES}"),
+    );
+    let (ok, _, err) = run(&["check", "--config", bare.to_str().unwrap()], &env);
+    assert!(!ok);
+    assert!(err.contains("store.nats") && err.contains("servers"), "{err}");
+    let two = dir.write(
+        "two.yaml",
+        &format!("store:\n  backend: nats\n  nats:\n    servers: [nats://127.0.0.1:4222]\n    replicas: 2\n{TWO_GITHUB_SOURCES}"),
+    );
+    let (ok, _, err) = run(&["check", "--config", two.to_str().unwrap()], &env);
+    assert!(!ok);
+    assert!(
+        err.contains("two.yaml:5: store.nats.replicas: 2 is not a JetStream replica count"),
+        "{err}"
+    );
+}

@@ -208,6 +208,8 @@ struct Shared {
     names: Names,
     head: watch::Sender<u64>,
     wake: (Sender<()>, Receiver<()>),
+    /// Set when JetStream refused an event for size: not ready until the stream shrinks.
+    refused_full: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -328,6 +330,7 @@ impl NatsStore {
             names,
             head,
             wake: crossbeam_channel::bounded(1),
+            refused_full: std::sync::atomic::AtomicBool::new(false),
         });
         let acked = Arc::new(Mutex::new(HashMap::new()));
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
@@ -596,6 +599,9 @@ async fn publish(
     };
     match ack.await {
         Ok(a) => {
+            shared
+                .refused_full
+                .store(false, std::sync::atomic::Ordering::Relaxed);
             shared.advance(a.sequence);
             let _ = shared
                 .client
@@ -607,6 +613,9 @@ async fn publish(
             let text = e.to_string();
             if text.contains("maximum") {
                 tracing::warn!(error = %text, "JetStream refused an event: the events stream is full");
+                shared
+                    .refused_full
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 Err(SinkError::Full)
             } else {
                 tracing::error!(error = %text, "JetStream did not acknowledge an event");
@@ -991,10 +1000,16 @@ impl Store for NatsStore {
                 .await
                 .map_err(|_| StoreError::Db("JetStream did not answer within 500 ms".into()))?
                 .map_err(db("stream info"))?;
-            let max = info.config.max_bytes;
-            if max > 0 && info.state.bytes >= u64::try_from(max).unwrap_or(u64::MAX) {
+            // The last event was refused for size and nothing has aged out since (the stream
+            // only shrinks by `max_age`): full. Room made, or an event taken: ready again.
+            let max = u64::try_from(info.config.max_bytes).unwrap_or(u64::MAX);
+            let last_refused = shared.refused_full.load(std::sync::atomic::Ordering::Relaxed);
+            if last_refused && info.state.bytes + info.state.bytes / 16 >= max {
                 return Err(StoreError::Full);
             }
+            shared
+                .refused_full
+                .store(false, std::sync::atomic::Ordering::Relaxed);
             Ok(())
         })
     }
