@@ -148,14 +148,14 @@ fn a_webhook_to_one_replica_reaches_a_session_on_the_other_and_a_retry_anywhere_
 }
 
 #[test]
-fn every_acknowledged_webhook_reaches_the_session_once_in_order_while_a_nats_node_dies() {
+fn every_acknowledged_webhook_reaches_the_session_once_in_order_while_a_nats_node_and_a_replica_die() {
     if !available() {
         return;
     }
     let mut cluster = Cluster::start();
     let dir = TempDir::new("nats-kill");
     let cfg = config(&dir, &cluster);
-    let a = replica(&cfg);
+    let mut a = replica(&cfg);
     let b = replica(&cfg);
     let db = cluster.store();
     let alice = token(&db, "alice", &["github"]);
@@ -169,6 +169,11 @@ fn every_acknowledged_webhook_reaches_the_session_once_in_order_while_a_nats_nod
     for i in 0..total {
         if i == total / 3 {
             cluster.nodes[0].kill();
+        }
+        if i == 2 * total / 3 {
+            // And a replica, SIGKILL: the vendor's retries go to the other.
+            a.child.kill().unwrap();
+            let _ = a.child.wait();
         }
         let id = format!("kill-{i}");
         let target = if i % 2 == 0 { &a.addr } else { &b.addr };
@@ -191,7 +196,7 @@ fn every_acknowledged_webhook_reaches_the_session_once_in_order_while_a_nats_nod
         }
     }
     // A marker after everything: once it arrives, nothing accepted before it is still coming.
-    assert_eq!(post(&a.addr, "kill-end"), 202);
+    assert_eq!(post(&b.addr, "kill-end"), 202);
     let mut seen = Vec::new();
     loop {
         let id = next_delivery(&mut ch);
@@ -203,6 +208,49 @@ fn every_acknowledged_webhook_reaches_the_session_once_in_order_while_a_nats_nod
     let unique: HashSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "a webhook delivered twice: {seen:?}");
     assert_eq!(seen, accepted, "every 202 delivered, once, in the order accepted");
+}
+
+#[test]
+fn one_source_fans_out_to_every_token_that_has_it_and_to_no_other() {
+    if !available() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let dir = TempDir::new("nats-fan");
+    let cfg = config(&dir, &cluster);
+    let a = replica(&cfg);
+    let b = replica(&cfg);
+    let db = cluster.store();
+    let alice = token(&db, "alice", &["github"]);
+    let bob = token(&db, "bob", &["github", "ops"]);
+    let carol = token(&db, "carol", &["ops"]);
+    let states: Vec<_> = (0..3).map(|i| TempDir::new(&format!("nats-fan-{i}"))).collect();
+    let mut on_alice = linked(&a, &alice, &states[0]);
+    let mut on_bob = linked(&b, &bob, &states[1]);
+    let mut on_carol = linked(&a, &carol, &states[2]);
+
+    let post_to = |addr: &str, path: &str, delivery: &str| {
+        let body = issue(delivery);
+        ureq::post(&format!("http://{addr}{path}"))
+            .set("Content-Type", "application/json")
+            .set("X-GitHub-Event", "issues")
+            .set("X-GitHub-Delivery", delivery)
+            .set("X-Hub-Signature-256", &github_signature(SECRET, &body))
+            .send_bytes(&body)
+            .unwrap()
+            .status()
+    };
+    assert_eq!(post_to(&b.addr, "/hooks/ops", "fan-ops-1"), 202);
+    assert_eq!(post_to(&a.addr, "/hooks/github", "fan-gh-1"), 202);
+    assert_eq!(next_delivery(&mut on_alice), "fan-gh-1", "alice never gets ops");
+    assert_eq!(next_delivery(&mut on_bob), "fan-ops-1");
+    assert_eq!(next_delivery(&mut on_bob), "fan-gh-1");
+    assert_eq!(next_delivery(&mut on_carol), "fan-ops-1");
+    assert_eq!(post_to(&b.addr, "/hooks/github", "fan-gh-2"), 202);
+    assert_eq!(post_to(&a.addr, "/hooks/ops", "fan-ops-2"), 202);
+    assert_eq!(next_delivery(&mut on_carol), "fan-ops-2", "carol never gets github");
+    assert_eq!(next_delivery(&mut on_alice), "fan-gh-2");
+    db.close(Duration::from_secs(2));
 }
 
 #[test]
