@@ -246,6 +246,13 @@ pub trait Store: Send + Sync + 'static {
     /// Token administration and lookup (the gateway's session settings).
     fn tokens(&self) -> &dyn token::TokenStore;
 
+    /// Claims `key` once across every process sharing the store (a schedule's tick): `true`
+    /// for the first claim. The default, for a store one process owns: always `true`.
+    fn claim_once(&self, key: &str) -> Result<bool, StoreError> {
+        let _ = key;
+        Ok(true)
+    }
+
     /// A session of `subscriber` started on this process: tells the other gateway replicas
     /// sharing the store, which end theirs (one session per token across replicas). The
     /// default, for a store one process owns, tells no one.
@@ -275,6 +282,14 @@ impl EventSink for StoreSink {
                 tracing::error!(error = %other, "cannot queue an event for the store");
                 SinkError::Failed
             }
+        })
+    }
+
+    fn claim_run(&self, run: &str) -> bool {
+        // Unclaimable (the store unreachable): run it; its event is deduplicated anyway.
+        self.0.claim_once(run).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot claim a scheduled run; running it here");
+            true
         })
     }
 }

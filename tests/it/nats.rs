@@ -248,7 +248,11 @@ fn one_source_fans_out_to_every_token_that_has_it_and_to_no_other() {
     assert_eq!(next_delivery(&mut on_carol), "fan-ops-1");
     assert_eq!(post_to(&b.addr, "/hooks/github", "fan-gh-2"), 202);
     assert_eq!(post_to(&a.addr, "/hooks/ops", "fan-ops-2"), 202);
-    assert_eq!(next_delivery(&mut on_carol), "fan-ops-2", "carol never gets github");
+    assert_eq!(
+        next_delivery(&mut on_carol),
+        "fan-ops-2",
+        "carol never gets github"
+    );
     assert_eq!(next_delivery(&mut on_alice), "fan-gh-2");
     db.close(Duration::from_secs(2));
 }
@@ -495,4 +499,54 @@ fn store_backend_errors_name_file_line_field_and_the_known_backends() {
         err.contains("two.yaml:5: store.nats.replicas: 2 is not a JetStream replica count"),
         "{err}"
     );
+}
+
+#[test]
+fn a_schedule_runs_once_per_tick_across_replicas() {
+    if !available() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let dir = TempDir::new("nats-sched");
+    let runs = dir.0.join("runs");
+    // Each run of the job appends a line: once per tick, the lines match the stored events;
+    // once per replica, there would be twice as many.
+    let cfg = dir.write(
+        "config.yaml",
+        &format!(
+            "{}channel:\n  sources: [tick]\n{TWO_GITHUB_SOURCES}schedules:\n  - name: tick\n    cron: '* * * * * *'\n    command: echo run >> {}\n",
+            cluster.store_section(),
+            runs.display()
+        ),
+    );
+    let mut a = replica(&cfg);
+    let mut b = replica(&cfg);
+    let db = cluster.store();
+    let alice = token(&db, "alice", &["tick"]);
+    let state = TempDir::new("nats-sched-state");
+    let mut ch = linked(&a, &alice, &state);
+    for _ in 0..6 {
+        let n: Value = serde_json::from_str(&ch.next_line()).unwrap();
+        assert_eq!(n["params"]["meta"]["source_name"], "tick", "{n}");
+    }
+    for r in [&mut a, &mut b] {
+        r.child.kill().unwrap();
+        let _ = r.child.wait();
+    }
+    let events = db
+        .list(&hookwire_core::store::ListQuery {
+            source: Some("tick".into()),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .unwrap()
+        .len();
+    let lines = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert!(events >= 6, "{events}");
+    // A run each replica had started when it was killed may have no event yet.
+    assert!(
+        (events..=events + 2).contains(&lines),
+        "{lines} runs for {events} ticks stored: once per tick across both replicas"
+    );
+    db.close(Duration::from_secs(2));
 }

@@ -1097,6 +1097,19 @@ impl Store for NatsStore {
         &self.tokens
     }
 
+    fn claim_once(&self, key: &str) -> Result<bool, StoreError> {
+        let shared = self.shared.clone();
+        // `run:` cannot begin a source name, so a claim never meets a delivery's.
+        let key = dedup_key("run:", key);
+        self.shared.call(async move {
+            match shared.dedup.create(&key, "run".into()).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(db("claim a scheduled run")(e)),
+            }
+        })
+    }
+
     fn session_started(&self, name: &str) {
         let shared = self.shared.clone();
         let subject = self.shared.names.session_subject(name);
