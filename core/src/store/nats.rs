@@ -659,6 +659,33 @@ async fn append(shared: Arc<Shared>, event: Event) -> Result<u64, SinkError> {
     Ok(seq)
 }
 
+/// The seq recorded in the dedup claim of `delivery` for any source the stream holds.
+async fn claimed_seq(shared: &Shared, delivery: &str) -> Result<Option<u64>, StoreError> {
+    let prefix = format!("{}.ev.", shared.names.subject);
+    let mut subjects = shared
+        .events
+        .info_with_subjects(format!("{prefix}*"))
+        .await
+        .map_err(db("stream subjects"))?;
+    let mut newest = None;
+    while let Some(s) = subjects.next().await {
+        let (subject, _) = s.map_err(db("stream subjects"))?;
+        let Some(source) = subject.strip_prefix(&prefix) else {
+            continue;
+        };
+        let held = shared
+            .dedup
+            .get(dedup_key(source, delivery))
+            .await
+            .map_err(db("read a claim"))?;
+        let seq = held
+            .as_deref()
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
+        newest = newest.max(seq);
+    }
+    Ok(newest)
+}
+
 async fn open_reader(
     shared: &Shared,
     sources: &[String],
@@ -854,8 +881,16 @@ impl Store for NatsStore {
 
     fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
         let Ok(seq) = id.parse::<u64>() else {
-            // By delivery id: the newest stored event with it, among the recent ones.
-            let id = id.to_owned();
+            // By delivery id: its claim names the seq while the dedup window lasts; older, the
+            // newest events are scanned.
+            let shared = self.shared.clone();
+            let delivery = id.to_owned();
+            if let Some(seq) = self
+                .shared
+                .call(async move { claimed_seq(&shared, &delivery).await })?
+            {
+                return self.get(&seq.to_string());
+            }
             let found = self.list(&ListQuery {
                 limit: usize::MAX,
                 ..ListQuery::default()
