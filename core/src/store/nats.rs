@@ -256,7 +256,8 @@ pub struct NatsStore {
     tokens: NatsTokens,
     acked: Arc<Mutex<HashMap<String, u64>>>,
     ack_tx: mpsc::UnboundedSender<AckNote>,
-    readers: Arc<tokio::sync::Mutex<HashMap<String, Reader>>>,
+    /// Each subscriber's reader, locked on its own so sessions read side by side.
+    readers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Reader>>>>>,
     sessions: tokio::sync::broadcast::Sender<(String, String)>,
     replica: String,
     stop: Mutex<Option<oneshot::Sender<()>>>,
@@ -350,7 +351,7 @@ impl NatsStore {
             shared,
             acked,
             ack_tx,
-            readers: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+            readers: Mutex::new(HashMap::new()),
             sessions,
             replica,
             stop: Mutex::new(Some(stop_tx)),
@@ -720,12 +721,23 @@ async fn fetch(
         .await
         .map_err(db("read events"))?;
     let mut out = Vec::new();
+    let mut pending = None;
     while let Some(m) = batch.next().await {
         let m = m.map_err(db("read events"))?;
-        let seq = m.info().map_err(db("read events"))?.stream_sequence;
+        let info = m.info().map_err(db("read events"))?;
+        let seq = info.stream_sequence;
+        pending = Some(info.pending);
         out.push(Envelope::decode(seq, &m.payload)?);
     }
-    let exhausted = out.len() < max;
+    // Exhausted only on the server's word: nothing pending after the last message delivered,
+    // or, when none came, nothing pending at all. A short batch alone proves nothing.
+    let exhausted = match pending {
+        Some(p) => p == 0,
+        None => {
+            let info = consumer.get_info().await.map_err(db("read events"))?;
+            info.num_pending == 0
+        }
+    };
     Ok((out, exhausted))
 }
 
@@ -759,29 +771,34 @@ impl Store for NatsStore {
                 through: head.max(after),
             });
         }
-        let (shared, readers, sub) = (self.shared.clone(), self.readers.clone(), sub.clone());
+        let slot = self
+            .readers
+            .lock()
+            .expect("readers poisoned")
+            .entry(sub.name.clone())
+            .or_default()
+            .clone();
+        let (shared, sub) = (self.shared.clone(), sub.clone());
         self.shared.call(async move {
-            let mut readers = readers.lock().await;
-            let reusable = readers
-                .get(&sub.name)
+            let mut slot = slot.lock().await;
+            let reusable = slot
+                .as_ref()
                 .is_some_and(|r| r.next_after == after && r.sources == sub.sources);
             if !reusable {
                 let consumer = open_reader(&shared, &sub.sources, after).await?;
-                if let Some(old) = readers.insert(
-                    sub.name.clone(),
-                    Reader {
-                        consumer,
-                        sources: sub.sources.clone(),
-                        next_after: after,
-                    },
-                ) {
+                let fresh = Reader {
+                    consumer,
+                    sources: sub.sources.clone(),
+                    next_after: after,
+                };
+                if let Some(old) = slot.replace(fresh) {
                     let (events, name) = (shared.events.clone(), old.consumer.cached_info().name.clone());
                     tokio::spawn(async move {
                         let _ = events.delete_consumer(&name).await;
                     });
                 }
             }
-            let reader = readers.get_mut(&sub.name).expect("inserted above");
+            let reader = slot.as_mut().expect("set above");
             let (records, exhausted) = match fetch(&reader.consumer, max).await {
                 Ok(x) => x,
                 Err(_) => {
