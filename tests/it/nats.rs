@@ -292,6 +292,16 @@ fn a_token_works_on_every_replica_and_revoked_anywhere_is_refused_everywhere() {
     assert!(again.is_err(), "a name is taken across the cluster");
     other.close(Duration::from_secs(2));
     db.close(Duration::from_secs(2));
+
+    // A replica stops cleanly on SIGTERM, as a rolling restart does.
+    let mut a = a;
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &a.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = common::wait_with_deadline(&mut a.child, DEADLINE).expect("the replica exits on SIGTERM");
+    assert!(status.success(), "{status:?}: {}", a.stderr_text());
 }
 
 /// Reads server frames from a raw session until its close frame; returns the close code.
