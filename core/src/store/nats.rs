@@ -558,8 +558,9 @@ async fn follow_sessions(
 /// The dedup key of a delivery: no delivery id (vendor-chosen, any bytes) is ever a key.
 fn dedup_key(source: &str, delivery_id: &str) -> String {
     let mut h = Sha256::new();
+    // Length-prefixed, so no (source, id) pair reads as another.
+    h.update((source.len() as u64).to_be_bytes());
     h.update(source.as_bytes());
-    h.update([0]);
     h.update(delivery_id.as_bytes());
     hex::encode(&h.finalize()[..20])
 }
