@@ -15,6 +15,8 @@ use crate::common;
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::gateway::{now_ms, serve, upgrade_session, TWO_GITHUB_SOURCES};
@@ -148,7 +150,7 @@ fn a_webhook_to_one_replica_reaches_a_session_on_the_other_and_a_retry_anywhere_
 }
 
 #[test]
-fn every_acknowledged_webhook_reaches_the_session_once_in_order_while_a_nats_node_and_a_replica_die() {
+fn under_load_every_acknowledged_webhook_arrives_once_in_order_while_a_nats_node_and_a_replica_die() {
     if !available() {
         return;
     }
@@ -163,38 +165,58 @@ fn every_acknowledged_webhook_reaches_the_session_once_in_order_while_a_nats_nod
     let state = TempDir::new("nats-kill-state");
     let mut ch = linked(&b, &alice, &state);
 
-    // Webhooks alternate between the replicas; a vendor retries what got no 2xx.
-    let total = 60;
-    let mut accepted = Vec::new();
-    for i in 0..total {
-        if i == total / 3 {
-            cluster.nodes[0].kill();
-        }
-        if i == 2 * total / 3 {
-            // And a replica, SIGKILL: the vendor's retries go to the other.
-            a.child.kill().unwrap();
-            let _ = a.child.wait();
-        }
-        let id = format!("kill-{i}");
-        let target = if i % 2 == 0 { &a.addr } else { &b.addr };
-        let other = if i % 2 == 0 { &b.addr } else { &a.addr };
+    // Four vendors post at once, alternating between the replicas; each retries what got no
+    // 2xx (at the other replica first) and posts its next delivery only after a 202, so its
+    // own deliveries have an order the session must keep.
+    let (workers, per_worker) = (4, 25);
+    let total = workers * per_worker;
+    let accepted_count = Arc::new(AtomicUsize::new(0));
+    let addrs = [a.addr.clone(), b.addr.clone()];
+    let posters: Vec<_> = (0..workers)
+        .map(|w| {
+            let (addrs, count) = (addrs.clone(), accepted_count.clone());
+            std::thread::spawn(move || {
+                let mut accepted = Vec::new();
+                for i in 0..per_worker {
+                    let id = format!("kill-{w}-{i}");
+                    let end = Instant::now() + DEADLINE * 3;
+                    let mut tries = 0;
+                    loop {
+                        let status = post(&addrs[(w + i + tries) % 2], &id);
+                        if status == 202 {
+                            accepted.push(id);
+                            count.fetch_add(1, Ordering::SeqCst);
+                            break;
+                        }
+                        assert!(
+                            status == 503 || status == 0,
+                            "a failure is 503 (or no answer), never a lie: {status} for {id}"
+                        );
+                        assert!(Instant::now() < end, "{id} never accepted");
+                        tries += 1;
+                        // A vendor's retry pacing, not a wait for readiness.
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    let wait_accepted = |n: usize| {
         let end = Instant::now() + DEADLINE * 3;
-        let mut tries = 0;
-        loop {
-            let addr = if tries % 2 == 0 { target } else { other };
-            let status = post(addr, &id);
-            if status == 202 {
-                accepted.push(id.clone());
-                break;
-            }
-            assert!(
-                status == 503 || status == 0,
-                "a failure is 503 (or no answer), never a lie: {status} for {id}"
-            );
-            assert!(Instant::now() < end, "{id} never accepted");
-            tries += 1;
+        while accepted_count.load(Ordering::SeqCst) < n {
+            assert!(Instant::now() < end, "load stalled before {n} were accepted");
+            std::thread::sleep(Duration::from_millis(5));
         }
-    }
+    };
+    wait_accepted(total / 3);
+    cluster.nodes[0].kill();
+    wait_accepted(2 * total / 3);
+    // And a replica, SIGKILL, requests in flight: the vendors' retries go to the other.
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+    let accepted: Vec<Vec<String>> = posters.into_iter().map(|p| p.join().unwrap()).collect();
+
     // A marker after everything: once it arrives, nothing accepted before it is still coming.
     assert_eq!(post(&b.addr, "kill-end"), 202);
     let mut seen = Vec::new();
@@ -207,7 +229,17 @@ fn every_acknowledged_webhook_reaches_the_session_once_in_order_while_a_nats_nod
     }
     let unique: HashSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "a webhook delivered twice: {seen:?}");
-    assert_eq!(seen, accepted, "every 202 delivered, once, in the order accepted");
+    let all: HashSet<_> = accepted.iter().flatten().collect();
+    assert_eq!(unique, all, "every 202 delivered, and nothing else");
+    for (w, mine) in accepted.iter().enumerate() {
+        let prefix = format!("kill-{w}-");
+        let order: Vec<_> = seen
+            .iter()
+            .filter(|id| id.starts_with(&prefix))
+            .cloned()
+            .collect();
+        assert_eq!(&order, mine, "vendor {w}'s deliveries in the order accepted");
+    }
 }
 
 #[test]
