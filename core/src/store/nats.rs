@@ -966,7 +966,11 @@ impl Store for NatsStore {
             let _ = shared.events.delete_consumer(&consumer.cached_info().name).await;
             let mut n = 0;
             for r in records? {
-                if r.replay_of.is_some() || since_ms.is_some_and(|s| r.stored.received_ms < s) {
+                // As SQLite: originals only, never a folded event on its own.
+                if r.replay_of.is_some()
+                    || r.stored.folded
+                    || since_ms.is_some_and(|s| r.stored.received_ms < s)
+                {
                     continue;
                 }
                 let e = Event {
