@@ -323,6 +323,31 @@ fn a_token_works_on_every_replica_and_revoked_anywhere_is_refused_everywhere() {
     );
     assert!(again.is_err(), "a name is taken across the cluster");
     other.close(Duration::from_secs(2));
+
+    // `hookwire token create` with the replicas' config, from neither of them.
+    let (ok, out, err) = run(
+        &[
+            "token",
+            "create",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--name",
+            "bob",
+            "--sources",
+            "github",
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let bob = out
+        .split_whitespace()
+        .find(|w| w.starts_with("hwt_"))
+        .unwrap_or_else(|| panic!("no token in {out}"))
+        .to_owned();
+    for addr in [&a.addr, &b.addr] {
+        let (_s, head) = upgrade_session(addr, Some(&bob), Some("hookwire.v1"));
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    }
     db.close(Duration::from_secs(2));
 
     // A replica stops cleanly on SIGTERM, as a rolling restart does.
