@@ -617,3 +617,48 @@ fn a_schedule_runs_once_per_tick_across_replicas() {
     );
     db.close(Duration::from_secs(2));
 }
+
+#[test]
+fn audit_entries_recorded_by_one_replica_are_read_by_another() {
+    if !available() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let dir = TempDir::new("nats-audit");
+    let cfg = config(&dir, &cluster);
+    let a = replica(&cfg);
+    assert_eq!(post(&a.addr, "audit-1"), 202);
+    assert_eq!(post(&a.addr, "audit-2"), 202);
+    let (one, other) = (cluster.store(), cluster.store());
+    let seq = one.get("audit-1").unwrap().expect("stored").stored.seq;
+    let entry = |event_seq: Option<u64>, detail: &str| hookwire_core::store::AuditEntry {
+        at_ms: now_ms(),
+        subscriber: "alice".into(),
+        tool: "get_event".into(),
+        event_ref: Some("audit-1".into()),
+        event_seq,
+        arguments: "{\"id\":\"audit-1\"}".into(),
+        outcome: "ok".into(),
+        detail: detail.into(),
+    };
+    one.record_audit(&entry(Some(seq), "first")).unwrap();
+    one.record_audit(&entry(None, "unattached")).unwrap();
+    other.record_audit(&entry(Some(seq), "second")).unwrap();
+    let found = other.audit_for(seq).unwrap();
+    let details: Vec<_> = found.iter().map(|e| e.detail.as_str()).collect();
+    assert_eq!(details, ["first", "second"], "oldest first, from either replica");
+    let first = entry(Some(seq), "first");
+    assert_eq!(
+        (
+            &found[0].subscriber,
+            &found[0].tool,
+            &found[0].arguments,
+            found[0].event_seq
+        ),
+        (&first.subscriber, &first.tool, &first.arguments, first.event_seq)
+    );
+    let seq2 = one.get("audit-2").unwrap().expect("stored").stored.seq;
+    assert!(one.audit_for(seq2).unwrap().is_empty());
+    one.close(Duration::from_secs(2));
+    other.close(Duration::from_secs(2));
+}
