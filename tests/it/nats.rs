@@ -221,7 +221,22 @@ fn under_load_every_acknowledged_webhook_arrives_once_in_order_while_a_nats_node
     assert_eq!(post(&b.addr, "kill-end"), 202);
     let mut seen = Vec::new();
     loop {
-        let id = next_delivery(&mut ch);
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ch.next_line()));
+        let Ok(line) = next else {
+            let tail: Vec<_> = b
+                .stderr_text()
+                .lines()
+                .rev()
+                .take(80)
+                .map(str::to_owned)
+                .collect();
+            panic!(
+                "no event in time after {} of {total}; replica B's last log lines:\n{}",
+                seen.len(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        };
+        let id = delivery_id(&serde_json::from_str(&line).unwrap());
         if id == "kill-end" {
             break;
         }

@@ -782,30 +782,38 @@ impl Store for NatsStore {
         let (shared, sub) = (self.shared.clone(), sub.clone());
         self.shared.call(async move {
             let mut slot = slot.lock().await;
-            let reusable = slot
-                .as_ref()
-                .is_some_and(|r| r.next_after == after && r.sources == sub.sources);
-            if !reusable {
-                let consumer = open_reader(&shared, &sub.sources, after).await?;
-                let fresh = Reader {
-                    consumer,
+            // Taken out while it reads: the consumer advances as it delivers (no acks), so one
+            // whose read was cut short (an error, a timeout) must not be read on from.
+            let kept = slot
+                .take()
+                .filter(|r| r.next_after == after && r.sources == sub.sources);
+            let mut reader = match kept {
+                Some(r) => r,
+                None => Reader {
+                    consumer: open_reader(&shared, &sub.sources, after).await?,
                     sources: sub.sources.clone(),
                     next_after: after,
-                };
-                if let Some(old) = slot.replace(fresh) {
-                    let (events, name) = (shared.events.clone(), old.consumer.cached_info().name.clone());
-                    tokio::spawn(async move {
-                        let _ = events.delete_consumer(&name).await;
-                    });
-                }
-            }
-            let reader = slot.as_mut().expect("set above");
+                },
+            };
             let (records, exhausted) = match fetch(&reader.consumer, max).await {
-                Ok(x) => x,
-                Err(_) => {
-                    // The consumer went with a node or expired: open another where this one stood.
+                Ok((r, exhausted)) if exhausted || !r.is_empty() => (r, exhausted),
+                // Failed, or nothing came though events are pending (the consumer went with
+                // a node, or a leader changed): a fresh one where this one stood.
+                _ => {
+                    let stale = reader.consumer.cached_info().name.clone();
+                    let events = shared.events.clone();
+                    tokio::spawn(async move {
+                        let _ = events.delete_consumer(&stale).await;
+                    });
                     reader.consumer = open_reader(&shared, &sub.sources, after).await?;
-                    fetch(&reader.consumer, max).await?
+                    let (r, exhausted) = fetch(&reader.consumer, max).await?;
+                    if r.is_empty() && !exhausted {
+                        // Never a silent stall: the session ends and its client reconnects.
+                        return Err(StoreError::Db(
+                            "JetStream delivered nothing though events are pending".into(),
+                        ));
+                    }
+                    (r, exhausted)
                 }
             };
             let last = records.last().map_or(after, |r| r.stored.seq);
@@ -813,6 +821,7 @@ impl Store for NatsStore {
             let through = if exhausted { last.max(head) } else { last };
             shared.advance(last);
             reader.next_after = through;
+            *slot = Some(reader);
             Ok(Batch {
                 events: records
                     .into_iter()
