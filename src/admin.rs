@@ -223,7 +223,8 @@ fn with_store<T>(
     f: impl FnOnce(&dyn Store) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
     let path = &config.store.path;
-    if !create && !path.exists() {
+    let sqlite = config.store.backend == hookwire_core::config::StoreBackend::Sqlite;
+    if sqlite && !create && !path.exists() {
         return Err(Usage(format!(
             "no store at {} (store.path of {}): nothing has been stored with this configuration",
             path.display(),

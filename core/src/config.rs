@@ -94,6 +94,58 @@ pub struct StoreSettings {
     pub max_bytes: u64,
     /// Events older than this are deleted, delivered or not.
     pub max_age: std::time::Duration,
+    /// Where events are kept: the embedded SQLite file (default) or NATS JetStream.
+    pub backend: StoreBackend,
+}
+
+/// The store backends `store.backend` may name.
+pub const STORE_BACKENDS: &[&str] = &["sqlite", "nats"];
+
+/// `store.backend`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// The embedded SQLite file at `store.path` (one writer: `channel` and a single `serve`).
+    Sqlite,
+    /// NATS JetStream (`store.nats`): several `serve` replicas share one log.
+    Nats(NatsSettings),
+}
+
+/// `store.nats:` for the JetStream backend.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSettings {
+    /// Server URLs (`nats://host:4222`); the client fails over between them.
+    pub servers: Vec<String>,
+    /// Replication of the streams and key-value buckets (1, 3 or 5; 3 for a three-node
+    /// cluster).
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+    /// A NATS credentials file (JWT and nkey seed), if the servers require one.
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+    /// Prefix of every stream, bucket and subject name, so several deployments can share
+    /// one cluster.
+    #[serde(default = "default_nats_prefix")]
+    pub prefix: String,
+    /// Require TLS to the servers (CA file optional; the system roots otherwise).
+    #[serde(default)]
+    pub tls: Option<NatsTls>,
+}
+
+/// `store.nats.tls:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsTls {
+    /// PEM root certificates to trust for the servers.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_replicas() -> usize {
+    3
+}
+fn default_nats_prefix() -> String {
+    "hookwire".into()
 }
 
 /// How hard a commit is pushed to disk.
@@ -109,6 +161,10 @@ pub enum SyncMode {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStore {
+    #[serde(default)]
+    backend: Option<String>,
+    #[serde(default)]
+    nats: Option<NatsSettings>,
     #[serde(default)]
     path: Option<PathBuf>,
     #[serde(default = "sync_full")]
@@ -444,11 +500,13 @@ fn parse_with(
             p.add("store.max_bytes", "must be at least 65536", None);
             return None;
         }
+        let backend = store_backend(&mut p, &base, raw.backend.as_deref(), raw.nats)?;
         Some(StoreSettings {
             path: base.join(raw.path.unwrap_or_else(|| PathBuf::from("hookwire.db"))),
             sync: raw.sync,
             max_bytes: raw.max_bytes,
             max_age: max_age?,
+            backend,
         })
     });
     let tls: Option<TlsSettings> = match root.get("tls") {
@@ -699,6 +757,79 @@ fn cidrs(p: &mut Problems<'_>, value: Option<&Value>, field: &str) -> Vec<Cidr> 
         }
     }
     out
+}
+
+/// `store.backend` and `store.nats`, checked together: `nats` needs its section and the
+/// section means nothing without it.
+fn store_backend(
+    p: &mut Problems<'_>,
+    base: &Path,
+    backend: Option<&str>,
+    nats: Option<NatsSettings>,
+) -> Option<StoreBackend> {
+    match (backend.unwrap_or("sqlite"), nats) {
+        ("sqlite", None) => Some(StoreBackend::Sqlite),
+        ("sqlite", Some(_)) => {
+            p.add(
+                "store.nats",
+                "is only read with `backend: nats`",
+                Some("set `store.backend: nats`, or remove `store.nats`".into()),
+            );
+            None
+        }
+        ("nats", None) => {
+            p.add(
+                "store.nats",
+                "`backend: nats` needs a `store.nats` section with `servers`",
+                Some(
+                    "add `nats: {servers: [nats://n1:4222, nats://n2:4222, nats://n3:4222]}` under `store`"
+                        .into(),
+                ),
+            );
+            None
+        }
+        ("nats", Some(mut n)) => {
+            let mut ok = true;
+            if n.servers.is_empty() {
+                p.add(
+                    "store.nats.servers",
+                    "needs at least one server URL",
+                    Some("e.g. [nats://n1:4222, nats://n2:4222, nats://n3:4222]".into()),
+                );
+                ok = false;
+            }
+            if !matches!(n.replicas, 1 | 3 | 5) {
+                p.add(
+                    "store.nats.replicas",
+                    format!("{} is not a JetStream replica count", n.replicas),
+                    Some("write 1, 3 or 5 (3 for a three-node cluster)".into()),
+                );
+                ok = false;
+            }
+            let name_ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+            if n.prefix.is_empty() || !n.prefix.chars().all(name_ok) {
+                p.add(
+                    "store.nats.prefix",
+                    format!("`{}` cannot name a stream", n.prefix),
+                    Some("use letters, digits, `_` and `-` only".into()),
+                );
+                ok = false;
+            }
+            n.credentials_file = n.credentials_file.map(|f| base.join(f));
+            if let Some(t) = n.tls.as_mut() {
+                t.ca_file = t.ca_file.take().map(|f| base.join(f));
+            }
+            ok.then_some(StoreBackend::Nats(n))
+        }
+        (other, _) => {
+            p.add(
+                "store.backend",
+                format!("`{other}` is not a store backend"),
+                Some(format!("use one of: {}", STORE_BACKENDS.join(", "))),
+            );
+            None
+        }
+    }
 }
 
 fn section<T: DeserializeOwned>(p: &mut Problems<'_>, root: &Mapping, key: &str) -> Option<T> {

@@ -521,6 +521,12 @@ impl Pipeline {
         sent
     }
 
+    /// Whether this process runs the scheduled job `run` ([`EventSink::claim_run`]).
+    /// Blocking.
+    pub fn claim_run(&self, run: &str) -> bool {
+        self.sink.claim_run(run)
+    }
+
     /// Submits one run of a schedule: `payload` is what its template sees as `body`.
     pub fn ingest_scheduled(
         &self,

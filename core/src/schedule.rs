@@ -102,12 +102,21 @@ pub async fn run(pipeline: Arc<Pipeline>, source: usize) {
         };
         let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
         tokio::time::sleep(wait).await;
+        let id = format!("{name}-{}", next.timestamp());
+        // Replicas sharing a store each fire; one runs the job.
+        let (p, run) = (pipeline.clone(), id.clone());
+        if !tokio::task::spawn_blocking(move || p.claim_run(&run))
+            .await
+            .unwrap_or(true)
+        {
+            tracing::debug!(schedule = %name, "another replica runs this tick");
+            continue;
+        }
         let payload = run_once(&name, &schedule).await;
         if payload["failed"] == true {
             tracing::warn!(schedule = %name, error = %payload["error"], exit_code = %payload["exit_code"], "scheduled job failed; reporting it");
         }
         let at = SystemTime::now();
-        let id = format!("{name}-{}", next.timestamp());
         match pipeline.ingest_scheduled(source, payload, &id, at) {
             Ok((outcome, receipt)) => match receipt.wait().await {
                 Ok(()) => tracing::debug!(schedule = %name, ?outcome, "scheduled event"),

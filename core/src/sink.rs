@@ -65,6 +65,15 @@ impl Receipt {
 pub trait EventSink: Send + Sync + 'static {
     /// Queues one event, or says why not.
     fn submit(&self, event: Event) -> Result<Receipt, SinkError>;
+
+    /// Whether this process runs the scheduled job identified by `run` (schedule and tick):
+    /// several gateway replicas sharing a store each fire every schedule, and only the one
+    /// that claims the tick runs it. Blocking. The default, for a sink one process owns:
+    /// always.
+    fn claim_run(&self, run: &str) -> bool {
+        let _ = run;
+        true
+    }
 }
 
 /// A bounded in-memory queue (no durability): for the one-shot commands and tests.

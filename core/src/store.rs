@@ -1,10 +1,11 @@
 //! The durable store: every accepted event is committed here before the vendor gets 2xx, and
 //! every session reads its events from here in order, acknowledging as it goes. The
 //! [`Store`] trait is the seam between the webhook path and a backend: [`sqlite`] is the
-//! embedded default (one file, WAL, group commit); a NATS JetStream backend for scale-out
-//! implements the same trait (append = publish with the delivery id as message id, read =
-//! an ordered consumer, ack = the consumer's ack floor).
+//! embedded default (one file, WAL, group commit); [`nats`] is NATS JetStream for several
+//! gateway replicas (append = publish awaited to its acknowledgement, dedup = a create-only
+//! key, read = a consumer filtered to the subscriber's sources, ack = a floor in a bucket).
 
+pub mod nats;
 pub mod sqlite;
 pub mod token;
 
@@ -245,6 +246,26 @@ pub trait Store: Send + Sync + 'static {
     /// Token administration and lookup (the gateway's session settings).
     fn tokens(&self) -> &dyn token::TokenStore;
 
+    /// Claims `key` once across every process sharing the store (a schedule's tick): `true`
+    /// for the first claim. The default, for a store one process owns: always `true`.
+    fn claim_once(&self, key: &str) -> Result<bool, StoreError> {
+        let _ = key;
+        Ok(true)
+    }
+
+    /// A session of `subscriber` started on this process: tells the other gateway replicas
+    /// sharing the store, which end theirs (one session per token across replicas). The
+    /// default, for a store one process owns, tells no one.
+    fn session_started(&self, subscriber: &str) {
+        let _ = subscriber;
+    }
+
+    /// Sessions started on other replicas, as (subscriber, replica): the gateway ends its
+    /// own session of each. `None` when no other process serves sessions from this store.
+    fn sessions_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<(String, String)>> {
+        None
+    }
+
     /// Commits what is queued and stops the writer, waiting at most `limit`.
     fn close(&self, limit: Duration);
 }
@@ -261,6 +282,14 @@ impl EventSink for StoreSink {
                 tracing::error!(error = %other, "cannot queue an event for the store");
                 SinkError::Failed
             }
+        })
+    }
+
+    fn claim_run(&self, run: &str) -> bool {
+        // Unclaimable (the store unreachable): run it; its event is deduplicated anyway.
+        self.0.claim_once(run).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot claim a scheduled run; running it here");
+            true
         })
     }
 }

@@ -53,7 +53,10 @@ pub fn init_with_default(level: &str, format: LogFormat) {
         // ureq logs every request's URL at debug; a Slack incoming-webhook URL is a secret.
         .add_directive("ureq=warn".parse().expect("valid directive"))
         // handlebars traces every render step with the untrusted payload values it reads.
-        .add_directive("handlebars=info".parse().expect("valid directive"));
+        .add_directive("handlebars=info".parse().expect("valid directive"))
+        // async-nats logs every JetStream API response at debug: key-value records (token
+        // hashes, cursors) and stored events would land in the log.
+        .add_directive("async_nats=info".parse().expect("valid directive"));
     let file = std::env::var_os("HOOKWIRE_LOG_FILE").and_then(|path| {
         match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
             Ok(f) => Some(Arc::new(f)),

@@ -127,6 +127,13 @@ pub fn run(config_path: PathBuf, listen_on: Option<SocketAddr>) -> ExitCode {
     if config.metrics {
         hookwire_core::metrics::install();
     }
+    if config.store.backend != hookwire_core::config::StoreBackend::Sqlite {
+        return unservable(
+            "store.backend: nats is for `hookwire serve` replicas; a local channel keeps its own SQLite file",
+            "remove `store.backend` and `store.nats` from this config, or run `hookwire channel --gateway URL` \
+             against the replicas",
+        );
+    }
     let store_path = config.store.path.clone();
     let store = match open_store(&config) {
         Ok(s) => s,

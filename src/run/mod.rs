@@ -25,10 +25,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookwire_core::channel::{self, ServerDescription};
-use hookwire_core::config::{Config, Limits};
+use hookwire_core::config::{Config, Limits, StoreBackend};
 use hookwire_core::delivery::NoticeFeed;
 use hookwire_core::pipeline::{Keep, Pipeline};
 use hookwire_core::render::Templates;
+use hookwire_core::store::nats::{NatsOptions, NatsStore};
 use hookwire_core::store::sqlite::StoreOptions;
 use hookwire_core::store::{SqliteStore, Store, StoreSink};
 
@@ -42,9 +43,19 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// Opens the configured store (the file beside config.yaml unless `store.path` says).
+/// Opens the configured store: the SQLite file (beside config.yaml unless `store.path`
+/// says) or, with `store.backend: nats`, JetStream.
 pub(crate) fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
     let s = &config.store;
+    if let StoreBackend::Nats(settings) = &s.backend {
+        let opts = NatsOptions {
+            settings: settings.clone(),
+            max_bytes: s.max_bytes,
+            max_age: s.max_age,
+            dedup_window: Duration::from_secs(config.limits.dedup_window_secs),
+        };
+        return Ok(Arc::new(NatsStore::open(opts).map_err(|e| e.to_string())?));
+    }
     let opts = StoreOptions {
         path: s.path.clone(),
         sync: s.sync,

@@ -15,6 +15,7 @@ mod hostile;
 mod kinds;
 mod log_secrets;
 mod mcp_http;
+mod nats;
 mod ops;
 mod protection;
 mod push;

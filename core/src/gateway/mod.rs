@@ -109,6 +109,10 @@ impl Gateway {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
         let watcher = tokio::spawn(self.clone().watch_tokens());
+        let elsewhere = self
+            .store
+            .sessions_elsewhere()
+            .map(|rx| tokio::spawn(self.clone().watch_elsewhere(rx)));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = crate::http::serve(
             listener,
@@ -124,10 +128,12 @@ impl Gateway {
         tokio::select! {
             r = &mut server => {
                 watcher.abort();
+                elsewhere.iter().for_each(|w| w.abort());
                 return r;
             }
             _ = shutdown => {}
         }
+        elsewhere.iter().for_each(|w| w.abort());
         // Sessions first: their WebSockets are no longer the listener's connections.
         let _ = stop_tx.send(());
         let (r, ()) = tokio::join!(server, self.close_sessions(Duration::from_secs(2)));
@@ -174,6 +180,8 @@ impl Gateway {
             tracing::info!(subscriber = %name, "a new connection with the same token supersedes the live session");
             end_with(&old.end, End::Close(Close::Superseded));
         }
+        drop(sessions);
+        self.store.session_started(name);
         (id, tx)
     }
 
@@ -231,6 +239,28 @@ impl Gateway {
                     mcp::Ended::TokenInvalid
                 })
             });
+        }
+    }
+
+    /// Ends this replica's session of each token whose session started on another replica
+    /// sharing the store (one session per token across replicas).
+    async fn watch_elsewhere(
+        self: Arc<Self>,
+        mut started: tokio::sync::broadcast::Receiver<(String, String)>,
+    ) {
+        loop {
+            match started.recv().await {
+                Ok((name, replica)) => {
+                    if let Some(live) = self.sessions.lock().expect("sessions poisoned").get(&name) {
+                        tracing::info!(subscriber = %name, %replica, "a connection on another replica supersedes the live session");
+                        end_with(&live.end, End::Close(Close::Superseded));
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "missed session announcements from other replicas");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
         }
     }
 

@@ -645,3 +645,4 @@ impl Hookwire {
 }
 pub mod fakes;
 pub mod gateway;
+pub mod nats;

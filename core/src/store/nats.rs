@@ -1,0 +1,1405 @@
+//! The scale-out backend: NATS JetStream (`store.backend: nats`), so several `hookwire serve`
+//! replicas share one log and any replica serves any session.
+//!
+//! - **Events**: one stream `<P>_EVENTS`, subject `<p>.ev.<source>`, replicated
+//!   `store.nats.replicas` times, limited by `store.max_age` and `store.max_bytes` with
+//!   discard-new, so a full stream refuses (503) rather than dropping events nobody has yet.
+//!   [`Store::append`] resolves its receipt only with JetStream's publish acknowledgement:
+//!   the 2xx waits for the event to be stored on a quorum of the replicas. The stream
+//!   sequence is the event's seq.
+//! - **Dedup across replicas** for the whole `limits.dedup_window_secs`: a create-only write
+//!   of `hash(source, delivery id)` in the key-value bucket `<P>_dedup`, whose `max_age` is
+//!   the window (each key expires on its own). A key already there whose value is a seq is a
+//!   repeat: acknowledged, not stored again. One still `pending` (its publisher failed or is
+//!   publishing now) is published again with the same `Nats-Msg-Id`, and JetStream's own
+//!   duplicate window keeps one copy: a claim that never got its publish through never
+//!   swallows the vendor's retry.
+//! - **Sessions**: each subscriber's acknowledgement floor is kept in `<P>_cursors` (written
+//!   in order by one task), so a session resumes on any replica where it acknowledged. Its
+//!   events are read with an ephemeral consumer filtered to its sources, kept while the
+//!   session reads on in order. Every replica learns of new events from a core-NATS note
+//!   published after each acknowledged append (and a once-a-second look at the stream as a
+//!   safety net).
+//! - **Tokens** in `<P>_tokens` (create-only by name, so two replicas cannot both create
+//!   one), **audit** in the stream `<P>_AUDIT`; **takeover**: each session announces itself
+//!   on `<p>.session.<name>` and every replica ends its own session for that token.
+//!
+//! The sync [`Store`] calls run on a runtime of their own (one thread), so they may be
+//! called from the blocking pool, the CLI and tests alike; nothing here blocks an async
+//! worker except the calls the gateway already makes from `spawn_blocking`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_nats::jetstream::{self, consumer::pull, kv, stream};
+use base64::Engine;
+use crossbeam_channel::{Receiver, Sender};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::token::{self, NewToken, Token, TokenSecret, TokenStore};
+use super::{AuditEntry, Backlog, Batch, Cursor, ListQuery, Record, Store, StoreError, Stored, Subscription};
+use crate::config::NatsSettings;
+use crate::event::Event;
+use crate::sink::{Receipt, SinkError};
+use crate::verify::timestamp::millis;
+
+/// How long one JetStream request may take before the call fails (a node died and the
+/// client is reconnecting to another).
+const REQUEST: Duration = Duration::from_secs(10);
+/// The value of a dedup claim whose event is not yet acknowledged by JetStream.
+const PENDING: &[u8] = b"pending";
+/// Events looked at, at most, to answer `events list` (newest first).
+const LIST_SCAN: u64 = 20_000;
+
+/// What a [`NatsStore`] needs besides `store.nats`.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    /// `store.nats`.
+    pub settings: NatsSettings,
+    /// `store.max_bytes`: the events stream's size limit.
+    pub max_bytes: u64,
+    /// `store.max_age`: the events stream's age limit.
+    pub max_age: Duration,
+    /// `limits.dedup_window_secs`: how long a delivery id stays claimed.
+    pub dedup_window: Duration,
+}
+
+/// The JetStream names of one deployment (`store.nats.prefix`).
+#[derive(Debug, Clone)]
+struct Names {
+    events: String,
+    audit: String,
+    subject: String,
+}
+
+impl Names {
+    fn new(prefix: &str) -> Self {
+        Names {
+            events: format!("{}_EVENTS", prefix.to_uppercase()),
+            audit: format!("{}_AUDIT", prefix.to_uppercase()),
+            subject: prefix.to_owned(),
+        }
+    }
+    fn event_subject(&self, source: &str) -> String {
+        format!("{}.ev.{source}", self.subject)
+    }
+    fn audit_subject(&self, seq: Option<u64>) -> String {
+        match seq {
+            Some(s) => format!("{}.audit.{s}", self.subject),
+            None => format!("{}.audit.none", self.subject),
+        }
+    }
+    fn head_subject(&self) -> String {
+        format!("{}.head", self.subject)
+    }
+    fn session_subject(&self, name: &str) -> String {
+        format!("{}.session.{}", self.subject, hex::encode(name))
+    }
+    fn bucket(&self, what: &str) -> String {
+        format!("{}_{what}", self.subject)
+    }
+}
+
+/// One event as the stream keeps it.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    source: String,
+    event: String,
+    delivery_id: String,
+    received_ms: i64,
+    /// base64 of the notification line.
+    line: String,
+    /// base64 of the raw body.
+    payload: String,
+    headers: Vec<(String, String)>,
+    #[serde(default)]
+    folded: bool,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    replay_of: Option<u64>,
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+impl Envelope {
+    fn decode(seq: u64, bytes: &[u8]) -> Result<Record, StoreError> {
+        let e: Envelope = serde_json::from_slice(bytes)
+            .map_err(|e| StoreError::Db(format!("event {seq} in the stream is not hookwire's: {e}")))?;
+        let bad = |_| StoreError::Db(format!("event {seq} in the stream is not hookwire's"));
+        Ok(Record {
+            stored: Stored {
+                seq,
+                source: e.source,
+                event: e.event,
+                delivery_id: e.delivery_id,
+                received_ms: e.received_ms,
+                line: b64().decode(e.line).map_err(bad)?,
+                folded: e.folded,
+                target: e.target,
+            },
+            payload: b64().decode(e.payload).map_err(bad)?,
+            headers: e.headers,
+            replay_of: e.replay_of,
+        })
+    }
+}
+
+/// What a token is kept as in `<P>_tokens`.
+#[derive(Serialize, Deserialize)]
+struct StoredToken {
+    name: String,
+    sources: Vec<String>,
+    permissions: Vec<String>,
+    created_ms: i64,
+    expires_ms: Option<i64>,
+    revoked_ms: Option<i64>,
+    /// hex of the secret's SHA-256.
+    hash: String,
+}
+
+impl StoredToken {
+    fn token(self) -> Token {
+        Token {
+            name: self.name,
+            sources: self.sources,
+            permissions: self.permissions,
+            created_ms: self.created_ms,
+            expires_ms: self.expires_ms,
+            revoked_ms: self.revoked_ms,
+        }
+    }
+}
+
+/// An audit entry as the audit stream keeps it.
+#[derive(Serialize, Deserialize)]
+struct StoredAudit {
+    at_ms: i64,
+    subscriber: String,
+    tool: String,
+    event_ref: Option<String>,
+    event_seq: Option<u64>,
+    arguments: String,
+    outcome: String,
+    detail: String,
+}
+
+/// A JetStream failure as a store error, saying what was being done.
+fn db<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> StoreError + '_ {
+    move |e| StoreError::Db(format!("JetStream: {what}: {e}"))
+}
+
+/// The connection and handles every call shares.
+struct Shared {
+    rt: tokio::runtime::Handle,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    events: stream::Stream,
+    dedup: kv::Store,
+    cursors: kv::Store,
+    tokens: kv::Store,
+    names: Names,
+    head: watch::Sender<u64>,
+    wake: (Sender<()>, Receiver<()>),
+    /// Set when JetStream refused an event for size: not ready until the stream shrinks.
+    refused_full: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    /// Runs `fut` on the store's runtime and waits for it, bounded by [`REQUEST`].
+    fn call<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.rt.spawn(async move {
+            let r = tokio::time::timeout(REQUEST, fut)
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Db("JetStream did not answer in time".into())));
+            let _ = tx.send(r);
+        });
+        rx.recv().unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Raises the known head to `seq` and wakes the readers.
+    fn advance(&self, seq: u64) {
+        let raised = self.head.send_if_modified(|h| {
+            let newer = seq > *h;
+            if newer {
+                *h = seq;
+            }
+            newer
+        });
+        if raised {
+            let _ = self.wake.0.try_send(());
+        }
+    }
+}
+
+/// A subscriber's open reader: the consumer and where it stands.
+struct Reader {
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+    sources: Vec<String>,
+    next_after: u64,
+}
+
+/// The JetStream store. See the module doc.
+pub struct NatsStore {
+    shared: Arc<Shared>,
+    tokens: NatsTokens,
+    acked: Arc<Mutex<HashMap<String, u64>>>,
+    ack_tx: mpsc::UnboundedSender<AckNote>,
+    /// Each subscriber's reader, locked on its own so sessions read side by side.
+    readers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Reader>>>>>,
+    sessions: tokio::sync::broadcast::Sender<(String, String)>,
+    replica: String,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// A note to the cursor writer: write this subscriber's floor, or tell me when all is written.
+enum AckNote {
+    Write(String),
+    Flush(oneshot::Sender<()>),
+}
+
+impl NatsStore {
+    /// Connects, creates or updates the streams and buckets, and starts the background tasks.
+    pub fn open(opts: NatsOptions) -> Result<Self, StoreError> {
+        let (handle_tx, handle_rx) = std::sync::mpsc::sync_channel(1);
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("hookwire-nats".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("hookwire-nats")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = handle_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = handle_tx.send(Ok(rt.handle().clone()));
+                rt.block_on(async move {
+                    let _ = stop_rx.await;
+                });
+                rt.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(|e| StoreError::Db(e.to_string()))?;
+        let rt = handle_rx
+            .recv()
+            .map_err(|_| StoreError::Closed)?
+            .map_err(StoreError::Db)?;
+        let names = Names::new(&opts.settings.prefix);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let setup_names = names.clone();
+        rt.spawn(async move {
+            let r = tokio::time::timeout(REQUEST * 3, connect(opts, setup_names))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Db("JetStream: no server answered in time".into())));
+            let _ = tx.send(r);
+        });
+        let opened = rx.recv().map_err(|_| StoreError::Closed).and_then(|r| r);
+        let (client, js, events, dedup, cursors, tokens, last) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = stop_tx.send(());
+                let _ = thread.join();
+                return Err(e);
+            }
+        };
+        let (head, _) = watch::channel(last);
+        let shared = Arc::new(Shared {
+            rt: rt.clone(),
+            client,
+            js,
+            events,
+            dedup,
+            cursors,
+            tokens,
+            names,
+            head,
+            wake: crossbeam_channel::bounded(1),
+            refused_full: std::sync::atomic::AtomicBool::new(false),
+        });
+        let acked = Arc::new(Mutex::new(HashMap::new()));
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        rt.spawn(write_cursors(shared.clone(), acked.clone(), ack_rx));
+        rt.spawn(follow_head(shared.clone()));
+        let (sessions, _) = tokio::sync::broadcast::channel(64);
+        let replica = hex::encode({
+            let mut b = [0u8; 8];
+            getrandom::fill(&mut b).map_err(|e| StoreError::Db(e.to_string()))?;
+            b
+        });
+        rt.spawn(follow_sessions(shared.clone(), sessions.clone(), replica.clone()));
+        Ok(NatsStore {
+            tokens: NatsTokens {
+                shared: shared.clone(),
+            },
+            shared,
+            acked,
+            ack_tx,
+            readers: Mutex::new(HashMap::new()),
+            sessions,
+            replica,
+            stop: Mutex::new(Some(stop_tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    fn local_floor(&self, name: &str) -> Option<u64> {
+        self.acked.lock().expect("acks poisoned").get(name).copied()
+    }
+}
+
+type Opened = (
+    async_nats::Client,
+    jetstream::Context,
+    stream::Stream,
+    kv::Store,
+    kv::Store,
+    kv::Store,
+    u64,
+);
+
+async fn connect(opts: NatsOptions, names: Names) -> Result<Opened, StoreError> {
+    let s = &opts.settings;
+    let mut co = match &s.credentials_file {
+        Some(f) => async_nats::ConnectOptions::with_credentials_file(f.clone())
+            .await
+            .map_err(|e| StoreError::Db(format!("store.nats.credentials_file {}: {e}", f.display())))?,
+        None => async_nats::ConnectOptions::new(),
+    };
+    co = co
+        .name("hookwire")
+        .connection_timeout(Duration::from_secs(5))
+        .retry_on_initial_connect();
+    if let Some(tls) = &s.tls {
+        co = co.require_tls(true);
+        if let Some(ca) = &tls.ca_file {
+            co = co.add_root_certificates(ca.clone());
+        }
+    }
+    let client = co
+        .connect(s.servers.as_slice())
+        .await
+        .map_err(|e| StoreError::Db(format!("cannot connect to NATS: {e}")))?;
+    let js = jetstream::new(client.clone());
+    let info = js
+        .create_or_update_stream(stream::Config {
+            name: names.events.clone(),
+            subjects: vec![format!("{}.ev.*", names.subject)],
+            num_replicas: s.replicas,
+            max_bytes: i64::try_from(opts.max_bytes).unwrap_or(i64::MAX),
+            max_age: opts.max_age,
+            discard: stream::DiscardPolicy::New,
+            storage: stream::StorageType::File,
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(db("events stream"))?;
+    let events = js.get_stream(&names.events).await.map_err(db("events stream"))?;
+    js.create_or_update_stream(stream::Config {
+        name: names.audit.clone(),
+        subjects: vec![format!("{}.audit.*", names.subject)],
+        num_replicas: s.replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(db("audit stream"))?;
+    let bucket = |what: &str, max_age: Duration| kv::Config {
+        bucket: names.bucket(what),
+        history: 1,
+        max_age,
+        num_replicas: s.replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    let dedup = js
+        .create_or_update_key_value(bucket("dedup", opts.dedup_window))
+        .await
+        .map_err(db("dedup bucket"))?;
+    let cursors = js
+        .create_or_update_key_value(bucket("cursors", Duration::ZERO))
+        .await
+        .map_err(db("cursors bucket"))?;
+    let tokens = js
+        .create_or_update_key_value(bucket("tokens", Duration::ZERO))
+        .await
+        .map_err(db("tokens bucket"))?;
+    Ok((
+        client,
+        js,
+        events,
+        dedup,
+        cursors,
+        tokens,
+        info.state.last_sequence,
+    ))
+}
+
+/// Writes each subscriber's acknowledgement floor, in order, so a later write never loses
+/// to an earlier one.
+async fn write_cursors(
+    shared: Arc<Shared>,
+    acked: Arc<Mutex<HashMap<String, u64>>>,
+    mut notes: mpsc::UnboundedReceiver<AckNote>,
+) {
+    let mut written: HashMap<String, u64> = HashMap::new();
+    while let Some(note) = notes.recv().await {
+        let name = match note {
+            AckNote::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+            AckNote::Write(name) => name,
+        };
+        let Some(floor) = acked.lock().expect("acks poisoned").get(&name).copied() else {
+            continue;
+        };
+        if written.get(&name).is_some_and(|w| *w >= floor) {
+            continue;
+        }
+        let key = hex::encode(&name);
+        // A node failing over: try again until the cluster takes it.
+        for attempt in 0..20u32 {
+            match shared.cursors.put(&key, floor.to_string().into()).await {
+                Ok(_) => {
+                    written.insert(name.clone(), floor);
+                    break;
+                }
+                Err(e) => {
+                    if attempt == 0 {
+                        tracing::warn!(subscriber = %name, error = %e, "cannot record an acknowledgement in JetStream; retrying");
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Keeps the head current: the notes other replicas publish after each append, and a look
+/// at the stream every second for a note that was lost.
+async fn follow_head(shared: Arc<Shared>) {
+    let mut notes = match shared.client.subscribe(shared.names.head_subject()).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot follow other replicas' appends; polling the stream");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            Some(note) = async { match notes.as_mut() { Some(n) => n.next().await, None => std::future::pending().await } } => {
+                if let Some(seq) = std::str::from_utf8(&note.payload).ok().and_then(|s| s.parse().ok()) {
+                    shared.advance(seq);
+                }
+            }
+            _ = tick.tick() => {
+                if let Ok(info) = shared.events.get_info().await {
+                    shared.advance(info.state.last_sequence);
+                }
+            }
+        }
+    }
+}
+
+/// Relays other replicas' session announcements to this one's gateway.
+async fn follow_sessions(
+    shared: Arc<Shared>,
+    tx: tokio::sync::broadcast::Sender<(String, String)>,
+    replica: String,
+) {
+    let subject = format!("{}.session.*", shared.names.subject);
+    let mut sub = match shared.client.subscribe(subject).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot follow sessions on other replicas");
+            return;
+        }
+    };
+    while let Some(msg) = sub.next().await {
+        let Some(from) = std::str::from_utf8(&msg.payload).ok() else {
+            continue;
+        };
+        if from == replica {
+            continue;
+        }
+        let Some(name) = msg
+            .subject
+            .rsplit('.')
+            .next()
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+        else {
+            continue;
+        };
+        let _ = tx.send((name, from.to_owned()));
+    }
+}
+
+/// The dedup key of a delivery: no delivery id (vendor-chosen, any bytes) is ever a key.
+fn dedup_key(source: &str, delivery_id: &str) -> String {
+    let mut h = Sha256::new();
+    // Length-prefixed, so no (source, id) pair reads as another.
+    h.update((source.len() as u64).to_be_bytes());
+    h.update(source.as_bytes());
+    h.update(delivery_id.as_bytes());
+    hex::encode(&h.finalize()[..20])
+}
+
+fn envelope(e: &Event, target: Option<String>, replay_of: Option<u64>) -> Vec<u8> {
+    serde_json::to_vec(&Envelope {
+        source: e.source.clone(),
+        event: e.event.clone(),
+        delivery_id: e.delivery_id.clone(),
+        received_ms: e.received_ms,
+        line: b64().encode(&e.line),
+        payload: b64().encode(&e.payload),
+        headers: e.headers.clone(),
+        folded: e.folded,
+        target,
+        replay_of,
+    })
+    .expect("an envelope serialises")
+}
+
+/// Publishes one event and waits for JetStream's acknowledgement: `(seq, duplicate)`.
+async fn publish(
+    shared: &Shared,
+    subject: String,
+    body: Vec<u8>,
+    msg_id: Option<&str>,
+) -> Result<(u64, bool), SinkError> {
+    let mut headers = async_nats::HeaderMap::new();
+    if let Some(id) = msg_id {
+        headers.insert("Nats-Msg-Id", id);
+    }
+    let ack = async {
+        shared
+            .js
+            .publish_with_headers(subject, headers, body.into())
+            .await?
+            .await
+    };
+    match ack.await {
+        Ok(a) => {
+            shared
+                .refused_full
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            shared.advance(a.sequence);
+            let _ = shared
+                .client
+                .publish(shared.names.head_subject(), a.sequence.to_string().into())
+                .await;
+            Ok((a.sequence, a.duplicate))
+        }
+        Err(e) => {
+            let text = e.to_string();
+            if text.contains("maximum") {
+                tracing::warn!(error = %text, "JetStream refused an event: the events stream is full");
+                shared
+                    .refused_full
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Err(SinkError::Full)
+            } else {
+                tracing::error!(error = %text, "JetStream did not acknowledge an event");
+                Err(SinkError::Failed)
+            }
+        }
+    }
+}
+
+/// The append: claim the delivery id across replicas, publish, record the seq in the claim.
+async fn append(shared: Arc<Shared>, event: Event) -> Result<u64, SinkError> {
+    let key = dedup_key(&event.source, &event.delivery_id);
+    match shared.dedup.create(&key, PENDING.into()).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+            let held = shared.dedup.get(&key).await.map_err(|e| {
+                tracing::error!(error = %e, "cannot read a dedup claim");
+                SinkError::Failed
+            })?;
+            if let Some(seq) = held
+                .as_deref()
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                tracing::debug!(source = %event.source, seq, "repeat of a delivery another replica stored");
+                return Ok(seq);
+            }
+            // Pending: being published, or its publisher failed. Publishing again with the same
+            // message id keeps one copy within JetStream's duplicate window.
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot claim a delivery id in JetStream");
+            return Err(SinkError::Failed);
+        }
+    }
+    let subject = shared.names.event_subject(&event.source);
+    let (seq, _) = publish(&shared, subject, envelope(&event, None, None), Some(&key)).await?;
+    if let Err(e) = shared.dedup.put(&key, seq.to_string().into()).await {
+        tracing::warn!(error = %e, "cannot record a stored delivery's seq in its claim");
+    }
+    Ok(seq)
+}
+
+/// The seq recorded in the dedup claim of `delivery` for any source the stream holds.
+async fn claimed_seq(shared: &Shared, delivery: &str) -> Result<Option<u64>, StoreError> {
+    let prefix = format!("{}.ev.", shared.names.subject);
+    let mut subjects = shared
+        .events
+        .info_with_subjects(format!("{prefix}*"))
+        .await
+        .map_err(db("stream subjects"))?;
+    let mut newest = None;
+    while let Some(s) = subjects.next().await {
+        let (subject, _) = s.map_err(db("stream subjects"))?;
+        let Some(source) = subject.strip_prefix(&prefix) else {
+            continue;
+        };
+        let held = shared
+            .dedup
+            .get(dedup_key(source, delivery))
+            .await
+            .map_err(db("read a claim"))?;
+        let seq = held
+            .as_deref()
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
+        newest = newest.max(seq);
+    }
+    Ok(newest)
+}
+
+async fn open_reader(
+    shared: &Shared,
+    sources: &[String],
+    after: u64,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, StoreError> {
+    shared
+        .events
+        .create_consumer(pull::Config {
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: after + 1,
+            },
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            filter_subjects: sources.iter().map(|s| shared.names.event_subject(s)).collect(),
+            inactive_threshold: Duration::from_secs(120),
+            memory_storage: true,
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(db("open a reader"))
+}
+
+/// Up to `max` events of `sources` after `after`: `(records, exhausted)`.
+async fn fetch(
+    consumer: &jetstream::consumer::Consumer<pull::Config>,
+    max: usize,
+) -> Result<(Vec<Record>, bool), StoreError> {
+    let mut batch = consumer
+        .fetch()
+        .max_messages(max)
+        .messages()
+        .await
+        .map_err(db("read events"))?;
+    let mut out = Vec::new();
+    let mut pending = None;
+    while let Some(m) = batch.next().await {
+        let m = m.map_err(db("read events"))?;
+        let info = m.info().map_err(db("read events"))?;
+        let seq = info.stream_sequence;
+        pending = Some(info.pending);
+        out.push(Envelope::decode(seq, &m.payload)?);
+    }
+    // Exhausted only on the server's word: nothing pending after the last message delivered,
+    // or, when none came, nothing pending at all. A short batch alone proves nothing.
+    let exhausted = match pending {
+        Some(p) => p == 0,
+        None => {
+            let info = consumer.get_info().await.map_err(db("read events"))?;
+            info.num_pending == 0
+        }
+    };
+    Ok((out, exhausted))
+}
+
+/// Every message of a reader, to the end.
+async fn drain(consumer: &jetstream::consumer::Consumer<pull::Config>) -> Result<Vec<Record>, StoreError> {
+    let mut all = Vec::new();
+    loop {
+        let (page, done) = fetch(consumer, 256).await?;
+        all.extend(page);
+        if done {
+            return Ok(all);
+        }
+    }
+}
+
+impl Store for NatsStore {
+    fn append(&self, event: Event) -> Result<Receipt, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let shared = self.shared.clone();
+        self.shared.rt.spawn(async move {
+            let _ = tx.send(append(shared, event).await);
+        });
+        Ok(Receipt::pending(rx))
+    }
+
+    fn read_after(&self, sub: &Subscription, after: u64, max: usize) -> Result<Batch, StoreError> {
+        let head = self.head();
+        if sub.sources.is_empty() || max == 0 {
+            return Ok(Batch {
+                events: Vec::new(),
+                through: head.max(after),
+            });
+        }
+        let slot = self
+            .readers
+            .lock()
+            .expect("readers poisoned")
+            .entry(sub.name.clone())
+            .or_default()
+            .clone();
+        let (shared, sub) = (self.shared.clone(), sub.clone());
+        self.shared.call(async move {
+            let mut slot = slot.lock().await;
+            // Taken out while it reads: the consumer advances as it delivers (no acks), so one
+            // whose read was cut short (an error, a timeout) must not be read on from.
+            let kept = slot
+                .take()
+                .filter(|r| r.next_after == after && r.sources == sub.sources);
+            let mut reader = match kept {
+                Some(r) => r,
+                None => Reader {
+                    consumer: open_reader(&shared, &sub.sources, after).await?,
+                    sources: sub.sources.clone(),
+                    next_after: after,
+                },
+            };
+            let (records, exhausted) = match fetch(&reader.consumer, max).await {
+                Ok((r, exhausted)) if exhausted || !r.is_empty() => (r, exhausted),
+                // Failed, or nothing came though events are pending (the consumer went with
+                // a node, or a leader changed): a fresh one where this one stood.
+                _ => {
+                    let stale = reader.consumer.cached_info().name.clone();
+                    let events = shared.events.clone();
+                    tokio::spawn(async move {
+                        let _ = events.delete_consumer(&stale).await;
+                    });
+                    reader.consumer = open_reader(&shared, &sub.sources, after).await?;
+                    let (r, exhausted) = fetch(&reader.consumer, max).await?;
+                    if r.is_empty() && !exhausted {
+                        // Never a silent stall: the session ends and its client reconnects.
+                        return Err(StoreError::Db(
+                            "JetStream delivered nothing though events are pending".into(),
+                        ));
+                    }
+                    (r, exhausted)
+                }
+            };
+            let last = records.last().map_or(after, |r| r.stored.seq);
+            // Everything up to the head known before the fetch was there to be fetched.
+            let through = if exhausted { last.max(head) } else { last };
+            shared.advance(last);
+            reader.next_after = through;
+            *slot = Some(reader);
+            Ok(Batch {
+                events: records
+                    .into_iter()
+                    .map(|r| r.stored)
+                    .filter(|e| sub.wants(e))
+                    .map(Arc::new)
+                    .collect(),
+                through,
+            })
+        })
+    }
+
+    fn head(&self) -> u64 {
+        *self.shared.head.borrow()
+    }
+
+    fn wake(&self) -> Receiver<()> {
+        self.shared.wake.1.clone()
+    }
+
+    fn head_watch(&self) -> watch::Receiver<u64> {
+        self.shared.head.subscribe()
+    }
+
+    fn ack(&self, subscriber: &str, seq: u64) {
+        {
+            let mut acked = self.acked.lock().expect("acks poisoned");
+            let floor = acked.entry(subscriber.to_owned()).or_insert(0);
+            if seq <= *floor {
+                return;
+            }
+            *floor = seq;
+        }
+        let _ = self.ack_tx.send(AckNote::Write(subscriber.to_owned()));
+    }
+
+    fn cursor(&self, subscriber: &str, start: u64) -> Result<u64, StoreError> {
+        let shared = self.shared.clone();
+        let key = hex::encode(subscriber);
+        let stored = self.shared.call(async move {
+            let held = shared.cursors.get(&key).await.map_err(db("read a cursor"))?;
+            match held
+                .as_deref()
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+            {
+                Some(c) => Ok(c),
+                None => {
+                    shared
+                        .cursors
+                        .put(&key, start.to_string().into())
+                        .await
+                        .map_err(db("create a cursor"))?;
+                    Ok(start)
+                }
+            }
+        })?;
+        // This replica's own acknowledgements not yet written count (never another's stale one:
+        // the bucket is the truth across replicas).
+        let floor = stored.max(self.local_floor(subscriber).unwrap_or(0));
+        self.acked
+            .lock()
+            .expect("acks poisoned")
+            .insert(subscriber.to_owned(), floor);
+        Ok(floor)
+    }
+
+    fn subscribe(&self, sub: &Subscription, start: u64) -> Result<u64, StoreError> {
+        self.cursor(&sub.name, start)
+    }
+
+    fn forget_subscriber(&self, name: &str) -> Result<(), StoreError> {
+        self.acked.lock().expect("acks poisoned").remove(name);
+        let shared = self.shared.clone();
+        let key = hex::encode(name);
+        self.shared
+            .call(async move { shared.cursors.delete(&key).await.map_err(db("forget a cursor")) })
+    }
+
+    fn recent_deliveries(&self, since_ms: i64) -> Result<Vec<(String, String, Option<String>)>, StoreError> {
+        // Dedup lives in the bucket, shared by every replica; nothing to seed locally.
+        let _ = since_ms;
+        Ok(Vec::new())
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        let Ok(seq) = id.parse::<u64>() else {
+            // By delivery id: its claim names the seq while the dedup window lasts; older, the
+            // newest events are scanned.
+            let shared = self.shared.clone();
+            let delivery = id.to_owned();
+            if let Some(seq) = self
+                .shared
+                .call(async move { claimed_seq(&shared, &delivery).await })?
+            {
+                return self.get(&seq.to_string());
+            }
+            let found = self.list(&ListQuery {
+                limit: usize::MAX,
+                ..ListQuery::default()
+            })?;
+            return match found.into_iter().find(|e| e.delivery_id == id) {
+                Some(e) => self.get(&e.seq.to_string()),
+                None => Ok(None),
+            };
+        };
+        let shared = self.shared.clone();
+        self.shared.call(async move {
+            match shared.events.direct_get(seq).await {
+                Ok(m) => Ok(Some(Envelope::decode(seq, &m.payload)?)),
+                Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+                Err(e) => Err(db("read an event")(&e)),
+            }
+        })
+    }
+
+    fn list(&self, q: &ListQuery) -> Result<Vec<Stored>, StoreError> {
+        let shared = self.shared.clone();
+        let q = q.clone();
+        self.shared.call(async move {
+            let info = shared.events.get_info().await.map_err(db("stream info"))?;
+            let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+            let mut out = Vec::new();
+            let mut seq = last;
+            let floor = first.max(last.saturating_sub(LIST_SCAN));
+            while seq >= floor && seq > 0 && out.len() < q.limit {
+                match shared.events.direct_get(seq).await {
+                    Ok(m) => {
+                        let r = Envelope::decode(seq, &m.payload)?.stored;
+                        if q.since_ms.is_some_and(|s| r.received_ms < s) {
+                            break;
+                        }
+                        if q.source.as_ref().is_none_or(|s| *s == r.source) {
+                            out.push(r);
+                        }
+                    }
+                    Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => {}
+                    Err(e) => return Err(db("read an event")(&e)),
+                }
+                seq -= 1;
+            }
+            Ok(out)
+        })
+    }
+
+    fn replay(&self, source: &str, since_ms: Option<i64>, target: Option<&str>) -> Result<usize, StoreError> {
+        let shared = self.shared.clone();
+        let (source, target) = (source.to_owned(), target.map(str::to_owned));
+        self.shared.call(async move {
+            let consumer = open_reader(&shared, std::slice::from_ref(&source), 0).await?;
+            let records = drain(&consumer).await;
+            let _ = shared.events.delete_consumer(&consumer.cached_info().name).await;
+            let mut n = 0;
+            for r in records? {
+                // As SQLite: originals only, never a folded event on its own.
+                if r.replay_of.is_some()
+                    || r.stored.folded
+                    || since_ms.is_some_and(|s| r.stored.received_ms < s)
+                {
+                    continue;
+                }
+                let e = Event {
+                    source: r.stored.source.clone(),
+                    event: r.stored.event.clone(),
+                    delivery_id: r.stored.delivery_id.clone(),
+                    line: r.stored.line.clone(),
+                    received_ms: millis(SystemTime::now()),
+                    payload: r.payload,
+                    headers: r.headers,
+                    folded: false,
+                    signed_key: None,
+                };
+                let body = envelope(&e, target.clone(), Some(r.stored.seq));
+                publish(&shared, shared.names.event_subject(&source), body, None)
+                    .await
+                    .map_err(|e| StoreError::Db(format!("JetStream: replay: {e}")))?;
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
+    fn cursors(&self) -> Result<Vec<Cursor>, StoreError> {
+        let shared = self.shared.clone();
+        let mut out = self.shared.call(async move {
+            let mut keys = shared.cursors.keys().await.map_err(db("list cursors"))?;
+            let mut out = Vec::new();
+            while let Some(k) = keys.next().await {
+                let k = k.map_err(db("list cursors"))?;
+                let Some(name) = hex::decode(&k).ok().and_then(|b| String::from_utf8(b).ok()) else {
+                    continue;
+                };
+                if let Some(v) = shared.cursors.get(&k).await.map_err(db("read a cursor"))? {
+                    if let Some(acked) = std::str::from_utf8(&v).ok().and_then(|v| v.parse().ok()) {
+                        out.push(Cursor { name, acked });
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        for c in &mut out {
+            c.acked = c.acked.max(self.local_floor(&c.name).unwrap_or(0));
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn backlog(&self, sub: &Subscription) -> Result<Backlog, StoreError> {
+        if sub.sources.is_empty() {
+            return Ok(Backlog::default());
+        }
+        let shared = self.shared.clone();
+        let key = hex::encode(&sub.name);
+        let local = self.local_floor(&sub.name);
+        let sources = sub.sources.clone();
+        self.shared.call(async move {
+            let held = shared.cursors.get(&key).await.map_err(db("read a cursor"))?;
+            let stored = held
+                .as_deref()
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
+            let Some(floor) = stored.max(local) else {
+                return Ok(Backlog::default());
+            };
+            let mut consumer = open_reader(&shared, &sources, floor).await?;
+            let pending = consumer.info().await.map_err(db("backlog"))?.num_pending;
+            let oldest = if pending > 0 {
+                fetch(&consumer, 1).await?.0.first().map(|r| r.stored.received_ms)
+            } else {
+                None
+            };
+            let _ = shared.events.delete_consumer(&consumer.cached_info().name).await;
+            Ok(Backlog {
+                events: pending,
+                oldest_ms: oldest,
+            })
+        })
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        let shared = self.shared.clone();
+        self.shared.call(async move {
+            let info = tokio::time::timeout(Duration::from_millis(500), shared.events.get_info())
+                .await
+                .map_err(|_| StoreError::Db("JetStream did not answer within 500 ms".into()))?
+                .map_err(db("stream info"))?;
+            // The last event was refused for size and nothing has aged out since (the stream
+            // only shrinks by `max_age`): full. Room made, or an event taken: ready again.
+            let max = u64::try_from(info.config.max_bytes).unwrap_or(u64::MAX);
+            let last_refused = shared.refused_full.load(std::sync::atomic::Ordering::Relaxed);
+            if last_refused && info.state.bytes + info.state.bytes / 16 >= max {
+                return Err(StoreError::Full);
+            }
+            shared
+                .refused_full
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        })
+    }
+
+    fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let shared = self.shared.clone();
+        let subject = self.shared.names.audit_subject(entry.event_seq);
+        let body = serde_json::to_vec(&StoredAudit {
+            at_ms: entry.at_ms,
+            subscriber: entry.subscriber.clone(),
+            tool: entry.tool.clone(),
+            event_ref: entry.event_ref.clone(),
+            event_seq: entry.event_seq,
+            arguments: entry.arguments.clone(),
+            outcome: entry.outcome.clone(),
+            detail: entry.detail.clone(),
+        })
+        .expect("an audit entry serialises");
+        self.shared.call(async move {
+            shared
+                .js
+                .publish(subject, body.into())
+                .await
+                .map_err(db("audit"))?
+                .await
+                .map_err(db("audit"))?;
+            Ok(())
+        })
+    }
+
+    fn audit_for(&self, seq: u64) -> Result<Vec<AuditEntry>, StoreError> {
+        let shared = self.shared.clone();
+        self.shared.call(async move {
+            let audit = shared
+                .js
+                .get_stream(&shared.names.audit)
+                .await
+                .map_err(db("audit stream"))?;
+            let consumer = audit
+                .create_consumer(pull::Config {
+                    ack_policy: jetstream::consumer::AckPolicy::None,
+                    filter_subject: shared.names.audit_subject(Some(seq)),
+                    inactive_threshold: Duration::from_secs(30),
+                    memory_storage: true,
+                    num_replicas: 1,
+                    ..Default::default()
+                })
+                .await
+                .map_err(db("audit reader"))?;
+            let mut out = Vec::new();
+            loop {
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(256)
+                    .messages()
+                    .await
+                    .map_err(db("audit"))?;
+                let mut n = 0;
+                while let Some(m) = batch.next().await {
+                    let m = m.map_err(db("audit"))?;
+                    n += 1;
+                    if let Ok(a) = serde_json::from_slice::<StoredAudit>(&m.payload) {
+                        out.push(AuditEntry {
+                            at_ms: a.at_ms,
+                            subscriber: a.subscriber,
+                            tool: a.tool,
+                            event_ref: a.event_ref,
+                            event_seq: a.event_seq,
+                            arguments: a.arguments,
+                            outcome: a.outcome,
+                            detail: a.detail,
+                        });
+                    }
+                }
+                if n < 256 {
+                    break;
+                }
+            }
+            let _ = audit.delete_consumer(&consumer.cached_info().name).await;
+            Ok(out)
+        })
+    }
+
+    fn tokens(&self) -> &dyn TokenStore {
+        &self.tokens
+    }
+
+    fn claim_once(&self, key: &str) -> Result<bool, StoreError> {
+        let shared = self.shared.clone();
+        // `run:` cannot begin a source name, so a claim never meets a delivery's.
+        let key = dedup_key("run:", key);
+        self.shared.call(async move {
+            match shared.dedup.create(&key, "run".into()).await {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(db("claim a scheduled run")(e)),
+            }
+        })
+    }
+
+    fn session_started(&self, name: &str) {
+        let shared = self.shared.clone();
+        let subject = self.shared.names.session_subject(name);
+        let replica = self.replica.clone();
+        self.shared.rt.spawn(async move {
+            let _ = shared.client.publish(subject, replica.into()).await;
+            let _ = shared.client.flush().await;
+        });
+    }
+
+    fn sessions_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<(String, String)>> {
+        Some(self.sessions.subscribe())
+    }
+
+    fn close(&self, limit: Duration) {
+        let (tx, rx) = oneshot::channel();
+        if self.ack_tx.send(AckNote::Flush(tx)).is_ok() {
+            let shared = self.shared.clone();
+            let _ = self.shared.call(async move {
+                let _ = tokio::time::timeout(limit, rx).await;
+                let _ = shared.client.flush().await;
+                Ok(())
+            });
+        }
+        if let Some(stop) = self.stop.lock().expect("stop poisoned").take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.lock().expect("thread poisoned").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Tokens in the `<P>_tokens` bucket: `n.<hex name>` holds the token, `h.<hex hash>` its name.
+pub struct NatsTokens {
+    shared: Arc<Shared>,
+}
+
+fn name_key(name: &str) -> String {
+    format!("n.{}", hex::encode(name))
+}
+fn hash_key(hash: &[u8]) -> String {
+    format!("h.{}", hex::encode(hash))
+}
+
+async fn token_by_name(shared: &Shared, name: &str) -> Result<Option<(StoredToken, u64)>, StoreError> {
+    match shared
+        .tokens
+        .entry(name_key(name))
+        .await
+        .map_err(db("read a token"))?
+    {
+        Some(e) if e.operation == kv::Operation::Put => {
+            let t: StoredToken = serde_json::from_slice(&e.value)
+                .map_err(|e| StoreError::Db(format!("a token in JetStream is not hookwire's: {e}")))?;
+            Ok(Some((t, e.revision)))
+        }
+        _ => Ok(None),
+    }
+}
+
+impl TokenStore for NatsTokens {
+    fn create(&self, new: &NewToken, now_ms: i64) -> Result<TokenSecret, StoreError> {
+        let secret = token::generate();
+        let hash = token::hash(&secret.0);
+        let stored = StoredToken {
+            name: new.name.clone(),
+            sources: new.sources.clone(),
+            permissions: new.permissions.clone(),
+            created_ms: now_ms,
+            expires_ms: new.expires_ms,
+            revoked_ms: None,
+            hash: hex::encode(&hash),
+        };
+        let body = serde_json::to_vec(&stored).expect("a token serialises");
+        let shared = self.shared.clone();
+        let name = new.name.clone();
+        self.shared.call(async move {
+            // Create-only: of two replicas creating the same name, one wins.
+            match shared.tokens.create(name_key(&name), body.into()).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    return Err(StoreError::Invalid(format!(
+                        "a token named `{name}` exists; revoke it first or pick another name"
+                    )))
+                }
+                Err(e) => return Err(db("create a token")(&e)),
+            }
+            shared
+                .tokens
+                .put(hash_key(&hash), name.clone().into())
+                .await
+                .map_err(db("create a token"))?;
+            // The subscriber starts at the head: it receives what arrives from now on.
+            let head = shared
+                .events
+                .get_info()
+                .await
+                .map_err(db("stream info"))?
+                .state
+                .last_sequence;
+            shared
+                .cursors
+                .put(hex::encode(&name), head.to_string().into())
+                .await
+                .map_err(db("create a cursor"))?;
+            Ok(())
+        })?;
+        Ok(secret)
+    }
+
+    fn list(&self) -> Result<Vec<Token>, StoreError> {
+        let shared = self.shared.clone();
+        self.shared.call(async move {
+            let mut keys = shared.tokens.keys().await.map_err(db("list tokens"))?;
+            let mut names = Vec::new();
+            while let Some(k) = keys.next().await {
+                let k = k.map_err(db("list tokens"))?;
+                if let Some(name) = k
+                    .strip_prefix("n.")
+                    .and_then(|h| hex::decode(h).ok())
+                    .and_then(|b| String::from_utf8(b).ok())
+                {
+                    names.push(name);
+                }
+            }
+            let mut out = Vec::new();
+            for name in names {
+                if let Some((t, _)) = token_by_name(&shared, &name).await? {
+                    out.push(t.token());
+                }
+            }
+            out.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then_with(|| a.name.cmp(&b.name)));
+            Ok(out)
+        })
+    }
+
+    fn revoke(&self, name: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let shared = self.shared.clone();
+        let name = name.to_owned();
+        self.shared.call(async move {
+            loop {
+                let Some((mut t, rev)) = token_by_name(&shared, &name).await? else {
+                    return Ok(false);
+                };
+                if t.revoked_ms.is_some() {
+                    return Ok(false);
+                }
+                t.revoked_ms = Some(now_ms);
+                let body = serde_json::to_vec(&t).expect("a token serialises");
+                match shared.tokens.update(name_key(&name), body.into(), rev).await {
+                    Ok(_) => break,
+                    // Changed meanwhile (another replica): read it again.
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                    Err(e) => return Err(db("revoke a token")(&e)),
+                }
+            }
+            // Its events no longer wait for it.
+            let _ = shared.cursors.delete(hex::encode(&name)).await;
+            Ok(true)
+        })
+    }
+
+    fn find(&self, secret: &str) -> Result<Option<Token>, StoreError> {
+        let shared = self.shared.clone();
+        let hash = token::hash(secret);
+        self.shared.call(async move {
+            let Some(name) = shared
+                .tokens
+                .get(hash_key(&hash))
+                .await
+                .map_err(db("find a token"))?
+            else {
+                return Ok(None);
+            };
+            let name = String::from_utf8_lossy(&name).into_owned();
+            Ok(token_by_name(&shared, &name)
+                .await?
+                .filter(|(t, _)| t.hash == hex::encode(&hash))
+                .map(|(t, _)| t.token()))
+        })
+    }
+
+    fn get(&self, name: &str) -> Result<Option<Token>, StoreError> {
+        let shared = self.shared.clone();
+        let name = name.to_owned();
+        self.shared
+            .call(async move { Ok(token_by_name(&shared, &name).await?.map(|(t, _)| t.token())) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_keys_are_fixed_length_hex_whatever_the_delivery_id() {
+        let k = dedup_key("github", "a.b c/*>\u{0}");
+        assert_eq!(k.len(), 40);
+        assert!(k.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(dedup_key("github", "1"), dedup_key("gitlab", "1"));
+        assert_ne!(dedup_key("a", "b\u{0}c"), dedup_key("a\u{0}b", "c"));
+    }
+
+    #[test]
+    fn envelopes_round_trip_byte_for_byte() {
+        let e = Event {
+            source: "github".into(),
+            event: "issues.opened".into(),
+            delivery_id: "d-1".into(),
+            line: b"{\"x\":1}\n".to_vec(),
+            received_ms: 5,
+            payload: vec![0, 255, 10],
+            headers: vec![("x-github-event".into(), "issues".into())],
+            folded: true,
+            signed_key: None,
+        };
+        let r = Envelope::decode(9, &envelope(&e, Some("alice".into()), Some(3))).unwrap();
+        assert_eq!(r.stored.seq, 9);
+        assert_eq!(r.stored.line, e.line);
+        assert_eq!(r.payload, e.payload);
+        assert!(r.stored.folded);
+        assert_eq!(r.stored.target.as_deref(), Some("alice"));
+        assert_eq!(r.replay_of, Some(3));
+        assert!(Envelope::decode(1, b"not json").is_err());
+    }
+}
