@@ -21,6 +21,7 @@ mod schedules;
 mod secrets;
 mod sessions;
 mod storm;
+mod tail;
 mod tools;
 mod vectors;
 mod vendor_libs;
