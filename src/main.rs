@@ -17,6 +17,7 @@ use hookwire_core::{config, sink, telemetry};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin;
+mod connect;
 mod doctor;
 mod explain;
 mod run;
@@ -148,6 +149,12 @@ enum Command {
     /// from the local store or a gateway, resuming where the last tail stopped: for Claude
     /// Code's Monitor tool where channels are off.
     Tail(tail::TailArgs),
+    /// Create, update or remove a source's webhook through the vendor's API (GitHub), with a
+    /// fresh secret written to the source's secret_file.
+    Connect {
+        #[command(subcommand)]
+        command: connect::ConnectCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -225,7 +232,8 @@ fn main() -> ExitCode {
         | Command::Events { .. }
         | Command::Replay(_)
         | Command::Doctor(_)
-        | Command::Tail(_) => telemetry::init_with_default("warn", cli.log_format),
+        | Command::Tail(_)
+        | Command::Connect { .. } => telemetry::init_with_default("warn", cli.log_format),
         _ => telemetry::init(cli.log_format),
     }
     match cli.command {
@@ -234,6 +242,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => admin::replay(args),
         Command::Doctor(args) => doctor::doctor(args),
         Command::Tail(args) => tail::tail(args),
+        Command::Connect { command } => connect::connect(command),
         Command::Check { config } => match pipeline::load(&config, &registry(), templates::TEMPLATES) {
             Ok((c, _)) => {
                 eprintln!(

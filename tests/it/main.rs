@@ -5,6 +5,7 @@
 mod common;
 
 mod admin;
+mod connect;
 mod declared;
 mod durability;
 mod filters;
