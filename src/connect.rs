@@ -12,7 +12,8 @@
 //! the current secret moves to the second, the new one goes to the first, and only then is
 //! GitHub told, so a hookwire that has (re)read both accepts deliveries signed either way;
 //! a ping follows, signed with the new secret. `--remove` deletes the hook; the secret files
-//! stay, since config.yaml names them.
+//! stay, since config.yaml names them. `--catch-up` asks GitHub to redeliver what failed
+//! while hookwire was down ([`catch_up`]).
 //!
 //! The API token comes from `GITHUB_TOKEN`, else `tools.github`'s; the API from `--api-url`,
 //! else `tools.github.api_url`, else `https://api.github.com`. Exit codes: 0 done (or
@@ -77,6 +78,13 @@ pub struct GithubArgs {
     /// Delete the hook with this payload URL.
     #[arg(long)]
     remove: bool,
+    /// Ask GitHub to redeliver the hook's failed deliveries since the last one this
+    /// config's store accepted (after downtime): each at most once, ever.
+    #[arg(long, conflicts_with_all = ["rotate", "remove"])]
+    catch_up: bool,
+    /// With --catch-up: redeliver at most this many, oldest first.
+    #[arg(long, default_value_t = 20, requires = "catch_up", value_parser = clap::value_parser!(u64).range(1..=100))]
+    max: u64,
 }
 
 enum Failure {
@@ -146,6 +154,22 @@ async fn github(args: &GithubArgs) -> Result<(), Failure> {
     let client = client(&args.config, args.api_url.as_deref())?;
     let hook = find_hook(&client, &route, &plan.url).await?;
 
+    if args.catch_up {
+        let hook = hook.ok_or_else(|| {
+            Usage(format!(
+                "no hook of {where_} posts to {}: run `hookwire connect github` first",
+                plan.url
+            ))
+        })?;
+        return catch_up(
+            &client,
+            &format!("{route}/{}", hook_id(&hook)?),
+            &cfg,
+            &plan,
+            args.max,
+        )
+        .await;
+    }
     if args.remove {
         match hook {
             Some(h) => {
@@ -230,6 +254,91 @@ async fn github(args: &GithubArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Redelivers the hook's failed deliveries newer than the source's last accepted event.
+///
+/// GitHub lists a hook's recent deliveries newest first, a redelivery as a new entry with
+/// the same `guid` (the `X-GitHub-Delivery` hookwire stores). Walking back to the last
+/// accepted guid, a delivery is asked for again when it failed, is not itself a redelivery,
+/// its guid is not in the store, and no other entry carries its guid (a redelivery was asked
+/// before, by an earlier run or by hand): so no delivery is asked for twice, across runs,
+/// without any state of connect's own.
+async fn catch_up(
+    client: &octocrab::Octocrab,
+    hook: &str,
+    cfg: &Config,
+    plan: &Plan,
+    max: u64,
+) -> Result<(), Failure> {
+    let store = crate::run::open_store(cfg).map_err(Usage)?;
+    let known = |guid: &str| store.get(guid).map(|r| r.is_some());
+    let result =
+        async {
+            let last = store
+                .list(&hookwire_core::store::ListQuery {
+                    source: Some(plan.source.clone()),
+                    since_ms: None,
+                    limit: 1,
+                })
+                .map_err(|e| Failed(e.to_string()))?
+                .pop()
+                .map(|e| e.delivery_id);
+            let deliveries: Vec<Value> = client
+                .get(format!("{hook}/deliveries"), Some(&[("per_page", PER_PAGE)]))
+                .await
+                .map_err(describe)?;
+            let mut guids = std::collections::HashMap::<&str, usize>::new();
+            for d in &deliveries {
+                if let Some(g) = d["guid"].as_str() {
+                    *guids.entry(g).or_default() += 1;
+                }
+            }
+            let mut failed = Vec::new();
+            for d in &deliveries {
+                let (Some(id), Some(guid)) = (d["id"].as_u64(), d["guid"].as_str()) else {
+                    continue;
+                };
+                if last.as_deref() == Some(guid) {
+                    break;
+                }
+                let ok = d["status_code"].as_u64().is_some_and(|c| (200..300).contains(&c));
+                if ok || d["redelivery"] == json!(true) || guids[guid] > 1 {
+                    continue;
+                }
+                if known(guid).map_err(|e| Failed(e.to_string()))? {
+                    continue;
+                }
+                failed.push((id, guid));
+            }
+            failed.reverse();
+            let take = failed.len().min(usize::try_from(max).unwrap_or(usize::MAX));
+            tracing::info!(
+                source = %plan.source,
+                failed = failed.len(),
+                redelivering = take,
+                "catch-up: failed deliveries since the last accepted one"
+            );
+            for (id, guid) in &failed[..take] {
+                let resp = client
+                    ._post(format!("{hook}/deliveries/{id}/attempts"), None::<&()>)
+                    .await
+                    .map_err(describe)?;
+                octocrab::map_github_error(resp).await.map_err(describe)?;
+                println!("asked GitHub to redeliver {guid}");
+            }
+            println!(
+            "catch-up of `{}`: {} failed since the last accepted delivery ({}), {take} redelivery asked{}",
+            plan.source,
+            failed.len(),
+            last.as_deref().unwrap_or("none stored"),
+            if take < failed.len() { " (--max reached: run again for the rest)" } else { "" }
+        );
+            Ok(())
+        }
+        .await;
+    store.close(TIMEOUT);
+    result
 }
 
 /// The source, its payload URL, secret files and events.

@@ -35,6 +35,8 @@ struct State {
     seen: Vec<Seen>,
     hooks: Vec<Value>,
     next_id: u64,
+    /// Every hook's recent deliveries, newest first, as GitHub lists them.
+    deliveries: Vec<Value>,
 }
 
 /// The fake GitHub hooks API of repository `acme/web`.
@@ -111,6 +113,25 @@ impl FakeGithub {
                             (StatusCode::NO_CONTENT, Value::Null)
                         }
                         (Method::POST, Some(_), ["pings"]) => (StatusCode::NO_CONTENT, Value::Null),
+                        (Method::GET, Some(_), ["deliveries"]) => {
+                            (StatusCode::OK, Value::Array(st.deliveries.clone()))
+                        }
+                        (Method::POST, Some(_), ["deliveries", did, "attempts"]) => {
+                            let did: u64 = did.parse().unwrap_or(0);
+                            match st.deliveries.iter().find(|d| d["id"] == did).cloned() {
+                                // GitHub lists the redelivery as a new delivery of the same guid
+                                // (here one that fails again, as if hookwire were still down).
+                                Some(d) => {
+                                    let id = 1000 + st.deliveries.len() as u64;
+                                    st.deliveries.insert(
+                                        0,
+                                        json!({"id": id, "guid": d["guid"], "redelivery": true, "status_code": 502}),
+                                    );
+                                    (StatusCode::ACCEPTED, json!({}))
+                                }
+                                None => (StatusCode::NOT_FOUND, json!({"message": "Not Found"})),
+                            }
+                        }
                         _ => (StatusCode::NOT_FOUND, json!({"message": "Not Found"})),
                     }
                 }
@@ -373,4 +394,68 @@ fn rotating_with_one_secret_file_is_refused_before_any_request() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("no secret_file"), "{}", r.stderr);
     assert!(fake.take_seen().is_empty());
+}
+
+#[test]
+fn catch_up_redelivers_each_failed_delivery_since_the_last_accepted_once_ever() {
+    let dir = TempDir::new("connect-catchup");
+    let cfg = config(&dir, "secrets/github.secret", "");
+    let fake = FakeGithub::start();
+    ok(&cfg, &fake, &[]);
+    let secret = private_secret(&dir.0.join("secrets/github.secret"));
+    // hookwire accepts one delivery, then goes down.
+    let ch = Hookwire::spawn(&cfg, &[]);
+    let r = ch.post_github(
+        "/hooks/github",
+        &secret,
+        "issues",
+        "g-accepted",
+        &issue("accepted"),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    drop(ch);
+    let delivery = |id: u64, guid: &str, status: u64, redelivery: bool| {
+        json!({"id": id, "guid": guid, "status_code": status, "redelivery": redelivery,
+               "event": "issues", "action": "opened", "delivered_at": "2026-01-01T00:00:00Z"})
+    };
+    fake.state.lock().unwrap().deliveries = vec![
+        delivery(9, "g-fail-late", 502, false),
+        delivery(8, "g-tried", 0, true),
+        delivery(7, "g-fail-early", 0, false),
+        delivery(6, "g-tried", 503, false),
+        delivery(5, "g-accepted", 202, false),
+        delivery(4, "g-before", 500, false),
+    ];
+    fake.take_seen();
+    let deliveries = "/repos/acme/web/hooks/1/deliveries?per_page=100";
+
+    // Bounded: the oldest failed one first.
+    let out = ok(&cfg, &fake, &["--catch-up", "--max", "1"]);
+    assert_eq!(
+        requests(&fake.take_seen()),
+        [
+            req("GET", LIST),
+            req("GET", deliveries),
+            req("POST", "/repos/acme/web/hooks/1/deliveries/7/attempts"),
+        ]
+    );
+    assert!(out.contains("2 failed") && out.contains("--max reached"), "{out}");
+
+    // The next run asks for the rest only: 7 was asked for (its redelivery failed too).
+    ok(&cfg, &fake, &["--catch-up"]);
+    assert_eq!(
+        requests(&fake.take_seen()),
+        [
+            req("GET", LIST),
+            req("GET", deliveries),
+            req("POST", "/repos/acme/web/hooks/1/deliveries/9/attempts"),
+        ]
+    );
+    // And then nothing: no delivery is asked for twice.
+    let out = ok(&cfg, &fake, &["--catch-up"]);
+    assert_eq!(
+        requests(&fake.take_seen()),
+        [req("GET", LIST), req("GET", deliveries)]
+    );
+    assert!(out.contains("0 redelivery asked"), "{out}");
 }
