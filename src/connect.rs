@@ -16,7 +16,8 @@
 //! while hookwire was down ([`catch_up`]).
 //!
 //! The API token comes from `GITHUB_TOKEN`, else `tools.github`'s; the API from `--api-url`,
-//! else `tools.github.api_url`, else `https://api.github.com`. Exit codes: 0 done (or
+//! else `tools.github.api_url`, else `https://api.github.com`. `connect gitlab` does the same
+//! for a GitLab project hook ([`gitlab`]). Exit codes: 0 done (or
 //! nothing to do), 1 GitHub or a file failed, 2 a usage or configuration error.
 
 use std::collections::BTreeSet;
@@ -44,6 +45,9 @@ pub enum ConnectCommand {
     /// Create or update a GitHub repository or organisation webhook for a source (or remove
     /// it); the token comes from GITHUB_TOKEN or `tools.github`.
     Github(GithubArgs),
+    /// Create or update a GitLab project webhook for a source (or remove it); the token
+    /// comes from GITLAB_TOKEN.
+    Gitlab(gitlab::GitlabArgs),
 }
 
 /// `hookwire connect github` arguments.
@@ -87,29 +91,36 @@ pub struct GithubArgs {
     max: u64,
 }
 
-enum Failure {
+pub(crate) enum Failure {
     Usage(String),
     Failed(String),
 }
 
 use Failure::{Failed, Usage};
 
+mod gitlab;
+
 /// Runs `hookwire connect ...`.
 pub fn connect(cmd: ConnectCommand) -> ExitCode {
-    let ConnectCommand::Github(args) = cmd;
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failed(format!("cannot start the runtime: {e}")))
-        .and_then(|rt| rt.block_on(github(&args)));
+    let (vendor, result) = match cmd {
+        ConnectCommand::Github(args) => (
+            "github",
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Failed(format!("cannot start the runtime: {e}")))
+                .and_then(|rt| rt.block_on(github(&args))),
+        ),
+        ConnectCommand::Gitlab(args) => ("gitlab", gitlab::gitlab(&args)),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Usage(m)) => {
-            eprintln!("hookwire connect github: {m}");
+            eprintln!("hookwire connect {vendor}: {m}");
             ExitCode::from(2)
         }
         Err(Failed(m)) => {
-            eprintln!("hookwire connect github: {m}");
+            eprintln!("hookwire connect {vendor}: {m}");
             ExitCode::from(1)
         }
     }
@@ -124,19 +135,29 @@ struct Plan {
     events: Vec<String>,
 }
 
+impl Plan {
+    /// `--rotate` keeps the previous secret in the second secret file: there must be one.
+    fn can_rotate(&self, config: &Path) -> Result<(), Failure> {
+        if self.secret_files.len() >= 2 {
+            return Ok(());
+        }
+        Err(Usage(format!(
+            "--rotate keeps the previous secret valid in a second file, and source `{}` lists one; \
+             write `secret_file: [{}, {}.previous]` in {} and restart hookwire first",
+            self.source,
+            self.secret_files[0].display(),
+            self.secret_files[0].display(),
+            config.display()
+        )))
+    }
+}
+
 async fn github(args: &GithubArgs) -> Result<(), Failure> {
     let cfg = config::load_without_secrets(&args.config, &hookwire::registry())
         .map_err(|e| Usage(e.to_string()))?;
-    let plan = plan(&cfg, args)?;
-    if args.rotate && plan.secret_files.len() < 2 {
-        return Err(Usage(format!(
-            "--rotate keeps the previous secret valid in a second file, and source `{}` lists one; \
-             write `secret_file: [{}, {}.previous]` in {} and restart hookwire first",
-            plan.source,
-            plan.secret_files[0].display(),
-            plan.secret_files[0].display(),
-            args.config.display()
-        )));
+    let plan = plan(&cfg, "github", args.source.as_deref(), args.url.as_deref())?;
+    if args.rotate {
+        plan.can_rotate(&args.config)?;
     }
     let route = match (&args.repo, &args.org) {
         (Some(repo), _) => {
@@ -342,15 +363,15 @@ async fn catch_up(
 }
 
 /// The source, its payload URL, secret files and events.
-fn plan(cfg: &Config, args: &GithubArgs) -> Result<Plan, Failure> {
-    let github: Vec<_> = cfg.sources.iter().filter(|s| s.type_name == "github").collect();
-    let source = match &args.source {
+fn plan(cfg: &Config, vendor: &str, source: Option<&str>, url: Option<&str>) -> Result<Plan, Failure> {
+    let of_type: Vec<_> = cfg.sources.iter().filter(|s| s.type_name == vendor).collect();
+    let source = match source {
         Some(name) => cfg
             .sources
             .iter()
-            .find(|s| &s.name == name)
+            .find(|s| s.name == name)
             .ok_or_else(|| Usage(format!("no source named `{name}` in {}", cfg.path.display())))?,
-        None => match github.as_slice() {
+        None => match of_type.as_slice() {
             [one] => *one,
             [] => {
                 return Err(Usage(format!(
@@ -361,21 +382,20 @@ fn plan(cfg: &Config, args: &GithubArgs) -> Result<Plan, Failure> {
             many => {
                 let names: Vec<_> = many.iter().map(|s| s.name.as_str()).collect();
                 return Err(Usage(format!(
-                    "several github sources ({}): say which with --source",
+                    "several {vendor} sources ({}): say which with --source",
                     names.join(", ")
                 )));
             }
         },
     };
-    if source.type_name != "github" {
+    if source.type_name != vendor {
         return Err(Usage(format!(
-            "source `{}` is of type {}; `connect github` connects github sources",
+            "source `{}` is of type {}; `connect {vendor}` connects {vendor} sources",
             source.name, source.type_name
         )));
     }
-    let url = args
-        .url
-        .clone()
+    let url = url
+        .map(str::to_owned)
         .or_else(|| source.public_url.clone())
         .ok_or_else(|| {
             Usage(format!(

@@ -149,7 +149,7 @@ enum Command {
     /// from the local store or a gateway, resuming where the last tail stopped: for Claude
     /// Code's Monitor tool where channels are off.
     Tail(tail::TailArgs),
-    /// Create, update or remove a source's webhook through the vendor's API (GitHub), with a
+    /// Create, update or remove a source's webhook through the vendor's API (GitHub, GitLab), with a
     /// fresh secret written to the source's secret_file.
     Connect {
         #[command(subcommand)]

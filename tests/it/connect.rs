@@ -1,7 +1,8 @@
-//! `hookwire connect github` against a FAKE of GitHub's remote REST API: an axum server in
-//! this test process that implements only the repository hook endpoints connect calls (list,
-//! create, update, ping, delete), keeps the hooks in memory as GitHub does (the secret is
-//! never shown back) and records every request. The tests assert the exact requests, the
+//! `hookwire connect github` and `connect gitlab` against a FAKE of GitHub's and GitLab's
+//! remote REST APIs: an axum server in this test process that implements only the hook
+//! endpoints connect calls (GitHub: list, create, update, ping, delete, deliveries and their
+//! redelivery; GitLab: list, create, update, delete), keeps the hooks in memory as the vendors
+//! do (a secret is never shown back) and records every request. The tests assert the exact requests, the
 //! secret file's mode and content, and that a webhook signed with the new secret is accepted
 //! by a real `hookwire channel`.
 
@@ -27,6 +28,8 @@ struct Seen {
     /// Path and query.
     uri: String,
     authorization: Option<String>,
+    /// GitLab's token header.
+    private_token: Option<String>,
     body: Value,
 }
 
@@ -37,6 +40,8 @@ struct State {
     next_id: u64,
     /// Every hook's recent deliveries, newest first, as GitHub lists them.
     deliveries: Vec<Value>,
+    /// The GitLab project `acme/web`'s hooks.
+    gitlab_hooks: Vec<Value>,
 }
 
 /// The fake GitHub hooks API of repository `acme/web`.
@@ -60,11 +65,15 @@ impl FakeGithub {
             let method = req.method().clone();
             let uri = req.uri().to_string();
             let path = req.uri().path().to_owned();
-            let authorization = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let (authorization, private_token) = {
+                let get = |name: &str| {
+                    req.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                (get(header::AUTHORIZATION.as_str()), get("private-token"))
+            };
             let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
                 .await
                 .unwrap_or_default();
@@ -74,6 +83,7 @@ impl FakeGithub {
                 method: method.to_string(),
                 uri,
                 authorization,
+                private_token,
                 body: body.clone(),
             });
             // As GitHub shows a hook: the secret masked.
@@ -133,6 +143,41 @@ impl FakeGithub {
                             }
                         }
                         _ => (StatusCode::NOT_FOUND, json!({"message": "Not Found"})),
+                    }
+                }
+                // GitLab: the project by its URL-encoded path; the token is never shown.
+                (method, ["api", "v4", "projects", "acme%2Fweb", "hooks", rest @ ..]) => {
+                    let shown = |h: &Value| {
+                        let mut h = h.clone();
+                        h.as_object_mut().unwrap().remove("token");
+                        h
+                    };
+                    match (method, rest) {
+                        (Method::GET, []) => (StatusCode::OK, st.gitlab_hooks.iter().map(shown).collect()),
+                        (Method::POST, []) => {
+                            st.next_id += 1;
+                            let mut hook = body.clone();
+                            hook["id"] = json!(st.next_id);
+                            st.gitlab_hooks.push(hook.clone());
+                            (StatusCode::CREATED, shown(&hook))
+                        }
+                        (method, [id]) => {
+                            let id: u64 = id.parse().unwrap_or(0);
+                            match (method, st.gitlab_hooks.iter().position(|h| h["id"] == id)) {
+                                (Method::PUT, Some(i)) => {
+                                    for (k, v) in body.as_object().cloned().unwrap_or_default() {
+                                        st.gitlab_hooks[i][k] = v;
+                                    }
+                                    (StatusCode::OK, shown(&st.gitlab_hooks[i]))
+                                }
+                                (Method::DELETE, Some(i)) => {
+                                    st.gitlab_hooks.remove(i);
+                                    (StatusCode::NO_CONTENT, Value::Null)
+                                }
+                                _ => (StatusCode::NOT_FOUND, json!({"message": "404 Not Found"})),
+                            }
+                        }
+                        _ => (StatusCode::NOT_FOUND, json!({"message": "404 Not Found"})),
                     }
                 }
                 _ => (StatusCode::NOT_FOUND, json!({"message": "Not Found"})),
@@ -458,4 +503,117 @@ fn catch_up_redelivers_each_failed_delivery_since_the_last_accepted_once_ever() 
         [req("GET", LIST), req("GET", deliveries)]
     );
     assert!(out.contains("0 redelivery asked"), "{out}");
+}
+
+#[test]
+fn connect_gitlab_creates_then_changes_nothing_rotates_and_removes() {
+    const GITLAB_TOKEN: &str = "glpat-connect-test-0123456789";
+    const URL: &str = "https://hooks.example.com/hooks/gitlab";
+    let dir = TempDir::new("connect-gl");
+    let cfg = dir.write(
+        "config.yaml",
+        &format!(
+            "channel:
+  sources: [gitlab]
+sources:
+  - name: gitlab
+    type: gitlab
+    public_url: {URL}
+    secret_file: [secrets/gitlab.secret, secrets/gitlab.previous]
+"
+        ),
+    );
+    let fake = FakeGithub::start();
+    let run = |args: &[&str]| {
+        let mut child = Command::new(common::bin())
+            .args(["connect", "gitlab", "--config"])
+            .arg(&cfg)
+            .args([
+                "--api-url",
+                &format!("{}/api/v4", fake.url()),
+                "--project",
+                "acme/web",
+            ])
+            .args(args)
+            .env("GITLAB_TOKEN", GITLAB_TOKEN)
+            .env_remove("HOOKWIRE_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = String::new();
+        let mut err = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        let status = wait_with_deadline(&mut child, DEADLINE).unwrap();
+        assert!(status.success(), "connect gitlab {args:?}: {err}");
+        let seen = fake.take_seen();
+        for s in &seen {
+            assert_eq!(s.private_token.as_deref(), Some(GITLAB_TOKEN), "{s:?}");
+        }
+        (out, seen)
+    };
+    let list = "/api/v4/projects/acme%2Fweb/hooks?per_page=100&page=1";
+    let hook = "/api/v4/projects/acme%2Fweb/hooks/1";
+    let current = dir.0.join("secrets/gitlab.secret");
+
+    let (out, seen) = run(&[]);
+    assert_eq!(
+        requests_of(&seen),
+        [req("GET", list), req("POST", "/api/v4/projects/acme%2Fweb/hooks")]
+    );
+    let secret = private_secret(&current);
+    assert!(!out.contains(&secret), "{out}");
+    // The built-in GitLab templates: build, merge_request, note, pipeline, push.
+    assert_eq!(
+        seen[1].body,
+        json!({"url": URL, "token": secret, "enable_ssl_verification": true,
+               "push_events": true, "tag_push_events": false, "issues_events": false,
+               "merge_requests_events": true, "note_events": true, "job_events": true,
+               "pipeline_events": true, "wiki_page_events": false, "deployment_events": false,
+               "releases_events": false})
+    );
+
+    let (out, seen) = run(&[]);
+    assert_eq!(requests_of(&seen), [req("GET", list)]);
+    assert!(out.contains("up to date"), "{out}");
+
+    let (_, seen) = run(&["--rotate"]);
+    assert_eq!(requests_of(&seen), [req("GET", list), req("PUT", hook)]);
+    let rotated = private_secret(&current);
+    assert_ne!(rotated, secret);
+    assert_eq!(seen[1].body["token"], rotated.as_str());
+    assert_eq!(private_secret(&dir.0.join("secrets/gitlab.previous")), secret);
+
+    // The gitlab source accepts the new token and, during the rotation, the old one.
+    let ch = Hookwire::spawn(&cfg, &[]);
+    let push = common::payload("gitlab/push.json");
+    for (token, id, status) in [
+        (&rotated, "gl-new", 202),
+        (&secret, "gl-old", 202),
+        (&"nope".to_owned(), "gl-bad", 401),
+    ] {
+        let r = ch.post(
+            "/hooks/gitlab",
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Gitlab-Event", "Push Hook"),
+                ("X-Gitlab-Event-UUID", id),
+                ("X-Gitlab-Token", token),
+            ],
+            &common::distinct(&push, id),
+        );
+        assert_eq!(r.status, status, "{id}: {}", r.body);
+    }
+    drop(ch);
+
+    let (_, seen) = run(&["--remove"]);
+    assert_eq!(requests_of(&seen), [req("GET", list), req("DELETE", hook)]);
+    assert!(fake.state.lock().unwrap().gitlab_hooks.is_empty());
+}
+
+/// `(method, path and query)` of each request.
+fn requests_of(seen: &[Seen]) -> Vec<(String, String)> {
+    seen.iter().map(|s| (s.method.clone(), s.uri.clone())).collect()
 }
