@@ -96,6 +96,14 @@ fn local_events_appear_once_in_order_and_a_restart_resumes() {
     post(&ch, "tl-6", 6);
     assert_eq!(fields(&t.next_line())[4], "tl-6");
     stop(&mut t);
+
+    // tail acknowledged nothing: no subscriber of its own holds back eviction, and the
+    // session's backlog is untouched.
+    let db = store(&dir);
+    let names: Vec<String> = db.cursors().unwrap().into_iter().map(|c| c.name).collect();
+    assert!(!names.iter().any(|n| n.contains("tail")), "{names:?}");
+    db.close(std::time::Duration::from_secs(2));
+    assert!(dir.0.join("hookwire.db.tail-position").exists());
 }
 
 #[test]
