@@ -293,73 +293,87 @@ async fn catch_up(
     max: u64,
 ) -> Result<(), Failure> {
     let store = crate::run::open_store(cfg).map_err(Usage)?;
-    let known = |guid: &str| store.get(guid).map(|r| r.is_some());
-    let result =
-        async {
-            let last = store
-                .list(&hookwire_core::store::ListQuery {
-                    source: Some(plan.source.clone()),
-                    since_ms: None,
-                    limit: 1,
-                })
-                .map_err(|e| Failed(e.to_string()))?
-                .pop()
-                .map(|e| e.delivery_id);
-            let deliveries: Vec<Value> = client
-                .get(format!("{hook}/deliveries"), Some(&[("per_page", PER_PAGE)]))
-                .await
-                .map_err(describe)?;
-            let mut guids = std::collections::HashMap::<&str, usize>::new();
-            for d in &deliveries {
-                if let Some(g) = d["guid"].as_str() {
-                    *guids.entry(g).or_default() += 1;
-                }
-            }
-            let mut failed = Vec::new();
-            for d in &deliveries {
-                let (Some(id), Some(guid)) = (d["id"].as_u64(), d["guid"].as_str()) else {
-                    continue;
-                };
-                if last.as_deref() == Some(guid) {
-                    break;
-                }
-                let ok = d["status_code"].as_u64().is_some_and(|c| (200..300).contains(&c));
-                if ok || d["redelivery"] == json!(true) || guids[guid] > 1 {
-                    continue;
-                }
-                if known(guid).map_err(|e| Failed(e.to_string()))? {
-                    continue;
-                }
-                failed.push((id, guid));
-            }
-            failed.reverse();
-            let take = failed.len().min(usize::try_from(max).unwrap_or(usize::MAX));
-            tracing::info!(
-                source = %plan.source,
-                failed = failed.len(),
-                redelivering = take,
-                "catch-up: failed deliveries since the last accepted one"
-            );
-            for (id, guid) in &failed[..take] {
-                let resp = client
-                    ._post(format!("{hook}/deliveries/{id}/attempts"), None::<&()>)
-                    .await
-                    .map_err(describe)?;
-                octocrab::map_github_error(resp).await.map_err(describe)?;
-                println!("asked GitHub to redeliver {guid}");
-            }
-            println!(
-            "catch-up of `{}`: {} failed since the last accepted delivery ({}), {take} redelivery asked{}",
-            plan.source,
-            failed.len(),
-            last.as_deref().unwrap_or("none stored"),
-            if take < failed.len() { " (--max reached: run again for the rest)" } else { "" }
-        );
-            Ok(())
-        }
-        .await;
+    let result = redeliver_failed(client, hook, store.as_ref(), plan, max).await;
     store.close(TIMEOUT);
     result
+}
+
+/// [`catch_up`] with the store open.
+async fn redeliver_failed(
+    client: &octocrab::Octocrab,
+    hook: &str,
+    store: &dyn hookwire_core::store::Store,
+    plan: &Plan,
+    max: u64,
+) -> Result<(), Failure> {
+    let stored = |e: hookwire_core::store::StoreError| Failed(e.to_string());
+    let last = store
+        .list(&hookwire_core::store::ListQuery {
+            source: Some(plan.source.clone()),
+            since_ms: None,
+            limit: 1,
+        })
+        .map_err(stored)?
+        .pop()
+        .map(|e| e.delivery_id);
+    let deliveries: Vec<Value> = client
+        .get(format!("{hook}/deliveries"), Some(&[("per_page", PER_PAGE)]))
+        .await
+        .map_err(describe)?;
+    let mut guids = std::collections::HashMap::<&str, usize>::new();
+    for d in &deliveries {
+        if let Some(g) = d["guid"].as_str() {
+            *guids.entry(g).or_default() += 1;
+        }
+    }
+    let mut failed = Vec::new();
+    for d in &deliveries {
+        let (Some(id), Some(guid)) = (d["id"].as_u64(), d["guid"].as_str()) else {
+            continue;
+        };
+        if last.as_deref() == Some(guid) {
+            break;
+        }
+        let ok = d["status_code"].as_u64().is_some_and(|c| (200..300).contains(&c));
+        if ok
+            || d["redelivery"] == json!(true)
+            || guids[guid] > 1
+            || store.get(guid).map_err(stored)?.is_some()
+        {
+            continue;
+        }
+        failed.push((id, guid));
+    }
+    failed.reverse();
+    let take = failed.len().min(usize::try_from(max).unwrap_or(usize::MAX));
+    tracing::info!(
+        source = %plan.source,
+        failed = failed.len(),
+        redelivering = take,
+        "catch-up: failed deliveries since the last accepted one"
+    );
+    for (id, guid) in &failed[..take] {
+        let resp = client
+            ._post(format!("{hook}/deliveries/{id}/attempts"), None::<&()>)
+            .await
+            .map_err(describe)?;
+        octocrab::map_github_error(resp).await.map_err(describe)?;
+        // The guid comes from the network: printed as one plain line.
+        let guid = hookwire_core::sanitize::meta_value(guid).unwrap_or_default();
+        println!("asked GitHub to redeliver {guid}");
+    }
+    let rest = if take < failed.len() {
+        " (--max reached: run again for the rest)"
+    } else {
+        ""
+    };
+    println!(
+        "catch-up of `{}`: {} failed since the last accepted delivery ({}), {take} redelivery asked{rest}",
+        plan.source,
+        failed.len(),
+        last.as_deref().unwrap_or("none stored"),
+    );
+    Ok(())
 }
 
 /// The source, its payload URL, secret files and events.
