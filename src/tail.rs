@@ -20,6 +20,7 @@
 //! token create --name alice-tail ...`): with a session's token it would cut that session
 //! off and take its events. It acknowledges what it printed and resumes after it, with the
 //! link's mark file as a linked channel does.
+//! The time is when the line reached tail: the link carries no arrival time.
 
 use std::io::Write as _;
 use std::path::PathBuf;
