@@ -697,7 +697,7 @@ fn now_ms() -> i64 {
 }
 
 /// Unix milliseconds as RFC 3339 UTC, to the second.
-fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -711,7 +711,7 @@ fn parse_lifetime(s: &str) -> Result<Duration, String> {
 }
 
 /// `--since`: an RFC 3339 time, or a duration meaning that long ago; Unix milliseconds.
-fn parse_since(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_since(s: &str) -> Result<i64, String> {
     if let Ok(t) = s.parse::<jiff::Timestamp>() {
         return Ok(t.as_millisecond());
     }

@@ -17,10 +17,12 @@ use hookwire_core::{config, sink, telemetry};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin;
+mod connect;
 mod doctor;
 mod explain;
 mod run;
 mod send;
+mod tail;
 
 mod templates {
     include!(concat!(env!("OUT_DIR"), "/templates.rs"));
@@ -143,6 +145,16 @@ enum Command {
     /// the token), Claude Code and the channel notifications its debug logs say it skipped,
     /// and print the `.mcp.json` entry and `claude` command line for this set-up.
     Doctor(doctor::DoctorArgs),
+    /// Print one line per event (time, source, event, summary, delivery id) as events arrive,
+    /// from the local store or a gateway, resuming where the last tail stopped: for Claude
+    /// Code's Monitor tool where channels are off.
+    Tail(tail::TailArgs),
+    /// Create, update or remove a source's webhook through the vendor's API (GitHub, GitLab), with a
+    /// fresh secret written to the source's secret_file.
+    Connect {
+        #[command(subcommand)]
+        command: connect::ConnectCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -216,9 +228,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         // One-shot administration: their output is the point, start-up logs would be noise.
-        Command::Token { .. } | Command::Events { .. } | Command::Replay(_) | Command::Doctor(_) => {
-            telemetry::init_with_default("warn", cli.log_format)
-        }
+        Command::Token { .. }
+        | Command::Events { .. }
+        | Command::Replay(_)
+        | Command::Doctor(_)
+        | Command::Tail(_)
+        | Command::Connect { .. } => telemetry::init_with_default("warn", cli.log_format),
         _ => telemetry::init(cli.log_format),
     }
     match cli.command {
@@ -226,6 +241,8 @@ fn main() -> ExitCode {
         Command::Events { command } => admin::events(command),
         Command::Replay(args) => admin::replay(args),
         Command::Doctor(args) => doctor::doctor(args),
+        Command::Tail(args) => tail::tail(args),
+        Command::Connect { command } => connect::connect(command),
         Command::Check { config } => match pipeline::load(&config, &registry(), templates::TEMPLATES) {
             Ok((c, _)) => {
                 eprintln!(

@@ -59,6 +59,12 @@ pub enum Verdict {
 }
 
 impl Filter {
+    /// The `events:` allowlist as written (empty: every type): `hookwire connect` subscribes
+    /// the vendor's webhook to these.
+    pub fn events(&self) -> &[String] {
+        &self.events
+    }
+
     /// Parses and compiles a `filter:` block.
     pub fn from_yaml(value: &serde_norway::Value) -> Result<Filter, FilterError> {
         let spec: Spec = serde_norway::from_value(value.clone()).map_err(|e| FilterError {

@@ -5,6 +5,7 @@
 mod common;
 
 mod admin;
+mod connect;
 mod declared;
 mod durability;
 mod filters;
@@ -24,6 +25,7 @@ mod schedules;
 mod secrets;
 mod sessions;
 mod storm;
+mod tail;
 mod tools;
 mod vectors;
 mod vendor_libs;
