@@ -1046,7 +1046,10 @@ impl TokenStore for SqliteTokens {
     fn create(&self, new: &NewToken, now_ms: i64) -> Result<TokenSecret, StoreError> {
         let secret = token::generate();
         let mut conn = self.side.lock().expect("store connection poisoned");
-        let tx = conn.transaction()?;
+        // Immediate: a read that later writes cannot take the write lock once the writer has
+        // committed meanwhile (SQLITE_BUSY at once, past the busy wait), as a running gateway
+        // does whenever events or tool calls arrive.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let exists: bool = tx
             .query_row("SELECT 1 FROM tokens WHERE name = ?1", [&new.name], |_| Ok(()))
             .optional()?
