@@ -767,11 +767,12 @@ fn lead_kind(map: &serde_json::Map<String, Value>, key: &str, depth: usize) -> O
 
 /// `{{#with (lead_fields body [max_chars])}}...{{/with}}`: for payloads without a template, the
 /// fields a person looks for, with a scalar value, at the top level and up to two objects
-/// down (`issue.title`, `data.object.status`): `fields`, a list of `{path, value}` ordered by
+/// down (`issue.title`, `data.object.status`): `fields`, a list of `{path, value}` chosen by
 /// kind (title or subject, name, summary, message, status or state, page link; see
-/// [`lead_kind`]), then shallowest first, at most 3 of a kind and 12 in all, each value cut
-/// at `max_chars` (default 300); `rest`, the payload without them, every string in it cut the
-/// same way, so one huge value cannot crowd out the others.
+/// [`lead_kind`]), then shallowest first, at most 3 of a kind and 12 in all, and listed in the
+/// payload's own order, each value cut at `max_chars` (default 300); `rest`, the payload
+/// without them in its own order, every string in it cut the same way, so one huge value
+/// cannot crowd out the others.
 struct LeadFields;
 
 impl HelperDef for LeadFields {
@@ -824,6 +825,9 @@ fn lead_fields(body: &Value, max: usize) -> Value {
         per_kind[*kind] <= LEAD_MAX_OF_A_KIND
     });
     found.truncate(LEAD_MAX_FIELDS);
+    // Chosen by kind and depth, listed in the payload's own order (each key's position in its
+    // object, outermost first: the order a person reading the payload meets them).
+    found.sort_by_cached_key(|(_, p)| document_position(body, p));
     let fields: Vec<Value> = found
         .iter()
         .map(|(_, p)| {
@@ -837,12 +841,24 @@ fn lead_fields(body: &Value, max: usize) -> Value {
     for (_, p) in &found {
         if let Some((last, parents)) = p.split_last() {
             if let Some(Value::Object(map)) = parents.iter().try_fold(&mut rest, |v, k| v.get_mut(*k)) {
-                map.remove(*last);
+                map.shift_remove(*last);
             }
         }
     }
     cut_strings(&mut rest, max);
     serde_json::json!({"fields": fields, "rest": rest})
+}
+
+/// Where `path` sits in `body` in reading order: the position of each key in its object.
+fn document_position(body: &Value, path: &[&str]) -> Vec<usize> {
+    let mut at = body;
+    let mut out = Vec::with_capacity(path.len());
+    for key in path {
+        let Value::Object(map) = at else { break };
+        out.push(map.keys().position(|k| k == key).unwrap_or(usize::MAX));
+        at = &map[*key];
+    }
+    out
 }
 
 /// Cuts every string in `v` to `max` characters.
@@ -988,17 +1004,18 @@ mod tests {
             .iter()
             .map(|f| (f["path"].as_str().unwrap(), f["value"].as_str().unwrap()))
             .collect();
-        // By kind (title, name, summary, message, status, link), shallowest first.
+        // Chosen by kind (title, name, summary, message, status, link), listed in the
+        // payload's own order.
         assert_eq!(
             fields,
             [
-                ("issue.title", "Disk full"),
-                ("Name", "N"),
-                ("issue.user.name", "Dana"),
-                ("Message", "line 1\n  line 2"),
                 ("status", "ok"),
-                ("issue.state", "open"),
+                ("Name", "N"),
+                ("Message", "line 1\n  line 2"),
                 ("issue.html_url", "https://example/1"),
+                ("issue.title", "Disk full"),
+                ("issue.user.name", "Dana"),
+                ("issue.state", "open"),
             ]
         );
         // The rest keeps everything else: the API `url` beside `html_url`, a link two objects
@@ -1024,16 +1041,16 @@ mod tests {
             paths,
             [
                 "title0.title",
-                "title1.title",
-                "title2.title",
                 "name0.name",
-                "name1.name",
-                "name2.name",
                 "summary0.summary",
-                "summary1.summary",
-                "summary2.summary",
                 "message0.message",
+                "title1.title",
+                "name1.name",
+                "summary1.summary",
                 "message1.message",
+                "title2.title",
+                "name2.name",
+                "summary2.summary",
                 "message2.message",
             ]
         );
