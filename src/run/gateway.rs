@@ -86,7 +86,11 @@ pub fn run(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
         let mut server = tokio::spawn(gw.serve(listener, tls, limits, shutdown.stopping()));
         let mut failed = false;
         loop {
+            // Biased, shutdown first: the listener ends because shutdown began, and a random
+            // pick of its branch would report that clean stop as a failure (exit 1).
             tokio::select! {
+                biased;
+                _ = shutdown.requested() => break,
                 _ = hup.recv() => {
                     if let Some(next) = reload(&config_path, &current, &store) {
                         jobs.stop();
@@ -94,7 +98,6 @@ pub fn run(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
                         current.store(next);
                     }
                 }
-                _ = shutdown.requested() => break,
                 r = &mut server => {
                     match r {
                         Ok(Err(e)) => tracing::error!(error = %e, "the listener failed"),

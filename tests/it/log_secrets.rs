@@ -85,7 +85,10 @@ fn no_log_line_of_the_test_run_holds_a_secret() {
     }
 
     let mut secrets = Vec::new();
-    configured_secrets(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it"), &mut secrets);
+    configured_secrets(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it"),
+        &mut secrets,
+    );
     assert!(
         secrets.len() >= 15,
         "found only {} secret constants in tests/it/",
