@@ -565,11 +565,22 @@ fn a_backlog_beyond_the_send_window_arrives_whole_and_in_order() {
 /// `hookwire doctor --gateway <url> <extra>` with `env` (and a HOME of its own): exit code
 /// and stdout.
 fn doctor_gateway(url: &str, extra: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> (i32, String) {
+    doctor_against("--gateway", url, extra, env)
+}
+
+/// `hookwire doctor <flag> <url> <extra>` (`--gateway` or `--remote`) with `env`, a HOME of
+/// its own and no Claude Code on PATH: exit code and output.
+pub(crate) fn doctor_against(
+    flag: &str,
+    url: &str,
+    extra: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> (i32, String) {
     let home = TempDir::new("gw-doctor-home");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hookwire"));
     cmd.args(["doctor", "--config"])
         .arg(home.0.join("none.yaml"))
-        .args(["--gateway", url])
+        .args([flag, url])
         .args(extra)
         .env("HOME", &home.0)
         .env("PATH", "/nonexistent")

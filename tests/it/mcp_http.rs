@@ -512,25 +512,8 @@ fn hostile_requests_are_bounded_before_and_after_the_token() {
 /// `hookwire doctor --remote URL <extra>` with `env`, no Claude Code on PATH: exit code and
 /// output.
 fn doctor_remote(url: &str, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let home = TempDir::new("mcp-doctor-home");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookwire"));
-    cmd.args(["doctor", "--config"])
-        .arg(home.0.join("none.yaml"))
-        .args(["--remote", url])
-        .args(extra)
-        .env("HOME", &home.0)
-        .env("PATH", "/nonexistent")
-        .env_remove("CLAUDE_CONFIG_DIR")
-        .env_remove("HOOKWIRE_TOKEN")
-        .env_remove("HOOKWIRE_LOG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
+    let extra: Vec<&std::ffi::OsStr> = extra.iter().map(std::ffi::OsStr::new).collect();
+    crate::gateway::doctor_against("--remote", url, &extra, env)
 }
 
 #[test]
