@@ -91,9 +91,20 @@ pub struct GithubArgs {
     max: u64,
 }
 
+/// Why a connect command failed: a usage or configuration error (exit 2), or GitHub or a
+/// file (exit 1).
 pub(crate) enum Failure {
     Usage(String),
     Failed(String),
+}
+
+impl Failure {
+    /// The message, whichever kind.
+    pub(crate) fn message(self) -> String {
+        match self {
+            Usage(m) | Failed(m) => m,
+        }
+    }
 }
 
 use Failure::{Failed, Usage};
@@ -277,14 +288,9 @@ async fn github(args: &GithubArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Redelivers the hook's failed deliveries newer than the source's last accepted event.
-///
-/// GitHub lists a hook's recent deliveries newest first, a redelivery as a new entry with
-/// the same `guid` (the `X-GitHub-Delivery` hookwire stores). Walking back to the last
-/// accepted guid, a delivery is asked for again when it failed, is not itself a redelivery,
-/// its guid is not in the store, and no other entry carries its guid (a redelivery was asked
-/// before, by an earlier run or by hand): so no delivery is asked for twice, across runs,
-/// without any state of connect's own.
+/// Redelivers the hook's failed deliveries since the source's last accepted event, each at
+/// most once ever (the rules are [`crate::catchup`]'s, and its record is shared with the
+/// automatic catch-up of `serve` and `channel`).
 async fn catch_up(
     client: &octocrab::Octocrab,
     hook: &str,
@@ -293,85 +299,29 @@ async fn catch_up(
     max: u64,
 ) -> Result<(), Failure> {
     let store = crate::run::open_store(cfg).map_err(Usage)?;
-    let result = redeliver_failed(client, hook, store.as_ref(), plan, max).await;
+    let record = crate::catchup::record_path(cfg, &plan.source);
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    let result =
+        crate::catchup::redeliver_failed(client, hook, &plan.source, store.clone(), record, max).await;
     store.close(TIMEOUT);
-    result
-}
-
-/// [`catch_up`] with the store open.
-async fn redeliver_failed(
-    client: &octocrab::Octocrab,
-    hook: &str,
-    store: &dyn hookwire_core::store::Store,
-    plan: &Plan,
-    max: u64,
-) -> Result<(), Failure> {
-    let stored = |e: hookwire_core::store::StoreError| Failed(e.to_string());
-    let last = store
-        .list(&hookwire_core::store::ListQuery {
-            source: Some(plan.source.clone()),
-            since_ms: None,
-            limit: 1,
-        })
-        .map_err(stored)?
-        .pop()
-        .map(|e| e.delivery_id);
-    let deliveries: Vec<Value> = client
-        .get(format!("{hook}/deliveries"), Some(&[("per_page", PER_PAGE)]))
-        .await
-        .map_err(describe)?;
-    let mut guids = std::collections::HashMap::<&str, usize>::new();
-    for d in &deliveries {
-        if let Some(g) = d["guid"].as_str() {
-            *guids.entry(g).or_default() += 1;
-        }
-    }
-    let mut failed = Vec::new();
-    for d in &deliveries {
-        let (Some(id), Some(guid)) = (d["id"].as_u64(), d["guid"].as_str()) else {
-            continue;
-        };
-        if last.as_deref() == Some(guid) {
-            break;
-        }
-        let ok = d["status_code"].as_u64().is_some_and(|c| (200..300).contains(&c));
-        if ok
-            || d["redelivery"] == json!(true)
-            || guids[guid] > 1
-            || store.get(guid).map_err(stored)?.is_some()
-        {
-            continue;
-        }
-        failed.push((id, guid));
-    }
-    failed.reverse();
-    let take = failed.len().min(usize::try_from(max).unwrap_or(usize::MAX));
-    tracing::info!(
-        source = %plan.source,
-        failed = failed.len(),
-        redelivering = take,
-        "catch-up: failed deliveries since the last accepted one"
-    );
-    for (id, guid) in &failed[..take] {
-        let resp = client
-            ._post(format!("{hook}/deliveries/{id}/attempts"), None::<&()>)
-            .await
-            .map_err(describe)?;
-        octocrab::map_github_error(resp).await.map_err(describe)?;
-        // The guid comes from the network: printed as one plain line.
-        let guid = hookwire_core::sanitize::meta_value(guid).unwrap_or_default();
+    let report = result.map_err(|(e, asked)| Failed(format!("{e} (after {asked} redelivery requests)")))?;
+    for guid in &report.requested {
         println!("asked GitHub to redeliver {guid}");
     }
-    let rest = if take < failed.len() {
+    let rest = if report.skipped > 0 {
         " (--max reached: run again for the rest)"
     } else {
         ""
     };
     println!(
-        "catch-up of `{}`: {} failed since the last accepted delivery ({}), {take} redelivery asked{rest}",
+        "catch-up of `{}`: {} failed since the last accepted delivery ({}), {} redelivery asked{rest}; {} asked before",
         plan.source,
-        failed.len(),
-        last.as_deref().unwrap_or("none stored"),
+        report.found,
+        report.last.as_deref().map_or("none stored".to_owned(), |l| {
+            hookwire_core::sanitize::meta_value(l).unwrap_or_default()
+        }),
+        report.requested.len(),
+        report.already,
     );
     Ok(())
 }
@@ -534,18 +484,15 @@ fn client(config: &Path, api_url: Option<&str>) -> Result<octocrab::Octocrab, Fa
         .map(str::to_owned)
         .or_else(|| configured.map(|g| g.api_url.clone()))
         .unwrap_or_else(|| "https://api.github.com".to_owned());
-    octocrab::Octocrab::builder()
-        .base_uri(api.as_str())
-        .map_err(|e| Usage(format!("--api-url: {e}")))?
-        .personal_token(token)
-        .set_connect_timeout(Some(TIMEOUT))
-        .set_read_timeout(Some(TIMEOUT))
-        .build()
-        .map_err(|e| Failed(format!("cannot build the GitHub client: {e}")))
+    crate::catchup::client(&api, token).map_err(Usage)
 }
 
 /// The hook whose payload URL is `url`, looked for page by page.
-async fn find_hook(client: &octocrab::Octocrab, route: &str, url: &str) -> Result<Option<Value>, Failure> {
+pub(crate) async fn find_hook(
+    client: &octocrab::Octocrab,
+    route: &str,
+    url: &str,
+) -> Result<Option<Value>, Failure> {
     for page in 1.. {
         let hooks: Vec<Value> = client
             .get(route, Some(&[("per_page", PER_PAGE), ("page", page)]))
@@ -622,7 +569,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
 }
 
 /// A GitHub failure in words, without the request (its token).
-fn describe(e: octocrab::Error) -> Failure {
+pub(crate) fn describe(e: octocrab::Error) -> Failure {
     Failed(match e {
         octocrab::Error::GitHub { source, .. } => {
             format!("GitHub answered {}: {}", source.status_code, source.message)
