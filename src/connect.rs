@@ -15,8 +15,10 @@
 //! stay, since config.yaml names them. `--catch-up` asks GitHub to redeliver what failed
 //! while hookwire was down ([`catch_up`]).
 //!
-//! The API token comes from `GITHUB_TOKEN`, else `tools.github`'s; the API from `--api-url`,
-//! else `tools.github.api_url`, else `https://api.github.com`. `connect gitlab` does the same
+//! The repository or organisation is `--repo`/`--org`, else the source's `connect:`. The API
+//! token comes from `GITHUB_TOKEN`, else `connect.token_env`/`token_file`, else
+//! `tools.github`'s; the API from `--api-url`, else `connect.api_url`, else
+//! `tools.github.api_url`, else `https://api.github.com`. `connect gitlab` does the same
 //! for a GitLab project hook ([`gitlab`]). Exit codes: 0 done (or
 //! nothing to do), 1 GitHub or a file failed, 2 a usage or configuration error.
 
@@ -59,21 +61,17 @@ pub struct GithubArgs {
     /// The source (default: the one source of type github).
     #[arg(long)]
     source: Option<String>,
-    /// The repository whose webhook it is.
-    #[arg(
-        long,
-        value_name = "OWNER/NAME",
-        required_unless_present = "org",
-        conflicts_with = "org"
-    )]
+    /// The repository whose webhook it is (default: the source's `connect.repo`).
+    #[arg(long, value_name = "OWNER/NAME", conflicts_with = "org")]
     repo: Option<String>,
-    /// The organisation whose webhook it is.
+    /// The organisation whose webhook it is (default: the source's `connect.org`).
     #[arg(long, value_name = "ORG")]
     org: Option<String>,
     /// The payload URL GitHub posts to (default: the source's `public_url`).
     #[arg(long)]
     url: Option<String>,
-    /// The GitHub API (GitHub Enterprise: https://HOST/api/v3).
+    /// The GitHub API (GitHub Enterprise: https://HOST/api/v3; default: the source's
+    /// `connect.api_url`, else `tools.github.api_url`).
     #[arg(long, value_name = "URL")]
     api_url: Option<String>,
     /// Give the hook a new secret, keeping the previous one valid in the second secret file.
@@ -140,6 +138,8 @@ pub fn connect(cmd: ConnectCommand) -> ExitCode {
 /// What connect needs of the source, from config.yaml.
 struct Plan {
     source: String,
+    /// Its `connect:`, with the token read.
+    connect: Option<config::connect::ConnectSettings>,
     url: String,
     /// `secret_file`'s paths, resolved against the config's folder.
     secret_files: Vec<PathBuf>,
@@ -180,10 +180,29 @@ async fn github(args: &GithubArgs) -> Result<(), Failure> {
         }
         (None, Some(org)) if safe_name(org) => format!("/orgs/{org}/hooks"),
         (None, Some(org)) => return Err(Usage(format!("--org `{org}` is not an organisation name"))),
-        (None, None) => return Err(Usage("give --repo OWNER/NAME or --org ORG".into())),
+        (None, None) => match &plan.connect {
+            Some(c) => c.hooks_route(),
+            None => return Err(Usage(format!(
+                "give --repo OWNER/NAME or --org ORG, or set connect.repo (or connect.org) of source `{}`",
+                plan.source
+            ))),
+        },
     };
-    let where_ = args.repo.as_deref().or(args.org.as_deref()).unwrap_or_default();
-    let client = client(&args.config, args.api_url.as_deref())?;
+    let configured = plan
+        .connect
+        .as_ref()
+        .map(config::connect::ConnectSettings::owner_name);
+    let where_ = args
+        .repo
+        .clone()
+        .or(args.org.clone())
+        .or(configured)
+        .unwrap_or_default();
+    let api_url = args
+        .api_url
+        .as_deref()
+        .or(plan.connect.as_ref().and_then(|c| c.api_url.as_deref()));
+    let client = client(&args.config, api_url, plan.connect.as_ref())?;
     let hook = find_hook(&client, &route, &plan.url).await?;
 
     if args.catch_up {
@@ -372,6 +391,7 @@ fn plan(cfg: &Config, vendor: &str, source: Option<&str>, url: Option<&str>) -> 
     }
     let secret_files = secret_files(&cfg.path, &source.name)?;
     Ok(Plan {
+        connect: connect_section(&cfg.path, &source.name)?,
         source: source.name.clone(),
         url,
         secret_files,
@@ -379,15 +399,35 @@ fn plan(cfg: &Config, vendor: &str, source: Option<&str>, url: Option<&str>) -> 
     })
 }
 
-/// The source's `secret_file` entries, resolved against the config's folder.
-fn secret_files(config: &Path, source: &str) -> Result<Vec<PathBuf>, Failure> {
+/// The source's entry in config.yaml as written.
+fn raw_entry(config: &Path, source: &str) -> Result<Option<serde_norway::Value>, Failure> {
     let text = std::fs::read_to_string(config)
         .map_err(|e| Usage(format!("cannot read {}: {e}", config.display())))?;
     let root: serde_norway::Value =
         serde_norway::from_str(&text).map_err(|e| Usage(format!("{}: {e}", config.display())))?;
-    let entry = root["sources"]
+    Ok(root["sources"]
         .as_sequence()
-        .and_then(|s| s.iter().find(|s| s["name"].as_str() == Some(source)));
+        .and_then(|s| s.iter().find(|s| s["name"].as_str() == Some(source)))
+        .cloned())
+}
+
+/// The source's `connect:`, with its token read unless `GITHUB_TOKEN` overrides it (the
+/// config was loaded without secrets).
+fn connect_section(config: &Path, source: &str) -> Result<Option<config::connect::ConnectSettings>, Failure> {
+    let Some(value) = raw_entry(config, source)?.and_then(|e| e.get("connect").cloned()) else {
+        return Ok(None);
+    };
+    let base = config.parent().unwrap_or(Path::new("."));
+    let overridden = std::env::var(TOKEN_ENV).is_ok_and(|t| !t.trim().is_empty());
+    config::connect::ConnectSettings::from_yaml(&value, base, !overridden)
+        .map(Some)
+        .map_err(|(field, m)| Usage(format!("sources: {source}: connect.{field}: {m}")))
+}
+
+/// The source's `secret_file` entries, resolved against the config's folder.
+fn secret_files(config: &Path, source: &str) -> Result<Vec<PathBuf>, Failure> {
+    let entry = raw_entry(config, source)?;
+    let entry = entry.as_ref();
     let files: Vec<PathBuf> = match entry.map(|e| &e["secret_file"]) {
         Some(serde_norway::Value::String(one)) => vec![one.into()],
         Some(serde_norway::Value::Sequence(many)) => many
@@ -463,19 +503,25 @@ fn matches(hook: &Value, plan: &Plan) -> bool {
 }
 
 /// The octocrab client for the API, with the token.
-fn client(config: &Path, api_url: Option<&str>) -> Result<octocrab::Octocrab, Failure> {
+fn client(
+    config: &Path,
+    api_url: Option<&str>,
+    connect: Option<&config::connect::ConnectSettings>,
+) -> Result<octocrab::Octocrab, Failure> {
     let tools = config::load_tools(config).map_err(|e| Usage(e.to_string()))?;
     let configured = tools.github.as_ref();
+    let own = connect.and_then(|c| c.token.as_ref());
     let token = match std::env::var(TOKEN_ENV) {
         Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
-        _ => match configured {
-            Some(g) => std::str::from_utf8(g.token.expose())
-                .map_err(|_| Usage("the tools.github token is not UTF-8".into()))?
+        _ => match own.or(configured.map(|g| &g.token)) {
+            Some(token) => std::str::from_utf8(token.expose())
+                .map_err(|_| Usage("the GitHub token is not UTF-8".into()))?
                 .trim()
                 .to_owned(),
             None => {
                 return Err(Usage(format!(
-                    "no GitHub token: export {TOKEN_ENV} (a token that may administer the repository's or organisation's hooks), or configure tools.github"
+                    "no GitHub token: export {TOKEN_ENV} (a token that may administer the repository's or organisation's hooks), \
+                     or set connect.token_env of the source, or configure tools.github"
                 )))
             }
         },

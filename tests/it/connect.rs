@@ -842,3 +842,31 @@ fn connect_config_errors_name_the_field_and_line() {
         "{err}"
     );
 }
+
+#[test]
+fn connect_takes_the_repository_token_and_api_from_the_connect_section() {
+    let dir = TempDir::new("connect-section");
+    let fake = FakeGithub::start();
+    let cfg = config(
+        &dir,
+        "secrets/github.secret",
+        &format!(
+            "    connect:\n      repo: acme/web\n      api_url: {}\n      token_env: T_CONNECT_SECTION_TOKEN\n",
+            fake.url()
+        ),
+    );
+    let out = Command::new(common::bin())
+        .args(["connect", "github", "--config"])
+        .arg(&cfg)
+        .env("T_CONNECT_SECTION_TOKEN", TOKEN)
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("HOOKWIRE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        requests(&fake.take_seen()),
+        [req("GET", LIST), req("POST", "/repos/acme/web/hooks")]
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created hook 1 of acme/web"));
+}
