@@ -10,7 +10,7 @@
 //! A source takes part when it is of type github and has `connect:` (its repository or
 //! organisation) with `catch_up` on, a `public_url` (how its hook is found) and an API token
 //! (`connect.token_env`/`token_file`, else `tools.github`'s); otherwise it is off, said once
-//! at start-up. One run reads the newest page of the hook's deliveries (newest first) and
+//! at start-up (at debug for a source without `connect:`, at info for one with it). One run reads the newest page of the hook's deliveries (newest first) and
 //! walks back to the last one hookwire accepted: the one carrying the store's newest
 //! delivery id of the source, or one that succeeded when it arrived. A failed delivery on the
 //! way is asked for again, oldest first and at most `connect.max_redeliveries` per run,
@@ -68,6 +68,11 @@ pub fn start(pipeline: &Arc<Pipeline>, store: &Arc<dyn Store>) -> Vec<JoinHandle
     for source in config.sources.iter().filter(|s| s.type_name == "github") {
         let job = match plan(config, source) {
             Ok(job) => job,
+            // Not connected: the usual case, not worth an info line at every start.
+            Err(why) if source.connect.is_none() => {
+                tracing::debug!(source = %source.name, "catch-up off: {why}");
+                continue;
+            }
             Err(why) => {
                 tracing::info!(source = %source.name, "catch-up off: {why}");
                 continue;

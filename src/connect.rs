@@ -182,10 +182,12 @@ async fn github(args: &GithubArgs) -> Result<(), Failure> {
         (None, Some(org)) => return Err(Usage(format!("--org `{org}` is not an organisation name"))),
         (None, None) => match &plan.connect {
             Some(c) => c.hooks_route(),
-            None => return Err(Usage(format!(
+            None => {
+                return Err(Usage(format!(
                 "give --repo OWNER/NAME or --org ORG, or set connect.repo (or connect.org) of source `{}`",
                 plan.source
-            ))),
+            )))
+            }
         },
     };
     let configured = plan
