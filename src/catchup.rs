@@ -10,16 +10,19 @@
 //! A source takes part when it is of type github and has `connect:` (its repository or
 //! organisation) with `catch_up` on, a `public_url` (how its hook is found) and an API token
 //! (`connect.token_env`/`token_file`, else `tools.github`'s); otherwise it is off, said once
-//! at start-up (at debug for a source without `connect:`, at info for one with it). One run reads the newest page of the hook's deliveries (newest first) and
-//! walks back to the last one hookwire accepted: the one carrying the store's newest
+//! at start-up (at debug for a source without `connect:`, at info for one with it).
+//!
+//! One run reads the newest page of the hook's deliveries (newest first) and walks back to
+//! the last one hookwire accepted: the one carrying the store's newest
 //! delivery id of the source, or one that succeeded when it arrived. A failed delivery on the
 //! way is asked for again, oldest first and at most `connect.max_redeliveries` per run,
 //! unless hookwire has it anyway (accepted since, through a redelivery), it is itself a
 //! redelivery, or it was asked for before: GitHub lists another entry with its guid, the
 //! record beside the store (`<store>.<source>-catchup`, one guid a line) names it, or, on a
-//! shared JetStream store, another replica claimed it. A guid is recorded once GitHub took
-//! the request, so nothing is asked twice across restarts; a network error is logged once and
-//! the rest waits for the next start or reload.
+//! shared JetStream store, another replica claimed it. A guid is recorded before GitHub is
+//! asked and taken back out when the request fails, so nothing is asked twice across
+//! restarts, even by a process stopped mid-request; a network error is logged once and the
+//! rest waits for the next start or reload.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
@@ -232,6 +235,16 @@ pub(crate) async fn redeliver_failed(
             Ok(Err(e)) => return Err((e.to_string(), report.requested.len())),
             Err(e) => return Err((e.to_string(), report.requested.len())),
         }
+        // Recorded before it is asked: a process stopped while GitHub takes the request
+        // leaves it recorded, so it is asked at most once; a refusal takes it back out.
+        if let Some(path) = &record {
+            remember(path, &guid).map_err(|e| {
+                (
+                    format!("cannot record in {}: {e}", path.display()),
+                    report.requested.len(),
+                )
+            })?;
+        }
         let sent = async {
             let resp = client
                 ._post(format!("{hook}/deliveries/{id}/attempts"), None::<&()>)
@@ -239,14 +252,14 @@ pub(crate) async fn redeliver_failed(
             octocrab::map_github_error(resp).await.map(drop)
         };
         if let Err(e) = sent.await {
+            if let Some(path) = &record {
+                if let Err(e) = forget(path, &guid) {
+                    tracing::warn!(path = %path.display(), error = %e, "catch-up cannot take back a failed request");
+                }
+            }
             return Err((crate::connect::describe(e).message(), report.requested.len()));
         }
         hookwire_core::metrics::catchup_redeliveries(source, 1);
-        if let Some(path) = &record {
-            if let Err(e) = remember(path, &guid) {
-                tracing::warn!(path = %path.display(), error = %e, "catch-up cannot record a requested redelivery");
-            }
-        }
         report.requested.push(guid);
     }
     Ok(report)
@@ -351,6 +364,20 @@ fn recall(path: &Path) -> std::io::Result<HashSet<String>> {
     Ok(lines.into_iter().map(str::to_owned).collect())
 }
 
+/// Takes `guid` back out of the record (rewritten through a temporary file).
+fn forget(path: &Path, guid: &str) -> std::io::Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let kept: String = text
+        .lines()
+        .filter(|l| *l != guid)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, kept)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// Appends `guid` to the record.
 fn remember(path: &Path, guid: &str) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
@@ -404,7 +431,12 @@ mod tests {
         assert_eq!(kept.len(), 2 * RECORD_KEEP + 1, "all of them this time");
         let kept = recall(&path).unwrap();
         assert_eq!(kept.len(), RECORD_KEEP);
-        assert!(kept.contains(&format!("g-{}", 2 * RECORD_KEEP)) && !kept.contains("g-0"));
+        let newest = format!("g-{}", 2 * RECORD_KEEP);
+        assert!(kept.contains(&newest) && !kept.contains("g-0"));
+        forget(&path, &newest).unwrap();
+        let kept = recall(&path).unwrap();
+        assert_eq!(kept.len(), RECORD_KEEP - 1);
+        assert!(!kept.contains(&newest));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -870,3 +870,29 @@ fn connect_takes_the_repository_token_and_api_from_the_connect_section() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("created hook 1 of acme/web"));
 }
+
+#[test]
+fn an_unreachable_github_is_logged_once_and_serving_goes_on() {
+    let dir = TempDir::new("catchup-down");
+    // Nothing listens on the fake's address once it is gone.
+    let gone = FakeGithub::start();
+    let cfg = catchup_config(&dir, &gone, "      token_env: T_CATCHUP_TOKEN\n");
+    drop(gone);
+    let gw = common::gateway::serve(&cfg, "127.0.0.1:0", &[("T_CATCHUP_TOKEN", TOKEN)]);
+    gw.wait_stderr("catch-up: source=github failed after 0 redelivery requests");
+    let r = gw.post_github(
+        "/hooks/github",
+        CATCHUP_SECRET,
+        "issues",
+        "g-meanwhile",
+        &issue("meanwhile"),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let failures = gw
+        .stderr_text()
+        .lines()
+        .filter(|l| l.contains("catch-up: source=github failed"))
+        .count();
+    assert_eq!(failures, 1);
+    assert!(!gw.stderr_text().contains(TOKEN), "the token was logged");
+}
