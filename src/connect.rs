@@ -15,8 +15,10 @@
 //! stay, since config.yaml names them. `--catch-up` asks GitHub to redeliver what failed
 //! while hookwire was down ([`catch_up`]).
 //!
-//! The API token comes from `GITHUB_TOKEN`, else `tools.github`'s; the API from `--api-url`,
-//! else `tools.github.api_url`, else `https://api.github.com`. `connect gitlab` does the same
+//! The repository or organisation is `--repo`/`--org`, else the source's `connect:`. The API
+//! token comes from `GITHUB_TOKEN`, else `connect.token_env`/`token_file`, else
+//! `tools.github`'s; the API from `--api-url`, else `connect.api_url`, else
+//! `tools.github.api_url`, else `https://api.github.com`. `connect gitlab` does the same
 //! for a GitLab project hook ([`gitlab`]). Exit codes: 0 done (or
 //! nothing to do), 1 GitHub or a file failed, 2 a usage or configuration error.
 
@@ -59,21 +61,17 @@ pub struct GithubArgs {
     /// The source (default: the one source of type github).
     #[arg(long)]
     source: Option<String>,
-    /// The repository whose webhook it is.
-    #[arg(
-        long,
-        value_name = "OWNER/NAME",
-        required_unless_present = "org",
-        conflicts_with = "org"
-    )]
+    /// The repository whose webhook it is (default: the source's `connect.repo`).
+    #[arg(long, value_name = "OWNER/NAME", conflicts_with = "org")]
     repo: Option<String>,
-    /// The organisation whose webhook it is.
+    /// The organisation whose webhook it is (default: the source's `connect.org`).
     #[arg(long, value_name = "ORG")]
     org: Option<String>,
     /// The payload URL GitHub posts to (default: the source's `public_url`).
     #[arg(long)]
     url: Option<String>,
-    /// The GitHub API (GitHub Enterprise: https://HOST/api/v3).
+    /// The GitHub API (GitHub Enterprise: https://HOST/api/v3; default: the source's
+    /// `connect.api_url`, else `tools.github.api_url`).
     #[arg(long, value_name = "URL")]
     api_url: Option<String>,
     /// Give the hook a new secret, keeping the previous one valid in the second secret file.
@@ -91,9 +89,20 @@ pub struct GithubArgs {
     max: u64,
 }
 
+/// Why a connect command failed: a usage or configuration error (exit 2), or GitHub or a
+/// file (exit 1).
 pub(crate) enum Failure {
     Usage(String),
     Failed(String),
+}
+
+impl Failure {
+    /// The message, whichever kind.
+    pub(crate) fn message(self) -> String {
+        match self {
+            Usage(m) | Failed(m) => m,
+        }
+    }
 }
 
 use Failure::{Failed, Usage};
@@ -129,6 +138,8 @@ pub fn connect(cmd: ConnectCommand) -> ExitCode {
 /// What connect needs of the source, from config.yaml.
 struct Plan {
     source: String,
+    /// Its `connect:`, with the token read.
+    connect: Option<config::connect::ConnectSettings>,
     url: String,
     /// `secret_file`'s paths, resolved against the config's folder.
     secret_files: Vec<PathBuf>,
@@ -169,10 +180,31 @@ async fn github(args: &GithubArgs) -> Result<(), Failure> {
         }
         (None, Some(org)) if safe_name(org) => format!("/orgs/{org}/hooks"),
         (None, Some(org)) => return Err(Usage(format!("--org `{org}` is not an organisation name"))),
-        (None, None) => return Err(Usage("give --repo OWNER/NAME or --org ORG".into())),
+        (None, None) => match &plan.connect {
+            Some(c) => c.hooks_route(),
+            None => {
+                return Err(Usage(format!(
+                "give --repo OWNER/NAME or --org ORG, or set connect.repo (or connect.org) of source `{}`",
+                plan.source
+            )))
+            }
+        },
     };
-    let where_ = args.repo.as_deref().or(args.org.as_deref()).unwrap_or_default();
-    let client = client(&args.config, args.api_url.as_deref())?;
+    let configured = plan
+        .connect
+        .as_ref()
+        .map(config::connect::ConnectSettings::owner_name);
+    let where_ = args
+        .repo
+        .clone()
+        .or(args.org.clone())
+        .or(configured)
+        .unwrap_or_default();
+    let api_url = args
+        .api_url
+        .as_deref()
+        .or(plan.connect.as_ref().and_then(|c| c.api_url.as_deref()));
+    let client = client(&args.config, api_url, plan.connect.as_ref())?;
     let hook = find_hook(&client, &route, &plan.url).await?;
 
     if args.catch_up {
@@ -277,14 +309,9 @@ async fn github(args: &GithubArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Redelivers the hook's failed deliveries newer than the source's last accepted event.
-///
-/// GitHub lists a hook's recent deliveries newest first, a redelivery as a new entry with
-/// the same `guid` (the `X-GitHub-Delivery` hookwire stores). Walking back to the last
-/// accepted guid, a delivery is asked for again when it failed, is not itself a redelivery,
-/// its guid is not in the store, and no other entry carries its guid (a redelivery was asked
-/// before, by an earlier run or by hand): so no delivery is asked for twice, across runs,
-/// without any state of connect's own.
+/// Redelivers the hook's failed deliveries since the source's last accepted event, each at
+/// most once ever (the rules are [`crate::catchup`]'s, and its record is shared with the
+/// automatic catch-up of `serve` and `channel`).
 async fn catch_up(
     client: &octocrab::Octocrab,
     hook: &str,
@@ -293,85 +320,29 @@ async fn catch_up(
     max: u64,
 ) -> Result<(), Failure> {
     let store = crate::run::open_store(cfg).map_err(Usage)?;
-    let result = redeliver_failed(client, hook, store.as_ref(), plan, max).await;
+    let record = crate::catchup::record_path(cfg, &plan.source);
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    let result =
+        crate::catchup::redeliver_failed(client, hook, &plan.source, store.clone(), record, max).await;
     store.close(TIMEOUT);
-    result
-}
-
-/// [`catch_up`] with the store open.
-async fn redeliver_failed(
-    client: &octocrab::Octocrab,
-    hook: &str,
-    store: &dyn hookwire_core::store::Store,
-    plan: &Plan,
-    max: u64,
-) -> Result<(), Failure> {
-    let stored = |e: hookwire_core::store::StoreError| Failed(e.to_string());
-    let last = store
-        .list(&hookwire_core::store::ListQuery {
-            source: Some(plan.source.clone()),
-            since_ms: None,
-            limit: 1,
-        })
-        .map_err(stored)?
-        .pop()
-        .map(|e| e.delivery_id);
-    let deliveries: Vec<Value> = client
-        .get(format!("{hook}/deliveries"), Some(&[("per_page", PER_PAGE)]))
-        .await
-        .map_err(describe)?;
-    let mut guids = std::collections::HashMap::<&str, usize>::new();
-    for d in &deliveries {
-        if let Some(g) = d["guid"].as_str() {
-            *guids.entry(g).or_default() += 1;
-        }
-    }
-    let mut failed = Vec::new();
-    for d in &deliveries {
-        let (Some(id), Some(guid)) = (d["id"].as_u64(), d["guid"].as_str()) else {
-            continue;
-        };
-        if last.as_deref() == Some(guid) {
-            break;
-        }
-        let ok = d["status_code"].as_u64().is_some_and(|c| (200..300).contains(&c));
-        if ok
-            || d["redelivery"] == json!(true)
-            || guids[guid] > 1
-            || store.get(guid).map_err(stored)?.is_some()
-        {
-            continue;
-        }
-        failed.push((id, guid));
-    }
-    failed.reverse();
-    let take = failed.len().min(usize::try_from(max).unwrap_or(usize::MAX));
-    tracing::info!(
-        source = %plan.source,
-        failed = failed.len(),
-        redelivering = take,
-        "catch-up: failed deliveries since the last accepted one"
-    );
-    for (id, guid) in &failed[..take] {
-        let resp = client
-            ._post(format!("{hook}/deliveries/{id}/attempts"), None::<&()>)
-            .await
-            .map_err(describe)?;
-        octocrab::map_github_error(resp).await.map_err(describe)?;
-        // The guid comes from the network: printed as one plain line.
-        let guid = hookwire_core::sanitize::meta_value(guid).unwrap_or_default();
+    let report = result.map_err(|(e, asked)| Failed(format!("{e} (after {asked} redelivery requests)")))?;
+    for guid in &report.requested {
         println!("asked GitHub to redeliver {guid}");
     }
-    let rest = if take < failed.len() {
+    let rest = if report.skipped > 0 {
         " (--max reached: run again for the rest)"
     } else {
         ""
     };
     println!(
-        "catch-up of `{}`: {} failed since the last accepted delivery ({}), {take} redelivery asked{rest}",
+        "catch-up of `{}`: {} failed since the last accepted delivery ({}), {} redelivery asked{rest}; {} asked before",
         plan.source,
-        failed.len(),
-        last.as_deref().unwrap_or("none stored"),
+        report.found,
+        report.last.as_deref().map_or("none stored".to_owned(), |l| {
+            hookwire_core::sanitize::meta_value(l).unwrap_or_default()
+        }),
+        report.requested.len(),
+        report.already,
     );
     Ok(())
 }
@@ -422,6 +393,7 @@ fn plan(cfg: &Config, vendor: &str, source: Option<&str>, url: Option<&str>) -> 
     }
     let secret_files = secret_files(&cfg.path, &source.name)?;
     Ok(Plan {
+        connect: connect_section(&cfg.path, &source.name)?,
         source: source.name.clone(),
         url,
         secret_files,
@@ -429,15 +401,35 @@ fn plan(cfg: &Config, vendor: &str, source: Option<&str>, url: Option<&str>) -> 
     })
 }
 
-/// The source's `secret_file` entries, resolved against the config's folder.
-fn secret_files(config: &Path, source: &str) -> Result<Vec<PathBuf>, Failure> {
+/// The source's entry in config.yaml as written.
+fn raw_entry(config: &Path, source: &str) -> Result<Option<serde_norway::Value>, Failure> {
     let text = std::fs::read_to_string(config)
         .map_err(|e| Usage(format!("cannot read {}: {e}", config.display())))?;
     let root: serde_norway::Value =
         serde_norway::from_str(&text).map_err(|e| Usage(format!("{}: {e}", config.display())))?;
-    let entry = root["sources"]
+    Ok(root["sources"]
         .as_sequence()
-        .and_then(|s| s.iter().find(|s| s["name"].as_str() == Some(source)));
+        .and_then(|s| s.iter().find(|s| s["name"].as_str() == Some(source)))
+        .cloned())
+}
+
+/// The source's `connect:`, with its token read unless `GITHUB_TOKEN` overrides it (the
+/// config was loaded without secrets).
+fn connect_section(config: &Path, source: &str) -> Result<Option<config::connect::ConnectSettings>, Failure> {
+    let Some(value) = raw_entry(config, source)?.and_then(|e| e.get("connect").cloned()) else {
+        return Ok(None);
+    };
+    let base = config.parent().unwrap_or(Path::new("."));
+    let overridden = std::env::var(TOKEN_ENV).is_ok_and(|t| !t.trim().is_empty());
+    config::connect::ConnectSettings::from_yaml(&value, base, !overridden)
+        .map(Some)
+        .map_err(|(field, m)| Usage(format!("sources: {source}: connect.{field}: {m}")))
+}
+
+/// The source's `secret_file` entries, resolved against the config's folder.
+fn secret_files(config: &Path, source: &str) -> Result<Vec<PathBuf>, Failure> {
+    let entry = raw_entry(config, source)?;
+    let entry = entry.as_ref();
     let files: Vec<PathBuf> = match entry.map(|e| &e["secret_file"]) {
         Some(serde_norway::Value::String(one)) => vec![one.into()],
         Some(serde_norway::Value::Sequence(many)) => many
@@ -513,19 +505,25 @@ fn matches(hook: &Value, plan: &Plan) -> bool {
 }
 
 /// The octocrab client for the API, with the token.
-fn client(config: &Path, api_url: Option<&str>) -> Result<octocrab::Octocrab, Failure> {
+fn client(
+    config: &Path,
+    api_url: Option<&str>,
+    connect: Option<&config::connect::ConnectSettings>,
+) -> Result<octocrab::Octocrab, Failure> {
     let tools = config::load_tools(config).map_err(|e| Usage(e.to_string()))?;
     let configured = tools.github.as_ref();
+    let own = connect.and_then(|c| c.token.as_ref());
     let token = match std::env::var(TOKEN_ENV) {
         Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
-        _ => match configured {
-            Some(g) => std::str::from_utf8(g.token.expose())
-                .map_err(|_| Usage("the tools.github token is not UTF-8".into()))?
+        _ => match own.or(configured.map(|g| &g.token)) {
+            Some(token) => std::str::from_utf8(token.expose())
+                .map_err(|_| Usage("the GitHub token is not UTF-8".into()))?
                 .trim()
                 .to_owned(),
             None => {
                 return Err(Usage(format!(
-                    "no GitHub token: export {TOKEN_ENV} (a token that may administer the repository's or organisation's hooks), or configure tools.github"
+                    "no GitHub token: export {TOKEN_ENV} (a token that may administer the repository's or organisation's hooks), \
+                     or set connect.token_env of the source, or configure tools.github"
                 )))
             }
         },
@@ -534,18 +532,15 @@ fn client(config: &Path, api_url: Option<&str>) -> Result<octocrab::Octocrab, Fa
         .map(str::to_owned)
         .or_else(|| configured.map(|g| g.api_url.clone()))
         .unwrap_or_else(|| "https://api.github.com".to_owned());
-    octocrab::Octocrab::builder()
-        .base_uri(api.as_str())
-        .map_err(|e| Usage(format!("--api-url: {e}")))?
-        .personal_token(token)
-        .set_connect_timeout(Some(TIMEOUT))
-        .set_read_timeout(Some(TIMEOUT))
-        .build()
-        .map_err(|e| Failed(format!("cannot build the GitHub client: {e}")))
+    crate::catchup::client(&api, token).map_err(Usage)
 }
 
 /// The hook whose payload URL is `url`, looked for page by page.
-async fn find_hook(client: &octocrab::Octocrab, route: &str, url: &str) -> Result<Option<Value>, Failure> {
+pub(crate) async fn find_hook(
+    client: &octocrab::Octocrab,
+    route: &str,
+    url: &str,
+) -> Result<Option<Value>, Failure> {
     for page in 1.. {
         let hooks: Vec<Value> = client
             .get(route, Some(&[("per_page", PER_PAGE), ("page", page)]))
@@ -622,7 +617,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
 }
 
 /// A GitHub failure in words, without the request (its token).
-fn describe(e: octocrab::Error) -> Failure {
+pub(crate) fn describe(e: octocrab::Error) -> Failure {
     Failed(match e {
         octocrab::Error::GitHub { source, .. } => {
             format!("GitHub answered {}: {}", source.status_code, source.message)

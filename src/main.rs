@@ -17,6 +17,7 @@ use hookwire_core::{config, sink, telemetry};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin;
+mod catchup;
 mod connect;
 mod doctor;
 mod explain;

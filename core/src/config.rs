@@ -3,6 +3,7 @@
 //! `serde_yaml`, whose errors keep line and column); semantic errors get their line from
 //! [`crate::diagnostics::locate::LineIndex`].
 
+pub mod connect;
 pub mod schedule;
 pub mod storm;
 pub mod tools;
@@ -52,6 +53,7 @@ const SOURCE_KEYS: &[&str] = &[
     "storm",
     "headers",
     "max_body_bytes",
+    "connect",
 ];
 
 /// A loaded, validated configuration with its adapters built and its secrets read.
@@ -308,6 +310,8 @@ pub struct Source {
     pub storm: Option<storm::StormSpec>,
     /// Set for a `schedules:` entry: hookwire runs it; it has no HTTP path.
     pub schedule: Option<schedule::Schedule>,
+    /// `connect:` of a GitHub source: its webhook on GitHub, API token, catch-up.
+    pub connect: Option<connect::ConnectSettings>,
     /// URL path it is served on (`/hooks/<name>` by default).
     pub path: String,
     /// Largest request body accepted (413 beyond): the source's `max_body_bytes:`, else the
@@ -635,6 +639,7 @@ fn parse_with(
                     max_body_bytes: 0,
                     adapter: Box::new(crate::adapter::no_door::NoDoor::new()),
                     schedule: Some(schedule),
+                    connect: None,
                 }),
                 Err(problems) => {
                     for (field, message) in problems {
@@ -952,6 +957,29 @@ fn source(
             None
         }
     };
+    let connect = match map.get("connect") {
+        None => None,
+        Some(v) => match connect::ConnectSettings::from_yaml(v, base, read == Secrets::Read) {
+            Ok(c) => Some(c),
+            Err((field, message)) => {
+                let field = match field {
+                    "" => at("connect"),
+                    f => at(&format!("connect.{f}")),
+                };
+                p.add(
+                    &field,
+                    message,
+                    Some(
+                        "connect takes repo: OWNER/NAME or org: ORG, token_env or token_file, api_url, \
+                         catch_up: true|false, max_redeliveries: N"
+                            .into(),
+                    ),
+                );
+                ok = false;
+                None
+            }
+        },
+    };
     let filter = match map.get("filter").map(Filter::from_yaml) {
         None => None,
         Some(Ok(f)) => Some(f),
@@ -1093,6 +1121,17 @@ fn source(
         }
     }
     let factory = factory?;
+    if connect.is_some() && factory.type_name != "github" {
+        p.add(
+            &at("connect"),
+            format!(
+                "`connect:` is for sources of type github, and this one is {}",
+                factory.type_name
+            ),
+            Some("remove it; `hookwire connect gitlab` takes its project on the command line".into()),
+        );
+        return None;
+    }
     let spec = SourceSpec {
         name: &name,
         options: &options,
@@ -1159,6 +1198,7 @@ fn source(
         storm,
         headers,
         schedule: None,
+        connect,
         path,
         adapter,
         description: factory.description,

@@ -17,6 +17,7 @@
 //! | `hookwire_tool_calls_total` | counter | `tool`, `outcome` (`ok`, `refused`, `error`); on the gateway, its linked channels' calls as their audit arrives |
 //! | `hookwire_config_reloads_total` | counter | `result` (`ok`, `failed`) |
 //! | `hookwire_connections_refused_total` | counter | `cap` (`total`, `per_client`): a connection closed at accept because every connection in the way was busy |
+//! | `hookwire_catchup_redeliveries_total` | counter | `source`: redeliveries of failed GitHub deliveries the catch-up asked for |
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -255,6 +256,11 @@ pub fn render(store: Option<&dyn Store>, subscriptions: &[Subscription]) -> Stri
 /// Counts a connection closed at accept (see [`crate::http`]).
 pub fn connection_refused(cap: &'static str) {
     metrics::counter!("hookwire_connections_refused_total", "cap" => cap).increment(1);
+}
+
+/// Counts redeliveries the catch-up asked GitHub for, of `source`'s hook.
+pub fn catchup_redeliveries(source: &str, n: u64) {
+    metrics::counter!("hookwire_catchup_redeliveries_total", "source" => source.to_owned()).increment(n);
 }
 
 /// A Prometheus label value: backslash, quote and newline escaped.

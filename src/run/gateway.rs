@@ -80,7 +80,7 @@ pub fn run(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
                  text; put a TLS-terminating proxy in front or set `tls:` in the config"
             );
         }
-        let mut jobs = Jobs::start(&pipeline);
+        let mut jobs = Jobs::start(&pipeline, &store);
         let current: ingress::Current = Arc::new(ArcSwap::new(pipeline));
         let gw = Gateway::new(store.clone(), current.clone());
         let mut server = tokio::spawn(gw.serve(listener, tls, limits, shutdown.stopping()));
@@ -94,7 +94,7 @@ pub fn run(config_path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
                 _ = hup.recv() => {
                     if let Some(next) = reload(&config_path, &current, &store) {
                         jobs.stop();
-                        jobs = Jobs::start(&next);
+                        jobs = Jobs::start(&next, &store);
                         current.store(next);
                     }
                 }

@@ -1,11 +1,13 @@
-//! The pipeline's own jobs: each schedule, and the storm-control flusher that queues a
-//! group's digest when its window closes. Started by whichever process receives webhooks,
+//! The pipeline's own jobs: each schedule, the storm-control flusher that queues a
+//! group's digest when its window closes, and the GitHub sources' catch-up runs
+//! ([`crate::catchup`]). Started by whichever process receives webhooks,
 //! restarted on a reload, stopped first at shutdown.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hookwire_core::pipeline::Pipeline;
+use hookwire_core::store::Store;
 use tokio::task::JoinHandle;
 
 /// How often closed storm windows are looked for.
@@ -18,8 +20,8 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// Starts `pipeline`'s jobs on the current runtime.
-    pub fn start(pipeline: &Arc<Pipeline>) -> Jobs {
+    /// Starts `pipeline`'s jobs on the current runtime; catch-up reads `store`.
+    pub fn start(pipeline: &Arc<Pipeline>, store: &Arc<dyn Store>) -> Jobs {
         let mut tasks = Vec::new();
         for (i, src) in pipeline.config().sources.iter().enumerate() {
             if src.schedule.is_some() {
@@ -36,6 +38,7 @@ impl Jobs {
                 }
             }));
         }
+        tasks.extend(crate::catchup::start(pipeline, store));
         Jobs {
             pipeline: pipeline.clone(),
             tasks,

@@ -92,7 +92,7 @@ fn listen(
     ));
     Ok(Listening {
         task,
-        jobs: Jobs::start(pipeline),
+        jobs: Jobs::start(pipeline, store),
         _lock: lock,
     })
 }

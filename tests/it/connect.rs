@@ -42,6 +42,11 @@ struct State {
     deliveries: Vec<Value>,
     /// The GitLab project `acme/web`'s hooks.
     gitlab_hooks: Vec<Value>,
+    /// Redeliveries are not listed (yet), as when GitHub is slow to show them: only
+    /// hookwire's own record keeps it from asking twice.
+    hide_redeliveries: bool,
+    /// The deliveries list never answers (a GitHub that hangs).
+    stall_deliveries: bool,
 }
 
 /// The fake GitHub hooks API of repository `acme/web`.
@@ -78,14 +83,21 @@ impl FakeGithub {
                 .await
                 .unwrap_or_default();
             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let stall = {
+                let mut st = state.lock().unwrap();
+                st.seen.push(Seen {
+                    method: method.to_string(),
+                    uri,
+                    authorization,
+                    private_token,
+                    body: body.clone(),
+                });
+                st.stall_deliveries && path.ends_with("/deliveries")
+            };
+            if stall {
+                std::future::pending::<()>().await;
+            }
             let mut st = state.lock().unwrap();
-            st.seen.push(Seen {
-                method: method.to_string(),
-                uri,
-                authorization,
-                private_token,
-                body: body.clone(),
-            });
             // As GitHub shows a hook: the secret masked.
             let shown = |h: &Value| {
                 let mut h = h.clone();
@@ -133,10 +145,12 @@ impl FakeGithub {
                                 // (here one that fails again, as if hookwire were still down).
                                 Some(d) => {
                                     let id = 1000 + st.deliveries.len() as u64;
-                                    st.deliveries.insert(
-                                        0,
-                                        json!({"id": id, "guid": d["guid"], "redelivery": true, "status_code": 502}),
-                                    );
+                                    if !st.hide_redeliveries {
+                                        st.deliveries.insert(
+                                            0,
+                                            json!({"id": id, "guid": d["guid"], "redelivery": true, "status_code": 502}),
+                                        );
+                                    }
                                     (StatusCode::ACCEPTED, json!({}))
                                 }
                                 None => (StatusCode::NOT_FOUND, json!({"message": "Not Found"})),
@@ -210,6 +224,23 @@ impl FakeGithub {
     /// The requests received since the last call.
     fn take_seen(&self) -> Vec<Seen> {
         std::mem::take(&mut self.state.lock().unwrap().seen)
+    }
+
+    /// Waits until the fake has received a request for which `done` holds, and returns
+    /// every request received since the last [`FakeGithub::take_seen`]; fails the test after
+    /// [`DEADLINE`].
+    fn wait_for(&self, done: impl Fn(&Seen) -> bool) -> Vec<Seen> {
+        let end = std::time::Instant::now() + DEADLINE;
+        while std::time::Instant::now() < end {
+            if self.state.lock().unwrap().seen.iter().any(&done) {
+                return self.take_seen();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!(
+            "the fake never received the request; it saw {:?}",
+            self.take_seen()
+        );
     }
 
     /// The hooks as stored, secrets included.
@@ -616,4 +647,252 @@ sources:
 /// `(method, path and query)` of each request.
 fn requests_of(seen: &[Seen]) -> Vec<(String, String)> {
     seen.iter().map(|s| (s.method.clone(), s.uri.clone())).collect()
+}
+
+/// The secret of the catch-up tests' source.
+const CATCHUP_SECRET: &str = "catchup-test-secret-0123456789abcdef";
+const DELIVERIES: &str = "/repos/acme/web/hooks/1/deliveries?per_page=100";
+
+/// A fake whose repository `acme/web` has hook 1, posting to [`PAYLOAD_URL`].
+fn fake_with_hook() -> FakeGithub {
+    let fake = FakeGithub::start();
+    let mut st = fake.state.lock().unwrap();
+    st.hooks.push(
+        json!({"id": 1, "name": "web", "active": true, "events": ["issues"],
+                         "config": {"url": PAYLOAD_URL, "content_type": "json"}}),
+    );
+    st.next_id = 1;
+    drop(st);
+    fake
+}
+
+/// The source's `connect:` for the fake's `acme/web`, with `extra` lines (indented).
+fn catchup_config(dir: &TempDir, fake: &FakeGithub, extra: &str) -> PathBuf {
+    dir.write("secrets/github.secret", CATCHUP_SECRET);
+    config(
+        dir,
+        "secrets/github.secret",
+        &format!(
+            "    connect:\n      repo: acme/web\n      api_url: {}\n{extra}",
+            fake.url()
+        ),
+    )
+}
+
+/// The one log line of a catch-up run.
+fn catchup_line(found: usize, requested: usize, skipped: usize, already: usize) -> String {
+    format!(
+        "catch-up: source=github, failed deliveries found={found}, redelivery requested={requested}, \
+         skipped (over limit)={skipped}, already requested={already}"
+    )
+}
+
+fn delivery(id: u64, guid: &str, status: u64, redelivery: bool) -> Value {
+    json!({"id": id, "guid": guid, "status_code": status, "redelivery": redelivery,
+           "event": "issues", "action": "opened", "delivered_at": "2026-01-01T00:00:00Z"})
+}
+
+#[test]
+fn serve_catches_up_on_start_within_its_limit_and_never_asks_twice_across_restarts() {
+    let dir = TempDir::new("catchup-serve");
+    let fake = fake_with_hook();
+    // GitHub does not list the redeliveries yet: only hookwire's record prevents a repeat.
+    fake.state.lock().unwrap().hide_redeliveries = true;
+    let env = [("T_CATCHUP_TOKEN", TOKEN)];
+    let with_max = |max: u32| {
+        catchup_config(
+            &dir,
+            &fake,
+            &format!("      token_env: T_CATCHUP_TOKEN\n      max_redeliveries: {max}\nmetrics: true\n"),
+        )
+    };
+    let serve = |cfg: &Path| common::gateway::serve(cfg, "127.0.0.1:0", &env);
+
+    // First start: nothing failed. hookwire accepts one delivery, then goes down.
+    let cfg = with_max(1);
+    let gw = serve(&cfg);
+    gw.wait_stderr(&catchup_line(0, 0, 0, 0));
+    assert_eq!(
+        requests(&fake.take_seen()),
+        [req("GET", LIST), req("GET", DELIVERIES)]
+    );
+    let r = gw.post_github(
+        "/hooks/github",
+        CATCHUP_SECRET,
+        "issues",
+        "g-accepted",
+        &issue("accepted"),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    drop(gw);
+
+    // What GitHub shows meanwhile, newest first.
+    fake.state.lock().unwrap().deliveries = vec![
+        delivery(9, "g-fail-late", 502, false),
+        delivery(8, "g-tried", 0, true),
+        delivery(7, "g-fail-early", 0, false),
+        delivery(6, "g-tried", 503, false),
+        delivery(5, "g-accepted", 202, false),
+        delivery(4, "g-before", 500, false),
+    ];
+
+    // Restart with a limit of one: the oldest failed delivery since the accepted one; not the
+    // successful one, not the older one, not the one already redelivered.
+    let gw = serve(&cfg);
+    gw.wait_stderr(&catchup_line(2, 1, 1, 1));
+    assert_eq!(
+        requests(&fake.take_seen()),
+        [
+            req("GET", LIST),
+            req("GET", DELIVERIES),
+            req("POST", "/repos/acme/web/hooks/1/deliveries/7/attempts"),
+        ]
+    );
+    let page = gw.call("GET", "/metrics").body;
+    assert!(
+        page.contains("hookwire_catchup_redeliveries_total{source=\"github\"} 1"),
+        "{page}"
+    );
+    drop(gw);
+
+    // Restart without the limit: the rest, and not 7 again.
+    let cfg = with_max(50);
+    let gw = serve(&cfg);
+    gw.wait_stderr(&catchup_line(1, 1, 0, 2));
+    assert_eq!(
+        requests(&fake.take_seen()),
+        [
+            req("GET", LIST),
+            req("GET", DELIVERIES),
+            req("POST", "/repos/acme/web/hooks/1/deliveries/9/attempts"),
+        ]
+    );
+    drop(gw);
+
+    // And again: nothing left to ask for.
+    let gw = serve(&cfg);
+    gw.wait_stderr(&catchup_line(0, 0, 0, 3));
+    assert_eq!(
+        requests(&fake.take_seen()),
+        [req("GET", LIST), req("GET", DELIVERIES)]
+    );
+    drop(gw);
+    let record = std::fs::read_to_string(dir.0.join("hookwire.db.github-catchup")).unwrap();
+    assert_eq!(record, "g-fail-early\ng-fail-late\n");
+}
+
+#[test]
+fn catch_up_without_an_api_token_asks_github_nothing() {
+    let dir = TempDir::new("catchup-off");
+    let fake = fake_with_hook();
+    fake.state.lock().unwrap().deliveries = vec![delivery(2, "g-failed", 502, false)];
+    let cfg = catchup_config(&dir, &fake, "");
+    // GITHUB_TOKEN is the one-shot `connect github`'s; the background needs one configured.
+    let gw = common::gateway::serve(&cfg, "127.0.0.1:0", &[("GITHUB_TOKEN", TOKEN)]);
+    gw.wait_stderr("catch-up off: no API token");
+    // Decided before anything is started: the process runs on and GitHub hears nothing.
+    let r = gw.post_github("/hooks/github", CATCHUP_SECRET, "issues", "g-new", &issue("new"));
+    assert_eq!(r.status, 202, "{}", r.body);
+    drop(gw);
+    assert!(fake.take_seen().is_empty());
+}
+
+#[test]
+fn a_local_channel_catches_up_in_the_background_and_answers_while_github_hangs() {
+    let dir = TempDir::new("catchup-local");
+    let fake = fake_with_hook();
+    fake.state.lock().unwrap().stall_deliveries = true;
+    let cfg = catchup_config(&dir, &fake, "      token_env: T_CATCHUP_TOKEN\n");
+    let mut ch = Hookwire::spawn(&cfg, &[("T_CATCHUP_TOKEN", TOKEN)]);
+    let seen = fake.wait_for(|s| s.uri == DELIVERIES);
+    assert_eq!(requests(&seen), [req("GET", LIST), req("GET", DELIVERIES)]);
+    // GitHub still holds the deliveries request: the session is served all the same.
+    let result = ch.handshake();
+    assert_eq!(result["serverInfo"]["name"], "hookwire", "{result}");
+    let r = ch.post_github(
+        "/hooks/github",
+        CATCHUP_SECRET,
+        "issues",
+        "g-live",
+        &issue("live"),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(common::delivery_id(&ch.next_notification()), "g-live");
+}
+
+#[test]
+fn connect_config_errors_name_the_field_and_line() {
+    let dir = TempDir::new("catchup-bad");
+    let fake = FakeGithub::start();
+    let cfg = catchup_config(
+        &dir,
+        &fake,
+        "      token_env: T_CATCHUP_TOKEN\n      max_redeliveries: 0\n",
+    );
+    let out = Command::new(common::bin())
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .env("T_CATCHUP_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("sources[0].connect.max_redeliveries") && err.contains(":12"),
+        "{err}"
+    );
+}
+
+#[test]
+fn connect_takes_the_repository_token_and_api_from_the_connect_section() {
+    let dir = TempDir::new("connect-section");
+    let fake = FakeGithub::start();
+    let cfg = config(
+        &dir,
+        "secrets/github.secret",
+        &format!(
+            "    connect:\n      repo: acme/web\n      api_url: {}\n      token_env: T_CONNECT_SECTION_TOKEN\n",
+            fake.url()
+        ),
+    );
+    let out = Command::new(common::bin())
+        .args(["connect", "github", "--config"])
+        .arg(&cfg)
+        .env("T_CONNECT_SECTION_TOKEN", TOKEN)
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("HOOKWIRE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        requests(&fake.take_seen()),
+        [req("GET", LIST), req("POST", "/repos/acme/web/hooks")]
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created hook 1 of acme/web"));
+}
+
+#[test]
+fn an_unreachable_github_is_logged_once_and_serving_goes_on() {
+    let dir = TempDir::new("catchup-down");
+    // Nothing listens on the fake's address once it is gone.
+    let gone = FakeGithub::start();
+    let cfg = catchup_config(&dir, &gone, "      token_env: T_CATCHUP_TOKEN\n");
+    drop(gone);
+    let gw = common::gateway::serve(&cfg, "127.0.0.1:0", &[("T_CATCHUP_TOKEN", TOKEN)]);
+    gw.wait_stderr("catch-up: source=github failed after 0 redelivery requests");
+    let r = gw.post_github(
+        "/hooks/github",
+        CATCHUP_SECRET,
+        "issues",
+        "g-meanwhile",
+        &issue("meanwhile"),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let failures = gw
+        .stderr_text()
+        .lines()
+        .filter(|l| l.contains("catch-up: source=github failed"))
+        .count();
+    assert_eq!(failures, 1);
+    assert!(!gw.stderr_text().contains(TOKEN), "the token was logged");
 }
