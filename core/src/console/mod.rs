@@ -119,7 +119,8 @@ impl Console {
             .route("/console/tokens/{name}/revoke", post(actions::revoke))
             .route("/console/sessions", get(pages::sessions))
             .route("/console/assets/{file}", get(assets::serve))
-            .fallback(|| async { not_found() })
+            // Not a fallback: the gateway's router has the webhooks' (and one is allowed).
+            .route("/console/{*rest}", get(|| async { not_found() }).post(|| async { not_found() }))
             .with_state(self.clone())
             .layer(axum::middleware::map_response(secure_headers))
     }
