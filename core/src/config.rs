@@ -40,7 +40,14 @@ const TOP_KEYS: &[&str] = &[
 
 /// Paths hookwire serves itself on the webhook listener; no source may use them.
 /// `/console` reserves every path under it too (the delivery console).
-pub const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/v1/session", "/mcp", "/console"];
+pub const RESERVED_PATHS: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/session",
+    "/mcp",
+    "/console",
+];
 const SOURCE_KEYS: &[&str] = &[
     "name",
     "type",
@@ -565,7 +572,11 @@ fn parse_with(
     if let Some(c) = &console {
         if c.max_sessions == 0 || c.session_ttl_secs == 0 {
             p.add(
-                if c.max_sessions == 0 { "console.max_sessions" } else { "console.session_ttl_secs" },
+                if c.max_sessions == 0 {
+                    "console.max_sessions"
+                } else {
+                    "console.session_ttl_secs"
+                },
                 "must be at least 1",
                 Some("to turn the console off, write `console: {enabled: false}`".into()),
             );

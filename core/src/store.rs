@@ -226,7 +226,9 @@ pub trait Store: Send + Sync + 'static {
     /// event. The default refuses: a backend that can do it overrides it.
     fn replay_one(&self, seq: u64, target: Option<&str>) -> Result<Option<u64>, StoreError> {
         let _ = (seq, target);
-        Err(StoreError::Invalid("this store cannot re-deliver a single event".into()))
+        Err(StoreError::Invalid(
+            "this store cannot re-deliver a single event".into(),
+        ))
     }
 
     /// Every subscriber's delivery state.

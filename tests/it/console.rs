@@ -81,9 +81,9 @@ fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], form:
     let headers = resp
         .headers_names()
         .into_iter()
-        .filter_map(|n| {
+        .map(|n| {
             let v = resp.all(&n).join("\n");
-            Some((n.to_ascii_lowercase(), v))
+            (n.to_ascii_lowercase(), v)
         })
         .collect();
     Reply {
@@ -117,7 +117,10 @@ fn urlencode(s: &str) -> String {
 
 /// The CSRF token of a signed-in page.
 fn csrf_of(page: &str) -> String {
-    let at = page.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
     page[at..].split('"').next().unwrap().to_owned()
 }
 
@@ -130,7 +133,11 @@ fn console_pages_carry_security_headers_and_sign_in_takes_a_console_token() {
     let alice = token(&db, "alice", &["github"], &["read-events"], None);
 
     // Every console answer, a refusal and an asset included, carries the policy.
-    for path in ["/console/sign-in", "/console/nothing", "/console/assets/console.js"] {
+    for path in [
+        "/console/sign-in",
+        "/console/nothing",
+        "/console/assets/console.js",
+    ] {
         let r = request(&gw.addr, "GET", path, &[], None);
         assert_eq!(
             r.header("content-security-policy"),
@@ -168,34 +175,79 @@ fn console_pages_carry_security_headers_and_sign_in_takes_a_console_token() {
     let csrf = csrf_of(&page.body);
 
     // State-changing requests need the CSRF token and the same origin.
-    let no_csrf = request(&gw.addr, "POST", "/console/sign-out", &[("Cookie", &cookie)], Some(""));
+    let no_csrf = request(
+        &gw.addr,
+        "POST",
+        "/console/sign-out",
+        &[("Cookie", &cookie)],
+        Some(""),
+    );
     assert_eq!(no_csrf.status, 403);
-    let wrong = request(&gw.addr, "POST", "/console/sign-out", &[("Cookie", &cookie)], Some("csrf=x"));
+    let wrong = request(
+        &gw.addr,
+        "POST",
+        "/console/sign-out",
+        &[("Cookie", &cookie)],
+        Some("csrf=x"),
+    );
     assert_eq!(wrong.status, 403);
     let form = format!("csrf={}", urlencode(&csrf));
     let cross = request(
         &gw.addr,
         "POST",
         "/console/sign-out",
-        &[("Cookie", &cookie), ("Origin", "https://evil.example"), ("Sec-Fetch-Site", "cross-site")],
+        &[
+            ("Cookie", &cookie),
+            ("Origin", "https://evil.example"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
         Some(&form),
     );
     assert_eq!(cross.status, 403);
     let huge = format!("csrf={}&pad={}", urlencode(&csrf), "a".repeat(300 * 1024));
     assert_eq!(
-        request(&gw.addr, "POST", "/console/sign-out", &[("Cookie", &cookie)], Some(&huge)).status,
+        request(
+            &gw.addr,
+            "POST",
+            "/console/sign-out",
+            &[("Cookie", &cookie)],
+            Some(&huge)
+        )
+        .status,
         413
     );
     // Still signed in after all of those.
-    assert_eq!(request(&gw.addr, "GET", "/console", &[("Cookie", &cookie)], None).status, 200);
+    assert_eq!(
+        request(&gw.addr, "GET", "/console", &[("Cookie", &cookie)], None).status,
+        200
+    );
 
-    let out = request(&gw.addr, "POST", "/console/sign-out", &[("Cookie", &cookie)], Some(&form));
-    assert_eq!((out.status, out.header("location")), (303, Some("/console/sign-in")));
+    let out = request(
+        &gw.addr,
+        "POST",
+        "/console/sign-out",
+        &[("Cookie", &cookie)],
+        Some(&form),
+    );
+    assert_eq!(
+        (out.status, out.header("location")),
+        (303, Some("/console/sign-in"))
+    );
     assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
     // The old cookie no longer works, for pages or actions.
-    assert_eq!(request(&gw.addr, "GET", "/console", &[("Cookie", &cookie)], None).status, 303);
     assert_eq!(
-        request(&gw.addr, "POST", "/console/sign-out", &[("Cookie", &cookie)], Some(&form)).status,
+        request(&gw.addr, "GET", "/console", &[("Cookie", &cookie)], None).status,
+        303
+    );
+    assert_eq!(
+        request(
+            &gw.addr,
+            "POST",
+            "/console/sign-out",
+            &[("Cookie", &cookie)],
+            Some(&form)
+        )
+        .status,
         403
     );
 }
@@ -217,34 +269,76 @@ fn console_escapes_payloads_and_shows_only_the_tokens_sources() {
     let (_, cookie) = sign_in(&gw.addr, &viewer);
     let log = request(&gw.addr, "GET", "/console", &[("Cookie", &cookie)], None);
     assert!(log.body.contains("esc-1"), "{}", log.body);
-    assert!(!log.body.contains("ops-1"), "another token's source: {}", log.body);
+    assert!(
+        !log.body.contains("ops-1"),
+        "another token's source: {}",
+        log.body
+    );
     assert_eq!(
-        request(&gw.addr, "GET", &format!("/console/events/{theirs}"), &[("Cookie", &cookie)], None).status,
+        request(
+            &gw.addr,
+            "GET",
+            &format!("/console/events/{theirs}"),
+            &[("Cookie", &cookie)],
+            None
+        )
+        .status,
         404,
         "an event of a source the token does not receive is not found"
     );
-    let detail = request(&gw.addr, "GET", &format!("/console/events/{mine}"), &[("Cookie", &cookie)], None);
+    let detail = request(
+        &gw.addr,
+        "GET",
+        &format!("/console/events/{mine}"),
+        &[("Cookie", &cookie)],
+        None,
+    );
     assert_eq!(detail.status, 200);
     assert!(
-        detail.body.contains("&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;"),
+        detail
+            .body
+            .contains("&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;"),
         "the payload shows as text: {}",
         detail.body
     );
     assert!(!detail.body.contains("<script>alert"), "never as markup");
     assert!(!detail.body.contains("<img src=x"), "never as markup");
-    assert!(detail.body.contains("&lt;channel source=&quot;hookwire&quot;"), "the block as Claude sees it");
-    assert!(detail.body.contains("<code>github/issues</code>"), "the template: {}", detail.body);
+    assert!(
+        detail.body.contains("&lt;channel source=&quot;hookwire&quot;"),
+        "the block as Claude sees it"
+    );
+    assert!(
+        detail.body.contains("<code>github/issues</code>"),
+        "the template: {}",
+        detail.body
+    );
     // The viewer cannot revoke: admin only.
     let csrf = format!("csrf={}", urlencode(&csrf_of(&detail.body)));
-    let r = request(&gw.addr, "POST", "/console/tokens/victim/revoke", &[("Cookie", &cookie)], Some(&csrf));
+    let r = request(
+        &gw.addr,
+        "POST",
+        "/console/tokens/victim/revoke",
+        &[("Cookie", &cookie)],
+        Some(&csrf),
+    );
     assert_eq!(r.status, 403);
 
     // The admin sees every source and revokes; the revoked token's sessions end.
     let (_, admin) = sign_in(&gw.addr, &boss);
     let sessions = request(&gw.addr, "GET", "/console/sessions", &[("Cookie", &admin)], None);
-    assert!(sessions.body.contains("victim") && sessions.body.contains("Revoke victim"), "{}", sessions.body);
+    assert!(
+        sessions.body.contains("victim") && sessions.body.contains("Revoke victim"),
+        "{}",
+        sessions.body
+    );
     let csrf = format!("csrf={}", urlencode(&csrf_of(&sessions.body)));
-    let r = request(&gw.addr, "POST", "/console/tokens/victim/revoke", &[("Cookie", &admin)], Some(&csrf));
+    let r = request(
+        &gw.addr,
+        "POST",
+        "/console/tokens/victim/revoke",
+        &[("Cookie", &admin)],
+        Some(&csrf),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let t = db.tokens().get("victim").unwrap().unwrap();
     assert!(t.revoked_ms.is_some(), "revoked in the store");
@@ -255,7 +349,13 @@ fn console_escapes_payloads_and_shows_only_the_tokens_sources() {
     assert_eq!(sign_in(&gw.addr, &viewer).0.status, 503);
 
     // Re-delivery and preview are audited with the event.
-    let detail = request(&gw.addr, "GET", &format!("/console/events/{mine}"), &[("Cookie", &admin)], None);
+    let detail = request(
+        &gw.addr,
+        "GET",
+        &format!("/console/events/{mine}"),
+        &[("Cookie", &admin)],
+        None,
+    );
     let csrf = urlencode(&csrf_of(&detail.body));
     let r = request(
         &gw.addr,
@@ -278,7 +378,8 @@ fn console_escapes_payloads_and_shows_only_the_tokens_sources() {
     assert_eq!(tools, ["console_preview", "console_redeliver"]);
     let copy = db.list(&Default::default()).unwrap();
     assert!(
-        copy.iter().any(|e| e.delivery_id == "esc-1" && e.target.as_deref() == Some("viewer") && e.seq > mine),
+        copy.iter()
+            .any(|e| e.delivery_id == "esc-1" && e.target.as_deref() == Some("viewer") && e.seq > mine),
         "a copy for viewer only: {copy:?}"
     );
 
@@ -296,7 +397,10 @@ fn console_escapes_payloads_and_shows_only_the_tokens_sources() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("accepted"), "{}", r.body);
     assert!(
-        db.list(&Default::default()).unwrap().iter().any(|e| e.delivery_id.starts_with("console-test-")),
+        db.list(&Default::default())
+            .unwrap()
+            .iter()
+            .any(|e| e.delivery_id.starts_with("console-test-")),
         "stored"
     );
 }
@@ -304,7 +408,10 @@ fn console_escapes_payloads_and_shows_only_the_tokens_sources() {
 #[test]
 fn console_config_errors_name_the_field() {
     let dir = TempDir::new("console-config");
-    let cfg = dir.write("config.yaml", &format!("console:\n  enabled: true\n  max_session: 3\n{TWO_GITHUB_SOURCES}"));
+    let cfg = dir.write(
+        "config.yaml",
+        &format!("console:\n  enabled: true\n  max_session: 3\n{TWO_GITHUB_SOURCES}"),
+    );
     let out = Command::new(common::bin())
         .args(["check", "--config"])
         .arg(&cfg)
@@ -313,7 +420,10 @@ fn console_config_errors_name_the_field() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("config.yaml:3") && err.contains("console.max_session"), "{err}");
+    assert!(
+        err.contains("config.yaml:3") && err.contains("console.max_session"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -400,13 +510,21 @@ fn console_in_a_real_browser() {
     let block = b.ok(json!({"op": "text", "selector": "#channel-block"}));
     let block = block["text"].as_str().unwrap();
     assert!(
-        block.starts_with("<channel source=\"hookwire\" source_name=\"github\"") && block.ends_with("</channel>"),
+        block.starts_with("<channel source=\"hookwire\" source_name=\"github\"")
+            && block.ends_with("</channel>"),
         "{block}"
     );
     let payload = b.ok(json!({"op": "text", "selector": "#payload pre"}));
-    assert!(payload["text"].as_str().unwrap().contains(HOSTILE), "shown as text: {payload}");
-    let scripts = b.ok(json!({"op": "eval", "expression": "document.scripts.length + document.images.length"}));
-    assert_eq!(scripts["value"], 1, "only console.js: nothing from the payload became markup");
+    assert!(
+        payload["text"].as_str().unwrap().contains(HOSTILE),
+        "shown as text: {payload}"
+    );
+    let scripts =
+        b.ok(json!({"op": "eval", "expression": "document.scripts.length + document.images.length"}));
+    assert_eq!(
+        scripts["value"], 1,
+        "only console.js: nothing from the payload became markup"
+    );
     b.screenshot("detail.png");
 
     // Re-deliver it to alice's session: the channel process receives it again.
@@ -441,8 +559,10 @@ fn console_in_a_real_browser() {
     let r = b.ok(json!({"op": "goto", "url": format!("{base}/console")}));
     assert_eq!(r["url"], format!("{base}/console/sign-in"), "the old cookie: {r}");
     let seq = db.get("live-1").unwrap().unwrap().stored.seq;
-    let r = b.ok(json!({"op": "post", "path": format!("/console/events/{seq}/redeliver"),
-                        "form": {"csrf": csrf["value"], "to": "alice"}}));
+    let r = b.ok(
+        json!({"op": "post", "path": format!("/console/events/{seq}/redeliver"),
+                        "form": {"csrf": csrf["value"], "to": "alice"}}),
+    );
     assert_eq!(r["status"], 403, "{r}");
 
     // Tokens without the permission are refused.

@@ -51,18 +51,32 @@ async fn guard(
         return Err(refusal(StatusCode::FORBIDDEN, "Cross-site request refused."));
     }
     let Some(viewer) = c.viewer(headers).await else {
-        return Err(refusal(StatusCode::FORBIDDEN, "Not signed in, or the sign-in ended."));
+        return Err(refusal(
+            StatusCode::FORBIDDEN,
+            "Not signed in, or the sign-in ended.",
+        ));
     };
     let form = read_form(body).await?;
     if !auth::csrf_ok(&viewer.sign_in, form.get("csrf").map(String::as_str)) {
         tracing::info!(subscriber = %viewer.token.name, "console: request without a valid CSRF token refused");
-        return Err(refusal(StatusCode::FORBIDDEN, "Missing or wrong CSRF token: reload the page and try again."));
+        return Err(refusal(
+            StatusCode::FORBIDDEN,
+            "Missing or wrong CSRF token: reload the page and try again.",
+        ));
     }
     Ok((viewer, form))
 }
 
 /// Logs and stores one console action in the audit.
-async fn audit(c: &Console, v: &Viewer, action: &str, seq: Option<u64>, arguments: serde_json::Value, outcome: &str, detail: &str) {
+async fn audit(
+    c: &Console,
+    v: &Viewer,
+    action: &str,
+    seq: Option<u64>,
+    arguments: serde_json::Value,
+    outcome: &str,
+    detail: &str,
+) {
     let mut entry: AuditEntry = crate::tools::audit_entry(
         &format!("console:{}", v.token.name),
         action,
@@ -89,17 +103,26 @@ pub(super) async fn sign_in(State(c): State<Arc<Console>>, headers: HeaderMap, b
     };
     let secret = form.get("token").map(|t| t.trim().to_owned()).unwrap_or_default();
     if secret.is_empty() || secret.len() > MAX_TOKEN_LEN {
-        return sign_in_page(StatusCode::UNAUTHORIZED, Some("Unknown, revoked or expired token."));
+        return sign_in_page(
+            StatusCode::UNAUTHORIZED,
+            Some("Unknown, revoked or expired token."),
+        );
     }
     let store = c.store.clone();
     let Some(found) = blocking(move || store.tokens().find(&secret)).await else {
-        return sign_in_page(StatusCode::SERVICE_UNAVAILABLE, Some("Tokens cannot be checked right now."));
+        return sign_in_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("Tokens cannot be checked right now."),
+        );
     };
     let token = match found {
         Some(t) if t.status(millis(SystemTime::now())) == TokenStatus::Valid => t,
         _ => {
             tracing::info!("console: sign-in refused: unknown, revoked or expired token");
-            return sign_in_page(StatusCode::UNAUTHORIZED, Some("Unknown, revoked or expired token."));
+            return sign_in_page(
+                StatusCode::UNAUTHORIZED,
+                Some("Unknown, revoked or expired token."),
+            );
         }
     };
     if !auth::may_sign_in(&token) {
@@ -155,8 +178,13 @@ pub(super) async fn redeliver(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let Some(seq) = seq_of(&raw) else { return super::not_found() };
-    let to = form.get("to").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    let Some(seq) = seq_of(&raw) else {
+        return super::not_found();
+    };
+    let to = form
+        .get("to")
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
     let store = c.store.clone();
     let target = to.clone();
     let Some(found) = blocking(move || {
@@ -169,22 +197,40 @@ pub(super) async fn redeliver(
     })
     .await
     else {
-        return refusal(StatusCode::SERVICE_UNAVAILABLE, "The store cannot be read right now.");
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The store cannot be read right now.",
+        );
     };
-    let (Some(rec), token) = found else { return super::not_found() };
+    let (Some(rec), token) = found else {
+        return super::not_found();
+    };
     if rec.stored.seq != seq || !v.sees(&rec.stored.source) {
         return super::not_found();
     }
     let args = json!({"to": to.as_deref().unwrap_or("every session")});
     if let Some(name) = &to {
         let receives = token.is_some_and(|t| {
-            t.status(millis(SystemTime::now())) == TokenStatus::Valid && t.sources.contains(&rec.stored.source)
+            t.status(millis(SystemTime::now())) == TokenStatus::Valid
+                && t.sources.contains(&rec.stored.source)
         });
         if !receives {
-            audit(&c, &v, "console_redeliver", Some(seq), args, "refused", "no such session for this source").await;
+            audit(
+                &c,
+                &v,
+                "console_redeliver",
+                Some(seq),
+                args,
+                "refused",
+                "no such session for this source",
+            )
+            .await;
             return refusal(
                 StatusCode::BAD_REQUEST,
-                &format!("No valid token named {name} receives source {}.", rec.stored.source),
+                &format!(
+                    "No valid token named {name} receives source {}.",
+                    rec.stored.source
+                ),
             );
         }
     }
@@ -195,7 +241,16 @@ pub(super) async fn redeliver(
     match copied {
         Ok(Ok(Some(new_seq))) => {
             let who = to.as_deref().unwrap_or("every session of the source");
-            audit(&c, &v, "console_redeliver", Some(seq), args, "ok", &format!("re-delivered as event {new_seq}")).await;
+            audit(
+                &c,
+                &v,
+                "console_redeliver",
+                Some(seq),
+                args,
+                "ok",
+                &format!("re-delivered as event {new_seq}"),
+            )
+            .await;
             tracing::info!(subscriber = %v.token.name, seq, new_seq, to = who, "console: event re-delivered");
             let _ = c.rows.send(Arc::new(Row {
                 time: time(millis(SystemTime::now())),
@@ -220,8 +275,20 @@ pub(super) async fn redeliver(
         }
         Ok(Ok(None)) => super::not_found(),
         Ok(Err(e)) => {
-            audit(&c, &v, "console_redeliver", Some(seq), args, "error", &e.to_string()).await;
-            refusal(StatusCode::SERVICE_UNAVAILABLE, &format!("Cannot re-deliver: {e}"))
+            audit(
+                &c,
+                &v,
+                "console_redeliver",
+                Some(seq),
+                args,
+                "error",
+                &e.to_string(),
+            )
+            .await;
+            refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("Cannot re-deliver: {e}"),
+            )
         }
         Err(_) => refusal(StatusCode::SERVICE_UNAVAILABLE, "Cannot re-deliver right now."),
     }
@@ -239,7 +306,9 @@ pub(super) async fn preview(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let Some(seq) = seq_of(&raw) else { return super::not_found() };
+    let Some(seq) = seq_of(&raw) else {
+        return super::not_found();
+    };
     let store = c.store.clone();
     let Some(Some(rec)) = blocking(move || store.get(&seq.to_string())).await else {
         return super::not_found();
@@ -249,7 +318,10 @@ pub(super) async fn preview(
     }
     let pipeline = c.pipeline.load_full();
     let Some(index) = pipeline.source_index(&rec.stored.source) else {
-        return refusal(StatusCode::NOT_FOUND, "The event's source is no longer configured.");
+        return refusal(
+            StatusCode::NOT_FOUND,
+            "The event's source is no longer configured.",
+        );
     };
     let template = super::pages::template_for(&c, &rec.stored.source, &rec.stored.event);
     let stored_headers = rec.headers.clone();
@@ -286,8 +358,22 @@ pub(super) async fn preview(
         Ok(Err(e)) => format!("<p class=\"error\">Cannot render: {}</p>", esc(&e.to_string())),
         Err(_) => "<p class=\"error\">The render failed.</p>".into(),
     };
-    audit(&c, &v, "console_preview", Some(seq), json!({"template": template}), "ok", "").await;
-    result_page(&v, &format!("Preview of event {seq}"), &message, &format!("/console/events/{seq}"))
+    audit(
+        &c,
+        &v,
+        "console_preview",
+        Some(seq),
+        json!({"template": template}),
+        "ok",
+        "",
+    )
+    .await;
+    result_page(
+        &v,
+        &format!("Preview of event {seq}"),
+        &message,
+        &format!("/console/events/{seq}"),
+    )
 }
 
 /// A test event's type: what a vendor's event header may hold.
@@ -339,14 +425,19 @@ pub(super) async fn send_test(
         return super::not_found();
     }
     let pipeline = c.pipeline.load_full();
-    let Some(index) = pipeline.source_index(&name) else { return super::not_found() };
+    let Some(index) = pipeline.source_index(&name) else {
+        return super::not_found();
+    };
     let src = &pipeline.config().sources[index];
     if src.schedule.is_some() {
         return refusal(StatusCode::BAD_REQUEST, "A schedule has no webhook to test.");
     }
     let event = form.get("event").map(|e| e.trim()).filter(|e| !e.is_empty());
     if event.is_some_and(|e| !valid_event_name(e)) {
-        return refusal(StatusCode::BAD_REQUEST, "The event type may hold letters, digits and . _ - : / only.");
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "The event type may hold letters, digits and . _ - : / only.",
+        );
     }
     let payload = form.get("payload").cloned().unwrap_or_default().into_bytes();
     let id = test_delivery_id();
@@ -367,12 +458,19 @@ pub(super) async fn send_test(
         Ok(signed) => pairs.extend(signed),
         Err(e) => {
             audit(&c, &v, "console_send_test", None, args, "refused", &e.to_string()).await;
-            return refusal(StatusCode::BAD_REQUEST, &format!("Cannot sign for this source: {e}"));
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                &format!("Cannot sign for this source: {e}"),
+            );
         }
     }
     if !pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
         let json = serde_json::from_slice::<serde::de::IgnoredAny>(&payload).is_ok();
-        let kind = if json { "application/json" } else { "application/x-www-form-urlencoded" };
+        let kind = if json {
+            "application/json"
+        } else {
+            "application/x-www-form-urlencoded"
+        };
         pairs.push(("content-type".into(), kind.into()));
     }
     let mut h = HeaderMap::new();
@@ -447,7 +545,10 @@ pub(super) async fn revoke(
     let args = json!({"token": name});
     if !v.admin() {
         audit(&c, &v, "console_revoke_token", None, args, "refused", "not admin").await;
-        return refusal(StatusCode::FORBIDDEN, "Only a token with the admin permission manages tokens.");
+        return refusal(
+            StatusCode::FORBIDDEN,
+            "Only a token with the admin permission manages tokens.",
+        );
     }
     let store = c.store.clone();
     let target = name.clone();
@@ -460,14 +561,29 @@ pub(super) async fn revoke(
             result_page(
                 &v,
                 "Token revoked",
-                &format!("<p id=\"result\">Token <strong>{}</strong> is revoked; its sessions end.</p>", esc(&name)),
+                &format!(
+                    "<p id=\"result\">Token <strong>{}</strong> is revoked; its sessions end.</p>",
+                    esc(&name)
+                ),
                 "/console/sessions",
             )
         }
         Some(false) => super::not_found(),
         None => {
-            audit(&c, &v, "console_revoke_token", None, args, "error", "store failed").await;
-            refusal(StatusCode::SERVICE_UNAVAILABLE, "The store cannot be written right now.")
+            audit(
+                &c,
+                &v,
+                "console_revoke_token",
+                None,
+                args,
+                "error",
+                "store failed",
+            )
+            .await;
+            refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The store cannot be written right now.",
+            )
         }
     }
 }

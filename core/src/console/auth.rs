@@ -274,7 +274,10 @@ mod tests {
         );
         assert!(!set_cookie("abc", Duration::from_secs(60), false).contains("Secure"));
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; hookwire_console=xyz; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; hookwire_console=xyz; b=2"),
+        );
         assert_eq!(session_id(&h).as_deref(), Some("xyz"));
         h.insert(header::COOKIE, HeaderValue::from_static("hookwire_console="));
         assert_eq!(session_id(&h), None);
@@ -303,6 +306,9 @@ mod tests {
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(same_origin(&h));
         h.remove("sec-fetch-site");
-        assert!(!same_origin(&h), "null without Sec-Fetch-Site: a sandboxed frame, say");
+        assert!(
+            !same_origin(&h),
+            "null without Sec-Fetch-Site: a sandboxed frame, say"
+        );
     }
 }

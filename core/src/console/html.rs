@@ -63,7 +63,10 @@ pub fn page(title: &str, frame: Option<&Frame<'_>>, body: &str) -> String {
             if f.admin { " <span class=\"badge\">admin</span>" } else { "" }
         );
     }
-    let _ = write!(h, "</header><main id=\"main\" tabindex=\"-1\">{body}</main></body></html>\n");
+    let _ = writeln!(
+        h,
+        "</header><main id=\"main\" tabindex=\"-1\">{body}</main></body></html>"
+    );
     h
 }
 
@@ -122,7 +125,10 @@ mod tests {
     fn the_channel_block_is_what_claude_sees() {
         let line = crate::event::notification_line(
             "Issue opened",
-            &[("source_name".into(), "github".into()), ("event".into(), "issues.opened".into())],
+            &[
+                ("source_name".into(), "github".into()),
+                ("event".into(), "issues.opened".into()),
+            ],
         );
         assert_eq!(
             channel_block(&line).unwrap(),
@@ -133,7 +139,10 @@ mod tests {
 
     #[test]
     fn payloads_are_pretty_and_cut_on_a_character() {
-        assert_eq!(pretty_payload(br#"{"a":1}"#, 100), ("{\n  \"a\": 1\n}".into(), false));
+        assert_eq!(
+            pretty_payload(br#"{"a":1}"#, 100),
+            ("{\n  \"a\": 1\n}".into(), false)
+        );
         let (cut, was) = pretty_payload("ééé".as_bytes(), 3);
         assert_eq!((cut.as_str(), was), ("é", true));
     }

@@ -75,7 +75,10 @@ pub(super) fn describe(outcome: Outcome, named: bool) -> (&'static str, &'static
 }
 
 /// Turns counted requests into rows for as long as the console lives.
-pub(super) async fn feed(console: Weak<Console>, mut observed: tokio::sync::broadcast::Receiver<Arc<Observed>>) {
+pub(super) async fn feed(
+    console: Weak<Console>,
+    mut observed: tokio::sync::broadcast::Receiver<Arc<Observed>>,
+) {
     loop {
         let o = match observed.recv().await {
             Ok(o) => o,
@@ -123,7 +126,9 @@ async fn enrich(c: &Arc<Console>, row: &mut Row, delivery_id: String, repeat: bo
     })
     .await
     .flatten();
-    let Some((stored, tokens, acked)) = found else { return };
+    let Some((stored, tokens, acked)) = found else {
+        return;
+    };
     if stored.source != row.source {
         return;
     }
@@ -159,7 +164,8 @@ pub(super) async fn stream(State(c): State<Arc<Console>>, headers: HeaderMap) ->
     if c.streams.fetch_add(1, Ordering::SeqCst) >= c.max_streams {
         c.streams.fetch_sub(1, Ordering::SeqCst);
         let mut r = (StatusCode::SERVICE_UNAVAILABLE, "too many live logs open\n").into_response();
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("15"));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("15"));
         return r;
     }
     let open = Open(c.clone());
@@ -174,8 +180,14 @@ pub(super) async fn stream(State(c): State<Arc<Console>>, headers: HeaderMap) ->
     }));
     let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     r
 }
@@ -221,5 +233,8 @@ async fn run(
 }
 
 async fn send(tx: &mpsc::Sender<Bytes>, chunk: Bytes) -> bool {
-    matches!(tokio::time::timeout(WRITE_TIMEOUT, tx.send(chunk)).await, Ok(Ok(())))
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, tx.send(chunk)).await,
+        Ok(Ok(()))
+    )
 }

@@ -91,7 +91,10 @@ impl Console {
             store,
             pipeline,
             live,
-            sign_ins: SignIns::new(settings.max_sessions, Duration::from_secs(settings.session_ttl_secs)),
+            sign_ins: SignIns::new(
+                settings.max_sessions,
+                Duration::from_secs(settings.session_ttl_secs),
+            ),
             secure,
             rows: tokio::sync::broadcast::channel(live::ROW_BACKLOG).0,
             streams: AtomicUsize::new(0),
@@ -109,7 +112,10 @@ impl Console {
         Router::new()
             .route("/console", get(pages::log))
             .route("/console/", get(|| async { Redirect::to(CONSOLE_PATH) }))
-            .route("/console/sign-in", get(pages::sign_in_form).post(actions::sign_in))
+            .route(
+                "/console/sign-in",
+                get(pages::sign_in_form).post(actions::sign_in),
+            )
             .route("/console/sign-out", post(actions::sign_out))
             .route("/console/live", get(live::stream))
             .route("/console/events/{seq}", get(pages::detail))
@@ -120,7 +126,10 @@ impl Console {
             .route("/console/sessions", get(pages::sessions))
             .route("/console/assets/{file}", get(assets::serve))
             // Not a fallback: the gateway's router has the webhooks' (and one is allowed).
-            .route("/console/{*rest}", get(|| async { not_found() }).post(|| async { not_found() }))
+            .route(
+                "/console/{*rest}",
+                get(|| async { not_found() }).post(|| async { not_found() }),
+            )
             .with_state(self.clone())
             .layer(axum::middleware::map_response(secure_headers))
     }
@@ -136,9 +145,10 @@ impl Console {
         let sign_in = self.sign_ins.get(id, Instant::now())?;
         let this = self.clone();
         let s = sign_in.clone();
-        let token = tokio::task::spawn_blocking(move || auth::current_token(&*this.store, &this.sign_ins, &s))
-            .await
-            .ok()??;
+        let token =
+            tokio::task::spawn_blocking(move || auth::current_token(&*this.store, &this.sign_ins, &s))
+                .await
+                .ok()??;
         Some(Viewer { sign_in, token })
     }
 
@@ -156,7 +166,11 @@ impl Console {
     /// Counts a request for the sessions page.
     fn count(&self, source: &str, outcome: &'static str) {
         let mut counts = self.counts.lock().expect("counts poisoned");
-        *counts.entry(source.to_owned()).or_default().entry(outcome).or_default() += 1;
+        *counts
+            .entry(source.to_owned())
+            .or_default()
+            .entry(outcome)
+            .or_default() += 1;
     }
 }
 
@@ -164,7 +178,10 @@ impl Console {
 async fn secure_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CACHE_CONTROL) {

@@ -111,7 +111,10 @@ pub(super) async fn log(State(c): State<Arc<Console>>, headers: HeaderMap) -> Re
     })
     .await
     else {
-        return super::refusal(StatusCode::SERVICE_UNAVAILABLE, "The store cannot be read right now.");
+        return super::refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The store cannot be read right now.",
+        );
     };
     let mut body = String::from(
         "<h1>Deliveries</h1><p class=\"status\" id=\"live-status\" role=\"status\" aria-live=\"polite\">Live updates need JavaScript; reload for new events.</p>\
@@ -160,7 +163,9 @@ pub(super) async fn detail(
     let Some(v) = c.viewer(&headers).await else {
         return to_sign_in();
     };
-    let Some(seq) = seq_of(&raw) else { return not_found() };
+    let Some(seq) = seq_of(&raw) else {
+        return not_found();
+    };
     let store = c.store.clone();
     let connected = c.live.connected();
     let Some(found) = blocking(move || {
@@ -174,9 +179,14 @@ pub(super) async fn detail(
     })
     .await
     else {
-        return super::refusal(StatusCode::SERVICE_UNAVAILABLE, "The store cannot be read right now.");
+        return super::refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The store cannot be read right now.",
+        );
     };
-    let Some((rec, audit, tokens, acked)) = found else { return not_found() };
+    let Some((rec, audit, tokens, acked)) = found else {
+        return not_found();
+    };
     let e = &rec.stored;
     if e.seq != seq || !v.sees(&e.source) {
         return not_found();
@@ -216,7 +226,11 @@ pub(super) async fn detail(
     b.push_str("<h2 id=\"claude\">What Claude sees</h2>");
     match channel_block(&e.line) {
         Some(block) => {
-            let _ = write!(b, "<pre class=\"channel\" id=\"channel-block\">{}</pre>", esc(&block));
+            let _ = write!(
+                b,
+                "<pre class=\"channel\" id=\"channel-block\">{}</pre>",
+                esc(&block)
+            );
         }
         None => b.push_str("<p class=\"hint\">A notification hookwire cannot read back.</p>"),
     }
@@ -230,7 +244,12 @@ pub(super) async fn detail(
     );
     b.push_str("<details><summary>Headers (credentials are never stored)</summary><div class=\"table-wrap\"><table><thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Value</th></tr></thead><tbody>");
     for (n, val) in &rec.headers {
-        let _ = write!(b, "<tr><td>{}</td><td><code>{}</code></td></tr>", esc(n), esc(val));
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td><code>{}</code></td></tr>",
+            esc(n),
+            esc(val)
+        );
     }
     b.push_str("</tbody></table></div></details>");
     b.push_str("<h2>Actions taken</h2>");
@@ -309,7 +328,10 @@ pub(super) async fn sessions(State(c): State<Arc<Console>>, headers: HeaderMap) 
     })
     .await
     else {
-        return super::refusal(StatusCode::SERVICE_UNAVAILABLE, "The store cannot be read right now.");
+        return super::refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The store cannot be read right now.",
+        );
     };
     let connected = c.live.connected();
     let now = now();
@@ -330,7 +352,11 @@ pub(super) async fn sessions(State(c): State<Arc<Console>>, headers: HeaderMap) 
             .filter(|s| admin || visible.contains(s))
             .map(String::as_str)
             .collect();
-        let session = if connected.contains(&t.name) { "connected" } else { "not connected" };
+        let session = if connected.contains(&t.name) {
+            "connected"
+        } else {
+            "not connected"
+        };
         let oldest = backlog
             .oldest_ms
             .map(|ms| format!("<time>{}</time>", time(ms)))
@@ -363,12 +389,18 @@ pub(super) async fn sessions(State(c): State<Arc<Console>>, headers: HeaderMap) 
     let counts = c.counts.lock().expect("counts poisoned").clone();
     let p = c.pipeline.load();
     for s in p.config().sources.iter().filter(|s| visible.contains(&s.name)) {
-        let mut seen: Vec<(&&str, &u64)> = counts.get(&s.name).map(|m| m.iter().collect()).unwrap_or_default();
+        let mut seen: Vec<(&&str, &u64)> = counts
+            .get(&s.name)
+            .map(|m| m.iter().collect())
+            .unwrap_or_default();
         seen.sort();
         let outcomes = if seen.is_empty() {
             "none yet".to_owned()
         } else {
-            seen.iter().map(|(o, n)| format!("{o}: {n}")).collect::<Vec<_>>().join(", ")
+            seen.iter()
+                .map(|(o, n)| format!("{o}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let _ = write!(
             b,

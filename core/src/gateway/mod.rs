@@ -101,7 +101,8 @@ impl Gateway {
         if console.enabled {
             let live: Arc<dyn crate::console::LiveSessions> = self.clone();
             router = router.merge(
-                crate::console::Console::new(self.store.clone(), self.pipeline.clone(), live, &console).router(),
+                crate::console::Console::new(self.store.clone(), self.pipeline.clone(), live, &console)
+                    .router(),
             );
         }
         router.merge(crate::ingress::swappable(self.pipeline.clone()))
@@ -285,7 +286,13 @@ impl Gateway {
 
 impl crate::console::LiveSessions for Gateway {
     fn connected(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.sessions.lock().expect("sessions poisoned").keys().cloned().collect();
+        let mut names: Vec<String> = self
+            .sessions
+            .lock()
+            .expect("sessions poisoned")
+            .keys()
+            .cloned()
+            .collect();
         names.extend(self.remote.token_names());
         names.sort();
         names.dedup();
