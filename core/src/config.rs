@@ -107,6 +107,8 @@ pub struct ConsoleSettings {
     /// Mark the session cookie `Secure`. Default: when `tls:` is set or a source's
     /// `public_url` is `https://` (a TLS-terminating proxy in front).
     pub secure_cookie: Option<bool>,
+    /// Serve it in local mode too (`hookwire channel`, on its webhook listener); default no.
+    pub local: bool,
 }
 
 impl Default for ConsoleSettings {
@@ -116,6 +118,7 @@ impl Default for ConsoleSettings {
             max_sessions: 64,
             session_ttl_secs: 8 * 3600,
             secure_cookie: None,
+            local: false,
         }
     }
 }

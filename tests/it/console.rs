@@ -588,3 +588,57 @@ fn console_in_a_real_browser() {
     assert!(complaints.is_empty(), "{complaints:?}");
     let _ = b.step(json!({"op": "close"}));
 }
+
+#[test]
+fn console_in_local_mode_when_enabled() {
+    let dir = TempDir::new("console-local");
+    let cfg = dir.write(
+        "config.yaml",
+        &format!("console:\n  local: true\nchannel:\n  sources: [github]\n{TWO_GITHUB_SOURCES}"),
+    );
+    let mut ch = Hookwire::spawn(&cfg, &[("T_GITHUB_SECRET", SECRET)]);
+    ch.handshake();
+    let db = store(&dir);
+    let me = token(&db, "me", &["github"], &["console"], None);
+    assert_eq!(post_issue(&ch.addr, "/hooks/github", "local-1", "b"), 202);
+    assert!(ch.next_line().contains("local-1"));
+
+    let (r, cookie) = sign_in(&ch.addr, &me);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let log = request(&ch.addr, "GET", "/console", &[("Cookie", &cookie)], None);
+    assert!(log.body.contains("local-1"), "{}", log.body);
+    // Its acknowledgement may not be committed yet: either state names the session.
+    assert!(
+        log.body.contains("local: acknowledged") || log.body.contains("local: in flight"),
+        "the local session: {}",
+        log.body
+    );
+    // Re-delivered to the local session, it arrives again.
+    let seq = db.get("local-1").unwrap().unwrap().stored.seq;
+    let csrf = urlencode(&csrf_of(&log.body));
+    let r = request(
+        &ch.addr,
+        "POST",
+        &format!("/console/events/{seq}/redeliver"),
+        &[("Cookie", &cookie)],
+        Some(&format!("csrf={csrf}&to=local")),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        ch.next_line().contains("local-1"),
+        "re-delivered to the local session"
+    );
+}
+
+#[test]
+fn console_is_off_in_local_mode_by_default() {
+    let dir = TempDir::new("console-local-off");
+    let cfg = dir.write(
+        "config.yaml",
+        &format!("channel:\n  sources: [github]\n{TWO_GITHUB_SOURCES}"),
+    );
+    let ch = Hookwire::spawn(&cfg, &[("T_GITHUB_SECRET", SECRET)]);
+    let r = request(&ch.addr, "GET", "/console/sign-in", &[], None);
+    assert_eq!(r.status, 404, "the webhook listener's 404: {}", r.body);
+    assert_eq!(r.header("content-security-policy"), None);
+}

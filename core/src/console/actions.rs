@@ -210,10 +210,13 @@ pub(super) async fn redeliver(
     }
     let args = json!({"to": to.as_deref().unwrap_or("every session")});
     if let Some(name) = &to {
+        let fixed = c.live.fixed();
         let receives = token.is_some_and(|t| {
             t.status(millis(SystemTime::now())) == TokenStatus::Valid
                 && t.sources.contains(&rec.stored.source)
-        });
+        }) || fixed
+            .iter()
+            .any(|s| &s.name == name && s.sources.contains(&rec.stored.source));
         if !receives {
             audit(
                 &c,

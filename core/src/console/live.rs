@@ -137,7 +137,8 @@ async fn enrich(c: &Arc<Console>, row: &mut Row, delivery_id: String, repeat: bo
     if repeat {
         row.detail = Some(format!("repeat of event {}", stored.seq));
     } else {
-        row.sessions = session_states(&stored, &tokens, &acked, &connected)
+        let subs = super::subscribers(&tokens, c.live.fixed());
+        row.sessions = session_states(&stored, &subs, &acked, &connected)
             .into_iter()
             .map(|(n, s)| format!("{n}: {s}"))
             .collect();

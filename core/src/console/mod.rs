@@ -47,10 +47,28 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 /// The largest form body accepted (a test event's payload is the largest field).
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
-/// Which token names have a live session on this gateway: the console's connection state.
+/// Which sessions are live: the console's connection state.
 pub trait LiveSessions: Send + Sync + 'static {
     /// The token names with a session connected now.
     fn connected(&self) -> Vec<String>;
+
+    /// Subscribers that are not tokens and are always there (local mode's `local`).
+    fn fixed(&self) -> Vec<crate::store::Subscription> {
+        Vec::new()
+    }
+}
+
+/// Local mode's one session (`hookwire channel`): its subscription, always connected.
+pub struct LocalSession(pub crate::store::Subscription);
+
+impl LiveSessions for LocalSession {
+    fn connected(&self) -> Vec<String> {
+        vec![self.0.name.clone()]
+    }
+
+    fn fixed(&self) -> Vec<crate::store::Subscription> {
+        vec![self.0.clone()]
+    }
 }
 
 /// The console's state: the store, the pipeline in force, and the sign-ins.
@@ -243,30 +261,39 @@ async fn blocking<T: Send + 'static>(
 /// `in flight` (connected, not yet acknowledged) or `waiting` (not connected).
 fn session_states(
     e: &crate::store::Stored,
-    tokens: &[crate::store::Token],
+    subscribers: &[crate::store::Subscription],
     acked: &HashMap<String, u64>,
     connected: &[String],
 ) -> Vec<(String, &'static str)> {
-    let now = crate::verify::timestamp::millis(std::time::SystemTime::now());
-    tokens
+    subscribers
         .iter()
-        .filter(|t| t.status(now) == crate::store::TokenStatus::Valid)
-        .filter(|t| {
-            let sub = crate::store::Subscription {
-                name: t.name.clone(),
-                sources: t.sources.clone(),
-            };
-            sub.wants(e)
-        })
-        .map(|t| {
-            let state = if acked.get(&t.name).is_some_and(|&a| a >= e.seq) {
+        .filter(|sub| sub.wants(e))
+        .map(|sub| {
+            let state = if acked.get(&sub.name).is_some_and(|&a| a >= e.seq) {
                 "acknowledged"
-            } else if connected.contains(&t.name) {
+            } else if connected.contains(&sub.name) {
                 "in flight"
             } else {
                 "waiting"
             };
-            (t.name.clone(), state)
+            (sub.name.clone(), state)
         })
+        .collect()
+}
+
+/// Who receives events: the valid tokens, then the fixed subscribers.
+fn subscribers(
+    tokens: &[crate::store::Token],
+    fixed: Vec<crate::store::Subscription>,
+) -> Vec<crate::store::Subscription> {
+    let now = crate::verify::timestamp::millis(std::time::SystemTime::now());
+    tokens
+        .iter()
+        .filter(|t| t.status(now) == crate::store::TokenStatus::Valid)
+        .map(|t| crate::store::Subscription {
+            name: t.name.clone(),
+            sources: t.sources.clone(),
+        })
+        .chain(fixed)
         .collect()
 }

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::auth::Viewer;
 use super::html::{channel_block, csrf_field, esc, page, pretty_payload, time, Frame};
 use super::{blocking, html, not_found, session_states, to_sign_in, Console};
-use crate::store::{ListQuery, Stored, Subscription, Token, TokenStatus};
+use crate::store::{ListQuery, Stored, Subscription, TokenStatus};
 
 /// Events the log starts with.
 const FIRST_PAGE: usize = 100;
@@ -121,8 +121,9 @@ pub(super) async fn log(State(c): State<Arc<Console>>, headers: HeaderMap) -> Re
          <div class=\"table-wrap\"><table id=\"log\" data-live=\"/console/live\"><caption>Newest first: stored events, then every request as it arrives (refused ones without their bodies)</caption>\
          <thead><tr><th scope=\"col\">Time</th><th scope=\"col\">Source</th><th scope=\"col\">Event</th><th scope=\"col\">Delivery</th><th scope=\"col\">Outcome</th><th scope=\"col\">Sessions</th></tr></thead><tbody>",
     );
+    let subs = super::subscribers(&tokens, c.live.fixed());
     for e in &events {
-        let states = session_states(e, &tokens, &acked, &connected);
+        let states = session_states(e, &subs, &acked, &connected);
         log_row(&mut body, e, origins.get(&e.seq).copied(), &states);
     }
     body.push_str("</tbody></table></div>");
@@ -213,7 +214,8 @@ pub(super) async fn detail(
         }
     );
     b.push_str("<h2>Sessions</h2>");
-    let states = session_states(e, &tokens, &acked, &connected);
+    let subs = super::subscribers(&tokens, c.live.fixed());
+    let states = session_states(e, &subs, &acked, &connected);
     if states.is_empty() {
         b.push_str("<p class=\"hint\">No session receives this event.</p>");
     } else {
@@ -272,10 +274,7 @@ pub(super) async fn detail(
         b.push_str("</tbody></table></div>");
     }
     b.push_str("<h2>Act</h2><div class=\"actions\">");
-    let receivers: Vec<&Token> = tokens
-        .iter()
-        .filter(|t| t.sources.contains(&e.source) && t.status(now()) == TokenStatus::Valid)
-        .collect();
+    let receivers: Vec<&Subscription> = subs.iter().filter(|s| s.sources.contains(&e.source)).collect();
     if receivers.is_empty() {
         b.push_str("<p class=\"hint\">No valid token receives this source: nothing to re-deliver to.</p>");
     } else {
@@ -312,9 +311,23 @@ pub(super) async fn sessions(State(c): State<Arc<Console>>, headers: HeaderMap) 
     let admin = v.admin();
     let store = c.store.clone();
     let shown = visible.clone();
+    let fixed = c.live.fixed();
     let Some(rows) = blocking(move || {
         let mut rows = Vec::new();
-        for t in store.tokens().list()? {
+        // A fixed subscriber (local mode's session) shows as a token that cannot be revoked.
+        let fixed = fixed.into_iter().map(|s| {
+            let t = crate::store::Token {
+                name: s.name,
+                sources: s.sources,
+                permissions: Vec::new(),
+                created_ms: 0,
+                expires_ms: None,
+                revoked_ms: None,
+            };
+            (t, true)
+        });
+        let tokens = store.tokens().list()?.into_iter().map(|t| (t, false));
+        for (t, is_fixed) in fixed.chain(tokens) {
             if !admin && !t.sources.iter().any(|s| shown.contains(s)) {
                 continue;
             }
@@ -322,7 +335,7 @@ pub(super) async fn sessions(State(c): State<Arc<Console>>, headers: HeaderMap) 
                 name: t.name.clone(),
                 sources: t.sources.clone(),
             })?;
-            rows.push((t, backlog));
+            rows.push((t, backlog, is_fixed));
         }
         Ok(rows)
     })
@@ -344,7 +357,7 @@ pub(super) async fn sessions(State(c): State<Arc<Console>>, headers: HeaderMap) 
         b.push_str("<th scope=\"col\">Manage</th>");
     }
     b.push_str("</tr></thead><tbody>");
-    for (t, backlog) in &rows {
+    for (t, backlog, is_fixed) in &rows {
         let status = t.status(now);
         let sources: Vec<&str> = t
             .sources
@@ -371,7 +384,7 @@ pub(super) async fn sessions(State(c): State<Arc<Console>>, headers: HeaderMap) 
             backlog.events
         );
         if admin {
-            if status == TokenStatus::Valid && t.name != v.token.name {
+            if status == TokenStatus::Valid && t.name != v.token.name && !is_fixed {
                 let _ = write!(
                     b,
                     "<td data-label=\"Manage\"><form method=\"post\" action=\"/console/tokens/{}/revoke\">{}<button type=\"submit\" class=\"danger\">Revoke {}</button></form></td>",
