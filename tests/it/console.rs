@@ -526,6 +526,9 @@ fn console_in_a_real_browser() {
         "only console.js: nothing from the payload became markup"
     );
     b.screenshot("detail.png");
+    b.ok(json!({"op": "color_scheme", "scheme": "dark"}));
+    b.screenshot("detail-dark.png");
+    b.ok(json!({"op": "color_scheme", "scheme": "light"}));
 
     // Re-deliver it to alice's session: the channel process receives it again.
     b.ok(json!({"op": "select", "selector": "#to", "value": "alice"}));

@@ -98,6 +98,10 @@ const ops = {
     await page.setViewportSize({ width, height });
     return {};
   },
+  async color_scheme({ scheme }) {
+    await page.emulateMedia({ colorScheme: scheme });
+    return {};
+  },
   async screenshot({ path }) {
     mkdirSync(dirname(path), { recursive: true });
     await page.screenshot({ path, fullPage: true });

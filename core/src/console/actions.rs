@@ -443,6 +443,15 @@ pub(super) async fn send_test(
         );
     }
     let payload = form.get("payload").cloned().unwrap_or_default().into_bytes();
+    if payload.len() > src.max_body_bytes {
+        return refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "The payload is over the source's body limit ({} bytes).",
+                src.max_body_bytes
+            ),
+        );
+    }
     let id = test_delivery_id();
     let now = SystemTime::now();
     let url = pipeline
