@@ -234,10 +234,14 @@ fn console_pages_carry_security_headers_and_sign_in_takes_a_console_token() {
         (303, Some("/console/sign-in"))
     );
     assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
-    // The old cookie no longer works, for pages or actions.
+    // The old cookie no longer works, for pages, the live log or actions.
     assert_eq!(
         request(&gw.addr, "GET", "/console", &[("Cookie", &cookie)], None).status,
         303
+    );
+    assert_eq!(
+        request(&gw.addr, "GET", "/console/live", &[("Cookie", &cookie)], None).status,
+        401
     );
     assert_eq!(
         request(
@@ -644,4 +648,63 @@ fn console_is_off_in_local_mode_by_default() {
     let r = request(&ch.addr, "GET", "/console/sign-in", &[], None);
     assert_eq!(r.status, 404, "the webhook listener's 404: {}", r.body);
     assert_eq!(r.header("content-security-policy"), None);
+}
+
+/// Reads from `s` until what was read contains `needle`; everything read.
+fn read_until(s: &mut std::net::TcpStream, seen: &mut String, needle: &str) {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    while !seen.contains(needle) {
+        let n = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}; read so far:\n{seen}"));
+        assert!(n > 0, "the stream ended before {needle:?}:\n{seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
+#[test]
+fn the_live_log_streams_refusals_without_their_bodies() {
+    use std::io::Write;
+    let dir = TempDir::new("console-sse");
+    let gw = gateway(&dir, "");
+    let db = store(&dir);
+    let viewer = token(&db, "viewer", &["github"], &["console"], None);
+    let (_, cookie) = sign_in(&gw.addr, &viewer);
+
+    let mut s = std::net::TcpStream::connect(&gw.addr).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    write!(
+        s,
+        "GET /console/live HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n",
+        gw.addr
+    )
+    .unwrap();
+    let mut seen = String::new();
+    read_until(&mut s, &mut seen, ": live");
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(
+        seen.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{seen}"
+    );
+
+    // A forged request: its outcome and reason arrive, never its body.
+    let body = br#"{"marker":"BODY-NEVER-SHOWN"}"#;
+    let r = ureq::post(&format!("http://{}/hooks/github", gw.addr))
+        .set("X-GitHub-Event", "issues")
+        .set("X-GitHub-Delivery", "forged-2")
+        .set(
+            "X-Hub-Signature-256",
+            &github_signature("not-the-secret-at-all", body),
+        )
+        .send_bytes(body);
+    assert!(matches!(r, Err(ureq::Error::Status(401, _))));
+    // An event of a source the token does not receive is not streamed to it.
+    assert_eq!(post_issue(&gw.addr, "/hooks/ops", "ops-hidden", "b"), 202);
+    assert_eq!(post_issue(&gw.addr, "/hooks/github", "mine-1", "b"), 202);
+    read_until(&mut s, &mut seen, "mine-1");
+    assert!(seen.contains("\"outcome\":\"refused: bad signature\""), "{seen}");
+    assert!(!seen.contains("BODY-NEVER-SHOWN"), "{seen}");
+    assert!(!seen.contains("ops-hidden"), "{seen}");
 }
