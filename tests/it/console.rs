@@ -708,3 +708,14 @@ fn the_live_log_streams_refusals_without_their_bodies() {
     assert!(!seen.contains("BODY-NEVER-SHOWN"), "{seen}");
     assert!(!seen.contains("ops-hidden"), "{seen}");
 }
+
+#[test]
+fn the_cookie_is_secure_when_configured_so() {
+    let dir = TempDir::new("console-secure");
+    let gw = gateway(&dir, "console:\n  secure_cookie: true\n");
+    let db = store(&dir);
+    let viewer = token(&db, "viewer", &["github"], &["console"], None);
+    let (r, _) = sign_in(&gw.addr, &viewer);
+    let set = r.header("set-cookie").unwrap();
+    assert!(set.ends_with("; Secure"), "{set}");
+}
