@@ -36,10 +36,19 @@ const TOP_KEYS: &[&str] = &[
     "tls",
     "tools",
     "metrics",
+    "console",
 ];
 
 /// Paths hookwire serves itself on the webhook listener; no source may use them.
-pub const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/v1/session", "/mcp"];
+/// `/console` reserves every path under it too (the delivery console).
+pub const RESERVED_PATHS: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/session",
+    "/mcp",
+    "/console",
+];
 const SOURCE_KEYS: &[&str] = &[
     "name",
     "type",
@@ -82,6 +91,38 @@ pub struct Config {
     /// `metrics: true`: serve Prometheus `/metrics` in local mode too (the gateway always
     /// does).
     pub metrics: bool,
+    /// `console:`: the delivery console `hookwire serve` serves at `/console`.
+    pub console: ConsoleSettings,
+}
+
+/// `console:`: the delivery console in the browser ([`crate::console`]), served by `hookwire
+/// serve` at `/console` to tokens with the `console` or `admin` permission.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSettings {
+    /// Serve it (default: yes; it answers only signed-in tokens with the permission).
+    pub enabled: bool,
+    /// Console sign-ins held at once; one more is refused until one expires or signs out.
+    pub max_sessions: usize,
+    /// How long a sign-in lasts.
+    pub session_ttl_secs: u64,
+    /// Mark the session cookie `Secure`. Default: when `tls:` is set or a source's
+    /// `public_url` is `https://` (a TLS-terminating proxy in front).
+    pub secure_cookie: Option<bool>,
+    /// Serve it in local mode too (`hookwire channel`, on its webhook listener); default no.
+    pub local: bool,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            enabled: true,
+            max_sessions: 64,
+            session_ttl_secs: 8 * 3600,
+            secure_cookie: None,
+            local: false,
+        }
+    }
 }
 
 /// `store:`: where and how events are kept until every session has them.
@@ -534,6 +575,20 @@ fn parse_with(
         }
     };
     let (tools, tools_declared) = tools::parse(&mut p, root.get("tools"), &base, secrets == Secrets::Read);
+    let console: Option<ConsoleSettings> = section(&mut p, &root, "console");
+    if let Some(c) = &console {
+        if c.max_sessions == 0 || c.session_ttl_secs == 0 {
+            p.add(
+                if c.max_sessions == 0 {
+                    "console.max_sessions"
+                } else {
+                    "console.session_ttl_secs"
+                },
+                "must be at least 1",
+                Some("to turn the console off, write `console: {enabled: false}`".into()),
+            );
+        }
+    }
     if let Some(ch) = &channel {
         for (i, perm) in ch.permissions.iter().enumerate() {
             let field = format!("channel.permissions[{i}]");
@@ -659,7 +714,7 @@ fn parse_with(
                 None,
             );
         }
-        if RESERVED_PATHS.contains(&s.path.as_str()) {
+        if RESERVED_PATHS.contains(&s.path.as_str()) || s.path.starts_with("/console/") {
             p.add(
                 &format!("sources[{i}].path"),
                 format!("path `{}` is served by hookwire itself", s.path),
@@ -715,6 +770,7 @@ fn parse_with(
         tls,
         tools,
         metrics,
+        console: console.unwrap_or_default(),
     })
 }
 

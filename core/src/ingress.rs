@@ -108,11 +108,28 @@ async fn handle(
         event = tracing::field::Empty,
         delivery_id = tracing::field::Empty,
     );
-    let (response, counted) = webhook(&app, &pipeline, source, peer, req).instrument(span).await;
+    let mut named = Named::default();
+    let (response, counted) = webhook(&app, &pipeline, source, peer, req, &mut named)
+        .instrument(span)
+        .await;
     if let Some(counted) = counted {
         pipeline.metrics(source).count(counted);
+        crate::metrics::publish(crate::metrics::Observed {
+            at_ms: crate::verify::timestamp::millis(SystemTime::now()),
+            source: pipeline.config().sources[source].name.clone(),
+            outcome: counted,
+            delivery_id: named.delivery_id,
+            detail: named.detail,
+        });
     }
     response
+}
+
+/// What a request's outcome named, for [`crate::metrics::publish`].
+#[derive(Default)]
+struct Named {
+    delivery_id: Option<String>,
+    detail: Option<String>,
 }
 
 /// One request to `source`'s path: the response and how it is counted (HEAD: not at all).
@@ -122,6 +139,7 @@ async fn webhook(
     source: usize,
     peer: SocketAddr,
     req: Request,
+    named: &mut Named,
 ) -> (Response, Option<Counted>) {
     let config = pipeline.config();
     let src = &config.sources[source];
@@ -183,6 +201,13 @@ async fn webhook(
         Err(IngestError::Sink(e)) => return refused(e),
     };
     // Here the event is durable: the vendor may hear 2xx.
+    match &outcome {
+        Outcome::Queued { delivery_id, .. }
+        | Outcome::Folded { delivery_id }
+        | Outcome::Duplicate { delivery_id } => named.delivery_id = Some(delivery_id.clone()),
+        Outcome::Filtered { reason } => named.detail = Some(reason.clone()),
+        _ => {}
+    }
     match outcome {
         Outcome::Queued { reply, .. } => {
             tracing::debug!("stored");

@@ -11,6 +11,7 @@ pub mod adapter;
 pub mod budget;
 pub mod channel;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod diagnostics;
 pub mod event;

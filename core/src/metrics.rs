@@ -142,6 +142,46 @@ impl SourceMetrics {
     }
 }
 
+/// One counted webhook request, as the delivery console's live log shows it: never its body
+/// or headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// When it was counted, Unix milliseconds.
+    pub at_ms: i64,
+    /// The source whose path it came to.
+    pub source: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The delivery id, once the event was named (accepted, folded, repeated).
+    pub delivery_id: Option<String>,
+    /// Why it stopped, when the outcome alone does not say (a filter's reason).
+    pub detail: Option<String>,
+}
+
+/// Counted requests kept for a slow subscriber before it starts losing them: ingest never
+/// waits for one.
+const OBSERVED_BACKLOG: usize = 256;
+
+static OBSERVED: OnceLock<tokio::sync::broadcast::Sender<std::sync::Arc<Observed>>> = OnceLock::new();
+
+fn observed_channel() -> &'static tokio::sync::broadcast::Sender<std::sync::Arc<Observed>> {
+    OBSERVED.get_or_init(|| tokio::sync::broadcast::channel(OBSERVED_BACKLOG).0)
+}
+
+/// Publishes a counted request to [`observe`]rs; costs one atomic load when there are none.
+pub fn publish(record: Observed) {
+    let tx = observed_channel();
+    if tx.receiver_count() > 0 {
+        let _ = tx.send(std::sync::Arc::new(record));
+    }
+}
+
+/// Every counted request from now on (bounded: a subscriber that falls behind loses the
+/// oldest, and learns how many through `Lagged`).
+pub fn observe() -> tokio::sync::broadcast::Receiver<std::sync::Arc<Observed>> {
+    observed_channel().subscribe()
+}
+
 /// A session connected (`+1`) or ended (`-1`).
 pub fn session_connected(delta: f64) {
     metrics::gauge!("hookwire_sessions_connected").increment(delta);

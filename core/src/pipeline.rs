@@ -588,6 +588,11 @@ impl Pipeline {
         }
     }
 
+    /// The templates in force (the console names the one an event renders with).
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
     /// The index of a source by name.
     pub fn source_index(&self, name: &str) -> Option<usize> {
         self.config.sources.iter().position(|s| s.name == name)

@@ -221,6 +221,16 @@ pub trait Store: Send + Sync + 'static {
     /// `target` only or for every subscriber. Returns how many.
     fn replay(&self, source: &str, since_ms: Option<i64>, target: Option<&str>) -> Result<usize, StoreError>;
 
+    /// Copies one stored event (`seq`) as a new event, for `target` only or for every
+    /// subscriber: the console's re-delivery. The new seq, or `None` when there is no such
+    /// event. The default refuses: a backend that can do it overrides it.
+    fn replay_one(&self, seq: u64, target: Option<&str>) -> Result<Option<u64>, StoreError> {
+        let _ = (seq, target);
+        Err(StoreError::Invalid(
+            "this store cannot re-deliver a single event".into(),
+        ))
+    }
+
     /// Every subscriber's delivery state.
     fn cursors(&self) -> Result<Vec<Cursor>, StoreError>;
 

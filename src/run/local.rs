@@ -80,7 +80,14 @@ fn listen(
         Box::new(move |_| vec![local.clone()]),
         pipeline.config().metrics,
     );
-    let app = ingress::router(pipeline.clone()).merge(probes.router());
+    let mut app = ingress::router(pipeline.clone()).merge(probes.router());
+    let console = &pipeline.config().console;
+    if console.enabled && console.local {
+        // Local mode does not reload its config: the pipeline in force is this one.
+        let current = Arc::new(hookwire_core::arc_swap::ArcSwap::new(pipeline.clone()));
+        let live = Arc::new(hookwire_core::console::LocalSession(subscription.clone()));
+        app = app.merge(hookwire_core::console::Console::new(store.clone(), current, live, console).router());
+    }
     let limits = connection_limits(&pipeline.config().limits);
     let task = tokio::spawn(http::serve(
         listener,

@@ -16,7 +16,8 @@ use hookwire_core::store::Store;
 use serde_json::{json, Value};
 
 const SECRET: &str = "test-github-secret-admin-77a1";
-const PERMISSIONS: &str = "create-issues, post-comments, add-labels, post-slack-message, read-events";
+const PERMISSIONS: &str =
+    "create-issues, post-comments, add-labels, post-slack-message, read-events, console, admin";
 
 fn config(dir: &TempDir) -> PathBuf {
     dir.write(

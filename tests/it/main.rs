@@ -6,6 +6,7 @@ mod common;
 
 mod admin;
 mod connect;
+mod console;
 mod declared;
 mod durability;
 mod filters;

@@ -134,6 +134,15 @@ impl Sessions {
         self.0.lock().expect("sessions poisoned").is_empty()
     }
 
+    /// The token names with a live remote session that has a stream open.
+    pub(super) fn token_names(&self) -> Vec<String> {
+        let map = self.0.lock().expect("sessions poisoned");
+        map.values()
+            .filter(|s| !s.ended() && s.streaming.load(Ordering::SeqCst) > 0)
+            .map(|s| s.token.name.clone())
+            .collect()
+    }
+
     /// Adds `s`, ending the token's least recently used session beyond
     /// [`MAX_SESSIONS_PER_TOKEN`].
     fn insert(&self, s: Arc<McpSession>) {

@@ -91,12 +91,21 @@ impl Gateway {
     /// `/v1/session`, `/mcp`, `/healthz`, `/readyz`, `/metrics`, and every webhook path. Serve
     /// it with [`crate::http::serve`].
     pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
+        let mut router = Router::new()
             .route(SESSION_PATH, get(connect))
             .route(mcp::MCP_PATH, get(mcp::get).post(mcp::post).delete(mcp::delete))
             .with_state(self.clone())
-            .merge(Probes::new(self.store.clone(), crate::health::token_subscribers(), true).router())
-            .merge(crate::ingress::swappable(self.pipeline.clone()))
+            .merge(Probes::new(self.store.clone(), crate::health::token_subscribers(), true).router());
+        // `/console`, unless `console.enabled: false` (read at start, not on reload).
+        let console = self.pipeline.load().config().console.clone();
+        if console.enabled {
+            let live: Arc<dyn crate::console::LiveSessions> = self.clone();
+            router = router.merge(
+                crate::console::Console::new(self.store.clone(), self.pipeline.clone(), live, &console)
+                    .router(),
+            );
+        }
+        router.merge(crate::ingress::swappable(self.pipeline.clone()))
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, closes every session with
@@ -272,6 +281,22 @@ impl Gateway {
             .entry(name.to_owned())
             .or_insert_with(|| Arc::new(Mutex::new(Bucket::new(Instant::now()))))
             .clone()
+    }
+}
+
+impl crate::console::LiveSessions for Gateway {
+    fn connected(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .sessions
+            .lock()
+            .expect("sessions poisoned")
+            .keys()
+            .cloned()
+            .collect();
+        names.extend(self.remote.token_names());
+        names.sort();
+        names.dedup();
+        names
     }
 }
 

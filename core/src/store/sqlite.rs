@@ -581,6 +581,17 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
+    fn replay_one(&self, seq: u64, target: Option<&str>) -> Result<Option<u64>, StoreError> {
+        let conn = self.side();
+        let n = conn.execute(
+            "INSERT INTO events (source, event, delivery_id, received_ms, line, payload, codec, headers, folded, target, replay_of, size)
+             SELECT source, event, delivery_id, received_ms, line, payload, codec, headers, 0, ?2, COALESCE(replay_of, seq), size
+             FROM events WHERE seq = ?1",
+            params![seq as i64, target],
+        )?;
+        Ok((n == 1).then(|| to_u64(conn.last_insert_rowid())))
+    }
+
     // Tool calls are rare and written by the channel process itself: on the side connection,
     // outside the group commit. Kept when their event is evicted (the audit outlives it).
     fn record_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {

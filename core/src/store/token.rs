@@ -13,7 +13,22 @@ use super::StoreError;
 /// Every token starts with this, so a leaked one is recognisable (and greppable).
 pub const PREFIX: &str = "hwt_";
 
-pub use crate::config::tools::PERMISSIONS;
+/// Signs in to the delivery console ([`crate::console`]) and sees the token's own sources.
+pub const CONSOLE: &str = "console";
+/// Signs in to the console and sees every source, and manages tokens there.
+pub const ADMIN: &str = "admin";
+
+/// Every permission a token may grant (`hookwire token create --permissions`): the tools'
+/// ([`crate::config::tools::PERMISSIONS`]), then the console's.
+pub const PERMISSIONS: &[&str] = &[
+    "create-issues",
+    "post-comments",
+    "add-labels",
+    "post-slack-message",
+    "read-events",
+    CONSOLE,
+    ADMIN,
+];
 
 /// What `hookwire token create` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +149,13 @@ mod tests {
             hash(&format!(" {}\n", a.0)),
             "whitespace from a file is ignored"
         );
+    }
+
+    #[test]
+    fn token_permissions_are_the_tools_then_the_consoles() {
+        let tools = crate::config::tools::PERMISSIONS;
+        assert_eq!(&PERMISSIONS[..tools.len()], tools);
+        assert_eq!(&PERMISSIONS[tools.len()..], [CONSOLE, ADMIN]);
     }
 
     #[test]

@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("config", 3),
     // 4: the runtime.
     ("channel", 4),
+    ("console", 4),
     ("delivery", 4),
     ("gateway", 4),
     ("health", 4),
