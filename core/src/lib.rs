@@ -14,6 +14,7 @@ pub mod config;
 pub mod delivery;
 pub mod diagnostics;
 pub mod event;
+pub mod fetch;
 pub mod filter;
 pub mod gateway;
 pub mod health;

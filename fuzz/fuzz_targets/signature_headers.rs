@@ -133,6 +133,7 @@ fn targets() -> &'static [Target] {
                     options: &options,
                     secrets: secrets(set),
                     public_url: Some(PUBLIC_URL),
+                    fetch: hookwire_core::fetch::Fetch::offline(),
                 };
                 (factory.build)(&spec).ok()
             });

@@ -316,6 +316,7 @@ fn adapter(v: &Vendor) -> Box<dyn Adapter> {
         options: &options,
         secrets: SecretSet::new(vec![Secret::new(v.secret.as_bytes().to_vec())]),
         public_url: v.signed_url,
+        fetch: hookwire_core::fetch::Fetch::offline(),
     };
     (factory.build)(&spec).unwrap_or_else(|e| panic!("{}: cannot build: {e:?}", v.name))
 }

@@ -95,6 +95,7 @@ fn build_as(v: &Value, (type_name, options): (&str, String), secrets: Vec<&str>)
                 .collect(),
         ),
         public_url: v["url"].as_str(),
+        fetch: hookwire_core::fetch::Fetch::offline(),
     };
     (factory.build)(&spec).unwrap_or_else(|e| panic!("vector {}: cannot build: {e:?}", v["id"]))
 }
@@ -280,7 +281,8 @@ fn every_vendor_that_signs_has_known_answer_vectors() {
     let options = serde_norway::Mapping::new();
     let mut missing = Vec::new();
     for vendor in hookwire_adapters::vendors() {
-        if covered.contains(vendor.name) {
+        // Keyless kinds verify with keys served by a local server: tests/it/cloud_kinds.rs.
+        if covered.contains(vendor.name) || ["aws-sns", "google-pubsub"].contains(&vendor.name) {
             continue;
         }
         // Any secret that builds: what matters is the scheme.
@@ -295,6 +297,7 @@ fn every_vendor_that_signs_has_known_answer_vectors() {
                 options: &options,
                 secrets: SecretSet::new(vec![Secret::new(s.as_bytes().to_vec())]),
                 public_url: Some("https://example.com/hook"),
+                fetch: hookwire_core::fetch::Fetch::offline(),
             };
             (registry.get(vendor.name).expect("registered").build)(&spec).ok()
         })
