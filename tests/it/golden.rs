@@ -281,6 +281,11 @@ const VENDORS: &[Vendor] = &[
         ..V
     },
     Vendor {
+        name: "anthropic",
+        secret: "whsec_Z29sZGVuLWFudGhyb3BpYy13ZWJob29rLXNlY3JldA==",
+        ..V
+    },
+    Vendor {
         name: "openai",
         secret: "whsec_Z29sZGVuLW9wZW5haS13ZWJob29rLXNlY3JldA==",
         delivery_from_header: true,

@@ -71,6 +71,7 @@ fn source_for(v: &Value) -> (&'static str, String) {
         "bitbucket-dc-hmac-sha256" => ("bitbucket-dc", "{}".into()),
         "cursor-hmac-sha256" => ("cursor", "{}".into()),
         "openai-standard-webhooks" => ("openai", "{}".into()),
+        "anthropic-standard-webhooks" => ("anthropic", "{}".into()),
         "sendgrid-ecdsa-p256" => ("sendgrid", "{}".into()),
         "mailgun-hmac-sha256" => ("mailgun", "{}".into()),
         other => panic!("vector {}: no source type mapped for scheme {other}", v["id"]),
