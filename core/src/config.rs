@@ -863,7 +863,11 @@ fn fetch_client(p: &mut Problems<'_>, root: &Mapping, base: &Path) -> crate::fet
         },
     };
     crate::fetch::Fetch::new(&settings).unwrap_or_else(|e| {
-        p.add("fetch.ca_file", e, Some("a PEM file of CA certificates to trust besides the web PKI roots".into()));
+        p.add(
+            "fetch.ca_file",
+            e,
+            Some("a PEM file of CA certificates to trust besides the web PKI roots".into()),
+        );
         crate::fetch::Fetch::offline()
     })
 }

@@ -9,7 +9,9 @@
 //!
 //! Keys are made per run with the `openssl` CLI, which also signs (an implementation
 //! independent of the verifier's ring): SHA1withRSA and SHA256withRSA over the canonical
-//! strings as AWS builds them, RS256 over `header.claims` as Google does.
+//! strings as AWS builds them, RS256 over `header.claims` as Google does. The last test puts
+//! the same inputs to the vendors' own libraries (npm `sns-validator`, `google-auth-library`,
+//! through `tests/node/cloud_verify.mjs`) and expects their verdicts.
 
 use crate::common;
 
@@ -39,9 +41,18 @@ fn openssl(args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the openssl CLI (these tests make their RSA keys with it)");
-    child.stdin.take().unwrap().write_all(input.unwrap_or_default()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.unwrap_or_default())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -52,7 +63,15 @@ impl RsaKey {
     fn new(dir: &TempDir, name: &str) -> RsaKey {
         let path = dir.0.join(name);
         openssl(
-            &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", path.to_str().unwrap()],
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                path.to_str().unwrap(),
+            ],
             None,
         );
         RsaKey(path)
@@ -60,20 +79,37 @@ impl RsaKey {
 
     /// PKCS#1 v1.5 signature of `message` with `digest` (`-sha1`, `-sha256`).
     fn sign(&self, digest: &str, message: &[u8]) -> Vec<u8> {
-        openssl(&["dgst", digest, "-sign", self.0.to_str().unwrap()], Some(message))
+        openssl(
+            &["dgst", digest, "-sign", self.0.to_str().unwrap()],
+            Some(message),
+        )
     }
 
     /// A self-signed certificate for the key, PEM (AWS's validators use only its key).
     fn certificate(&self) -> Vec<u8> {
         openssl(
-            &["req", "-x509", "-new", "-key", self.0.to_str().unwrap(), "-subj", "/CN=sns.amazonaws.com", "-days", "2"],
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                self.0.to_str().unwrap(),
+                "-subj",
+                "/CN=sns.amazonaws.com",
+                "-days",
+                "2",
+            ],
             None,
         )
     }
 
     /// The public key as a JWK with `kid`.
     fn jwk(&self, kid: &str) -> Value {
-        let text = String::from_utf8(openssl(&["rsa", "-in", self.0.to_str().unwrap(), "-noout", "-modulus"], None)).unwrap();
+        let text = String::from_utf8(openssl(
+            &["rsa", "-in", self.0.to_str().unwrap(), "-noout", "-modulus"],
+            None,
+        ))
+        .unwrap();
         let hex_n = text.trim().strip_prefix("Modulus=").unwrap();
         let n = hex::decode(hex_n).unwrap();
         json!({"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid, "n": b64url(&n), "e": "AQAB"})
@@ -110,7 +146,8 @@ impl KeyServer {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(rcgen::DnType::CommonName, "hookwire test CA (cloud kinds)");
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "hookwire test CA (cloud kinds)");
         let ca_cert = ca.self_signed(&ca_key).unwrap();
         let leaf_key = KeyPair::generate().unwrap();
         // The foreign host too: were it ever fetched, TLS would succeed and the request be seen.
@@ -120,16 +157,19 @@ impl KeyServer {
             FOREIGN.to_string(),
         ])
         .unwrap();
-        let leaf_cert = leaf.signed_by(&leaf_key, &rcgen::Issuer::new(ca, ca_key)).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf_cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
-            )
+        let leaf_cert = leaf
+            .signed_by(&leaf_key, &rcgen::Issuer::new(ca, ca_key))
             .unwrap();
+        let config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![leaf_cert.der().clone()],
+                    rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+                )
+                .unwrap();
         let config = Arc::new(config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -161,11 +201,23 @@ impl KeyServer {
 
     /// How many requests had a path starting with `prefix`.
     fn requests(&self, prefix: &str) -> usize {
-        self.seen.lock().unwrap().requests.iter().filter(|(_, p)| p.starts_with(prefix)).count()
+        self.seen
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|(_, p)| p.starts_with(prefix))
+            .count()
     }
 
     fn hosts(&self) -> Vec<String> {
-        self.seen.lock().unwrap().requests.iter().map(|(h, _)| h.clone()).collect()
+        self.seen
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .map(|(h, _)| h.clone())
+            .collect()
     }
 
     /// The `fetch:` section pointing AWS's and Google's hosts (and the foreign one) here.
@@ -208,7 +260,11 @@ fn serve(
         Some(b) => ("200 OK", b),
         None => ("404 Not Found", b"not found".to_vec()),
     };
-    let _ = write!(tls, "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let _ = write!(
+        tls,
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
     let _ = tls.write_all(&body);
     let _ = tls.flush();
     tls.conn.send_close_notify();
@@ -235,7 +291,15 @@ fn sns_message(fixture: &str, id: &str, key: &RsaKey, version: u8, edit: impl Fn
     let fields: &[&str] = if m["Type"] == "Notification" {
         &["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
     } else {
-        &["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
+        &[
+            "Message",
+            "MessageId",
+            "SubscribeURL",
+            "Timestamp",
+            "Token",
+            "TopicArn",
+            "Type",
+        ]
     };
     let mut canonical = String::new();
     for f in fields {
@@ -282,12 +346,24 @@ fn sns_messages_verify_with_the_fetched_certificate_render_and_dedup() {
     let mut hw = Hookwire::spawn(&sns_config(&dir, &server), &[]);
     hw.handshake();
 
-    let v1 = sns_message("Notification", "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324", &key, 1, |_| {});
+    let v1 = sns_message(
+        "Notification",
+        "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+        &key,
+        1,
+        |_| {},
+    );
     assert_eq!(post_sns(&hw, "/hooks/sns", &v1), 202);
     let n = hw.next_notification();
     let content = n["params"]["content"].as_str().unwrap();
-    assert!(content.contains("AWS SNS notification on arn:aws:sns:us-west-2:123456789012:MyTopic"), "{content}");
-    assert!(content.contains("Hello world!") && content.contains("My First Message"), "{content}");
+    assert!(
+        content.contains("AWS SNS notification on arn:aws:sns:us-west-2:123456789012:MyTopic"),
+        "{content}"
+    );
+    assert!(
+        content.contains("Hello world!") && content.contains("My First Message"),
+        "{content}"
+    );
     assert_eq!(common::delivery_id(&n), "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324");
     assert_eq!(n["params"]["meta"]["topic"], TOPIC, "{n}");
 
@@ -305,8 +381,15 @@ fn sns_messages_verify_with_the_fetched_certificate_render_and_dedup() {
     let unsub = sns_message("UnsubscribeConfirmation", "unsub-1", &key, 2, |_| {});
     assert_eq!(post_sns(&hw, "/hooks/sns", &unsub), 202);
     let n = hw.next_notification();
-    assert!(n["params"]["content"].as_str().unwrap().contains("UNSUBSCRIBED"), "{n}");
-    assert_eq!(server.requests("/?Action"), 0, "an unsubscribe confirmation is never acted on");
+    assert!(
+        n["params"]["content"].as_str().unwrap().contains("UNSUBSCRIBED"),
+        "{n}"
+    );
+    assert_eq!(
+        server.requests("/?Action"),
+        0,
+        "an unsubscribe confirmation is never acted on"
+    );
 }
 
 #[test]
@@ -334,7 +417,11 @@ fn sns_forged_tampered_stale_wrong_key_and_foreign_messages_are_refused() {
     // Version 1 signed, claiming version 2: the hash differs.
     let mut relabelled = good.clone();
     relabelled["SignatureVersion"] = json!("2");
-    assert_eq!(post_sns(&hw, "/hooks/sns", &relabelled), 401, "version relabelled");
+    assert_eq!(
+        post_sns(&hw, "/hooks/sns", &relabelled),
+        401,
+        "version relabelled"
+    );
     // A topic the source does not list, correctly signed: refused from its headers.
     let foreign_topic = sns_message("Notification", "m-topic", &key, 1, |m| {
         m["TopicArn"] = json!("arn:aws:sns:us-west-2:999999999999:Other");
@@ -350,11 +437,21 @@ fn sns_forged_tampered_stale_wrong_key_and_foreign_messages_are_refused() {
         format!("http://sns.us-west-2.amazonaws.com{CERT_PATH}"),
         "https://sns.us-west-2.amazonaws.com/other.pem".to_string(),
     ] {
-        let m = sns_message("Notification", "m-foreign", &key, 1, |m| m["SigningCertURL"] = json!(url));
+        let m = sns_message("Notification", "m-foreign", &key, 1, |m| {
+            m["SigningCertURL"] = json!(url)
+        });
         assert_eq!(post_sns(&hw, "/hooks/sns", &m), 401, "{url}");
     }
-    assert_eq!(server.connections(), before, "a refused certificate URL must never be fetched");
-    assert!(!server.hosts().iter().any(|h| h.contains("evil")), "{:?}", server.hosts());
+    assert_eq!(
+        server.connections(),
+        before,
+        "a refused certificate URL must never be fetched"
+    );
+    assert!(
+        !server.hosts().iter().any(|h| h.contains("evil")),
+        "{:?}",
+        server.hosts()
+    );
 
     // The good one still verifies after all that.
     assert_eq!(post_sns(&hw, "/hooks/sns", &good), 202);
@@ -374,13 +471,24 @@ fn sns_subscription_confirmation_is_confirmed_only_when_the_source_opts_in() {
     assert_eq!(post_sns(&hw, "/hooks/sns", &ask), 202);
     let n = hw.next_notification();
     let content = n["params"]["content"].as_str().unwrap();
-    assert!(content.contains("asks to confirm") && content.contains("Action=ConfirmSubscription"), "{content}");
-    assert_eq!(server.requests("/?Action=ConfirmSubscription"), 0, "opted out: never confirmed");
+    assert!(
+        content.contains("asks to confirm") && content.contains("Action=ConfirmSubscription"),
+        "{content}"
+    );
+    assert_eq!(
+        server.requests("/?Action=ConfirmSubscription"),
+        0,
+        "opted out: never confirmed"
+    );
 
     let ask = sns_message("SubscriptionConfirmation", "confirm-2", &key, 1, |_| {});
     assert_eq!(post_sns(&hw, "/hooks/sns-confirm", &ask), 202);
     hw.next_notification();
-    assert_eq!(server.requests("/?Action=ConfirmSubscription"), 1, "opted in: confirmed once");
+    assert_eq!(
+        server.requests("/?Action=ConfirmSubscription"),
+        1,
+        "opted in: confirmed once"
+    );
     hw.wait_stderr("SNS subscription confirmed");
 }
 
@@ -393,14 +501,27 @@ fn hookwire_check_accepts_sns_and_pubsub_sources_without_a_secret_and_refuses_on
             "sources:\n  - name: sns\n    type: aws-sns\n    topics: [{TOPIC}]\n  - name: pubsub\n    type: google-pubsub\n    audience: {AUDIENCE}\n    service_account: {ACCOUNT}\n"
         ),
     );
-    let out = Command::new(common::bin()).args(["check", "--config"]).arg(&cfg).output().unwrap();
+    let out = Command::new(common::bin())
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cfg = dir.write(
         "bad.yaml",
         &format!("sources:\n  - name: sns\n    type: aws-sns\n    topics: [{TOPIC}]\n    secret_env: X\n  - name: pubsub\n    type: google-pubsub\n    audience: {AUDIENCE}\n"),
     );
-    let out = Command::new(common::bin()).args(["check", "--config"]).arg(&cfg).env("X", "0123456789abcdef0123").output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(common::bin())
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .env("X", "0123456789abcdef0123")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("takes no secret"), "{text}");
     assert!(text.contains("audience") && text.contains("email"), "{text}");
@@ -421,7 +542,11 @@ fn token(key: &RsaKey, kid: &str, edit: impl Fn(&mut Value)) -> String {
     });
     edit(&mut claims);
     let header = json!({"alg": "RS256", "kid": kid, "typ": "JWT"});
-    let signed = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let signed = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
     let sig = key.sign("-sha256", signed.as_bytes());
     format!("{signed}.{}", b64url(&sig))
 }
@@ -432,7 +557,10 @@ fn push(hw: &Hookwire, token: &str, id: &str) -> u16 {
     body["message"]["message_id"] = json!(id);
     hw.post(
         "/hooks/pubsub",
-        &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &format!("Bearer {token}")),
+            ("Content-Type", "application/json"),
+        ],
         body.to_string().as_bytes(),
     )
     .status
@@ -467,8 +595,14 @@ fn pubsub_push_tokens_verify_against_the_jwks_and_every_claim_is_checked() {
     assert_eq!(push(&hw, &token(&key, "k1", |_| {}), "2070443601311540"), 202);
     let n = hw.next_notification();
     let content = n["params"]["content"].as_str().unwrap();
-    assert!(content.contains("Hello Cloud Pub/Sub! Here is my message!"), "{content}");
-    assert!(content.contains("projects/myproject/subscriptions/mysubscription"), "{content}");
+    assert!(
+        content.contains("Hello Cloud Pub/Sub! Here is my message!"),
+        "{content}"
+    );
+    assert!(
+        content.contains("projects/myproject/subscriptions/mysubscription"),
+        "{content}"
+    );
     assert_eq!(common::delivery_id(&n), "2070443601311540");
     // Pub/Sub reuses a token: the same token on another message is another event.
     let t = token(&key, "k1", |_| {});
@@ -478,15 +612,35 @@ fn pubsub_push_tokens_verify_against_the_jwks_and_every_claim_is_checked() {
     assert_eq!(hw.next_delivery_id(), "m-3");
 
     for (what, bad) in [
-        ("expired", token(&key, "k1", |c| {
-            c["exp"] = json!(c["iat"].as_u64().unwrap() - 600);
-            c["iat"] = json!(c["iat"].as_u64().unwrap() - 4200);
-        })),
-        ("issued in the future", token(&key, "k1", |c| c["iat"] = json!(c["iat"].as_u64().unwrap() + 600))),
-        ("another audience", token(&key, "k1", |c| c["aud"] = json!("https://other.example.com/"))),
-        ("another account", token(&key, "k1", |c| c["email"] = json!("someone@else.iam.gserviceaccount.com"))),
-        ("email not verified", token(&key, "k1", |c| c["email_verified"] = json!(false))),
-        ("another issuer", token(&key, "k1", |c| c["iss"] = json!("https://evil.example.com"))),
+        (
+            "expired",
+            token(&key, "k1", |c| {
+                c["exp"] = json!(c["iat"].as_u64().unwrap() - 600);
+                c["iat"] = json!(c["iat"].as_u64().unwrap() - 4200);
+            }),
+        ),
+        (
+            "issued in the future",
+            token(&key, "k1", |c| c["iat"] = json!(c["iat"].as_u64().unwrap() + 600)),
+        ),
+        (
+            "another audience",
+            token(&key, "k1", |c| c["aud"] = json!("https://other.example.com/")),
+        ),
+        (
+            "another account",
+            token(&key, "k1", |c| {
+                c["email"] = json!("someone@else.iam.gserviceaccount.com")
+            }),
+        ),
+        (
+            "email not verified",
+            token(&key, "k1", |c| c["email_verified"] = json!(false)),
+        ),
+        (
+            "another issuer",
+            token(&key, "k1", |c| c["iss"] = json!("https://evil.example.com")),
+        ),
         ("wrong key under the right kid", token(&other, "k1", |_| {})),
     ] {
         assert_eq!(push(&hw, &bad, "m-bad"), 401, "{what}");
@@ -515,14 +669,22 @@ fn an_unknown_kid_refetches_the_jwks_once_and_forged_kids_do_not_refetch_again()
     // Google rotates: the new key is published, and a token signed with it arrives.
     server.route(JWKS_PATH, &jwks(&[old.jwk("old"), new.jwk("new")]));
     assert_eq!(push(&hw, &token(&new, "new", |_| {}), "k-2"), 202);
-    assert_eq!(server.requests(JWKS_PATH), 2, "the unknown kid fetched the JWKS exactly once");
+    assert_eq!(
+        server.requests(JWKS_PATH),
+        2,
+        "the unknown kid fetched the JWKS exactly once"
+    );
     assert_eq!(hw.next_delivery_id(), "k-1");
     assert_eq!(hw.next_delivery_id(), "k-2");
     // Forged kids, one after another: refused, and no more fetches within the interval.
     for kid in ["forged-1", "forged-2", "forged-3"] {
         assert_eq!(push(&hw, &token(&new, kid, |_| {}), "k-forged"), 401, "{kid}");
     }
-    assert_eq!(server.requests(JWKS_PATH), 2, "forged kids must not make every request a fetch");
+    assert_eq!(
+        server.requests(JWKS_PATH),
+        2,
+        "forged kids must not make every request a fetch"
+    );
 }
 
 #[test]
@@ -539,25 +701,46 @@ fn verify_explain_describes_both_kinds_and_never_confirms() {
     );
     let body = dir.write("body.json", &ask.to_string());
     let out = explain(&cfg, "sns-confirm", &headers, &body);
-    assert!(out.contains("aws-sns-signature") && out.contains("SubscribeURL, Timestamp, Token"), "{out}");
-    assert!(out.contains("verdict: verified with the vendor's published key"), "{out}");
-    assert_eq!(server.requests("/?Action"), 0, "explaining a confirmation must not confirm it");
+    assert!(
+        out.contains("aws-sns-signature") && out.contains("SubscribeURL, Timestamp, Token"),
+        "{out}"
+    );
+    assert!(
+        out.contains("verdict: verified with the vendor's published key"),
+        "{out}"
+    );
+    assert_eq!(
+        server.requests("/?Action"),
+        0,
+        "explaining a confirmation must not confirm it"
+    );
 
-    let m = sns_message("Notification", "explain-2", &key, 2, |m| m["SigningCertURL"] = json!(format!("https://{FOREIGN}{CERT_PATH}")));
+    let m = sns_message("Notification", "explain-2", &key, 2, |m| {
+        m["SigningCertURL"] = json!(format!("https://{FOREIGN}{CERT_PATH}"))
+    });
     std::fs::write(&body, m.to_string()).unwrap();
     let out = explain(&cfg, "sns", &headers, &body);
-    assert!(out.contains("refused, never fetched") && out.contains("NOT verified"), "{out}");
+    assert!(
+        out.contains("refused, never fetched") && out.contains("NOT verified"),
+        "{out}"
+    );
 
     let g = RsaKey::new(&dir, "google.pem");
     server.route(JWKS_PATH, &jwks(&[g.jwk("k1")]));
     let cfg = pubsub_config(&dir, &server);
     let headers = dir.write(
         "push-headers.txt",
-        &format!("POST /hooks/pubsub HTTP/1.1\nAuthorization: Bearer {}\n", token(&g, "k1", |c| c["aud"] = json!("https://wrong.example.com/"))),
+        &format!(
+            "POST /hooks/pubsub HTTP/1.1\nAuthorization: Bearer {}\n",
+            token(&g, "k1", |c| c["aud"] = json!("https://wrong.example.com/"))
+        ),
     );
     std::fs::write(&body, common::payload("google-pubsub/message.json")).unwrap();
     let out = explain(&cfg, "pubsub", &headers, &body);
-    assert!(out.contains("oidc-token") && out.contains("https://wrong.example.com/"), "{out}");
+    assert!(
+        out.contains("oidc-token") && out.contains("https://wrong.example.com/"),
+        "{out}"
+    );
     assert!(out.contains("NOT verified") && out.contains("audience"), "{out}");
 }
 
@@ -572,5 +755,126 @@ fn explain(cfg: &Path, source: &str, headers: &Path, body: &Path) -> String {
         .arg(body)
         .output()
         .unwrap();
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The verdict of the vendor's own library on the same input (`tests/node/cloud_verify.mjs`):
+/// true for `valid`.
+fn vendor_says_valid(args: &[&str]) -> bool {
+    let node = common::root().join("tests/node");
+    for pkg in ["sns-validator", "google-auth-library"] {
+        assert!(
+            node.join("node_modules").join(pkg).join("package.json").is_file(),
+            "npm package {pkg} is not installed: run `.ci/run`, or `npm ci --prefix tests/node`"
+        );
+    }
+    let out = Command::new("node")
+        .arg(node.join("cloud_verify.mjs"))
+        .args(args)
+        .output()
+        .expect("node");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        out.status.success() && (text == "valid" || text.starts_with("invalid")),
+        "cloud_verify.mjs {args:?}: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text == "valid"
+}
+
+#[test]
+fn aws_and_google_libraries_reach_the_same_verdicts_as_hookwire() {
+    let dir = TempDir::new("cloud-vendor-libs");
+    let server = KeyServer::start(&dir);
+    let key = RsaKey::new(&dir, "sns.pem");
+    let other = RsaKey::new(&dir, "other.pem");
+    let cert = dir.write("sns-cert.pem", &String::from_utf8(key.certificate()).unwrap());
+    server.route(CERT_PATH, &std::fs::read(&cert).unwrap());
+    server.route(JWKS_PATH, &jwks(&[key.jwk("k1")]));
+    let cfg = dir.write(
+        "config.yaml",
+        &format!(
+            "{}channel:\n  sources: [sns, pubsub]\nsources:\n  - name: sns\n    type: aws-sns\n    topics: [{TOPIC}]\n  - name: pubsub\n    type: google-pubsub\n    audience: {AUDIENCE}\n    service_account: {ACCOUNT}\n",
+            server.fetch_section()
+        ),
+    );
+    let hw = Hookwire::spawn(&cfg, &[]);
+    let file = dir.0.join("input");
+    let cert_arg = cert.to_str().unwrap();
+
+    let mut tampered = sns_message("Notification", "lib-3", &key, 1, |_| {});
+    tampered["Message"] = json!("Hello world?");
+    let sns_cases = [
+        ("v1", sns_message("Notification", "lib-1", &key, 1, |_| {})),
+        (
+            "v2 without Subject",
+            sns_message("Notification", "lib-2", &key, 2, |m| {
+                m.as_object_mut().unwrap().remove("Subject");
+            }),
+        ),
+        ("tampered", tampered),
+        (
+            "wrong key",
+            sns_message("Notification", "lib-4", &other, 2, |_| {}),
+        ),
+        (
+            "subscription confirmation",
+            sns_message("SubscriptionConfirmation", "lib-5", &key, 1, |_| {}),
+        ),
+    ];
+    for (what, m) in &sns_cases {
+        std::fs::write(&file, m.to_string()).unwrap();
+        let theirs = vendor_says_valid(&["sns", file.to_str().unwrap(), cert_arg]);
+        let ours = post_sns(&hw, "/hooks/sns", m) == 202;
+        assert_eq!(ours, theirs, "{what}: hookwire {ours}, sns-validator {theirs}");
+    }
+    assert!(
+        vendor_says_valid(&["sns", file.to_str().unwrap(), cert_arg]),
+        "the confirmation is valid"
+    );
+    // sns-validator 0.3.5 signs an UnsubscribeConfirmation with the notification keys (no
+    // Token), against AWS's documentation and AWS's PHP and Java validators, which hookwire
+    // follows: the one place the two disagree.
+    let unsub = sns_message("UnsubscribeConfirmation", "lib-6", &key, 1, |_| {});
+    std::fs::write(&file, unsub.to_string()).unwrap();
+    assert!(!vendor_says_valid(&["sns", file.to_str().unwrap(), cert_arg]));
+    assert_eq!(post_sns(&hw, "/hooks/sns", &unsub), 202);
+
+    let good = token(&key, "k1", |_| {});
+    let (h, rest) = good.split_once('.').unwrap();
+    let (_, sig) = rest.split_once('.').unwrap();
+    let forged_claims = b64url(json!({"aud": AUDIENCE, "email": ACCOUNT, "email_verified": true, "iss": "https://accounts.google.com", "exp": 9_999_999_999u64, "iat": 0}).to_string().as_bytes());
+    let token_cases = [
+        ("valid", good.clone()),
+        (
+            "another audience",
+            token(&key, "k1", |c| c["aud"] = json!("https://other.example.com/")),
+        ),
+        (
+            "another issuer",
+            token(&key, "k1", |c| c["iss"] = json!("https://evil.example.com")),
+        ),
+        (
+            "expired",
+            token(&key, "k1", |c| {
+                c["exp"] = json!(c["iat"].as_u64().unwrap() - 600);
+                c["iat"] = json!(c["iat"].as_u64().unwrap() - 4200);
+            }),
+        ),
+        ("wrong key", token(&other, "k1", |_| {})),
+        ("tampered claims", format!("{h}.{forged_claims}.{sig}")),
+    ];
+    for (i, (what, t)) in token_cases.iter().enumerate() {
+        std::fs::write(&file, t).unwrap();
+        let theirs = vendor_says_valid(&["google", file.to_str().unwrap(), cert_arg, "k1", AUDIENCE]);
+        let ours = push(&hw, t, &format!("lib-token-{i}")) == 202;
+        assert_eq!(
+            ours, theirs,
+            "{what}: hookwire {ours}, google-auth-library {theirs}"
+        );
+    }
 }

@@ -757,7 +757,11 @@ impl HelperDef for Base64Text {
             Value::Null => String::new(),
             Value::String(s) => [base64::alphabet::STANDARD, base64::alphabet::URL_SAFE]
                 .iter()
-                .find_map(|a| base64::engine::GeneralPurpose::new(a, lenient).decode(s.trim()).ok())
+                .find_map(|a| {
+                    base64::engine::GeneralPurpose::new(a, lenient)
+                        .decode(s.trim())
+                        .ok()
+                })
                 .map(|b| truncate_text(String::from_utf8_lossy(&b).into_owned(), max))
                 .unwrap_or_else(|| "?".into()),
             _ => "?".into(),

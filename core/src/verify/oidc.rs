@@ -225,7 +225,9 @@ impl Oidc {
         let verified = matches!(claims.email_verified, Some(Value::Bool(true)))
             || matches!(&claims.email_verified, Some(Value::String(s)) if s == "true");
         if claims.email.as_deref() != Some(o.email.as_str()) || !verified {
-            return Err(VerifyError::Untrusted("email is not the source's service account (or not verified)"));
+            return Err(VerifyError::Untrusted(
+                "email is not the source's service account (or not verified)",
+            ));
         }
         let now = millis(req.now) as f64 / 1000.0;
         let leeway = o.leeway_secs as f64;
@@ -247,7 +249,9 @@ impl Oidc {
         let now = Instant::now();
         let mut keys = self.keys.lock().expect("jwks cache");
         let fresh = keys.fetched.is_some_and(|at| now.duration_since(at) < KEYS_TTL);
-        let failed_lately = keys.attempted.is_some_and(|at| now.duration_since(at) < REFRESH_EVERY);
+        let failed_lately = keys
+            .attempted
+            .is_some_and(|at| now.duration_since(at) < REFRESH_EVERY);
         let mut fetched_now = false;
         if !fresh && !failed_lately {
             self.refresh(&mut keys, now);
@@ -330,7 +334,10 @@ impl Oidc {
         ];
         lines.push(match bearer(req).map(|t| (t, parse(t))) {
             Err(_) => "Authorization: absent or not `Bearer <token>`".into(),
-            Ok((t, Err(_))) => format!("Authorization: Bearer token ({}), not an RS256 JWT with a kid", shape(t.as_bytes())),
+            Ok((t, Err(_))) => format!(
+                "Authorization: Bearer token ({}), not an RS256 JWT with a kid",
+                shape(t.as_bytes())
+            ),
             Ok((t, Ok(p))) => {
                 let claims = b64url(p.claims)
                     .and_then(|b| serde_json::from_slice::<Claims>(&b).ok())
@@ -394,7 +401,11 @@ mod tests {
         assert_eq!(s.precheck(&req(&h)), Err(VerifyError::Malformed));
         let b = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
         let sig = b(&"x".repeat(256));
-        for header in [r#"{"alg":"HS256","kid":"k"}"#, r#"{"alg":"RS256"}"#, r#"{"alg":"none","kid":"k"}"#] {
+        for header in [
+            r#"{"alg":"HS256","kid":"k"}"#,
+            r#"{"alg":"RS256"}"#,
+            r#"{"alg":"none","kid":"k"}"#,
+        ] {
             let token = format!("Bearer {}.{}.{sig}", b(header), b("{}"));
             h.insert("authorization", HeaderValue::from_str(&token).unwrap());
             assert_eq!(s.precheck(&req(&h)), Err(VerifyError::Malformed), "{header}");

@@ -4,7 +4,9 @@
 //! parses the certificate. Neither is a new dependency: both are rustls's own.
 
 use ring::signature::{self as ring_sig, RsaParameters};
-use rustls_pki_types::{AlgorithmIdentifier, CertificateDer, InvalidSignature, SignatureVerificationAlgorithm};
+use rustls_pki_types::{
+    AlgorithmIdentifier, CertificateDer, InvalidSignature, SignatureVerificationAlgorithm,
+};
 
 /// The hash an RSA signature is made over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +49,12 @@ impl std::fmt::Debug for Pkcs1 {
 }
 
 impl SignatureVerificationAlgorithm for Pkcs1 {
-    fn verify_signature(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<(), InvalidSignature> {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
         ring_sig::UnparsedPublicKey::new(self.0.params(), public_key)
             .verify(message, signature)
             .map_err(|_| InvalidSignature)

@@ -55,7 +55,11 @@ pub const PARTITION_SUFFIXES: &[&str] = &[
 ];
 
 /// The `x-amz-sns-message-type` values (and `Type`s) SNS sends.
-pub const MESSAGE_TYPES: &[&str] = &["Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation"];
+pub const MESSAGE_TYPES: &[&str] = &[
+    "Notification",
+    "SubscriptionConfirmation",
+    "UnsubscribeConfirmation",
+];
 
 /// `verify:` of an `aws-sns-signature` source.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -131,9 +135,16 @@ impl Message {
         } else {
             let url = self.subscribe_url.as_deref().ok_or(VerifyError::Missing)?;
             let token = self.token.as_deref().ok_or(VerifyError::Missing)?;
-            fields.extend([("SubscribeURL", url), ("Timestamp", &self.timestamp), ("Token", token)]);
+            fields.extend([
+                ("SubscribeURL", url),
+                ("Timestamp", &self.timestamp),
+                ("Token", token),
+            ]);
         }
-        fields.extend([("TopicArn", self.topic_arn.as_str()), ("Type", self.kind.as_str())]);
+        fields.extend([
+            ("TopicArn", self.topic_arn.as_str()),
+            ("Type", self.kind.as_str()),
+        ]);
         Ok(fields.iter().map(|(k, v)| format!("{k}\n{v}\n")).collect())
     }
 
@@ -154,7 +165,9 @@ pub fn sns_host_region(host: &str) -> Option<&str> {
     PARTITION_SUFFIXES.iter().find_map(|suffix| {
         let region = rest.strip_suffix(suffix)?.strip_suffix('.')?;
         let ok = (3..=32).contains(&region.len())
-            && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && region.starts_with(|c: char| c.is_ascii_lowercase())
             && region.ends_with(|c: char| c.is_ascii_digit());
         ok.then_some(region)
@@ -181,7 +194,10 @@ fn sns_url(url: &str, region: &str) -> Option<url::Url> {
 /// `/SimpleNotificationService-<alphanumerics>.pem`, no query.
 pub fn cert_url(url: &str, region: &str) -> Option<url::Url> {
     let u = sns_url(url, region)?;
-    let name = u.path().strip_prefix("/SimpleNotificationService-")?.strip_suffix(".pem")?;
+    let name = u
+        .path()
+        .strip_prefix("/SimpleNotificationService-")?
+        .strip_suffix(".pem")?;
     (u.query().is_none() && !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(u)
 }
 
@@ -203,8 +219,14 @@ impl Sns {
         }
         for t in &options.topics {
             let region = t.split(':').nth(3).unwrap_or("");
-            if !t.starts_with("arn:") || t.split(':').count() != 6 || t.split(':').nth(2) != Some("sns") || region.is_empty() {
-                return Err(format!("`{t}` is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)"));
+            if !t.starts_with("arn:")
+                || t.split(':').count() != 6
+                || t.split(':').nth(2) != Some("sns")
+                || region.is_empty()
+            {
+                return Err(format!(
+                    "`{t}` is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)"
+                ));
             }
         }
         Ok(Sns {
@@ -222,13 +244,19 @@ impl Sns {
     /// From the headers: SNS names the message type and the topic in `x-amz-sns-message-type`
     /// and `x-amz-sns-topic-arn`, so a foreign topic is refused before its body is read.
     pub(super) fn precheck(&self, req: &Request<'_>) -> Result<(), VerifyError> {
-        let kind = req.header_str("x-amz-sns-message-type").ok_or(VerifyError::Missing)?;
+        let kind = req
+            .header_str("x-amz-sns-message-type")
+            .ok_or(VerifyError::Missing)?;
         if !MESSAGE_TYPES.contains(&kind) {
             return Err(VerifyError::Malformed);
         }
-        let topic = req.header_str("x-amz-sns-topic-arn").ok_or(VerifyError::Missing)?;
+        let topic = req
+            .header_str("x-amz-sns-topic-arn")
+            .ok_or(VerifyError::Missing)?;
         if !self.options.topics.iter().any(|t| t == topic) {
-            return Err(VerifyError::Untrusted("the topic is not one of the source's `topics`"));
+            return Err(VerifyError::Untrusted(
+                "the topic is not one of the source's `topics`",
+            ));
         }
         Ok(())
     }
@@ -239,8 +267,10 @@ impl Sns {
         if !MESSAGE_TYPES.contains(&m.kind.as_str()) {
             return Err(VerifyError::Malformed);
         }
-        if !self.options.topics.iter().any(|t| *t == m.topic_arn) {
-            return Err(VerifyError::Untrusted("the topic is not one of the source's `topics`"));
+        if !self.options.topics.contains(&m.topic_arn) {
+            return Err(VerifyError::Untrusted(
+                "the topic is not one of the source's `topics`",
+            ));
         }
         let hash = match m.signature_version.as_str() {
             "1" => Hash::Sha1,
@@ -287,7 +317,10 @@ impl Sns {
             return;
         }
         let Some(url) = m.subscribe_url.as_deref().and_then(|u| subscribe_url(u, region)) else {
-            tracing::warn!(topic, "SNS subscription not confirmed: SubscribeURL is not an AWS SNS confirmation URL");
+            tracing::warn!(
+                topic,
+                "SNS subscription not confirmed: SubscribeURL is not an AWS SNS confirmation URL"
+            );
             return;
         };
         match self.fetch.get(&url) {
@@ -359,7 +392,11 @@ impl Sns {
                     "message: Type {:?}, TopicArn {:?} ({}), SignatureVersion {:?}, Signature ({})",
                     m.kind,
                     m.topic_arn,
-                    if self.options.topics.contains(&m.topic_arn) { "accepted" } else { "NOT accepted" },
+                    if self.options.topics.contains(&m.topic_arn) {
+                        "accepted"
+                    } else {
+                        "NOT accepted"
+                    },
                     m.signature_version,
                     shape(m.signature.as_bytes())
                 ));
@@ -383,7 +420,9 @@ impl Sns {
                 };
                 lines.push(format!("signed: name\\nvalue\\n for {fields}"));
             }
-            Err(_) => lines.push("the body is not an SNS message (JSON with Type, MessageId, TopicArn, Signature, ...)".into()),
+            Err(_) => lines.push(
+                "the body is not an SNS message (JSON with Type, MessageId, TopicArn, Signature, ...)".into(),
+            ),
         }
         lines
     }
@@ -452,7 +491,11 @@ mod tests {
     fn confirmation_urls_are_checked_like_certificate_urls() {
         let ok = "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-west-2:123456789012:MyTopic&Token=2336412f37";
         assert!(subscribe_url(ok, "us-west-2").is_some());
-        assert!(subscribe_url(&ok.replace("sns.us-west-2.amazonaws.com", "attacker.example"), "us-west-2").is_none());
+        assert!(subscribe_url(
+            &ok.replace("sns.us-west-2.amazonaws.com", "attacker.example"),
+            "us-west-2"
+        )
+        .is_none());
         assert!(subscribe_url(&ok.replace("ConfirmSubscription", "Unsubscribe"), "us-west-2").is_none());
     }
 }
