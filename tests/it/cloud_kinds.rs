@@ -453,6 +453,21 @@ fn sns_forged_tampered_stale_wrong_key_and_foreign_messages_are_refused() {
         server.hosts()
     );
 
+    // An AWS certificate URL that cannot be fetched: nothing was judged, so 503 for SNS to
+    // retry (it retries only 5xx); the failure is remembered, not fetched again at once.
+    let missing = "/SimpleNotificationService-0123456789abcdef.pem";
+    for id in ["m-missing-1", "m-missing-2"] {
+        let m = sns_message("Notification", id, &key, 1, |m| {
+            m["SigningCertURL"] = json!(format!("https://sns.us-west-2.amazonaws.com{missing}"))
+        });
+        assert_eq!(post_sns(&hw, "/hooks/sns", &m), 503, "{id}");
+    }
+    assert_eq!(
+        server.requests(missing),
+        1,
+        "a failed fetch is not retried at once"
+    );
+
     // The good one still verifies after all that.
     assert_eq!(post_sns(&hw, "/hooks/sns", &good), 202);
 }
