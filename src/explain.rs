@@ -132,7 +132,16 @@ pub fn explain(
     for line in verifier.explain(&req) {
         println!("{line}");
     }
-    match verifier.verify(&req) {
+    // `check`, not `verify`: explaining an SNS subscription confirmation must not confirm it.
+    match verifier.check(&req) {
+        Ok(v) if verifier.keyless() => {
+            println!("verdict: verified with the vendor's published key");
+            if let Some(at) = v.signed_at {
+                let at = hookwire_core::verify::timestamp::from_millis(at);
+                println!("signed at: {}", humantime::format_rfc3339_seconds(at));
+            }
+            Ok(true)
+        }
         Ok(v) => {
             println!(
                 "verdict: verified by secret #{} of the rotation set",
@@ -164,6 +173,12 @@ fn hint(e: VerifyError) -> &'static str {
         }
         VerifyError::Stale => "the signature is good but the signed timestamp is outside the window; pass --now to explain an old capture",
         VerifyError::Unconfigured(_) => "set public_url on the source to the URL the vendor posts to",
+        VerifyError::Untrusted(_) => {
+            "the request names a sender, key location or claim the source does not accept: compare the topics / issuers / audience / email of the source with the lines above"
+        }
+        VerifyError::KeysUnavailable => {
+            "the vendor's key could not be fetched: check outbound HTTPS to the vendor (and `fetch:` in config.yaml), and the log for the fetch error"
+        }
     }
 }
 

@@ -90,6 +90,7 @@ mod tests {
             options: &options,
             secrets: SecretSet::new(vec![Secret::new(b"0123456789abcdef0123456789abcdef".to_vec())]),
             public_url: Some("https://example.com/twilio"),
+            fetch: hookwire_core::fetch::Fetch::offline(),
         };
         let adapter = build(&spec, None).unwrap();
         let mut headers = HeaderMap::new();

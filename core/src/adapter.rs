@@ -133,6 +133,8 @@ pub struct SourceSpec<'a> {
     pub secrets: SecretSet,
     /// The source's `public_url`, for schemes that sign the URL.
     pub public_url: Option<&'a str>,
+    /// The outbound client for schemes whose keys the vendor publishes (`fetch:`).
+    pub fetch: crate::fetch::Fetch,
 }
 
 impl SourceSpec<'_> {

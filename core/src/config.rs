@@ -37,6 +37,7 @@ const TOP_KEYS: &[&str] = &[
     "tools",
     "metrics",
     "console",
+    "fetch",
 ];
 
 /// Paths hookwire serves itself on the webhook listener; no source may use them.
@@ -624,6 +625,7 @@ fn parse_with(
         }
     }
 
+    let fetch = fetch_client(&mut p, &root, &base);
     let mut sources = Vec::new();
     // Names declared, even of sources with errors, so one mistake is not reported twice.
     let mut declared: Vec<String> = Vec::new();
@@ -639,7 +641,7 @@ fn parse_with(
                     declared.push(name.to_owned());
                 }
                 let cap = limits.as_ref().and_then(|l| l.max_body_bytes);
-                if let Some(s) = source(&mut p, &base, registry, (i, item), secrets, cap) {
+                if let Some(s) = source(&mut p, &base, registry, (i, item), (secrets, &fetch), cap) {
                     // Basic auth signs nothing: its password must never cross plain HTTP.
                     if tls.is_none() && s.adapter.verifier().needs_tls() {
                         p.add(
@@ -909,6 +911,28 @@ fn section<T: DeserializeOwned>(p: &mut Problems<'_>, root: &Mapping, key: &str)
     }
 }
 
+/// `fetch:`: the client of the schemes that fetch the vendor's keys ([`crate::fetch`]).
+fn fetch_client(p: &mut Problems<'_>, root: &Mapping, base: &Path) -> crate::fetch::Fetch {
+    let settings = match root.get("fetch") {
+        None => crate::fetch::FetchSettings::default(),
+        Some(_) => match section::<crate::fetch::FetchSettings>(p, root, "fetch") {
+            Some(mut f) => {
+                f.ca_file = f.ca_file.map(|c| base.join(c));
+                f
+            }
+            None => return crate::fetch::Fetch::offline(),
+        },
+    };
+    crate::fetch::Fetch::new(&settings).unwrap_or_else(|e| {
+        p.add(
+            "fetch.ca_file",
+            e,
+            Some("a PEM file of CA certificates to trust besides the web PKI roots".into()),
+        );
+        crate::fetch::Fetch::offline()
+    })
+}
+
 /// What to do about a Basic auth source without TLS.
 pub const BEHIND_TLS_HINT: &str =
     "serve it over HTTPS with `tls:` (hookwire serve), or, when a TLS-terminating proxy is in \
@@ -919,7 +943,7 @@ fn source(
     base: &Path,
     registry: &Registry,
     (i, item): (usize, &Value),
-    read: Secrets,
+    (read, fetch): (Secrets, &crate::fetch::Fetch),
     max_body_cap: Option<usize>,
 ) -> Option<Source> {
     let at = |f: &str| format!("sources[{i}].{f}");
@@ -1143,14 +1167,8 @@ fn source(
             Some("put it in an environment variable (secret_env) or a file (secret_file)".into()),
         );
     }
-    if refs.is_empty() {
-        p.add(
-            &format!("sources[{i}]"),
-            format!("source `{name}` has no secret; hookwire refuses unauthenticated sources"),
-            Some("add secret_env: SOME_VARIABLE or secret_file: path/to/file".into()),
-        );
-        ok = false;
-    }
+    // Checked once the adapter is built: a scheme with the vendor's published keys has none.
+    let no_secret = refs.is_empty();
     // Skipped, the adapter is built keyless and so fails closed.
     let mut secrets = Vec::new();
     let mut loaded = Vec::new();
@@ -1193,8 +1211,18 @@ fn source(
         options: &options,
         secrets: SecretSet::new(secrets),
         public_url: public_url.as_deref(),
+        fetch: fetch.clone(),
     };
-    let adapter = match (factory.build)(&spec) {
+    let built = (factory.build)(&spec);
+    if no_secret && !built.as_ref().is_ok_and(|a| a.verifier().keyless()) {
+        p.add(
+            &format!("sources[{i}]"),
+            format!("source `{name}` has no secret; hookwire refuses unauthenticated sources"),
+            Some("add secret_env: SOME_VARIABLE or secret_file: path/to/file".into()),
+        );
+        ok = false;
+    }
+    let adapter = match built {
         Ok(a) => a,
         Err(errors) => {
             for e in errors {

@@ -269,8 +269,16 @@ impl OwnedIncoming {
 }
 
 /// 401 for a request that failed verification, at `when`; the kind goes to the log and the
-/// count, never to the sender.
+/// count, never to the sender. When the vendor's own keys could not be fetched nothing was
+/// judged: 503, so the vendor retries (SNS retries only 5xx).
 fn unverified(e: VerifyError, when: &'static str) -> (Response, Option<Counted>) {
+    if e == VerifyError::KeysUnavailable {
+        tracing::warn!(reason = %e, when, "not verified yet: answered 503 so the vendor retries");
+        return (
+            retry_later("signing keys unavailable, retry later\n"),
+            Some(Counted::Throttled),
+        );
+    }
     tracing::info!(reason = %e, when, "rejected: verification failed");
     let why = match e {
         VerifyError::Stale => Counted::Replay,

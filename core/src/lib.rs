@@ -15,6 +15,7 @@ pub mod console;
 pub mod delivery;
 pub mod diagnostics;
 pub mod event;
+pub mod fetch;
 pub mod filter;
 pub mod gateway;
 pub mod health;

@@ -8,14 +8,20 @@
 //! [`token`] (shared secret in a header, Bearer or Basic auth), [`basic`] (Basic auth with a
 //! fixed user, TLS required), [`mailgun`] (the signature inside the JSON body),
 //! [`standard_webhooks`],
-//! [`twilio`] (URL + sorted form parameters) and [`jws`] (Netlify's signed JWT).
+//! [`twilio`] (URL + sorted form parameters), [`jws`] (Netlify's signed JWT), and two whose
+//! keys the vendor holds and hookwire fetches ([`crate::fetch`]): [`sns`] (AWS SNS, RSA with
+//! the certificate at the message's `SigningCertURL`) and [`oidc`] (an RS256 ID token with
+//! keys from a JWKS: Google Cloud Pub/Sub push). Those two take no secret.
 
 pub mod basic;
 pub mod codec;
 pub mod ecdsa;
 pub mod jws;
 pub mod mailgun;
+pub mod oidc;
+pub mod rsa;
 pub mod signature;
+pub mod sns;
 pub mod standard_webhooks;
 pub mod timestamp;
 pub mod token;
@@ -31,7 +37,9 @@ use crate::secret::{Secret, SecretSet};
 
 pub use basic::BasicAuth;
 pub use mailgun::Mailgun;
+pub use oidc::Oidc;
 pub use signature::SignatureScheme;
+pub use sns::Sns;
 pub use standard_webhooks::StandardWebhooks;
 pub use token::TokenScheme;
 pub use twilio::Twilio;
@@ -98,6 +106,13 @@ pub enum VerifyError {
     /// public URL for Twilio).
     #[error("the source is not configured for this scheme: {0}")]
     Unconfigured(&'static str),
+    /// Signed, or claiming to be, by someone the source does not trust: an SNS topic it does
+    /// not list, a certificate URL off AWS's hosts, a token's issuer, audience or account.
+    #[error("not from a sender the source trusts: {0}")]
+    Untrusted(&'static str),
+    /// The vendor's keys (SNS certificate, JWKS) could not be fetched.
+    #[error("the vendor's signing keys could not be fetched")]
+    KeysUnavailable,
 }
 
 /// A request that verified.
@@ -175,6 +190,10 @@ pub enum Scheme {
     Jws(jws::Jws),
     /// Mailgun: HMAC-SHA256 of the body's `signature.timestamp` and `signature.token`.
     Mailgun(Mailgun),
+    /// AWS SNS: RSA over the message's canonical fields, key from AWS's certificate.
+    Sns(Sns),
+    /// An RS256 OIDC token in `Authorization: Bearer`, keys from a JWKS (Pub/Sub push).
+    Oidc(Oidc),
 }
 
 /// A key derived from one configured secret, in the form its scheme uses.
@@ -222,6 +241,12 @@ impl Verifier {
             Scheme::Basic(b) => Scheme::Basic(b.validate()?),
             other => other,
         };
+        if scheme.keyless() && !secrets.is_empty() {
+            return Err(format!(
+                "a {} source verifies with the vendor's published keys and takes no secret; remove secret_env / secret_file",
+                scheme.name()
+            ));
+        }
         let keys = secrets
             .iter()
             .enumerate()
@@ -243,9 +268,26 @@ impl Verifier {
         &self.scheme
     }
 
-    /// Verifies a request: which key matched and the signed time, or why not.
+    /// Verifies a request: which key matched and the signed time, or why not. The webhook
+    /// path's call: a scheme may act on what it verified (SNS confirms a subscription when the
+    /// source opts in). [`Verifier::check`] verifies without acting.
     pub fn verify(&self, req: &Request<'_>) -> Result<Verified, VerifyError> {
-        if self.keys.is_empty() {
+        self.verify_with(req, true)
+    }
+
+    /// Verifies a request without acting on it: for `hookwire verify explain`.
+    pub fn check(&self, req: &Request<'_>) -> Result<Verified, VerifyError> {
+        self.verify_with(req, false)
+    }
+
+    /// True when the scheme verifies with keys the vendor publishes, so the source has no
+    /// secret (SNS, OIDC tokens).
+    pub fn keyless(&self) -> bool {
+        self.scheme.keyless()
+    }
+
+    fn verify_with(&self, req: &Request<'_>, effects: bool) -> Result<Verified, VerifyError> {
+        if self.keys.is_empty() && !self.scheme.keyless() {
             return Err(VerifyError::NoSecret);
         }
         let verified = match &self.scheme {
@@ -256,6 +298,8 @@ impl Verifier {
             Scheme::Twilio(s) => s.verify(req, &self.keys),
             Scheme::Jws(s) => s.verify(req, &self.keys),
             Scheme::Mailgun(s) => s.verify(req, &self.keys),
+            Scheme::Sns(s) => s.verify(req, effects),
+            Scheme::Oidc(s) => s.verify(req),
         }?;
         Ok(verified)
     }
@@ -273,7 +317,7 @@ impl Verifier {
     /// check that the signature, its signed timestamp and the signed headers are present and
     /// well formed.
     pub fn precheck(&self, req: &Request<'_>) -> Result<(), VerifyError> {
-        if self.keys.is_empty() {
+        if self.keys.is_empty() && !self.scheme.keyless() {
             return Err(VerifyError::NoSecret);
         }
         match &self.scheme {
@@ -284,6 +328,8 @@ impl Verifier {
             Scheme::Twilio(s) => s.precheck(req),
             Scheme::Jws(s) => s.precheck(req, &self.keys),
             Scheme::Mailgun(s) => s.precheck(req),
+            Scheme::Sns(s) => s.precheck(req),
+            Scheme::Oidc(s) => s.precheck(req),
         }
     }
 
@@ -298,11 +344,18 @@ impl Verifier {
             Scheme::Twilio(s) => s.credential_headers(),
             Scheme::Jws(s) => s.credential_headers(),
             Scheme::Mailgun(s) => s.credential_headers(),
+            Scheme::Sns(_) => Vec::new(),
+            Scheme::Oidc(s) => s.credential_headers(),
         }
     }
 
     /// The headers a vendor would send for `out`, signed with secret `index`.
     pub fn sign(&self, out: &Outgoing<'_>, index: usize) -> Result<Vec<(String, String)>, SignError> {
+        match &self.scheme {
+            Scheme::Sns(s) => return s.sign(out),
+            Scheme::Oidc(s) => return s.sign(out),
+            _ => {}
+        }
         let secret = self
             .secrets
             .iter()
@@ -316,6 +369,8 @@ impl Verifier {
             Scheme::Twilio(s) => s.sign(out, secret),
             Scheme::Jws(s) => s.sign(out, secret),
             Scheme::Mailgun(s) => s.sign(out, secret),
+            Scheme::Sns(s) => s.sign(out),
+            Scheme::Oidc(s) => s.sign(out),
         }
     }
 
@@ -330,8 +385,12 @@ impl Verifier {
             Scheme::Twilio(s) => s.explain(req),
             Scheme::Jws(s) => s.explain(req),
             Scheme::Mailgun(s) => s.explain(req),
+            Scheme::Sns(s) => s.explain(req),
+            Scheme::Oidc(s) => s.explain(req),
         };
-        lines.push(format!("secrets in the rotation set: {}", self.keys.len()));
+        if !self.scheme.keyless() {
+            lines.push(format!("secrets in the rotation set: {}", self.keys.len()));
+        }
         lines
     }
 }
@@ -351,7 +410,13 @@ impl Scheme {
             ))),
             Scheme::Token(_) | Scheme::Basic(_) => Ok(Key::Token(secret.clone())),
             Scheme::Mailgun(_) => Ok(Mailgun::key(secret)),
+            Scheme::Sns(_) | Scheme::Oidc(_) => Err("this scheme takes no secret".into()),
         }
+    }
+
+    /// True for the schemes that verify with the vendor's published keys and take no secret.
+    pub fn keyless(&self) -> bool {
+        matches!(self, Scheme::Sns(_) | Scheme::Oidc(_))
     }
 
     /// A short name for logs and `verify explain`.
@@ -364,6 +429,8 @@ impl Scheme {
             Scheme::Twilio(_) => "twilio",
             Scheme::Jws(_) => "netlify-jws",
             Scheme::Mailgun(_) => "mailgun-signature",
+            Scheme::Sns(_) => "aws-sns-signature",
+            Scheme::Oidc(_) => "oidc-token",
         }
     }
 }

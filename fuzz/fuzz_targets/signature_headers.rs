@@ -47,6 +47,8 @@ const SECRET_SETS: &[&[&str]] = &[
     &[WHSEC, ED25519_PUBLIC_WHPK],
     &[ED25519_PUBLIC_HEX],
     &[P256_PUBLIC],
+    // The kinds with the vendor's published keys take none (their fetches are offline here).
+    &[],
 ];
 
 /// A shipped verifier and the headers its scheme reads, in placement order.
@@ -88,6 +90,8 @@ fn headers(scheme: &Scheme) -> Vec<String> {
         Scheme::Mailgun(_) => {}
         Scheme::Twilio(_) => out.push("x-twilio-signature".into()),
         Scheme::Jws(_) => out.push("x-webhook-signature".into()),
+        Scheme::Sns(_) => out.extend(["x-amz-sns-message-type", "x-amz-sns-topic-arn"].map(String::from)),
+        Scheme::Oidc(_) => out.push("authorization".into()),
     }
     for h in &mut out {
         h.make_ascii_lowercase();
@@ -104,7 +108,7 @@ fn targets() -> &'static [Target] {
         let mut registry = Registry::new();
         hookwire_core::adapter::declared::register(&mut registry);
         hookwire_adapters::register(&mut registry);
-        let declared: [(&str, &str); 7] = [
+        let declared: [(&str, &str); 11] = [
             (
                 "hmac",
                 "verify: {digest: sha256, header: X-Sig, prefix: \"sha256=\", encoding: hex, signed: \"{timestamp}.{body}\", timestamp: {from: {header: X-Ts}, tolerance_secs: 300}}\nevent: {header: X-Event}\n",
@@ -121,6 +125,19 @@ fn targets() -> &'static [Target] {
             ("basic", "verify: {user: hookwire, behind_tls: true}\nevent: {value: basic}\n"),
             ("mailgun-signature", "verify: {}\nevent: {json: /event}\n"),
             ("standard-webhooks", "event: {value: sw}\n"),
+            (
+                "aws-sns-signature",
+                "verify: {topics: [\"arn:aws:sns:us-east-1:123456789012:T\"]}\n",
+            ),
+            ("aws-sns", "topics: [\"arn:aws:sns:us-east-1:123456789012:T\"]\n"),
+            (
+                "oidc-token",
+                "verify: {jwks_url: \"https://www.googleapis.com/oauth2/v3/certs\", issuers: [\"https://accounts.google.com\"], audience: \"https://example.com/hook\", email: \"a@b.iam.gserviceaccount.com\"}\nevent: {value: m}\n",
+            ),
+            (
+                "google-pubsub",
+                "audience: \"https://example.com/hook\"\nservice_account: \"a@b.iam.gserviceaccount.com\"\n",
+            ),
         ];
         let mut out = Vec::new();
         for type_name in registry.known() {
@@ -133,6 +150,7 @@ fn targets() -> &'static [Target] {
                     options: &options,
                     secrets: secrets(set),
                     public_url: Some(PUBLIC_URL),
+                    fetch: hookwire_core::fetch::Fetch::offline(),
                 };
                 (factory.build)(&spec).ok()
             });

@@ -34,7 +34,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # folder of adapters/ with a preset.yaml, and the declared types).
 TYPES = sorted(
     [d for d in os.listdir(os.path.join(ROOT, "adapters")) if os.path.isfile(os.path.join(ROOT, "adapters", d, "preset.yaml"))]
-    + ["hmac", "ed25519", "ecdsa-p256", "token", "basic", "mailgun-signature", "standard-webhooks"]
+    + ["hmac", "ed25519", "ecdsa-p256", "token", "basic", "mailgun-signature", "standard-webhooks",
+       "aws-sns-signature", "oidc-token"]
 )
 GITHUB, STRIPE, SLACK, PAGERDUTY, STANDARD, ZENDESK, DISCORD, TWILIO, NETLIFY, TOKEN = (
     TYPES.index(t)

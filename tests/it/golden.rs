@@ -281,6 +281,11 @@ const VENDORS: &[Vendor] = &[
         ..V
     },
     Vendor {
+        name: "anthropic",
+        secret: "whsec_Z29sZGVuLWFudGhyb3BpYy13ZWJob29rLXNlY3JldA==",
+        ..V
+    },
+    Vendor {
         name: "openai",
         secret: "whsec_Z29sZGVuLW9wZW5haS13ZWJob29rLXNlY3JldA==",
         delivery_from_header: true,
@@ -316,6 +321,7 @@ fn adapter(v: &Vendor) -> Box<dyn Adapter> {
         options: &options,
         secrets: SecretSet::new(vec![Secret::new(v.secret.as_bytes().to_vec())]),
         public_url: v.signed_url,
+        fetch: hookwire_core::fetch::Fetch::offline(),
     };
     (factory.build)(&spec).unwrap_or_else(|e| panic!("{}: cannot build: {e:?}", v.name))
 }

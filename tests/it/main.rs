@@ -5,6 +5,7 @@
 mod common;
 
 mod admin;
+mod cloud_kinds;
 mod connect;
 mod console;
 mod declared;

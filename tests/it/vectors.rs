@@ -71,6 +71,7 @@ fn source_for(v: &Value) -> (&'static str, String) {
         "bitbucket-dc-hmac-sha256" => ("bitbucket-dc", "{}".into()),
         "cursor-hmac-sha256" => ("cursor", "{}".into()),
         "openai-standard-webhooks" => ("openai", "{}".into()),
+        "anthropic-standard-webhooks" => ("anthropic", "{}".into()),
         "sendgrid-ecdsa-p256" => ("sendgrid", "{}".into()),
         "mailgun-hmac-sha256" => ("mailgun", "{}".into()),
         other => panic!("vector {}: no source type mapped for scheme {other}", v["id"]),
@@ -95,6 +96,7 @@ fn build_as(v: &Value, (type_name, options): (&str, String), secrets: Vec<&str>)
                 .collect(),
         ),
         public_url: v["url"].as_str(),
+        fetch: hookwire_core::fetch::Fetch::offline(),
     };
     (factory.build)(&spec).unwrap_or_else(|e| panic!("vector {}: cannot build: {e:?}", v["id"]))
 }
@@ -280,7 +282,8 @@ fn every_vendor_that_signs_has_known_answer_vectors() {
     let options = serde_norway::Mapping::new();
     let mut missing = Vec::new();
     for vendor in hookwire_adapters::vendors() {
-        if covered.contains(vendor.name) {
+        // Keyless kinds verify with keys served by a local server: tests/it/cloud_kinds.rs.
+        if covered.contains(vendor.name) || ["aws-sns", "google-pubsub"].contains(&vendor.name) {
             continue;
         }
         // Any secret that builds: what matters is the scheme.
@@ -295,6 +298,7 @@ fn every_vendor_that_signs_has_known_answer_vectors() {
                 options: &options,
                 secrets: SecretSet::new(vec![Secret::new(s.as_bytes().to_vec())]),
                 public_url: Some("https://example.com/hook"),
+                fetch: hookwire_core::fetch::Fetch::offline(),
             };
             (registry.get(vendor.name).expect("registered").build)(&spec).ok()
         })

@@ -14,7 +14,7 @@ use crate::verify::codec::{Digest, Encoding};
 use crate::verify::signature::{Algorithm, KeyEncoding, ListSpec, SignatureSpec, Signed};
 use crate::verify::timestamp::TimestampSpec;
 use crate::verify::{
-    self, BasicAuth, Mailgun, Scheme, SignatureScheme, StandardWebhooks, TokenScheme, Verifier,
+    self, BasicAuth, Mailgun, Oidc, Scheme, SignatureScheme, Sns, StandardWebhooks, TokenScheme, Verifier,
 };
 
 /// Where one value of a request is found. Exactly one of `header`, `json`, `value` is set.
@@ -443,6 +443,14 @@ const TYPES: &[(&str, &str)] = &[
         "webhooks whose JSON body carries signature.timestamp, token and an HMAC-SHA256 of them (Mailgun's scheme)",
     ),
     (
+        "aws-sns-signature",
+        "AWS SNS messages: RSA signature over the canonical fields, key from AWS's certificate (no secret)",
+    ),
+    (
+        "oidc-token",
+        "requests carrying an RS256 OIDC token (Authorization: Bearer) whose keys are in a JWKS (no secret)",
+    ),
+    (
         "basic",
         "webhooks authenticated by HTTP Basic auth (a fixed user, the secret as the password), over TLS only",
     ),
@@ -453,7 +461,7 @@ const TYPES: &[(&str, &str)] = &[
 ];
 
 /// Registers the YAML-declared source types: `hmac`, `ed25519`, `ecdsa-p256`, `token`, `basic`,
-/// `standard-webhooks`.
+/// `mailgun-signature`, `aws-sns-signature`, `oidc-token`, `standard-webhooks`.
 pub fn register(registry: &mut Registry) {
     for &(type_name, description) in TYPES {
         registry.register(AdapterFactory {
@@ -476,6 +484,8 @@ pub fn build_declared(type_name: &str, spec: &SourceSpec<'_>) -> Result<Declared
         "token" => build_token(spec),
         "basic" => build_basic(spec),
         "mailgun-signature" => build_mailgun(spec),
+        "aws-sns-signature" => build_sns(spec),
+        "oidc-token" => build_oidc(spec),
         "standard-webhooks" => build_standard_webhooks(spec),
         other => Err(vec![OptionError {
             field: Some("type".into()),
@@ -647,6 +657,44 @@ fn build_mailgun(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
     let o: Options<Mailgun> = spec.options().map_err(|e| vec![e])?;
     let n = naming(&o)?;
     Ok(Declared::new(Declared::bind(Scheme::Mailgun(o.verify), spec)?, n))
+}
+
+fn build_oidc(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
+    let o: Options<verify::oidc::OidcOptions> = spec.options().map_err(|e| vec![e])?;
+    let n = naming(&o)?;
+    let scheme = Oidc::new(o.verify, spec.fetch.clone()).map_err(|e| option_error("verify", e))?;
+    Ok(Declared::new(Declared::bind(Scheme::Oidc(scheme), spec)?, n))
+}
+
+/// `aws-sns-signature` names events by the message's `Type` and dedups by its signed
+/// `MessageId` unless told otherwise.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnsSourceOptions {
+    verify: verify::sns::SnsOptions,
+    #[serde(default)]
+    event: Option<Locators>,
+    #[serde(default)]
+    action: Option<Locators>,
+    #[serde(default)]
+    delivery: Option<Locators>,
+    #[serde(default)]
+    acknowledge: Vec<String>,
+}
+
+fn build_sns(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {
+    let o: SnsSourceOptions = spec.options().map_err(|e| vec![e])?;
+    let n = naming(&Options {
+        verify: (),
+        event: o.event.unwrap_or(Locators::One(Locator::json("/Type"))),
+        action: o.action,
+        delivery: o.delivery.or(Some(Locators::One(Locator::json("/MessageId")))),
+        acknowledge: o.acknowledge,
+        split_action: false,
+        derive_delivery: None,
+    })?;
+    let scheme = Sns::new(o.verify, spec.fetch.clone()).map_err(|e| option_error("verify.topics", e))?;
+    Ok(Declared::new(Declared::bind(Scheme::Sns(scheme), spec)?, n))
 }
 
 fn build_basic(spec: &SourceSpec<'_>) -> Result<Declared, Vec<OptionError>> {

@@ -198,6 +198,7 @@ impl Preset {
                     options: &resolved,
                     secrets: spec.secrets.clone(),
                     public_url: spec.public_url,
+                    fetch: spec.fetch.clone(),
                 };
                 let mut d = declared::build_declared(t, &inner).map_err(|errors| {
                     // Name the option the user gave, not the preset's key it set.

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("budget", 0),
     ("sanitize", 0),
     ("event", 0),
+    ("fetch", 0),
     // 1: verification schemes.
     ("verify", 1),
     // 2: what config builds from YAML.
