@@ -16,7 +16,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use hookwire::registry;
-use hookwire_core::{config, gateway, link, link_protocol, pipeline};
+use hookwire_core::{config, gateway, link, link_protocol, pipeline, render};
 
 use crate::templates;
 
@@ -114,7 +114,11 @@ fn check_local(r: &mut Report, path: &Path) {
     let shape = config::load_without_secrets(path, &registry()).and_then(|c| {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let mut p = hookwire_core::diagnostics::Problems::new(path, &text);
-        hookwire_core::render::Templates::load(templates::TEMPLATES, c.templates_dir.as_deref(), &mut p);
+        let used = render::used_by(
+            templates::TEMPLATES,
+            c.sources.iter().map(|s| s.templates.as_str()),
+        );
+        render::Templates::load(&used, c.templates_dir.as_deref(), &mut p);
         p.finish().map(|_| c)
     });
     let config = match shape {

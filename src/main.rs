@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use hookwire::registry;
 use hookwire_core::filter::Verdict;
 use hookwire_core::pipeline::{self, Pipeline};
-use hookwire_core::{config, sink, telemetry};
+use hookwire_core::{config, render, sink, telemetry};
 
 // The request path allocates many small strings (the parsed payload, rendered text); glibc
 // malloc showed as a quarter of the CPU per event under load, mimalloc a fraction of that.
@@ -200,8 +200,11 @@ fn keyless_pipeline(path: &std::path::Path) -> Result<Pipeline, String> {
     let config = config::load_without_secrets(path, &registry()).map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut p = hookwire_core::diagnostics::Problems::new(path, &text);
-    let templates =
-        hookwire_core::render::Templates::load(templates::TEMPLATES, config.templates_dir.as_deref(), &mut p);
+    let used = render::used_by(
+        templates::TEMPLATES,
+        config.sources.iter().map(|s| s.templates.as_str()),
+    );
+    let templates = render::Templates::load(&used, config.templates_dir.as_deref(), &mut p);
     p.finish().map_err(|e| e.to_string())?;
     let (queue, _events) = sink::memory_queue(1);
     Ok(Pipeline::new(

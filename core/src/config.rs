@@ -138,6 +138,9 @@ pub struct StoreSettings {
     pub max_bytes: u64,
     /// Events older than this are deleted, delivered or not.
     pub max_age: std::time::Duration,
+    /// Bytes of recently committed events kept in memory, so live sessions read them without
+    /// a query; most of the store's share of peak memory under load.
+    pub memory_bytes: usize,
     /// Where events are kept: the embedded SQLite file (default) or NATS JetStream.
     pub backend: StoreBackend,
 }
@@ -217,6 +220,8 @@ struct RawStore {
     max_bytes: u64,
     #[serde(default = "default_max_age")]
     max_age: String,
+    #[serde(default = "default_memory_bytes")]
+    memory_bytes: usize,
 }
 
 fn sync_full() -> SyncMode {
@@ -227,6 +232,9 @@ fn default_max_bytes() -> u64 {
 }
 fn default_max_age() -> String {
     "7d".into()
+}
+fn default_memory_bytes() -> usize {
+    8 << 20
 }
 
 /// `tls:` for the gateway.
@@ -552,6 +560,7 @@ fn parse_with(
             sync: raw.sync,
             max_bytes: raw.max_bytes,
             max_age: max_age?,
+            memory_bytes: raw.memory_bytes,
             backend,
         })
     });

@@ -168,18 +168,49 @@ fn form_value(body: &[u8]) -> Value {
     Value::Object(map)
 }
 
-/// Loads the config and compiles every template, reporting all problems of both at once.
+/// Loads the config and compiles the templates its sources use (every override file too),
+/// reporting all problems of both at once.
 pub fn load(
     path: &Path,
     registry: &Registry,
     embedded: EmbeddedTemplates,
 ) -> Result<(Config, Templates), ConfigErrors> {
     let config = config::load(path, registry)?;
+    let templates = compile(path, &TemplateFolders::of(&config), embedded)?;
+    Ok((config, templates))
+}
+
+/// What [`compile`] needs of a config, owned, so the templates can compile on another thread
+/// while the store opens (most of a local channel's start-up).
+#[derive(Debug, Clone)]
+pub struct TemplateFolders {
+    used: Vec<String>,
+    overrides: Option<std::path::PathBuf>,
+}
+
+impl TemplateFolders {
+    /// The template folders `config`'s sources use, and its `templates_dir`.
+    pub fn of(config: &Config) -> Self {
+        TemplateFolders {
+            used: config.sources.iter().map(|s| s.templates.clone()).collect(),
+            overrides: config.templates_dir.clone(),
+        }
+    }
+}
+
+/// Compiles the built-in templates `folders` use, then every file of its `templates_dir`;
+/// problems name the template file and line, under the config at `path`.
+pub fn compile(
+    path: &Path,
+    folders: &TemplateFolders,
+    embedded: EmbeddedTemplates,
+) -> Result<Templates, ConfigErrors> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut p = Problems::new(path, &text);
-    let templates = Templates::load(embedded, config.templates_dir.as_deref(), &mut p);
+    let used = crate::render::used_by(embedded, folders.used.iter().map(String::as_str));
+    let templates = Templates::load(&used, folders.overrides.as_deref(), &mut p);
     p.finish()?;
-    Ok((config, templates))
+    Ok(templates)
 }
 
 impl Pipeline {

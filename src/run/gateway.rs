@@ -152,6 +152,7 @@ fn reload(path: &Path, current: &ingress::Current, store: &Arc<dyn Store>) -> Op
         || config.store.sync != running.store.sync
         || config.store.max_bytes != running.store.max_bytes
         || config.store.max_age != running.store.max_age
+        || config.store.memory_bytes != running.store.memory_bytes
         || config.store.backend != running.store.backend
     {
         fixed.push("store");

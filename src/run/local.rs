@@ -20,7 +20,7 @@ use hookwire_core::delivery::{ListenerLock, Seat, StoreFeed};
 use hookwire_core::health::Probes;
 use hookwire_core::pipeline::{self, Keep, Pipeline};
 use hookwire_core::store::{Store, Subscription};
-use hookwire_core::{http, ingress, instructions};
+use hookwire_core::{config, http, ingress, instructions};
 use tokio::task::JoinHandle;
 
 use super::jobs::Jobs;
@@ -106,19 +106,20 @@ fn listen(
 
 /// `hookwire channel --config PATH [--listen ADDR]`.
 pub fn run(config_path: PathBuf, listen_on: Option<SocketAddr>) -> ExitCode {
-    let (config, templates) = match pipeline::load(&config_path, &registry(), templates::TEMPLATES) {
-        Ok(x) => x,
-        Err(e) => {
-            return unservable(
-                &e.to_string(),
-                &format!(
-                    "correct {} as each line says (`hookwire check --config {}` lists every problem; secrets come from \
-                     the environment Claude Code is started in, or from secret_file)",
-                    config_path.display(),
-                    config_path.display()
-                ),
-            )
-        }
+    let fix = format!(
+        "correct {} as each line says (`hookwire check --config {}` lists every problem; secrets come from the \
+         environment Claude Code is started in, or from secret_file)",
+        config_path.display(),
+        config_path.display()
+    );
+    let config = match config::load(&config_path, &registry()) {
+        Ok(c) => c,
+        Err(e) => return unservable(&e.to_string(), &fix),
+    };
+    // Templates compile while the store opens: the two are most of the time to `initialize`.
+    let compiling = {
+        let (path, folders) = (config_path.clone(), pipeline::TemplateFolders::of(&config));
+        std::thread::spawn(move || pipeline::compile(&path, &folders, templates::TEMPLATES))
     };
     // `channel` never serves TLS itself, whatever `tls:` says.
     if let Some(s) = config.sources.iter().find(|s| s.adapter.verifier().needs_tls()) {
@@ -180,6 +181,14 @@ pub fn run(config_path: PathBuf, listen_on: Option<SocketAddr>) -> ExitCode {
         permissions: config.channel.permissions.clone(),
     };
     let base_instructions = instructions::generate(&config);
+    let templates = match compiling.join().expect("template compiler panicked") {
+        Ok(t) => t,
+        Err(e) => {
+            seat.release(store.as_ref());
+            store.close(Duration::from_secs(1));
+            return unservable(&e.to_string(), &fix);
+        }
+    };
     let pipeline = match stored_pipeline(config, templates, &store, Keep::ChannelSources) {
         Ok(p) => p,
         Err(e) => {

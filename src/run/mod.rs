@@ -62,7 +62,7 @@ pub(crate) fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
         max_bytes: s.max_bytes,
         max_age: s.max_age,
         queue: config.limits.queue_capacity,
-        ..StoreOptions::new(&s.path)
+        ring_bytes: s.memory_bytes,
     };
     Ok(SqliteStore::open(opts).map_err(|e| e.to_string())?)
 }

@@ -121,7 +121,7 @@ impl StoreOptions {
             max_bytes: 1 << 30,
             max_age: Duration::from_secs(7 * 24 * 3600),
             queue: 4096,
-            ring_bytes: 32 << 20,
+            ring_bytes: 8 << 20,
         }
     }
 }
