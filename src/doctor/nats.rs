@@ -31,6 +31,10 @@ pub(super) fn check(r: &mut Report, s: &NatsSettings) {
     let found = match inspect(s) {
         Ok(found) => found,
         Err(e) => {
+            let e = match e {
+                hookwire_core::store::StoreError::Db(m) => m,
+                other => other.to_string(),
+            };
             let hint = if s.credentials_file.is_some() || s.tls.is_some() {
                 "check that a server is up and reachable from here, and store.nats.credentials_file / tls"
             } else {
@@ -51,15 +55,21 @@ fn report(r: &mut Report, s: &NatsSettings, found: &Inspection) {
     };
     r.ok(
         "nats",
-        format!("connected to {} (nats-server {}), {cluster}", found.server, found.version),
+        format!(
+            "connected to {} (nats-server {}), {cluster}",
+            found.server, found.version
+        ),
     );
     let (streams, consumers, used) = found.account;
-    let limit = found
-        .max_storage
-        .map_or("no file storage limit".to_owned(), |m| format!("limit {}", size(m)));
+    let limit = found.max_storage.map_or("no file storage limit".to_owned(), |m| {
+        format!("limit {}", size(m))
+    });
     r.ok(
         "jetstream",
-        format!("account: {streams} stream(s), {consumers} consumer(s), {} on file ({limit})", size(used)),
+        format!(
+            "account: {streams} stream(s), {consumers} consumer(s), {} on file ({limit})",
+            size(used)
+        ),
     );
     if s.replicas > found.peers {
         r.warn(
@@ -83,7 +93,10 @@ fn report(r: &mut Report, s: &NatsSettings, found: &Inspection) {
         match state {
             None => r.ok(
                 &what,
-                format!("{name} does not exist yet: the first `hookwire serve` creates it with {} replica(s)", s.replicas),
+                format!(
+                    "{name} does not exist yet: the first `hookwire serve` creates it with {} replica(s)",
+                    s.replicas
+                ),
             ),
             Some(i) if i.replicas != s.replicas => r.warn(
                 &what,

@@ -50,12 +50,28 @@ enum Backend {
 struct OnStore {
     cfg: PathBuf,
     db: Arc<dyn Store>,
-    _cluster: Option<common::nats::Cluster>,
+    _cluster: Option<Arc<common::nats::Cluster>>,
 }
 
-/// [`OnStore`] for `backend` in `dir`; `None` when JetStream is wanted and `nats-server`
-/// is absent with the opt-out set (the test then returns, as tests/it/nats.rs does).
-fn on_store(dir: &TempDir, backend: Backend) -> Option<OnStore> {
+/// One JetStream cluster for the `_on_jetstream` tests running at the same time, each on a
+/// `store.nats.prefix` of its own: a few clusters at once rather than one per test, and
+/// stopped (dropped) when the last test holding it ends.
+fn shared_cluster() -> Arc<common::nats::Cluster> {
+    static CLUSTER: std::sync::Mutex<std::sync::Weak<common::nats::Cluster>> =
+        std::sync::Mutex::new(std::sync::Weak::new());
+    let mut held = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = held.upgrade() {
+        return c;
+    }
+    let c = Arc::new(common::nats::Cluster::start());
+    *held = Arc::downgrade(&c);
+    c
+}
+
+/// [`OnStore`] for `backend` in `dir` (JetStream names prefixed `prefix`); `None` when
+/// JetStream is wanted and `nats-server` is absent with the opt-out set (the test then
+/// returns, as tests/it/nats.rs does).
+fn on_store(dir: &TempDir, backend: Backend, prefix: &str) -> Option<OnStore> {
     Some(match backend {
         Backend::Sqlite => OnStore {
             cfg: config(dir, None),
@@ -66,13 +82,16 @@ fn on_store(dir: &TempDir, backend: Backend) -> Option<OnStore> {
             if !common::nats::available() {
                 return None;
             }
-            let cluster = common::nats::Cluster::start();
+            let cluster = shared_cluster();
             OnStore {
                 cfg: dir.write(
                     "config.yaml",
-                    &format!("{}{TWO_GITHUB_SOURCES}", cluster.store_section()),
+                    &format!(
+                        "{}    prefix: {prefix}\n{TWO_GITHUB_SOURCES}",
+                        cluster.store_section()
+                    ),
                 ),
-                db: Arc::new(cluster.store()),
+                db: Arc::new(cluster.store_with_prefix(prefix)),
                 _cluster: Some(cluster),
             }
         }
@@ -213,7 +232,7 @@ fn each_event_fans_out_to_every_token_of_its_source_and_no_other_on_jetstream() 
 
 fn fans_out(backend: Backend) {
     let dir = TempDir::new("gw-fanout");
-    let Some(on) = on_store(&dir, backend) else {
+    let Some(on) = on_store(&dir, backend, "gw-fanout") else {
         return;
     };
     let gw = gateway(&on.cfg);
@@ -338,7 +357,7 @@ fn events_wait_for_an_absent_session_and_arrive_in_order_on_jetstream() {
 
 fn wait_for_the_session(backend: Backend) {
     let dir = TempDir::new("gw-away");
-    let Some(on) = on_store(&dir, backend) else {
+    let Some(on) = on_store(&dir, backend, "gw-away") else {
         return;
     };
     let gw = gateway(&on.cfg);
@@ -369,7 +388,7 @@ fn a_second_connection_with_the_same_token_supersedes_the_first_on_jetstream() {
 
 fn supersedes(backend: Backend) {
     let dir = TempDir::new("gw-super");
-    let Some(on) = on_store(&dir, backend) else {
+    let Some(on) = on_store(&dir, backend, "gw-super") else {
         return;
     };
     let gw = gateway(&on.cfg);
@@ -572,7 +591,7 @@ fn a_gateway_restart_resumes_the_session_without_repeats_or_loss_on_jetstream() 
 
 fn restarts(backend: Backend) {
     let dir = TempDir::new("gw-restart");
-    let Some(on) = on_store(&dir, backend) else {
+    let Some(on) = on_store(&dir, backend, "gw-restart") else {
         return;
     };
     let cfg = on.cfg.clone();

@@ -706,7 +706,8 @@ fn doctor_reports_the_cluster_the_streams_and_replicas_beyond_the_servers() {
     let cfg = config(&dir, &cluster);
     let (_, out) = doctor(&cfg);
     assert!(
-        out.contains("ok    nats: connected to n") && out.contains("cluster hookwire-test, 3 server(s) known"),
+        out.contains("ok    nats: connected to n")
+            && out.contains("cluster hookwire-test, 3 server(s) known"),
         "{out}"
     );
     assert!(out.contains("ok    jetstream: account: 0 stream(s)"), "{out}");
@@ -715,7 +716,10 @@ fn doctor_reports_the_cluster_the_streams_and_replicas_beyond_the_servers() {
         out.contains("ok    nats events stream: HOOKWIRE_EVENTS does not exist yet: the first `hookwire serve` creates it with 3 replica(s)"),
         "{out}"
     );
-    assert!(!out.contains("ok    store:"), "no SQLite folder check on NATS: {out}");
+    assert!(
+        !out.contains("ok    store:"),
+        "no SQLite folder check on NATS: {out}"
+    );
 
     // Once a store opened them: each stream and bucket, replicated three times.
     let db = cluster.store();
@@ -729,7 +733,9 @@ fn doctor_reports_the_cluster_the_streams_and_replicas_beyond_the_servers() {
         ("storm bucket", "KV_hookwire_storm"),
     ] {
         assert!(
-            out.contains(&format!("ok    nats {what}: {name}: 3 replica(s), all current, leader n")),
+            out.contains(&format!(
+                "ok    nats {what}: {name}: 3 replica(s), all current, leader n"
+            )),
             "{what}: {out}"
         );
     }
@@ -809,7 +815,11 @@ fn a_storm_window_admits_max_events_across_both_replicas_and_the_digests_name_th
             ..Default::default()
         })
         .unwrap();
-    let admitted: Vec<_> = stored.iter().filter(|e| !e.folded).map(|e| e.delivery_id.clone()).collect();
+    let admitted: Vec<_> = stored
+        .iter()
+        .filter(|e| !e.folded)
+        .map(|e| e.delivery_id.clone())
+        .collect();
     assert_eq!(stored.len(), 8, "{stored:?}");
     assert_eq!(
         admitted.len(),
@@ -848,7 +858,11 @@ fn a_storm_window_admits_max_events_across_both_replicas_and_the_digests_name_th
         named.extend(list.split(", ").map(str::to_owned));
     }
     named.sort();
-    let mut folded: Vec<_> = stored.iter().filter(|e| e.folded).map(|e| e.delivery_id.clone()).collect();
+    let mut folded: Vec<_> = stored
+        .iter()
+        .filter(|e| e.folded)
+        .map(|e| e.delivery_id.clone())
+        .collect();
     folded.sort();
     assert_eq!(named, folded, "{} digest(s)", digests.len());
     db.close(Duration::from_secs(2));

@@ -265,6 +265,9 @@ pub struct NatsStore {
     readers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Reader>>>>>,
     sessions: tokio::sync::broadcast::Sender<(String, String)>,
     replica: String,
+    /// Appends under way, so [`Store::close`] waits for them (the digests a stopping
+    /// gateway's storm flush submits are nobody else's to retry).
+    appending: Arc<(std::sync::atomic::AtomicUsize, tokio::sync::Notify)>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -360,6 +363,7 @@ impl NatsStore {
             readers: Mutex::new(HashMap::new()),
             sessions,
             replica,
+            appending: Arc::new((std::sync::atomic::AtomicUsize::new(0), tokio::sync::Notify::new())),
             stop: Mutex::new(Some(stop_tx)),
             thread: Mutex::new(Some(thread)),
         })
@@ -775,8 +779,12 @@ impl Store for NatsStore {
     fn append(&self, event: Event) -> Result<Receipt, StoreError> {
         let (tx, rx) = oneshot::channel();
         let shared = self.shared.clone();
+        let appending = self.appending.clone();
+        appending.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.shared.rt.spawn(async move {
             let _ = tx.send(append(shared, event).await);
+            appending.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            appending.1.notify_waiters();
         });
         Ok(Receipt::pending(rx))
     }
@@ -1226,7 +1234,19 @@ impl Store for NatsStore {
         let (tx, rx) = oneshot::channel();
         if self.ack_tx.send(AckNote::Flush(tx)).is_ok() {
             let shared = self.shared.clone();
+            let appending = self.appending.clone();
             let _ = self.shared.call(async move {
+                let _ = tokio::time::timeout(limit, async {
+                    loop {
+                        // Registered before the check, so no wake-up falls between.
+                        let done = appending.1.notified();
+                        if appending.0.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                            break;
+                        }
+                        done.await;
+                    }
+                })
+                .await;
                 let _ = tokio::time::timeout(limit, rx).await;
                 let _ = shared.client.flush().await;
                 Ok(())
@@ -1265,7 +1285,12 @@ async fn storm_window(
             .filter(|e| e.operation == kv::Operation::Put);
         let Some(entry) = entry else {
             match bucket.create(key, begin()).await {
-                Ok(_) => return Ok(SharedWindow { start_ms: now_ms, admitted: true }),
+                Ok(_) => {
+                    return Ok(SharedWindow {
+                        start_ms: now_ms,
+                        admitted: true,
+                    })
+                }
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(db("begin a storm window")(e)),
             }
@@ -1277,14 +1302,26 @@ async fn storm_window(
             .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<usize>().ok()?)))
             .unwrap_or((i64::MIN, 0));
         let (value, verdict) = if now_ms.saturating_sub(start) >= window_ms {
-            (begin(), SharedWindow { start_ms: now_ms, admitted: true })
+            (
+                begin(),
+                SharedWindow {
+                    start_ms: now_ms,
+                    admitted: true,
+                },
+            )
         } else if count < max_events {
             (
                 format!("{start} {}", count + 1).into(),
-                SharedWindow { start_ms: start, admitted: true },
+                SharedWindow {
+                    start_ms: start,
+                    admitted: true,
+                },
             )
         } else {
-            return Ok(SharedWindow { start_ms: start, admitted: false });
+            return Ok(SharedWindow {
+                start_ms: start,
+                admitted: false,
+            });
         };
         match bucket.update(key, value, entry.revision).await {
             Ok(_) => return Ok(verdict),

@@ -155,12 +155,18 @@ impl Cluster {
 
     /// The store as `hookwire token` and `hookwire events` open it.
     pub fn store(&self) -> NatsStore {
+        self.store_with_prefix("hookwire")
+    }
+
+    /// [`Cluster::store`] under `store.nats.prefix: <prefix>`: a deployment of its own on
+    /// a cluster several tests share.
+    pub fn store_with_prefix(&self, prefix: &str) -> NatsStore {
         NatsStore::open(NatsOptions {
             settings: NatsSettings {
                 servers: self.servers(),
                 replicas: 3,
                 credentials_file: None,
-                prefix: "hookwire".into(),
+                prefix: prefix.into(),
                 tls: None,
             },
             max_bytes: 1 << 30,
