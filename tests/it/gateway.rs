@@ -53,21 +53,6 @@ struct OnStore {
     _cluster: Option<Arc<common::nats::Cluster>>,
 }
 
-/// One JetStream cluster for the `_on_jetstream` tests running at the same time, each on a
-/// `store.nats.prefix` of its own: a few clusters at once rather than one per test, and
-/// stopped (dropped) when the last test holding it ends.
-fn shared_cluster() -> Arc<common::nats::Cluster> {
-    static CLUSTER: std::sync::Mutex<std::sync::Weak<common::nats::Cluster>> =
-        std::sync::Mutex::new(std::sync::Weak::new());
-    let mut held = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = held.upgrade() {
-        return c;
-    }
-    let c = Arc::new(common::nats::Cluster::start());
-    *held = Arc::downgrade(&c);
-    c
-}
-
 /// [`OnStore`] for `backend` in `dir` (JetStream names prefixed `prefix`); `None` when
 /// JetStream is wanted and `nats-server` is absent with the opt-out set (the test then
 /// returns, as tests/it/nats.rs does).
@@ -82,13 +67,14 @@ fn on_store(dir: &TempDir, backend: Backend, prefix: &str) -> Option<OnStore> {
             if !common::nats::available() {
                 return None;
             }
-            let cluster = shared_cluster();
+            // Shared with the other tests running now, each on its own prefix.
+            let cluster = common::nats::Cluster::shared();
             OnStore {
                 cfg: dir.write(
                     "config.yaml",
                     &format!(
-                        "{}    prefix: {prefix}\n{TWO_GITHUB_SOURCES}",
-                        cluster.store_section()
+                        "{}{TWO_GITHUB_SOURCES}",
+                        cluster.store_section_with_prefix(prefix)
                     ),
                 ),
                 db: Arc::new(cluster.store_with_prefix(prefix)),

@@ -701,19 +701,26 @@ fn doctor_reports_the_cluster_the_streams_and_replicas_beyond_the_servers() {
     if !available() {
         return;
     }
-    let cluster = Cluster::start();
+    // Shared with the other tests running now; this deployment is prefix `doctor`.
+    let cluster = Cluster::shared();
     let dir = TempDir::new("nats-doctor");
-    let cfg = config(&dir, &cluster);
+    let cfg = dir.write(
+        "config.yaml",
+        &format!(
+            "{}{TWO_GITHUB_SOURCES}",
+            cluster.store_section_with_prefix("doctor")
+        ),
+    );
     let (_, out) = doctor(&cfg);
     assert!(
         out.contains("ok    nats: connected to n")
             && out.contains("cluster hookwire-test, 3 server(s) known"),
         "{out}"
     );
-    assert!(out.contains("ok    jetstream: account: 0 stream(s)"), "{out}");
+    assert!(out.contains("ok    jetstream: account: "), "{out}");
     assert!(out.contains("ok    nats replicas: 3 of 3 server(s)"), "{out}");
     assert!(
-        out.contains("ok    nats events stream: HOOKWIRE_EVENTS does not exist yet: the first `hookwire serve` creates it with 3 replica(s)"),
+        out.contains("ok    nats events stream: DOCTOR_EVENTS does not exist yet: the first `hookwire serve` creates it with 3 replica(s)"),
         "{out}"
     );
     assert!(
@@ -722,15 +729,15 @@ fn doctor_reports_the_cluster_the_streams_and_replicas_beyond_the_servers() {
     );
 
     // Once a store opened them: each stream and bucket, replicated three times.
-    let db = cluster.store();
+    let db = cluster.store_with_prefix("doctor");
     let (_, out) = doctor(&cfg);
     for (what, name) in [
-        ("events stream", "HOOKWIRE_EVENTS"),
-        ("audit stream", "HOOKWIRE_AUDIT"),
-        ("dedup bucket", "KV_hookwire_dedup"),
-        ("cursors bucket", "KV_hookwire_cursors"),
-        ("tokens bucket", "KV_hookwire_tokens"),
-        ("storm bucket", "KV_hookwire_storm"),
+        ("events stream", "DOCTOR_EVENTS"),
+        ("audit stream", "DOCTOR_AUDIT"),
+        ("dedup bucket", "KV_doctor_dedup"),
+        ("cursors bucket", "KV_doctor_cursors"),
+        ("tokens bucket", "KV_doctor_tokens"),
+        ("storm bucket", "KV_doctor_storm"),
     ] {
         assert!(
             out.contains(&format!(
@@ -747,7 +754,9 @@ fn doctor_reports_the_cluster_the_streams_and_replicas_beyond_the_servers() {
         "five.yaml",
         &format!(
             "{}{TWO_GITHUB_SOURCES}",
-            cluster.store_section().replace("replicas: 3", "replicas: 5")
+            cluster
+                .store_section_with_prefix("doctor")
+                .replace("replicas: 3", "replicas: 5")
         ),
     );
     let (_, out) = doctor(&five);
@@ -757,7 +766,7 @@ fn doctor_reports_the_cluster_the_streams_and_replicas_beyond_the_servers() {
         "{out}"
     );
     assert!(
-        out.contains("warn  nats events stream: HOOKWIRE_EVENTS has 3 replica(s), the config says 5"),
+        out.contains("warn  nats events stream: DOCTOR_EVENTS has 3 replica(s), the config says 5"),
         "{out}"
     );
 }
@@ -793,7 +802,8 @@ fn a_storm_window_admits_max_events_across_both_replicas_and_the_digests_name_th
     if !available() {
         return;
     }
-    let cluster = Cluster::start();
+    // Shared with the other tests running now; this deployment is prefix `storm`.
+    let cluster = Cluster::shared();
     let dir = TempDir::new("nats-storm");
     // One group for every `issues` event, a window longer than the test, two admitted.
     let sources = TWO_GITHUB_SOURCES.replacen(
@@ -801,13 +811,16 @@ fn a_storm_window_admits_max_events_across_both_replicas_and_the_digests_name_th
         "    secret_env: T_GITHUB_SECRET\n    storm: {group: '{{event}}', window_secs: 3600, max_events: 2}\n",
         1,
     );
-    let cfg = dir.write("config.yaml", &format!("{}{sources}", cluster.store_section()));
+    let cfg = dir.write(
+        "config.yaml",
+        &format!("{}{sources}", cluster.store_section_with_prefix("storm")),
+    );
     let mut replicas = [replica(&cfg), replica(&cfg)];
     let ids: Vec<String> = (0..8).map(|i| format!("storm-{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
         assert_eq!(post(&replicas[i % 2].addr, id), 202, "{id}");
     }
-    let db = cluster.store();
+    let db = cluster.store_with_prefix("storm");
     let stored = db
         .list(&hookwire_core::store::ListQuery {
             source: Some("github".into()),
