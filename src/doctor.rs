@@ -2,7 +2,8 @@
 //! what to paste into Claude Code. Each check prints one line: `ok`, `warn` (works, but
 //! look) or `FAIL` (will not work); the exit code is 1 when any check failed.
 //!
-//! Local mode checks the config, its secrets, the listen address and the store's folder;
+//! Local mode checks the config, its secrets, the listen address and the store's folder (or,
+//! with `store.backend: nats`, the JetStream cluster: `doctor/nats.rs`);
 //! `--gateway URL` connects to the gateway as the linked channel would and reports the
 //! token's subscriber, sources and permissions (or why it cannot); `--remote URL` checks the
 //! gateway's remote channel (`/mcp`) with the token (`doctor/remote.rs`). Both check Claude Code's
@@ -20,6 +21,7 @@ use hookwire_core::{config, gateway, link, link_protocol, pipeline, render};
 
 use crate::templates;
 
+mod nats;
 mod remote;
 
 /// The oldest Claude Code with channels.
@@ -160,6 +162,10 @@ fn check_local(r: &mut Report, path: &Path) {
             ),
         ),
         Err(e) => r.fail("listen", format!("cannot bind {}: {e}", config.listen)),
+    }
+    if let config::StoreBackend::Nats(settings) = &config.store.backend {
+        nats::check(r, settings);
+        return;
     }
     let dir = config
         .store

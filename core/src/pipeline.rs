@@ -225,7 +225,8 @@ impl Pipeline {
                 _ => config.channel.sources.contains(&s.name),
             })
             .collect();
-        let storm = Storm::new(config.sources.iter_mut().map(|s| s.storm.take()).collect());
+        let storm =
+            Storm::new(config.sources.iter_mut().map(|s| s.storm.take()).collect()).sharing(sink.clone());
         let replay = Arc::new(MemoryReplayGuard::new(
             Duration::from_secs(config.limits.dedup_window_secs),
             config.limits.dedup_capacity,

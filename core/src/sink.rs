@@ -74,6 +74,20 @@ pub trait EventSink: Send + Sync + 'static {
         let _ = run;
         true
     }
+
+    /// Counts one event of storm group `key` (source name and group) in the window every
+    /// process sharing the store sees, so replicas fold as one ([`crate::storm`]). Blocking.
+    /// The default, for a sink one process owns: `None`, the window is kept in memory.
+    fn storm_window(
+        &self,
+        key: &str,
+        window: std::time::Duration,
+        max_events: usize,
+        now: std::time::SystemTime,
+    ) -> Option<crate::storm::SharedWindow> {
+        let _ = (key, window, max_events, now);
+        None
+    }
 }
 
 /// A bounded in-memory queue (no durability): for the one-shot commands and tests.

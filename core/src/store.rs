@@ -263,6 +263,20 @@ pub trait Store: Send + Sync + 'static {
         Ok(true)
     }
 
+    /// Counts one event of storm group `key` in its window as every process sharing the store
+    /// sees it ([`EventSink::storm_window`]). The default, for a store one process owns:
+    /// `None` (storm control keeps the window in memory).
+    fn storm_window(
+        &self,
+        key: &str,
+        window: Duration,
+        max_events: usize,
+        now_ms: i64,
+    ) -> Result<Option<crate::storm::SharedWindow>, StoreError> {
+        let _ = (key, window, max_events, now_ms);
+        Ok(None)
+    }
+
     /// A session of `subscriber` started on this process: tells the other gateway replicas
     /// sharing the store, which end theirs (one session per token across replicas). The
     /// default, for a store one process owns, tells no one.
@@ -301,5 +315,23 @@ impl EventSink for StoreSink {
             tracing::warn!(error = %e, "cannot claim a scheduled run; running it here");
             true
         })
+    }
+
+    fn storm_window(
+        &self,
+        key: &str,
+        window: Duration,
+        max_events: usize,
+        now: std::time::SystemTime,
+    ) -> Option<crate::storm::SharedWindow> {
+        let now_ms = crate::verify::timestamp::millis(now);
+        // Uncountable (the store unreachable): this replica decides alone; the append that
+        // follows fails the same way, and the vendor retries.
+        self.0
+            .storm_window(key, window, max_events, now_ms)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot count a storm window in the store; deciding here");
+                None
+            })
     }
 }

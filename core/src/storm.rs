@@ -3,9 +3,18 @@
 //! folded into one digest event sent when the window closes ("12 more alert.triggered events
 //! for group 42 in the last 60 s") that lists every folded delivery id and collapses identical
 //! repeats. Nothing is silently lost: each folded event is named in its digest.
+//!
+//! Where the window is kept: in memory, for a store one process owns (SQLite). With a store
+//! several gateway replicas share (`store.backend: nats`), the decision is the store's
+//! ([`crate::sink::EventSink::storm_window`]): one revision-checked counter per group says
+//! when the window began and admits only its first `max_events` across every replica. Each
+//! replica still collects the events it folded and sends its own digest when that shared
+//! window ends, so a window with folding on two replicas has two digests, each naming its
+//! own folded events.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use handlebars::Handlebars;
@@ -15,6 +24,8 @@ use serde_json::Value;
 use crate::adapter::Identity;
 use crate::event::{notification_line, Event};
 use crate::sanitize;
+use crate::sink::EventSink;
+use crate::verify::timestamp::from_millis;
 
 pub use crate::config::storm::StormSpec;
 
@@ -25,6 +36,16 @@ pub enum Admit {
     Pass,
     /// Held for the group's digest.
     Folded,
+}
+
+/// A group's window as the store shared by every replica keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedWindow {
+    /// When the group's current window began (ms since the epoch), by the clock of the
+    /// replica that began it.
+    pub start_ms: i64,
+    /// Whether this event is one of the window's first `max_events`.
+    pub admitted: bool,
 }
 
 struct Folded {
@@ -56,6 +77,13 @@ pub struct Storm {
     pending: Mutex<Vec<Closed>>,
     /// Digests the queue refused; tried again first (never dropped).
     unsent: Mutex<Vec<Event>>,
+    /// Where windows shared across replicas are counted (the pipeline's sink).
+    shared: Option<Arc<dyn EventSink>>,
+    /// Makes each digest's delivery id unique: this process's random tag and a count, so
+    /// two digests of one flush, or of two replicas in the same millisecond, are never
+    /// taken for a vendor's repeat by the store's dedup.
+    tag: u32,
+    digests: AtomicU64,
 }
 
 #[derive(Serialize)]
@@ -84,7 +112,22 @@ impl Storm {
             groups: Mutex::new(HashMap::new()),
             pending: Mutex::new(Vec::new()),
             unsent: Mutex::new(Vec::new()),
+            shared: None,
+            tag: {
+                let mut b = [0u8; 4];
+                // A fixed tag only costs uniqueness across replicas, still kept by the time.
+                let _ = getrandom::fill(&mut b);
+                u32::from_be_bytes(b)
+            },
+            digests: AtomicU64::new(0),
         }
+    }
+
+    /// Counts windows through `sink` ([`EventSink::storm_window`]): a sink whose store
+    /// replicas share keeps each window's count there; any other decides in memory.
+    pub fn sharing(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.shared = Some(sink);
+        self
     }
 
     /// Whether any source has storm control (then a flusher must run).
@@ -118,8 +161,40 @@ impl Storm {
         let Some(spec) = self.specs.get(source).and_then(Option::as_ref) else {
             return Admit::Pass;
         };
+        // Asked before the lock: a round trip to the store must not hold up other groups.
+        let shared = self.shared.as_ref().and_then(|sink| {
+            sink.storm_window(
+                &format!("{}\n{key}", event.source),
+                spec.window,
+                spec.max_events,
+                now,
+            )
+        });
         let mut groups = self.groups.lock().expect("storm state poisoned");
         let slot = (source, key);
+        if let Some(w) = shared {
+            let started = from_millis(w.start_ms);
+            // The shared window moved on: this replica's part of the last one is due.
+            if groups.get(&slot).is_some_and(|g| g.started != started) {
+                let g = groups.remove(&slot).expect("present");
+                self.close(slot.0, slot.1.clone(), spec.window, g);
+            }
+            let group = groups.entry(slot).or_insert_with(|| Group {
+                started,
+                passed: 0,
+                folded: Vec::new(),
+            });
+            if w.admitted {
+                group.passed += 1;
+                return Admit::Pass;
+            }
+            group.folded.push(Folded {
+                delivery_id: event.delivery_id.clone(),
+                event: event.event.clone(),
+                summary: summary(&event.line),
+            });
+            return Admit::Folded;
+        }
         let expired = groups
             .get(&slot)
             .is_some_and(|g| now.duration_since(g.started).unwrap_or_default() >= spec.window);
@@ -176,11 +251,16 @@ impl Storm {
         }
         let closed = std::mem::take(&mut *self.pending.lock().expect("storm state poisoned"));
         let mut out = std::mem::take(&mut *self.unsent.lock().expect("storm state poisoned"));
-        out.extend(
-            closed
-                .into_iter()
-                .map(|c| digest(&c, &names[c.source], now, max_bytes)),
-        );
+        out.extend(closed.into_iter().map(|c| {
+            let n = self.digests.fetch_add(1, Ordering::Relaxed);
+            let id = format!(
+                "digest-{}-{}-{:08x}{n}",
+                names[c.source],
+                crate::verify::timestamp::millis(now),
+                self.tag
+            );
+            digest(&c, &names[c.source], id, now, max_bytes)
+        }));
         out
     }
 
@@ -202,7 +282,7 @@ fn summary(line: &[u8]) -> String {
     s
 }
 
-fn digest(c: &Closed, source: &str, now: SystemTime, max_bytes: usize) -> Event {
+fn digest(c: &Closed, source: &str, delivery_id: String, now: SystemTime, max_bytes: usize) -> Event {
     let n = c.folded.len();
     let mut events: Vec<&str> = c.folded.iter().map(|f| f.event.as_str()).collect();
     events.sort();
@@ -242,7 +322,6 @@ fn digest(c: &Closed, source: &str, now: SystemTime, max_bytes: usize) -> Event 
         content.push_str(&line);
     }
     let at = crate::verify::timestamp::millis(now);
-    let delivery_id = format!("digest-{source}-{at}");
     let mut meta = Vec::new();
     for (k, v) in [
         ("source_name", source.to_owned()),
@@ -269,7 +348,6 @@ fn digest(c: &Closed, source: &str, now: SystemTime, max_bytes: usize) -> Event 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::timestamp::from_millis;
 
     fn event(id: &str, text: &str) -> Event {
         Event {
@@ -323,6 +401,22 @@ mod tests {
         assert_eq!(digests.len(), 1);
         s.retry(digests.clone());
         assert_eq!(s.due(from_millis(6_000), &names, 4096), digests);
+    }
+
+    #[test]
+    fn digests_closed_together_have_distinct_delivery_ids() {
+        let s = storm("{window_secs: 1}");
+        let t0 = from_millis(0);
+        for g in ["a", "b"] {
+            assert_eq!(s.admit(0, g.into(), &event("1", "x"), t0), Admit::Pass);
+            assert_eq!(s.admit(0, g.into(), &event("2", "y"), t0), Admit::Folded);
+        }
+        let digests = s.due(from_millis(5_000), &["s".to_owned()], 4096);
+        assert_eq!(digests.len(), 2);
+        assert_ne!(
+            digests[0].delivery_id, digests[1].delivery_id,
+            "the store's dedup would drop the second"
+        );
     }
 
     #[test]

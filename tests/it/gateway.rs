@@ -5,6 +5,11 @@
 //!
 //! Tokens are created through the store API on the gateway's database file (SQLite in WAL
 //! mode is shared across processes), as `hookwire token create` does.
+//!
+//! The black-box behaviours that must hold whatever the store (fan-out and scoping, a
+//! session away and back, one session per token, a restart without repeats or loss) run
+//! twice: on SQLite and on a three-node JetStream cluster (`_on_jetstream`, through
+//! [`Backend`]), the gateway and the test's store handle configured alike.
 
 use crate::common;
 
@@ -31,6 +36,68 @@ fn config(dir: &TempDir, tls: Option<(&Path, &Path)>) -> PathBuf {
         None => String::new(),
     };
     dir.write("config.yaml", &format!("{tls}{TWO_GITHUB_SOURCES}"))
+}
+
+/// The store a parametrised test's gateway runs on.
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    JetStream,
+}
+
+/// A gateway config on `backend` and the store as `hookwire token` opens it with that config.
+/// Dropped after the test's processes (declared first), the cluster last.
+struct OnStore {
+    cfg: PathBuf,
+    db: Arc<dyn Store>,
+    _cluster: Option<Arc<common::nats::Cluster>>,
+}
+
+/// [`OnStore`] for `backend` in `dir` (JetStream names prefixed `prefix`); `None` when
+/// JetStream is wanted and `nats-server` is absent with the opt-out set (the test then
+/// returns, as tests/it/nats.rs does).
+fn on_store(dir: &TempDir, backend: Backend, prefix: &str) -> Option<OnStore> {
+    Some(match backend {
+        Backend::Sqlite => OnStore {
+            cfg: config(dir, None),
+            db: store(dir),
+            _cluster: None,
+        },
+        Backend::JetStream => {
+            if !common::nats::available() {
+                return None;
+            }
+            // Shared with the other tests running now, each on its own prefix.
+            let cluster = common::nats::Cluster::shared();
+            OnStore {
+                cfg: dir.write(
+                    "config.yaml",
+                    &format!(
+                        "{}{TWO_GITHUB_SOURCES}",
+                        cluster.store_section_with_prefix(prefix)
+                    ),
+                ),
+                db: Arc::new(cluster.store_with_prefix(prefix)),
+                _cluster: Some(cluster),
+            }
+        }
+    })
+}
+
+/// A token for `sources` in any store; returns its secret.
+fn token_in(db: &dyn Store, name: &str, sources: &[&str]) -> String {
+    db.tokens()
+        .create(
+            &hookwire_core::store::NewToken {
+                name: name.into(),
+                sources: sources.iter().map(|s| s.to_string()).collect(),
+                permissions: vec![],
+                expires_ms: None,
+            },
+            now_ms(),
+        )
+        .unwrap()
+        .0
 }
 
 /// `hookwire serve` on a free port.
@@ -141,13 +208,25 @@ fn a_webhook_reaches_a_linked_channel_as_the_exact_stored_line() {
 
 #[test]
 fn each_event_fans_out_to_every_token_of_its_source_and_no_other() {
+    fans_out(Backend::Sqlite);
+}
+
+#[test]
+fn each_event_fans_out_to_every_token_of_its_source_and_no_other_on_jetstream() {
+    fans_out(Backend::JetStream);
+}
+
+fn fans_out(backend: Backend) {
     let dir = TempDir::new("gw-fanout");
-    let gw = gateway(&config(&dir, None));
-    let db = store(&dir);
+    let Some(on) = on_store(&dir, backend, "gw-fanout") else {
+        return;
+    };
+    let gw = gateway(&on.cfg);
+    let db = &*on.db;
     let (alice, bob, carol) = (
-        token(&db, "alice", &["github"], &[], None),
-        token(&db, "bob", &["github"], &[], None),
-        token(&db, "carol", &["ops"], &[], None),
+        token_in(db, "alice", &["github"]),
+        token_in(db, "bob", &["github"]),
+        token_in(db, "carol", &["ops"]),
     );
     let mut channels: Vec<Hookwire> = [&alice, &bob, &carol].iter().map(|t| linked(&gw, t)).collect();
     for c in &mut channels {
@@ -254,10 +333,22 @@ fn a_token_revoked_during_a_session_ends_it() {
 
 #[test]
 fn events_wait_for_an_absent_session_and_arrive_in_order() {
+    wait_for_the_session(Backend::Sqlite);
+}
+
+#[test]
+fn events_wait_for_an_absent_session_and_arrive_in_order_on_jetstream() {
+    wait_for_the_session(Backend::JetStream);
+}
+
+fn wait_for_the_session(backend: Backend) {
     let dir = TempDir::new("gw-away");
-    let gw = gateway(&config(&dir, None));
-    let db = store(&dir);
-    let t = token(&db, "away", &["github"], &[], None);
+    let Some(on) = on_store(&dir, backend, "gw-away") else {
+        return;
+    };
+    let gw = gateway(&on.cfg);
+    let db = &*on.db;
+    let t = token_in(db, "away", &["github"]);
     let ids: Vec<String> = (0..20).map(|i| format!("away-{i:02}")).collect();
     for id in &ids {
         assert_eq!(post(&gw.addr, "/hooks/github", id), 202);
@@ -273,10 +364,22 @@ fn events_wait_for_an_absent_session_and_arrive_in_order() {
 
 #[test]
 fn a_second_connection_with_the_same_token_supersedes_the_first() {
+    supersedes(Backend::Sqlite);
+}
+
+#[test]
+fn a_second_connection_with_the_same_token_supersedes_the_first_on_jetstream() {
+    supersedes(Backend::JetStream);
+}
+
+fn supersedes(backend: Backend) {
     let dir = TempDir::new("gw-super");
-    let gw = gateway(&config(&dir, None));
-    let db = store(&dir);
-    let t = token(&db, "twice", &["github"], &[], None);
+    let Some(on) = on_store(&dir, backend, "gw-super") else {
+        return;
+    };
+    let gw = gateway(&on.cfg);
+    let db = &*on.db;
+    let t = token_in(db, "twice", &["github"]);
     let mut first = linked(&gw, &t);
     first.handshake();
     first.wait_stderr("connected to the gateway");
@@ -464,11 +567,23 @@ fn the_gateway_serves_tls_to_a_channel_that_trusts_its_ca() {
 
 #[test]
 fn a_gateway_restart_resumes_the_session_without_repeats_or_loss() {
+    restarts(Backend::Sqlite);
+}
+
+#[test]
+fn a_gateway_restart_resumes_the_session_without_repeats_or_loss_on_jetstream() {
+    restarts(Backend::JetStream);
+}
+
+fn restarts(backend: Backend) {
     let dir = TempDir::new("gw-restart");
-    let cfg = config(&dir, None);
+    let Some(on) = on_store(&dir, backend, "gw-restart") else {
+        return;
+    };
+    let cfg = on.cfg.clone();
     let mut gw = gateway(&cfg);
-    let db = store(&dir);
-    let t = token(&db, "steady", &["github"], &[], None);
+    let db = &*on.db;
+    let t = token_in(db, "steady", &["github"]);
     let mut ch = linked(&gw, &t);
     ch.handshake();
     for i in 0..5 {

@@ -677,3 +677,206 @@ fn audit_entries_recorded_by_one_replica_are_read_by_another() {
     one.close(Duration::from_secs(2));
     other.close(Duration::from_secs(2));
 }
+
+/// `hookwire doctor --config cfg` with the test secret and an empty HOME: (exit code, stdout).
+fn doctor(cfg: &std::path::Path) -> (i32, String) {
+    let home = TempDir::new("nats-doctor-home");
+    let out = std::process::Command::new(common::bin())
+        .args(["doctor", "--config"])
+        .arg(cfg)
+        .env("HOME", &home.0)
+        .env("T_GITHUB_SECRET", SECRET)
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .env_remove("HOOKWIRE_LOG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn doctor_reports_the_cluster_the_streams_and_replicas_beyond_the_servers() {
+    if !available() {
+        return;
+    }
+    // Shared with the other tests running now; this deployment is prefix `doctor`.
+    let cluster = Cluster::shared();
+    let dir = TempDir::new("nats-doctor");
+    let cfg = dir.write(
+        "config.yaml",
+        &format!(
+            "{}{TWO_GITHUB_SOURCES}",
+            cluster.store_section_with_prefix("doctor")
+        ),
+    );
+    let (_, out) = doctor(&cfg);
+    assert!(
+        out.contains("ok    nats: connected to n")
+            && out.contains("cluster hookwire-test, 3 server(s) known"),
+        "{out}"
+    );
+    assert!(out.contains("ok    jetstream: account: "), "{out}");
+    assert!(out.contains("ok    nats replicas: 3 of 3 server(s)"), "{out}");
+    assert!(
+        out.contains("ok    nats events stream: DOCTOR_EVENTS does not exist yet: the first `hookwire serve` creates it with 3 replica(s)"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("ok    store:"),
+        "no SQLite folder check on NATS: {out}"
+    );
+
+    // Once a store opened them: each stream and bucket, replicated three times.
+    let db = cluster.store_with_prefix("doctor");
+    let (_, out) = doctor(&cfg);
+    for (what, name) in [
+        ("events stream", "DOCTOR_EVENTS"),
+        ("audit stream", "DOCTOR_AUDIT"),
+        ("dedup bucket", "KV_doctor_dedup"),
+        ("cursors bucket", "KV_doctor_cursors"),
+        ("tokens bucket", "KV_doctor_tokens"),
+        ("storm bucket", "KV_doctor_storm"),
+    ] {
+        assert!(
+            out.contains(&format!(
+                "ok    nats {what}: {name}: 3 replica(s), all current, leader n"
+            )),
+            "{what}: {out}"
+        );
+    }
+    assert!(!out.contains("FAIL"), "{out}");
+    db.close(Duration::from_secs(2));
+
+    // More replicas than servers: a warning with the fix, and the existing streams differ.
+    let five = dir.write(
+        "five.yaml",
+        &format!(
+            "{}{TWO_GITHUB_SOURCES}",
+            cluster
+                .store_section_with_prefix("doctor")
+                .replace("replicas: 3", "replicas: 5")
+        ),
+    );
+    let (_, out) = doctor(&five);
+    assert!(
+        out.contains("warn  nats replicas: store.nats.replicas is 5 but the cluster has 3 server(s)")
+            && out.contains("set replicas: 3 or add servers"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warn  nats events stream: DOCTOR_EVENTS has 3 replica(s), the config says 5"),
+        "{out}"
+    );
+}
+
+#[test]
+fn doctor_fails_clearly_when_no_nats_server_answers() {
+    // A port nobody listens on: connection refused, at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = TempDir::new("nats-doctor-down");
+    let cfg = dir.write(
+        "config.yaml",
+        &format!("store:\n  backend: nats\n  nats:\n    servers: [nats://127.0.0.1:{port}]\n    replicas: 1\n{TWO_GITHUB_SOURCES}"),
+    );
+    let (code, out) = doctor(&cfg);
+    assert_eq!(code, 1, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("FAIL  nats:"))
+        .unwrap_or_else(|| panic!("no FAIL nats line: {out}"));
+    assert!(
+        line.contains(&format!("nats://127.0.0.1:{port}: cannot connect to NATS"))
+            && line.contains("check that a server is up and reachable from here"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_storm_window_admits_max_events_across_both_replicas_and_the_digests_name_the_rest() {
+    if !available() {
+        return;
+    }
+    // Shared with the other tests running now; this deployment is prefix `storm`.
+    let cluster = Cluster::shared();
+    let dir = TempDir::new("nats-storm");
+    // One group for every `issues` event, a window longer than the test, two admitted.
+    let sources = TWO_GITHUB_SOURCES.replacen(
+        "    secret_env: T_GITHUB_SECRET\n",
+        "    secret_env: T_GITHUB_SECRET\n    storm: {group: '{{event}}', window_secs: 3600, max_events: 2}\n",
+        1,
+    );
+    let cfg = dir.write(
+        "config.yaml",
+        &format!("{}{sources}", cluster.store_section_with_prefix("storm")),
+    );
+    let mut replicas = [replica(&cfg), replica(&cfg)];
+    let ids: Vec<String> = (0..8).map(|i| format!("storm-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(post(&replicas[i % 2].addr, id), 202, "{id}");
+    }
+    let db = cluster.store_with_prefix("storm");
+    let stored = db
+        .list(&hookwire_core::store::ListQuery {
+            source: Some("github".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    let admitted: Vec<_> = stored
+        .iter()
+        .filter(|e| !e.folded)
+        .map(|e| e.delivery_id.clone())
+        .collect();
+    assert_eq!(stored.len(), 8, "{stored:?}");
+    assert_eq!(
+        admitted.len(),
+        2,
+        "max_events across both replicas, not per replica: {admitted:?}"
+    );
+
+    // Stopping closes each replica's open windows into digests: together they name every
+    // folded delivery, each once.
+    for r in &mut replicas {
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &r.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = common::wait_with_deadline(&mut r.child, DEADLINE).expect("exits on SIGTERM");
+        assert!(status.success(), "{status:?}");
+    }
+    let digests = db
+        .list(&hookwire_core::store::ListQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "digest")
+        .collect::<Vec<_>>();
+    let mut named = Vec::new();
+    for d in &digests {
+        let v: Value = serde_json::from_slice(&d.line).unwrap();
+        let content = v["params"]["content"].as_str().unwrap();
+        let list = content
+            .lines()
+            .find_map(|l| l.strip_prefix("Folded delivery ids: "))
+            .unwrap_or_else(|| panic!("{content}"));
+        named.extend(list.split(", ").map(str::to_owned));
+    }
+    named.sort();
+    let mut folded: Vec<_> = stored
+        .iter()
+        .filter(|e| e.folded)
+        .map(|e| e.delivery_id.clone())
+        .collect();
+    folded.sort();
+    assert_eq!(named, folded, "{} digest(s)", digests.len());
+    db.close(Duration::from_secs(2));
+}

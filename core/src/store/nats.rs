@@ -20,6 +20,10 @@
 //!   session reads on in order. Every replica learns of new events from a core-NATS note
 //!   published after each acknowledged append (and a once-a-second look at the stream as a
 //!   safety net).
+//! - **Storm windows** in `<P>_storm`: per group, `<window start ms> <events admitted>`,
+//!   changed only by revision-checked writes (create-only for a new group), so across every
+//!   replica a window admits `max_events` and no more. Its keys live `store.max_age` (at
+//!   least the dedup window): a longer storm window restarts when its key expires.
 //! - **Tokens** in `<P>_tokens` (create-only by name, so two replicas cannot both create
 //!   one), **audit** in the stream `<P>_AUDIT`; **takeover**: each session announces itself
 //!   on `<p>.session.<name>` and every replica ends its own session for that token.
@@ -205,6 +209,7 @@ struct Shared {
     dedup: kv::Store,
     cursors: kv::Store,
     tokens: kv::Store,
+    storm: kv::Store,
     names: Names,
     head: watch::Sender<u64>,
     wake: (Sender<()>, Receiver<()>),
@@ -260,6 +265,9 @@ pub struct NatsStore {
     readers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Reader>>>>>,
     sessions: tokio::sync::broadcast::Sender<(String, String)>,
     replica: String,
+    /// Appends under way, so [`Store::close`] waits for them (the digests a stopping
+    /// gateway's storm flush submits are nobody else's to retry).
+    appending: Arc<(std::sync::atomic::AtomicUsize, tokio::sync::Notify)>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -311,7 +319,7 @@ impl NatsStore {
             let _ = tx.send(r);
         });
         let opened = rx.recv().map_err(|_| StoreError::Closed).and_then(|r| r);
-        let (client, js, events, dedup, cursors, tokens, last) = match opened {
+        let (client, js, events, dedup, cursors, tokens, storm, last) = match opened {
             Ok(x) => x,
             Err(e) => {
                 let _ = stop_tx.send(());
@@ -328,6 +336,7 @@ impl NatsStore {
             dedup,
             cursors,
             tokens,
+            storm,
             names,
             head,
             wake: crossbeam_channel::bounded(1),
@@ -354,6 +363,7 @@ impl NatsStore {
             readers: Mutex::new(HashMap::new()),
             sessions,
             replica,
+            appending: Arc::new((std::sync::atomic::AtomicUsize::new(0), tokio::sync::Notify::new())),
             stop: Mutex::new(Some(stop_tx)),
             thread: Mutex::new(Some(thread)),
         })
@@ -371,31 +381,37 @@ type Opened = (
     kv::Store,
     kv::Store,
     kv::Store,
+    kv::Store,
     u64,
 );
 
-async fn connect(opts: NatsOptions, names: Names) -> Result<Opened, StoreError> {
-    let s = &opts.settings;
+/// A client of `store.nats` (its servers, credentials and TLS). `retry`: keep trying while no
+/// server answers (the gateway starting before the cluster) instead of failing at once.
+async fn dial(s: &NatsSettings, retry: bool) -> Result<async_nats::Client, StoreError> {
     let mut co = match &s.credentials_file {
         Some(f) => async_nats::ConnectOptions::with_credentials_file(f.clone())
             .await
             .map_err(|e| StoreError::Db(format!("store.nats.credentials_file {}: {e}", f.display())))?,
         None => async_nats::ConnectOptions::new(),
     };
-    co = co
-        .name("hookwire")
-        .connection_timeout(Duration::from_secs(5))
-        .retry_on_initial_connect();
+    co = co.name("hookwire").connection_timeout(Duration::from_secs(5));
+    if retry {
+        co = co.retry_on_initial_connect();
+    }
     if let Some(tls) = &s.tls {
         co = co.require_tls(true);
         if let Some(ca) = &tls.ca_file {
             co = co.add_root_certificates(ca.clone());
         }
     }
-    let client = co
-        .connect(s.servers.as_slice())
+    co.connect(s.servers.as_slice())
         .await
-        .map_err(|e| StoreError::Db(format!("cannot connect to NATS: {e}")))?;
+        .map_err(|e| StoreError::Db(format!("cannot connect to NATS: {e}")))
+}
+
+async fn connect(opts: NatsOptions, names: Names) -> Result<Opened, StoreError> {
+    let s = &opts.settings;
+    let client = dial(s, true).await?;
     let js = jetstream::new(client.clone());
     let info = js
         .create_or_update_stream(stream::Config {
@@ -441,6 +457,10 @@ async fn connect(opts: NatsOptions, names: Names) -> Result<Opened, StoreError> 
         .create_or_update_key_value(bucket("tokens", Duration::ZERO))
         .await
         .map_err(db("tokens bucket"))?;
+    let storm = js
+        .create_or_update_key_value(bucket("storm", opts.max_age.max(opts.dedup_window)))
+        .await
+        .map_err(db("storm bucket"))?;
     Ok((
         client,
         js,
@@ -448,6 +468,7 @@ async fn connect(opts: NatsOptions, names: Names) -> Result<Opened, StoreError> 
         dedup,
         cursors,
         tokens,
+        storm,
         info.state.last_sequence,
     ))
 }
@@ -758,8 +779,12 @@ impl Store for NatsStore {
     fn append(&self, event: Event) -> Result<Receipt, StoreError> {
         let (tx, rx) = oneshot::channel();
         let shared = self.shared.clone();
+        let appending = self.appending.clone();
+        appending.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.shared.rt.spawn(async move {
             let _ = tx.send(append(shared, event).await);
+            appending.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            appending.1.notify_waiters();
         });
         Ok(Receipt::pending(rx))
     }
@@ -1176,6 +1201,21 @@ impl Store for NatsStore {
         })
     }
 
+    fn storm_window(
+        &self,
+        key: &str,
+        window: Duration,
+        max_events: usize,
+        now_ms: i64,
+    ) -> Result<Option<crate::storm::SharedWindow>, StoreError> {
+        let shared = self.shared.clone();
+        let key = dedup_key("storm:", key);
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        self.shared
+            .call(async move { storm_window(&shared.storm, &key, window_ms, max_events, now_ms).await })
+            .map(Some)
+    }
+
     fn session_started(&self, name: &str) {
         let shared = self.shared.clone();
         let subject = self.shared.names.session_subject(name);
@@ -1194,7 +1234,19 @@ impl Store for NatsStore {
         let (tx, rx) = oneshot::channel();
         if self.ack_tx.send(AckNote::Flush(tx)).is_ok() {
             let shared = self.shared.clone();
+            let appending = self.appending.clone();
             let _ = self.shared.call(async move {
+                let _ = tokio::time::timeout(limit, async {
+                    loop {
+                        // Registered before the check, so no wake-up falls between.
+                        let done = appending.1.notified();
+                        if appending.0.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                            break;
+                        }
+                        done.await;
+                    }
+                })
+                .await;
                 let _ = tokio::time::timeout(limit, rx).await;
                 let _ = shared.client.flush().await;
                 Ok(())
@@ -1207,6 +1259,184 @@ impl Store for NatsStore {
             let _ = t.join();
         }
     }
+}
+
+/// Revision-checked attempts at one storm count before giving up (each lost race means
+/// another replica's write got in first, so this is only reached under a flood).
+const STORM_TRIES: usize = 32;
+
+/// Counts one event in group `key`'s window: begins a window when there is none or it has
+/// ended, admits while fewer than `max_events` were. Every write names the revision it read,
+/// so two replicas never both take the last place.
+async fn storm_window(
+    bucket: &kv::Store,
+    key: &str,
+    window_ms: i64,
+    max_events: usize,
+    now_ms: i64,
+) -> Result<crate::storm::SharedWindow, StoreError> {
+    use crate::storm::SharedWindow;
+    let begin = || bytes::Bytes::from(format!("{now_ms} 1"));
+    for _ in 0..STORM_TRIES {
+        let entry = bucket
+            .entry(key)
+            .await
+            .map_err(db("read a storm window"))?
+            .filter(|e| e.operation == kv::Operation::Put);
+        let Some(entry) = entry else {
+            match bucket.create(key, begin()).await {
+                Ok(_) => {
+                    return Ok(SharedWindow {
+                        start_ms: now_ms,
+                        admitted: true,
+                    })
+                }
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(db("begin a storm window")(e)),
+            }
+        };
+        // Unreadable (not hookwire's): begin anew, as an ended window would.
+        let (start, count) = std::str::from_utf8(&entry.value)
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<usize>().ok()?)))
+            .unwrap_or((i64::MIN, 0));
+        let (value, verdict) = if now_ms.saturating_sub(start) >= window_ms {
+            (
+                begin(),
+                SharedWindow {
+                    start_ms: now_ms,
+                    admitted: true,
+                },
+            )
+        } else if count < max_events {
+            (
+                format!("{start} {}", count + 1).into(),
+                SharedWindow {
+                    start_ms: start,
+                    admitted: true,
+                },
+            )
+        } else {
+            return Ok(SharedWindow {
+                start_ms: start,
+                admitted: false,
+            });
+        };
+        match bucket.update(key, value, entry.revision).await {
+            Ok(_) => return Ok(verdict),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+            Err(e) => return Err(db("count in a storm window")(e)),
+        }
+    }
+    Err(StoreError::Db(format!(
+        "JetStream: storm window: {STORM_TRIES} writes in a row lost to other replicas"
+    )))
+}
+
+/// What `hookwire doctor` reports of a JetStream deployment ([`inspect`]).
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// The server answering, and its version.
+    pub server: String,
+    /// Its nats-server version.
+    pub version: String,
+    /// Its cluster's name; `None` for a single server.
+    pub cluster: Option<String>,
+    /// Servers of the cluster this client was told of (the server's `connect_urls`, at
+    /// least 1): what `replicas` must not exceed.
+    pub peers: usize,
+    /// The account's streams, consumers and file storage used, in bytes.
+    pub account: (usize, usize, u64),
+    /// The account's file storage limit in bytes; `None` when unlimited.
+    pub max_storage: Option<u64>,
+    /// Each stream and bucket hookwire uses: (what, JetStream stream name, state when it
+    /// exists; `None`: created at the gateway's first start).
+    pub items: Vec<(&'static str, String, Option<Item>)>,
+}
+
+/// One stream (or a bucket's stream) as it exists now.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// Its replica count.
+    pub replicas: usize,
+    /// Replicas current with the leader, leader included.
+    pub current: usize,
+    /// Its leader's server name.
+    pub leader: Option<String>,
+    /// Messages held.
+    pub messages: u64,
+}
+
+/// Connects with `store.nats` (once, no retry: a doctor must answer) and reads, creating
+/// nothing, the server, account and hookwire's streams and buckets.
+pub fn inspect(settings: &NatsSettings) -> Result<Inspection, StoreError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Db(e.to_string()))?;
+    let settings = settings.clone();
+    rt.block_on(async move {
+        tokio::time::timeout(REQUEST * 2, inspect_async(&settings))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Db("JetStream did not answer in time".into())))
+    })
+}
+
+async fn inspect_async(s: &NatsSettings) -> Result<Inspection, StoreError> {
+    let client = dial(s, false).await?;
+    let info = client.server_info();
+    if !info.jetstream {
+        return Err(StoreError::Db(format!(
+            "server {} has no JetStream (start nats-server with -js or a `jetstream {{}}` block)",
+            info.server_name
+        )));
+    }
+    let js = jetstream::new(client.clone());
+    let account = js.query_account().await.map_err(db("account info"))?;
+    let names = Names::new(&s.prefix);
+    let mut items = Vec::new();
+    for (what, stream) in [
+        ("events stream", names.events.clone()),
+        ("audit stream", names.audit.clone()),
+        ("dedup bucket", format!("KV_{}", names.bucket("dedup"))),
+        ("cursors bucket", format!("KV_{}", names.bucket("cursors"))),
+        ("tokens bucket", format!("KV_{}", names.bucket("tokens"))),
+        ("storm bucket", format!("KV_{}", names.bucket("storm"))),
+    ] {
+        let state = match js.get_stream(&stream).await {
+            Ok(st) => {
+                let i = st.cached_info();
+                let peers = i.cluster.as_ref().map(|c| &c.replicas);
+                Some(Item {
+                    replicas: i.config.num_replicas,
+                    current: 1 + peers.map_or(0, |p| p.iter().filter(|p| p.current && !p.offline).count()),
+                    leader: i.cluster.as_ref().and_then(|c| c.leader.clone()),
+                    messages: i.state.messages,
+                })
+            }
+            Err(e)
+                if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+            {
+                None
+            }
+            Err(e) => return Err(db("stream info")(e)),
+        };
+        items.push((what, stream, state));
+    }
+    let max_storage = account.limits.max_storage.and_then(|m| u64::try_from(m).ok());
+    let out = Inspection {
+        server: info.server_name.clone(),
+        version: info.version.clone(),
+        cluster: info.cluster.clone(),
+        peers: info.connect_urls.len().max(1),
+        account: (account.streams, account.consumers, account.storage),
+        max_storage,
+        items,
+    };
+    let _ = client.drain().await;
+    Ok(out)
 }
 
 /// Tokens in the `<P>_tokens` bucket: `n.<hex name>` holds the token, `h.<hex hash>` its name.

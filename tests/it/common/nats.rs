@@ -128,6 +128,26 @@ impl Cluster {
         cluster
     }
 
+    /// One cluster for the tests that run at the same time and need no node killed, each on a
+    /// `store.nats.prefix` of its own ([`Cluster::store_with_prefix`]): fewer clusters
+    /// starting at once on a busy machine, and stopped (dropped) when the last holder ends.
+    pub fn shared() -> std::sync::Arc<Cluster> {
+        static CLUSTER: std::sync::Mutex<std::sync::Weak<Cluster>> =
+            std::sync::Mutex::new(std::sync::Weak::new());
+        let mut held = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = held.upgrade() {
+            return c;
+        }
+        let c = std::sync::Arc::new(Cluster::start());
+        *held = std::sync::Arc::downgrade(&c);
+        c
+    }
+
+    /// [`Cluster::store_section`] under `store.nats.prefix: <prefix>`.
+    pub fn store_section_with_prefix(&self, prefix: &str) -> String {
+        format!("{}    prefix: {prefix}\n", self.store_section())
+    }
+
     /// Waits until the nodes `which` report JetStream healthy; fails after [`DEADLINE`].
     pub fn wait_healthy(&self, which: &[usize]) {
         let end = Instant::now() + DEADLINE * 3;
@@ -155,12 +175,18 @@ impl Cluster {
 
     /// The store as `hookwire token` and `hookwire events` open it.
     pub fn store(&self) -> NatsStore {
+        self.store_with_prefix("hookwire")
+    }
+
+    /// [`Cluster::store`] under `store.nats.prefix: <prefix>`: a deployment of its own on
+    /// a cluster several tests share.
+    pub fn store_with_prefix(&self, prefix: &str) -> NatsStore {
         NatsStore::open(NatsOptions {
             settings: NatsSettings {
                 servers: self.servers(),
                 replicas: 3,
                 credentials_file: None,
-                prefix: "hookwire".into(),
+                prefix: prefix.into(),
                 tls: None,
             },
             max_bytes: 1 << 30,
