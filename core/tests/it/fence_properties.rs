@@ -90,6 +90,12 @@ fn outside_fences(content: &str) -> Result<Vec<&str>, (Vec<&str>, String)> {
                 continue;
             }
             let ticks = open.len() - open.trim_start_matches('`').len();
+            // The cut may fall inside the opening line itself; only hookwire's cut mark follows.
+            let cut_next = lines.peek().is_some_and(|(_, l)| l.starts_with(CUT_MARK));
+            if cut_next && (ticks == open.len() || (ticks >= 3 && "text".starts_with(&open[ticks..]))) {
+                lines.next();
+                continue;
+            }
             if ticks < 3 || &open[ticks..] != "text" {
                 fail!("line {n}: label not followed by a fence: {open:?}");
             }
@@ -246,6 +252,11 @@ fn the_fence_checker_catches_leaks() {
         "{label}\n```text\nx\n{CUT_MARK}: 10 of 20 bytes not shown]"
     ))
     .is_ok());
+    // Cut inside the opening line: only the cut mark follows, and it is inside the fence.
+    for open in ["```````````", "````te", "``"] {
+        assert!(outside_fences(&format!("{label}\n{open}\n{CUT_MARK}: 10 of 20 bytes not shown]")).is_ok());
+    }
+    assert!(outside_fences(&format!("{label}\n```te\nx\n{CUT_MARK}: 1 of 2 bytes not shown]")).is_err());
     let leak = format!("CI failed on {SENTINEL} x\n{MARKER}");
     let line = serde_json::to_string(&serde_json::json!({
         "jsonrpc": "2.0", "method": "notifications/claude/channel",
