@@ -23,7 +23,7 @@ mod jobs;
 mod mcp;
 mod reads;
 mod session;
-mod sse;
+pub(crate) mod sse;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -87,6 +87,12 @@ pub(super) fn open(gw: &Arc<Gateway>, session: Arc<McpSession>, last_event_id: O
     let (tx, rx) = mpsc::channel::<Bytes>(1);
     tracing::info!(subscriber = %session.token.name, resume_after = start, resumed = last_event_id.is_some(), "remote channel stream opened");
     tokio::spawn(stream(gw.store.clone(), session, generation, start, tx));
+    response(rx)
+}
+
+/// A `text/event-stream` response whose body is what arrives on `rx` (each chunk one or more
+/// whole events), ending when its sender is dropped.
+pub(crate) fn response(rx: mpsc::Receiver<Bytes>) -> Response {
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     }));
