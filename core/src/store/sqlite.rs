@@ -480,8 +480,10 @@ impl Store for SqliteStore {
     fn subscribe(&self, sub: &Subscription, start: u64) -> Result<u64, StoreError> {
         let sources = serde_json::to_string(&sub.sources).unwrap_or_else(|_| "[]".into());
         self.side().execute(
+            // Unchanged sources write nothing: no WAL frame, so no fsync at every start.
             "INSERT INTO subscribers (name, acked, sources) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO UPDATE SET sources = excluded.sources",
+             ON CONFLICT (name) DO UPDATE SET sources = excluded.sources
+             WHERE sources IS NOT excluded.sources",
             params![sub.name, start as i64, sources],
         )?;
         self.cursor(&sub.name, start)
