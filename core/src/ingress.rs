@@ -114,7 +114,7 @@ async fn handle(
         .await;
     if let Some(counted) = counted {
         pipeline.metrics(source).count(counted);
-        crate::metrics::publish(crate::metrics::Observed {
+        crate::metrics::publish(|| crate::metrics::Observed {
             at_ms: crate::verify::timestamp::millis(SystemTime::now()),
             source: pipeline.config().sources[source].name.clone(),
             outcome: counted,

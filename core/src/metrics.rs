@@ -168,11 +168,12 @@ fn observed_channel() -> &'static tokio::sync::broadcast::Sender<std::sync::Arc<
     OBSERVED.get_or_init(|| tokio::sync::broadcast::channel(OBSERVED_BACKLOG).0)
 }
 
-/// Publishes a counted request to [`observe`]rs; costs one atomic load when there are none.
-pub fn publish(record: Observed) {
+/// Publishes a counted request to [`observe`]rs; `record` runs only when there are some, so
+/// without a console this costs one atomic load per request.
+pub fn publish(record: impl FnOnce() -> Observed) {
     let tx = observed_channel();
     if tx.receiver_count() > 0 {
-        let _ = tx.send(std::sync::Arc::new(record));
+        let _ = tx.send(std::sync::Arc::new(record()));
     }
 }
 

@@ -501,7 +501,7 @@ pub(super) async fn send_test(
     let result = pipeline.clone().ingest_pooled(index, incoming).await;
     let (outcome, delivery_id) = counted(&result);
     pipeline.metrics(index).count(outcome);
-    crate::metrics::publish(Observed {
+    crate::metrics::publish(|| Observed {
         at_ms: millis(SystemTime::now()),
         source: name.clone(),
         outcome,
