@@ -20,15 +20,18 @@ pub const ADMIN: &str = "admin";
 
 /// Every permission a token may grant (`hookwire token create --permissions`): the tools'
 /// ([`crate::config::tools::PERMISSIONS`]), then the console's.
-pub const PERMISSIONS: &[&str] = &[
-    "create-issues",
-    "post-comments",
-    "add-labels",
-    "post-slack-message",
-    "read-events",
-    CONSOLE,
-    ADMIN,
-];
+pub const PERMISSIONS: &[&str] = &{
+    const TOOLS: &[&str] = crate::config::tools::PERMISSIONS;
+    let mut all = [""; TOOLS.len() + 2];
+    let mut i = 0;
+    while i < TOOLS.len() {
+        all[i] = TOOLS[i];
+        i += 1;
+    }
+    all[TOOLS.len()] = CONSOLE;
+    all[TOOLS.len() + 1] = ADMIN;
+    all
+};
 
 /// What `hookwire token create` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
