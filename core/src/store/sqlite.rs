@@ -133,8 +133,9 @@ enum Op {
     /// The event with its payload already encoded ([`encode`]), and the codec used.
     Append(Event, Codec, Done),
     Ack(String, u64),
-    /// Remove a subscriber (after its acknowledgements queued before this).
-    Forget(String),
+    /// Remove a subscriber (after its acknowledgements queued before this); `true` is sent
+    /// once that is committed.
+    Forget(String, crossbeam_channel::Sender<bool>),
     Stop,
 }
 
@@ -471,10 +472,18 @@ impl Store for SqliteStore {
     fn forget_subscriber(&self, name: &str) -> Result<(), StoreError> {
         self.shared.acked.lock().expect("acks poisoned").remove(name);
         // Through the writer, after the subscriber's acknowledgements still queued there, so
-        // none of them brings it back.
+        // none of them brings it back; waited for, so a cursor set next is not removed too.
+        let (done, committed) = crossbeam_channel::bounded(1);
         self.tx
-            .send(Op::Forget(name.to_owned()))
-            .map_err(|_| StoreError::Closed)
+            .send(Op::Forget(name.to_owned(), done))
+            .map_err(|_| StoreError::Closed)?;
+        match committed.recv() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StoreError::Db(format!(
+                "cannot forget subscriber `{name}`: the commit failed"
+            ))),
+            Err(_) => Err(StoreError::Closed),
+        }
     }
 
     fn subscribe(&self, sub: &Subscription, start: u64) -> Result<u64, StoreError> {
@@ -849,9 +858,9 @@ impl Writer {
                     *a = (*a).max(*seq);
                     self.acks_since.get_or_insert_with(Instant::now);
                 }
-                Op::Forget(name) => {
+                Op::Forget(name, done) => {
                     self.acks.remove(name);
-                    forgotten.push(name.clone());
+                    forgotten.push((name.clone(), done.clone()));
                 }
                 _ => {}
             }
@@ -903,7 +912,7 @@ impl Writer {
                             };
                             appended.push((Arc::new(stored), size, done));
                         }
-                        Op::Ack(..) | Op::Forget(_) | Op::Stop => {}
+                        Op::Ack(..) | Op::Forget(..) | Op::Stop => {}
                     }
                 }
                 let mut ack = tx.prepare_cached(
@@ -913,13 +922,16 @@ impl Writer {
                 for (name, seq) in &acks {
                     ack.execute(params![name, *seq as i64])?;
                 }
-                for name in &forgotten {
+                for (name, _) in &forgotten {
                     tx.execute("DELETE FROM subscribers WHERE name = ?1", [name])?;
                 }
             }
             tx.commit()
         })();
         self.shared.failing.store(result.is_err(), Ordering::Relaxed);
+        for (_, done) in forgotten {
+            let _ = done.send(result.is_ok());
+        }
         if let Err(e) = result {
             tracing::error!(error = %e, path = %self.opts.path.display(), "store commit failed; refusing the events it held");
             for (_, _, done) in appended {
