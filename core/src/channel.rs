@@ -39,6 +39,22 @@ pub trait Feed: Send + 'static {
     fn written(&mut self, position: u64);
 }
 
+/// A feed with nothing in it: what a channel starts with when it answers `initialize` before
+/// its store is open, until [`ChannelHandle::feed`] hands it the real one.
+pub struct NoEvents;
+
+impl Feed for NoEvents {
+    fn wake(&self) -> Receiver<()> {
+        crossbeam_channel::never()
+    }
+
+    fn next(&mut self, _max: usize, _out: &mut Vec<u8>) -> Option<u64> {
+        None
+    }
+
+    fn written(&mut self, _position: u64) {}
+}
+
 /// Revisions this server speaks: the legacy ones, with unsolicited notifications.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 /// Answered when the client asks for a revision we do not speak (including 2026-07-28).
@@ -156,6 +172,10 @@ struct ToolReply {
 enum Out {
     Line(Vec<u8>),
     Initialized,
+    /// The feed to read from now on.
+    Feed(Box<dyn Feed>),
+    /// Queued right behind the first `initialize` answer: flush, then say it is out.
+    Answered,
     Stop,
 }
 
@@ -163,6 +183,7 @@ enum Out {
 pub struct ChannelHandle {
     closed: Arc<Notify>,
     ctl: Sender<Out>,
+    answered: Receiver<()>,
     writer: JoinHandle<()>,
 }
 
@@ -170,6 +191,21 @@ impl ChannelHandle {
     /// Resolves when the client is gone: stdin reached EOF or stdout broke.
     pub async fn closed(&self) {
         self.closed.notified().await
+    }
+
+    /// Gives the writer the feed to read events from, in place of the one it started with: a
+    /// local channel answers `initialize` while its store opens, with [`NoEvents`]. Waits only
+    /// while the writer's queue is full (a client that does not read stdout).
+    pub fn feed(&self, feed: Box<dyn Feed>) {
+        // Err: the writer is gone (stdout closed), and with it any use for the feed.
+        let _ = self.ctl.send(Out::Feed(feed));
+    }
+
+    /// Waits, at most `limit`, until the answer to the first `initialize` is flushed to the
+    /// client; `false` if it is not by then. What would compete with it for a core waits for
+    /// it, so a session is answered first.
+    pub fn answered(&self, limit: Duration) -> bool {
+        self.answered.recv_timeout(limit).is_ok()
     }
 
     /// Stops the writer after what is already queued for it, waiting at most `limit`.
@@ -206,12 +242,13 @@ pub fn start_with_tools(
     let closed = Arc::new(Notify::new());
     let (ctl_tx, ctl_rx) = crossbeam_channel::bounded::<Out>(QUEUED_RESPONSES);
     let (replies_tx, replies_rx) = crossbeam_channel::bounded::<ToolReply>(TOOL_SLOTS);
+    let (answered_tx, answered) = crossbeam_channel::bounded(1);
     let writer = {
         let closed = closed.clone();
         std::thread::Builder::new()
             .name("channel-writer".into())
             .spawn(move || {
-                if let Err(e) = write_loop(output, ctl_rx, replies_rx, feed) {
+                if let Err(e) = write_loop(output, ctl_rx, replies_rx, feed, answered_tx) {
                     tracing::info!(error = %e, "stdout closed");
                 }
                 closed.notify_one();
@@ -246,6 +283,7 @@ pub fn start_with_tools(
     ChannelHandle {
         closed,
         ctl: ctl_tx,
+        answered,
         writer,
     }
 }
@@ -255,12 +293,13 @@ fn write_loop(
     ctl: Receiver<Out>,
     replies: Receiver<ToolReply>,
     mut feed: Box<dyn Feed>,
+    answered: Sender<()>,
 ) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, output);
     // When `notifications/initialized` arrived, and so when events may start.
     let mut settles_at: Option<Instant> = None;
     let never = crossbeam_channel::never();
-    let wake = feed.wake();
+    let mut wake = feed.wake();
     let mut buf = Vec::with_capacity(1 << 16);
     loop {
         let settled = settles_at.is_some_and(|t| Instant::now() >= t);
@@ -293,6 +332,14 @@ fn write_loop(
                 Out::Initialized => {
                     settles_at.get_or_insert_with(|| Instant::now() + SETTLE);
                 }
+                Out::Feed(f) => {
+                    feed = f;
+                    wake = feed.wake();
+                }
+                Out::Answered => {
+                    out.flush()?;
+                    let _ = answered.try_send(());
+                }
                 Out::Stop => return out.flush(),
             }
         }
@@ -309,6 +356,14 @@ fn write_loop(
                     match m {
                         Out::Line(l) => out.write_all(&l)?,
                         Out::Initialized => {}
+                        Out::Feed(f) => {
+                            feed = f;
+                            wake = feed.wake();
+                        }
+                        Out::Answered => {
+                            out.flush()?;
+                            let _ = answered.try_send(());
+                        }
                         Out::Stop => return out.flush(),
                     }
                 }
@@ -346,6 +401,7 @@ fn read_loop(input: impl Read, link: &Link<'_>, server: &ServerDescription, tool
     let mut reader = BufReader::new(input);
     let mut buf = Vec::new();
     let mut phase = Phase::New;
+    let mut first_answer = true;
     loop {
         buf.clear();
         match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf) {
@@ -378,6 +434,10 @@ fn read_loop(input: impl Read, link: &Link<'_>, server: &ServerDescription, tool
             // stops being read.
             if link.ctl.send(Out::Line(line)).is_err() {
                 return;
+            }
+            if first_answer && phase != Phase::New {
+                first_answer = false;
+                let _ = link.ctl.send(Out::Answered);
             }
         }
     }

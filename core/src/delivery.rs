@@ -37,6 +37,15 @@ pub fn mark_path(store: &Path, name: &str) -> PathBuf {
     beside(store, &format!(".{name}-position"))
 }
 
+/// The subscriber name of seat `n` (from 1).
+fn seat_name(n: usize) -> String {
+    if n == 1 {
+        LOCAL.to_owned()
+    } else {
+        format!("{LOCAL}-{n}")
+    }
+}
+
 /// `<store><suffix>`.
 fn beside(store: &Path, suffix: &str) -> PathBuf {
     let mut p = store.as_os_str().to_owned();
@@ -59,49 +68,57 @@ pub struct Seat {
 }
 
 impl Seat {
-    /// Takes the first free seat for the store at `path`. An extra seat (not `local`) starts
-    /// at the store's newest event; the rows of extra seats nobody holds (a crashed process's)
-    /// are forgotten on the way.
-    pub fn take(path: &Path, store: &dyn Store) -> Result<Seat, StoreError> {
-        let mut taken = None;
+    /// Takes the first free seat for the store at `path`: its lock file only, so a session can
+    /// answer `initialize` before the store is open. [`Seat::settle`] then readies it there.
+    pub fn take(path: &Path) -> Result<Seat, StoreError> {
         for n in 1..=MAX_SEATS {
-            let name = if n == 1 {
-                LOCAL.to_owned()
-            } else {
-                format!("{LOCAL}-{n}")
-            };
-            let Some(lock) = try_lock(&beside(path, &format!(".{name}.lock")))? else {
-                continue;
-            };
-            if taken.is_none() {
-                taken = Some((name, lock));
-            } else if n > 1 {
-                // Free and not ours: left behind by a process that died holding it.
-                store.forget_subscriber(&name)?;
+            let name = seat_name(n);
+            if let Some(lock) = try_lock(&beside(path, &format!(".{name}.lock")))? {
+                return Ok(Seat {
+                    mark: mark_path(path, &name),
+                    name,
+                    _lock: lock,
+                });
             }
         }
-        let (name, lock) = taken.ok_or_else(|| {
-            StoreError::Invalid(format!("{MAX_SEATS} sessions of this project already run"))
-        })?;
-        let mark = mark_path(path, &name);
-        if name != LOCAL {
+        Err(StoreError::Invalid(format!(
+            "{MAX_SEATS} sessions of this project already run"
+        )))
+    }
+
+    /// Readies the seat in `store` (the one at `path`): an extra seat (not `local`) starts at
+    /// the store's newest event, and the rows of extra seats nobody holds (a crashed
+    /// process's) are forgotten on the way.
+    pub fn settle(&self, path: &Path, store: &dyn Store) -> Result<(), StoreError> {
+        for cursor in store.cursors()? {
+            let extra = cursor
+                .name
+                .strip_prefix(LOCAL)
+                .and_then(|n| n.strip_prefix('-'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some_and(|n| (2..=MAX_SEATS).contains(&n));
+            if !extra || cursor.name == self.name {
+                continue;
+            }
+            // Held while it is forgotten, so no process takes the seat meanwhile.
+            if let Some(_free) = try_lock(&beside(path, &format!(".{}.lock", cursor.name)))? {
+                store.forget_subscriber(&cursor.name)?;
+            }
+        }
+        if self.name != LOCAL {
             let head = store.head();
-            store.forget_subscriber(&name)?;
+            store.forget_subscriber(&self.name)?;
             if let Ok(f) = std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .open(&mark)
+                .open(&self.mark)
             {
                 let _ = f.write_at(&head.to_le_bytes(), 0);
             }
-            store.cursor(&name, head)?;
+            store.cursor(&self.name, head)?;
         }
-        Ok(Seat {
-            name,
-            mark,
-            _lock: lock,
-        })
+        Ok(())
     }
 
     /// Gives the seat back at a clean exit: an extra seat's subscriber is forgotten.
@@ -268,5 +285,55 @@ impl Feed for StoreFeed {
             }
         }
         self.store.ack(&self.sub.name, position);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::StoreOptions;
+    use crate::store::SqliteStore;
+
+    fn names(store: &dyn Store) -> Vec<String> {
+        let mut n: Vec<String> = store.cursors().unwrap().into_iter().map(|c| c.name).collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn seats_are_taken_in_order_and_a_crashed_seat_is_forgotten_by_the_next_session() {
+        let dir = std::env::temp_dir().join(format!("hookwire-seats-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.db");
+        let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
+        let seats: Vec<Seat> = (0..3).map(|_| Seat::take(&path).unwrap()).collect();
+        let taken: Vec<&str> = seats.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(taken, ["local", "local-2", "local-3"]);
+        for s in &seats {
+            s.settle(&path, store.as_ref()).unwrap();
+        }
+        assert_eq!(names(store.as_ref()), ["local-2", "local-3"]);
+        // local-2 and local-3 die without releasing: their rows stay, their locks go.
+        let mut seats = seats.into_iter();
+        let first = seats.next().unwrap();
+        drop(seats);
+        let next = Seat::take(&path).unwrap();
+        assert_eq!(next.name, "local-2");
+        next.settle(&path, store.as_ref()).unwrap();
+        // Forgetting goes through the writer: reopening reads what it committed.
+        let reopen = |store: Arc<SqliteStore>| {
+            store.close(std::time::Duration::from_secs(5));
+            SqliteStore::open(StoreOptions::new(&path)).unwrap()
+        };
+        let store = reopen(store);
+        // local-3's row would hold every event back from pruning; nobody holds its lock.
+        assert_eq!(names(store.as_ref()), ["local-2"]);
+        next.release(store.as_ref());
+        first.release(store.as_ref());
+        let store = reopen(store);
+        assert!(names(store.as_ref()).is_empty());
+        store.close(std::time::Duration::from_secs(1));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -41,7 +41,7 @@ pub mod slack;
 
 pub use audit::{audit_entry, log_audit, resolve_event, AuditSink};
 pub use catalogue::Tool;
-pub use dispatch::Toolbox;
+pub use dispatch::{StoreLatch, Toolbox};
 pub use reads::{EventReader, EventView, ReadError, StoreReader};
 
 pub(crate) use crate::config::tools::split_repo;

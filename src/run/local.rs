@@ -16,18 +16,26 @@ use std::time::Duration;
 
 use hookwire::registry;
 use hookwire_core::channel;
+use hookwire_core::config::Config;
 use hookwire_core::delivery::{ListenerLock, Seat, StoreFeed};
+use hookwire_core::diagnostics::ConfigErrors;
 use hookwire_core::health::Probes;
 use hookwire_core::pipeline::{self, Keep, Pipeline};
+use hookwire_core::render::Templates;
 use hookwire_core::store::{Store, Subscription};
+use hookwire_core::tools::Toolbox;
 use hookwire_core::{config, http, ingress, instructions};
 use tokio::task::JoinHandle;
 
 use super::jobs::Jobs;
 use super::{
-    connection_limits, open_store, runtime, server, stored_pipeline, unservable, Deadlines, Parts, Shutdown,
+    connection_limits, not_started, open_store, runtime, server, stored_pipeline, unservable, Deadlines,
+    Parts, Shutdown,
 };
 use crate::templates;
+
+/// How long the store and the templates wait for the session's `initialize` answer.
+const ANSWER_FIRST: Duration = Duration::from_millis(100);
 
 /// How often a follower tries to take the listener over.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
@@ -104,7 +112,72 @@ fn listen(
     })
 }
 
+/// What the first event needs, opened while the session is answered.
+struct Opened {
+    store: Arc<dyn Store>,
+    seat: Seat,
+    pipeline: Arc<Pipeline>,
+    feed: StoreFeed,
+}
+
+/// Opens the store, readies `seat` in it, and, once `compiling` has the templates, builds the
+/// pipeline and the seat's feed. `Err`: what went wrong and how to fix it (`fix` for the
+/// config's own errors), with the store closed again.
+fn open(
+    config: Config,
+    compiling: std::thread::JoinHandle<Result<Templates, ConfigErrors>>,
+    seat: Seat,
+    subscription: &Subscription,
+    fix: &str,
+) -> Result<Opened, (String, String)> {
+    const DAMAGED: &str = "check that the store file is readable and not damaged";
+    let store = open_store(&config).map_err(|e| {
+        (
+            e,
+            "make the store's folder writable, or set store.path in the config to a folder that is"
+                .to_owned(),
+        )
+    })?;
+    if let Err(e) = seat.settle(&config.store.path, store.as_ref()) {
+        store.close(Duration::from_secs(1));
+        return Err((e.to_string(), DAMAGED.to_owned()));
+    }
+    let built = match compiling.join().expect("template compiler panicked") {
+        Ok(templates) => stored_pipeline(config, templates, &store, Keep::ChannelSources)
+            .map_err(|e| (e, DAMAGED.to_owned()))
+            .and_then(|pipeline| {
+                StoreFeed::open(store.clone(), subscription.clone(), Some(&seat.mark))
+                    .map(|feed| (pipeline, feed))
+                    .map_err(|e| {
+                        (
+                            e.to_string(),
+                            "check that the store's folder is writable".to_owned(),
+                        )
+                    })
+            }),
+        Err(e) => Err((e.to_string(), fix.to_owned())),
+    };
+    match built {
+        Ok((pipeline, feed)) => Ok(Opened {
+            store,
+            seat,
+            pipeline,
+            feed,
+        }),
+        Err(e) => {
+            seat.release(store.as_ref());
+            store.close(Duration::from_secs(1));
+            Err(e)
+        }
+    }
+}
+
 /// `hookwire channel --config PATH [--listen ADDR]`.
+///
+/// `initialize` is answered once the config is read and the port and the seat are taken; then
+/// the store opens and the templates compile, and events start once both are done and the
+/// handshake has settled ([`channel::SETTLE`]). What fails after the answer reaches the
+/// session as a `hookwire.not_started` notification.
 pub fn run(config_path: PathBuf, listen_on: Option<SocketAddr>) -> ExitCode {
     let fix = format!(
         "correct {} as each line says (`hookwire check --config {}` lists every problem; secrets come from the \
@@ -115,11 +188,6 @@ pub fn run(config_path: PathBuf, listen_on: Option<SocketAddr>) -> ExitCode {
     let config = match config::load(&config_path, &registry()) {
         Ok(c) => c,
         Err(e) => return unservable(&e.to_string(), &fix),
-    };
-    // Templates compile while the store opens: the two are most of the time to `initialize`.
-    let compiling = {
-        let (path, folders) = (config_path.clone(), pipeline::TemplateFolders::of(&config));
-        std::thread::spawn(move || pipeline::compile(&path, &folders, templates::TEMPLATES))
     };
     // `channel` never serves TLS itself, whatever `tls:` says.
     if let Some(s) = config.sources.iter().find(|s| s.adapter.verifier().needs_tls()) {
@@ -143,82 +211,73 @@ pub fn run(config_path: PathBuf, listen_on: Option<SocketAddr>) -> ExitCode {
         );
     }
     let store_path = config.store.path.clone();
-    let store = match open_store(&config) {
-        Ok(s) => s,
-        Err(e) => {
+    // The project's lock files live beside the store: its folder comes first.
+    if let Some(dir) = store_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Err(e) = std::fs::create_dir_all(dir) {
             return unservable(
-                &e,
+                &format!("cannot create the store's folder {}: {e}", dir.display()),
                 "make the store's folder writable, or set store.path in the config to a folder that is",
-            )
+            );
         }
-    };
+    }
     let role = match claim(&store_path, addr) {
         Ok(r) => r,
         Err(e) => {
-            store.close(Duration::from_secs(1));
             return unservable(
                 &e,
                 &format!("stop the program that holds {addr}, or give this config another `listen:` address"),
             );
         }
     };
-    let seat = match Seat::take(&store_path, store.as_ref()) {
+    let seat = match Seat::take(&store_path) {
         Ok(s) => s,
-        Err(e) => {
-            store.close(Duration::from_secs(1));
-            return unservable(&e.to_string(), "close the other sessions of this project");
-        }
+        Err(e) => return unservable(&e.to_string(), "close the other sessions of this project"),
     };
     let subscription = Subscription {
         name: seat.name.clone(),
         sources: config.channel.sources.clone(),
     };
     // The tools are those `channel.permissions` grants, with the credentials of `tools:`.
-    let tool_settings = config.tools.clone();
     let session = hookwire_core::tools::Session {
         subscriber: seat.name.clone(),
         sources: config.channel.sources.clone(),
         permissions: config.channel.permissions.clone(),
     };
-    let base_instructions = instructions::generate(&config);
-    let templates = match compiling.join().expect("template compiler panicked") {
-        Ok(t) => t,
-        Err(e) => {
-            seat.release(store.as_ref());
-            store.close(Duration::from_secs(1));
-            return unservable(&e.to_string(), &fix);
+    let rt = runtime();
+    let (toolbox, latch) = Toolbox::opening(session, &config.tools, rt.handle().clone());
+    let instructions = instructions::with_tools(&instructions::generate(&config), toolbox.granted());
+    let chan = channel::start_with_tools(
+        std::io::stdin(),
+        std::io::stdout(),
+        Box::new(channel::NoEvents),
+        server(instructions),
+        Some(Arc::new(toolbox)),
+    );
+    // Compiling the templates is most of a start's CPU, and opening the store most of its
+    // waiting: both begin once the session has its answer, which they would otherwise hold
+    // up on a busy or single core. A client that does not ask at once waits a moment.
+    chan.answered(ANSWER_FIRST);
+    let compiling = {
+        let (path, folders) = (config_path.clone(), pipeline::TemplateFolders::of(&config));
+        std::thread::spawn(move || pipeline::compile(&path, &folders, templates::TEMPLATES))
+    };
+    let Opened {
+        store,
+        seat,
+        pipeline,
+        feed,
+    } = match open(config, compiling, seat, &subscription, &fix) {
+        Ok(o) => o,
+        Err((problem, fix)) => {
+            // Tool calls waiting for the store fail now, rather than wait for ever.
+            drop(latch);
+            return not_started(&rt, chan, &problem, &fix);
         }
     };
-    let pipeline = match stored_pipeline(config, templates, &store, Keep::ChannelSources) {
-        Ok(p) => p,
-        Err(e) => {
-            store.close(Duration::from_secs(1));
-            return unservable(&e, "check that the store file is readable and not damaged");
-        }
-    };
-    let feed = match StoreFeed::open(store.clone(), subscription.clone(), Some(&seat.mark)) {
-        Ok(f) => f,
-        Err(e) => {
-            store.close(Duration::from_secs(1));
-            return unservable(&e.to_string(), "check that the store's folder is writable");
-        }
-    };
-    runtime().block_on(async move {
+    chan.feed(Box::new(feed));
+    latch.open(store.clone());
+    rt.block_on(async move {
         let shutdown = Shutdown::new(Deadlines::CHANNEL, true);
-        let toolbox = hookwire_core::tools::Toolbox::new(
-            session,
-            &tool_settings,
-            Some(store.clone()),
-            tokio::runtime::Handle::current(),
-        );
-        let instructions = instructions::with_tools(&base_instructions, toolbox.granted());
-        let chan = channel::start_with_tools(
-            std::io::stdin(),
-            std::io::stdout(),
-            Box::new(feed),
-            server(instructions),
-            Some(Arc::new(toolbox)),
-        );
         let listening: Arc<Mutex<Option<Listening>>> = Arc::new(Mutex::new(None));
         match role {
             Role::Owner(listener, lock) => {

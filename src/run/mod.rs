@@ -115,6 +115,30 @@ fn server(instructions: String) -> ServerDescription {
 /// its instructions and, once per session, in a notification of its own what is wrong and
 /// how to fix it, answers pings until the client goes, then exits 2.
 pub fn unservable(problem: &str, fix: &str) -> ExitCode {
+    let instructions = format!(
+        "hookwire (webhooks into this session) could not start and delivers no events. The problem:\n{}\n\
+         Fix: {fix}",
+        problem.trim_end()
+    );
+    let rt = runtime();
+    let chan = channel::start(
+        std::io::stdin(),
+        std::io::stdout(),
+        Box::new(channel::NoEvents),
+        server(instructions),
+    );
+    not_started(&rt, chan, problem, fix)
+}
+
+/// What [`unservable`] does once the channel is answering: for a local channel whose store or
+/// templates failed after `initialize` was answered with its usual instructions, the
+/// notification is what tells the session.
+pub fn not_started(
+    rt: &tokio::runtime::Runtime,
+    chan: channel::ChannelHandle,
+    problem: &str,
+    fix: &str,
+) -> ExitCode {
     eprintln!("hookwire: {}", problem.trim_end());
     eprintln!("    fix: {fix}");
     if std::io::stdin().is_terminal() {
@@ -131,20 +155,11 @@ pub fn unservable(problem: &str, fix: &str) -> ExitCode {
         ("source_name".to_owned(), "hookwire".to_owned()),
         ("event".to_owned(), "hookwire.not_started".to_owned()),
     ];
-    let line = hookwire_core::event::notification_line(&content, &meta);
-    let instructions = format!(
-        "hookwire (webhooks into this session) could not start and delivers no events. The problem:\n{}\n\
-         Fix: {fix}",
-        problem.trim_end()
-    );
-    runtime().block_on(async move {
+    chan.feed(Box::new(NoticeFeed::new(
+        hookwire_core::event::notification_line(&content, &meta),
+    )));
+    rt.block_on(async move {
         let shutdown = Shutdown::new(Deadlines::CHANNEL, true);
-        let chan = channel::start(
-            std::io::stdin(),
-            std::io::stdout(),
-            Box::new(NoticeFeed::new(line)),
-            server(instructions),
-        );
         tokio::select! {
             _ = chan.closed() => shutdown.begin("client closed the connection"),
             _ = shutdown.requested() => {}

@@ -9,7 +9,8 @@
 //!   write.
 //! - A refused token is said once to the session, and the link stops trying.
 //! - A channel that cannot start still completes the handshake and says why, and `doctor`
-//!   finds the same problem.
+//!   finds the same problem. One whose store will not open (found after `initialize` is
+//!   answered: the store opens meanwhile) says so the same way, and its tools refuse.
 //! - Two sessions in one project both get the project's events; when the one that listens
 //!   exits, the other listens in its place.
 
@@ -282,6 +283,40 @@ fn a_port_held_by_another_program_is_said_to_the_session_and_by_doctor() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("FAIL") && report.contains(&addr), "{report}");
     drop(foreign);
+}
+
+#[test]
+fn a_store_that_will_not_open_is_said_after_the_handshake_and_its_tools_refuse() {
+    let dir = TempDir::new("sessions-store");
+    // A folder where the database file should be: SQLite cannot open it.
+    std::fs::create_dir_all(dir.0.join("events.db")).unwrap();
+    let cfg = dir.write(
+        "config.yaml",
+        "store:\n  path: events.db\nchannel:\n  sources: [github]\n  permissions: [read-events]\n\
+         sources:\n  - name: github\n    type: github\n    secret_env: S_GITHUB_SECRET\n",
+    );
+    let mut ch = channel_on(&cfg, &free_address());
+    let result = ch.handshake();
+    assert!(
+        result["capabilities"]["experimental"]["claude/channel"].is_object(),
+        "{result}"
+    );
+    let notice = ch.next_notification();
+    assert_eq!(
+        notice["params"]["meta"]["event"], "hookwire.not_started",
+        "{notice}"
+    );
+    let content = notice["params"]["content"].as_str().unwrap();
+    assert!(content.contains("events.db"), "the store is named: {content}");
+    assert!(content.contains("store.path"), "the fix is named: {content}");
+    // The tools were offered with the handshake; a call now says why it cannot run.
+    let listed = ch.rpc("tools/list", json!({}));
+    assert!(listed.to_string().contains("list_events"), "{listed}");
+    let r = ch.call_tool("list_events", json!({}));
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(r.to_string().contains("could not open its event store"), "{r}");
+    ch.close_and_wait();
+    assert_eq!(ch.child.try_wait().unwrap().and_then(|s| s.code()), Some(2));
 }
 
 #[test]

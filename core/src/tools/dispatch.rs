@@ -2,7 +2,7 @@
 //! (off the stdin reader), and its audit record.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{json, Value};
 
@@ -25,12 +25,33 @@ pub(super) struct Inner {
     github: Option<github::GitHub>,
     slack: Option<slack::Slack>,
     /// Where the audit is stored (local mode).
-    store: Option<Arc<dyn Store>>,
+    store: OnceLock<Arc<dyn Store>>,
     /// Where the audit goes to be stored (gateway mode).
     audit: Option<Arc<dyn AuditSink>>,
     /// Where the read tools read.
-    reader: Option<Arc<dyn EventReader>>,
+    reader: OnceLock<Arc<dyn EventReader>>,
+    /// Set for a toolbox made with [`Toolbox::opening`]: `true` once its store is open. Calls
+    /// wait for it; if it never opens, they fail.
+    opened: Option<tokio::sync::watch::Receiver<bool>>,
     runtime: tokio::runtime::Handle,
+}
+
+/// Opens the store of a toolbox made with [`Toolbox::opening`]. Dropped without
+/// [`StoreLatch::open`] (the store would not open), the calls waiting for it fail.
+pub struct StoreLatch {
+    toolbox: Toolbox,
+    opened: tokio::sync::watch::Sender<bool>,
+}
+
+impl StoreLatch {
+    /// The store is open: the read tools read it, the audit is kept in it, and waiting calls go on.
+    pub fn open(self, store: Arc<dyn Store>) {
+        let inner = &self.toolbox.0;
+        let reader = StoreReader::new(store.clone(), inner.session.sources.clone());
+        let _ = inner.reader.set(Arc::new(reader));
+        let _ = inner.store.set(store);
+        self.opened.send_replace(true);
+    }
 }
 
 impl fmt::Debug for Toolbox {
@@ -57,7 +78,23 @@ impl Toolbox {
         let reader = store
             .clone()
             .map(|s| Arc::new(StoreReader::new(s, session.sources.clone())) as Arc<dyn EventReader>);
-        Self::build(session, settings, store, reader, None, runtime)
+        Self::build(session, settings, store, reader, None, runtime, None)
+    }
+
+    /// [`Toolbox::new`] before its store is open (a local channel answers `initialize`
+    /// meanwhile): the same tools, whose calls wait for [`StoreLatch::open`].
+    pub fn opening(
+        session: Session,
+        settings: &ToolsSettings,
+        runtime: tokio::runtime::Handle,
+    ) -> (Toolbox, StoreLatch) {
+        let (opened, waiting) = tokio::sync::watch::channel(false);
+        let toolbox = Self::build(session, settings, None, None, None, runtime, Some(waiting));
+        let latch = StoreLatch {
+            toolbox: toolbox.clone(),
+            opened,
+        };
+        (toolbox, latch)
     }
 
     /// [`Toolbox::new`] without a store (gateway mode): the read tools read through
@@ -71,7 +108,7 @@ impl Toolbox {
         audit: Option<Arc<dyn AuditSink>>,
         runtime: tokio::runtime::Handle,
     ) -> Toolbox {
-        Self::build(session, settings, None, reader, audit, runtime)
+        Self::build(session, settings, None, reader, audit, runtime, None)
     }
 
     fn build(
@@ -81,7 +118,12 @@ impl Toolbox {
         reader: Option<Arc<dyn EventReader>>,
         audit: Option<Arc<dyn AuditSink>>,
         runtime: tokio::runtime::Handle,
+        opened: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Toolbox {
+        // A store still opening will be read.
+        let reads = reader.is_some() || opened.is_some();
+        // The GitHub client spawns its workers on the runtime it is built in.
+        let _runtime = runtime.enter();
         let granted_perm = |p: &str| session.permissions.iter().any(|g| g == p);
         let github = if ["create-issues", "post-comments", "add-labels"]
             .iter()
@@ -111,7 +153,7 @@ impl Toolbox {
             let available = match tool {
                 Tool::CreateIssue | Tool::Comment | Tool::AddLabels => github.is_some(),
                 Tool::SlackPost => slack.is_some(),
-                Tool::GetEvent | Tool::ListEvents => reader.is_some(),
+                Tool::GetEvent | Tool::ListEvents => reads,
             };
             if available {
                 granted.push(tool);
@@ -140,9 +182,10 @@ impl Toolbox {
             granted,
             github,
             slack,
-            store,
+            store: store.map(OnceLock::from).unwrap_or_default(),
             audit,
-            reader,
+            reader: reader.map(OnceLock::from).unwrap_or_default(),
+            opened,
             runtime,
         }))
     }
@@ -173,12 +216,20 @@ impl Tools for Toolbox {
             };
             let entry = inner.entry(&name, &arguments, "refused", &message);
             let rt = inner.runtime.clone();
-            rt.spawn_blocking(move || inner.record(entry));
-            reply.send(tool_error(&message));
+            rt.spawn(async move {
+                reply.send(tool_error(&message));
+                if inner.ready().await {
+                    let _ = tokio::task::spawn_blocking(move || inner.record(entry)).await;
+                }
+            });
             return;
         };
         let rt = inner.runtime.clone();
         rt.spawn(async move {
+            if !inner.ready().await {
+                reply.send(tool_error(NOT_OPEN));
+                return;
+            }
             let outcome = inner.run(tool, arguments.clone()).await;
             let (status, detail, result) = match outcome {
                 Ok(Outcome::Done(v)) => ("ok", v.to_string(), tool_ok(&v)),
@@ -217,7 +268,19 @@ impl From<ReadError> for Refusal {
     }
 }
 
+/// A call's answer when the local store never opened (the session was told why, in
+/// `hookwire.not_started`).
+const NOT_OPEN: &str = "hookwire could not open its event store, so its tools do not run; nothing was done";
+
 impl Inner {
+    /// Waits for a store still opening; `false` if it never will.
+    async fn ready(&self) -> bool {
+        match &self.opened {
+            None => true,
+            Some(opened) => opened.clone().wait_for(|open| *open).await.is_ok(),
+        }
+    }
+
     async fn run(self: &Arc<Self>, tool: Tool, arguments: Value) -> Result<Outcome, Refusal> {
         // The published schema is the one enforced: a limit it shows is never skipped here.
         schema::check(&tool.definition()["inputSchema"], &arguments).map_err(|e| {
@@ -301,7 +364,7 @@ impl Inner {
     }
 
     fn reader(&self) -> &Arc<dyn EventReader> {
-        self.reader.as_ref().expect("read tools need an event reader")
+        self.reader.get().expect("read tools need an event reader")
     }
 
     fn entry(&self, tool: &str, arguments: &Value, outcome: &str, detail: &str) -> AuditEntry {
@@ -320,14 +383,14 @@ impl Inner {
     /// Logs the call and stores it with the event it answered (blocking: the store), or, in
     /// gateway mode, hands it to the link for the gateway to store.
     fn record(&self, mut entry: AuditEntry) {
-        if let (Some(store), Some(r)) = (&self.store, &entry.event_ref) {
+        if let (Some(store), Some(r)) = (self.store.get(), &entry.event_ref) {
             entry.event_seq = resolve_event(store.as_ref(), &self.session.sources, r);
         }
         log_audit(&entry);
         // A name Claude made up is counted as `unknown`: labels stay a fixed set.
         let tool = Tool::by_name(&entry.tool).map_or("unknown", Tool::name);
         crate::metrics::tool_call(tool, &entry.outcome);
-        if let Some(store) = &self.store {
+        if let Some(store) = self.store.get() {
             if let Err(e) = store.record_audit(&entry) {
                 tracing::error!(error = %e, "cannot store the audit entry");
             }
