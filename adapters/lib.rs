@@ -64,7 +64,14 @@ mod tests {
         let vendors = vendors();
         assert!(vendors.len() >= 32, "{} vendors", vendors.len());
         for v in &vendors {
-            Preset::parse(v).unwrap_or_else(|e| panic!("{e}"));
+            let parsed = Preset::parse(v).unwrap_or_else(|e| panic!("{e}"));
+            // What the registry reads without parsing is what parsing reads.
+            assert_eq!(
+                hookwire_core::adapter::preset::first_line_description(v.preset),
+                Some(parsed.description.as_str()),
+                "{}",
+                v.name
+            );
             let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join(v.name)
                 .join("README.md");

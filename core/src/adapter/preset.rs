@@ -284,16 +284,40 @@ fn merge(map: &mut Mapping, patch: &Mapping) {
 /// Registers every vendor of `vendors`. A preset that does not parse is a bug in the
 /// shipped files: it panics at start-up, and the vendors' test catches it first.
 pub fn register(registry: &mut Registry, vendors: &[Vendor]) {
-    for v in vendors {
-        let preset = Preset::parse(v).unwrap_or_else(|e| panic!("{e}"));
-        let description: &'static str = Box::leak(preset.description.clone().into_boxed_str());
-        let code = v.code;
+    for &v in vendors {
+        let description = match first_line_description(v.preset) {
+            Some(d) => d,
+            None => {
+                let parsed = Preset::parse(&v).unwrap_or_else(|e| panic!("{e}"));
+                Box::leak(parsed.description.into_boxed_str())
+            }
+        };
+        // Parsed when a source of the type is built: a start reads only the presets its config
+        // uses, not every vendor's.
+        let preset = std::sync::OnceLock::new();
         registry.register(AdapterFactory {
             type_name: v.name,
             description,
-            build: std::sync::Arc::new(move |spec: &SourceSpec<'_>| preset.build(spec, code)),
+            build: std::sync::Arc::new(move |spec: &SourceSpec<'_>| {
+                preset
+                    .get_or_init(|| Preset::parse(&v).unwrap_or_else(|e| panic!("{e}")))
+                    .build(spec, v.code)
+            }),
         });
     }
+}
+
+/// A preset's `description:`, read without parsing it when it is a plain one-line value at the
+/// top level (every shipped preset's; a test holds each to what parsing reads).
+pub fn first_line_description(preset: &'static str) -> Option<&'static str> {
+    let value = preset
+        .lines()
+        .find_map(|l| l.strip_prefix("description:"))?
+        .trim();
+    let plain = !value.is_empty()
+        && !value.starts_with(['"', '\'', '|', '>', '&', '*', '!', '[', '{'])
+        && !value.contains(" #");
+    plain.then_some(value)
 }
 
 #[cfg(test)]
