@@ -880,3 +880,24 @@ fn a_storm_window_admits_max_events_across_both_replicas_and_the_digests_name_th
     assert_eq!(named, folded, "{} digest(s)", digests.len());
     db.close(Duration::from_secs(2));
 }
+
+#[test]
+fn replicas_opening_a_fresh_deployment_at_the_same_moment_all_open_it() {
+    if !available() {
+        return;
+    }
+    // Shared with the other tests running now; this deployment is prefix `together`. Each
+    // open creates the same streams and buckets at once; a request that loses the race (it
+    // can time out while the cluster places the other's) is tried again.
+    let cluster = Cluster::shared();
+    let opened: Vec<u64> = std::thread::scope(|s| {
+        let opening: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| cluster.store_with_prefix("together")))
+            .collect();
+        opening
+            .into_iter()
+            .map(|h| h.join().expect("opened").head())
+            .collect()
+    });
+    assert_eq!(opened, [0, 0, 0, 0], "every replica sees the same empty stream");
+}

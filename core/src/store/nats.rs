@@ -413,30 +413,37 @@ async fn connect(opts: NatsOptions, names: Names) -> Result<Opened, StoreError> 
     let s = &opts.settings;
     let client = dial(s, true).await?;
     let js = jetstream::new(client.clone());
-    let info = js
-        .create_or_update_stream(stream::Config {
-            name: names.events.clone(),
-            subjects: vec![format!("{}.ev.*", names.subject)],
-            num_replicas: s.replicas,
-            max_bytes: i64::try_from(opts.max_bytes).unwrap_or(i64::MAX),
-            max_age: opts.max_age,
-            discard: stream::DiscardPolicy::New,
-            storage: stream::StorageType::File,
-            allow_direct: true,
-            ..Default::default()
-        })
-        .await
-        .map_err(db("events stream"))?;
-    let events = js.get_stream(&names.events).await.map_err(db("events stream"))?;
-    js.create_or_update_stream(stream::Config {
+    // The creating requests time out sooner than the default, to be tried again within the
+    // open's deadline (`settled`); the handles kept are read through `js`, with the default.
+    let mut setup = js.clone();
+    setup.set_timeout(SETUP_TIMEOUT);
+    let events_config = stream::Config {
+        name: names.events.clone(),
+        subjects: vec![format!("{}.ev.*", names.subject)],
+        num_replicas: s.replicas,
+        max_bytes: i64::try_from(opts.max_bytes).unwrap_or(i64::MAX),
+        max_age: opts.max_age,
+        discard: stream::DiscardPolicy::New,
+        storage: stream::StorageType::File,
+        allow_direct: true,
+        ..Default::default()
+    };
+    let info = settled("events stream", || {
+        setup.create_or_update_stream(events_config.clone())
+    })
+    .await?;
+    let events = settled("events stream", || js.get_stream(&names.events)).await?;
+    let audit_config = stream::Config {
         name: names.audit.clone(),
         subjects: vec![format!("{}.audit.*", names.subject)],
         num_replicas: s.replicas,
         storage: stream::StorageType::File,
         ..Default::default()
+    };
+    settled("audit stream", || {
+        setup.create_or_update_stream(audit_config.clone())
     })
-    .await
-    .map_err(db("audit stream"))?;
+    .await?;
     let bucket = |what: &str, max_age: Duration| kv::Config {
         bucket: names.bucket(what),
         history: 1,
@@ -445,22 +452,19 @@ async fn connect(opts: NatsOptions, names: Names) -> Result<Opened, StoreError> 
         storage: stream::StorageType::File,
         ..Default::default()
     };
-    let dedup = js
-        .create_or_update_key_value(bucket("dedup", opts.dedup_window))
-        .await
-        .map_err(db("dedup bucket"))?;
-    let cursors = js
-        .create_or_update_key_value(bucket("cursors", Duration::ZERO))
-        .await
-        .map_err(db("cursors bucket"))?;
-    let tokens = js
-        .create_or_update_key_value(bucket("tokens", Duration::ZERO))
-        .await
-        .map_err(db("tokens bucket"))?;
-    let storm = js
-        .create_or_update_key_value(bucket("storm", opts.max_age.max(opts.dedup_window)))
-        .await
-        .map_err(db("storm bucket"))?;
+    let kv = |name: &'static str, max_age: Duration| {
+        let config = bucket(name, max_age);
+        let (js, setup) = (&js, &setup);
+        async move {
+            let what = format!("{name} bucket");
+            settled(&what, || setup.create_or_update_key_value(config.clone())).await?;
+            settled(&what, || js.get_key_value(&config.bucket)).await
+        }
+    };
+    let dedup = kv("dedup", opts.dedup_window).await?;
+    let cursors = kv("cursors", Duration::ZERO).await?;
+    let tokens = kv("tokens", Duration::ZERO).await?;
+    let storm = kv("storm", opts.max_age.max(opts.dedup_window)).await?;
     Ok((
         client,
         js,
@@ -471,6 +475,33 @@ async fn connect(opts: NatsOptions, names: Names) -> Result<Opened, StoreError> 
         storm,
         info.state.last_sequence,
     ))
+}
+
+/// Tries of one set-up request before the store gives up opening.
+const SETUP_TRIES: u32 = 5;
+/// How long one set-up request may take before it is tried again.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Runs an idempotent set-up request until it succeeds, [`SETUP_TRIES`] times at most: replicas
+/// starting together on a fresh cluster create the same streams at once, and one's request
+/// can time out while the cluster places the other's. The open's own deadline bounds it too.
+async fn settled<T, E, F>(what: &str, mut attempt: impl FnMut() -> F) -> Result<T, StoreError>
+where
+    E: std::fmt::Display,
+    F: Future<Output = Result<T, E>>,
+{
+    let mut pause = Duration::from_millis(250);
+    for _ in 1..SETUP_TRIES {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                tracing::warn!(what, error = %e, "JetStream set-up request failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+        }
+    }
+    attempt().await.map_err(db(what))
 }
 
 /// Writes each subscriber's acknowledgement floor, in order, so a later write never loses
