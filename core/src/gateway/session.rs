@@ -265,6 +265,7 @@ impl Session {
         loop {
             self.pump(sink).await?;
             enum Next {
+                End(End),
                 Ack(u64),
                 Pong,
                 Reply(String),
@@ -273,7 +274,7 @@ impl Session {
             }
             let next = tokio::select! {
                 biased;
-                r = self.end.wait_for(Option::is_some) => return Err(reason(r)),
+                r = self.end.wait_for(Option::is_some) => Next::End(reason(r)),
                 r = acks.changed() => match r {
                     Ok(()) => Next::Ack(*acks.borrow_and_update()),
                     Err(_) => Next::ReaderGone,
@@ -286,6 +287,15 @@ impl Session {
                 },
             };
             match next {
+                Next::End(why) => {
+                    // The end is polled first: an ack the client sent just before its close
+                    // frame is kept, or its next session would get that event again.
+                    let last = *acks.borrow_and_update();
+                    if last > 0 {
+                        self.acked(last);
+                    }
+                    return Err(why);
+                }
                 Next::Ack(id) => self.acked(id),
                 Next::Pong => self.send(sink, ServerFrame::Pong.encode()).await?,
                 Next::Reply(text) => self.send(sink, text).await?,

@@ -285,6 +285,15 @@ impl LinkTask {
             };
             match step {
                 Step::Stop | Step::Room(None) => {
+                    // The stop is polled first: what the writer flushed just before it is still
+                    // acknowledged, or a session that reconnects at once gets it again.
+                    let w = *self.written.borrow_and_update();
+                    if w.epoch == self.epoch {
+                        self.flushed = self.flushed.max(w.id);
+                    }
+                    if self.flushed > acked {
+                        let _ = send(&mut ws, &ClientFrame::Ack { id: self.flushed }).await;
+                    }
                     // Calls recorded just before the channel stops still reach the gateway
                     // (bounded: `Link::stop` gives up after its limit).
                     let _ = self.audits.flush(&mut ws, audits).await;
