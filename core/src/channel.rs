@@ -288,23 +288,64 @@ pub fn start_with_tools(
     }
 }
 
+/// What the writer's control messages change.
+struct Writer {
+    feed: Box<dyn Feed>,
+    wake: Receiver<()>,
+    /// When `notifications/initialized` arrived, and so when events may start.
+    settles_at: Option<Instant>,
+    answered: Sender<()>,
+}
+
+impl Writer {
+    /// Applies one control message to `out`; `false` once it says stop (all flushed).
+    fn control(&mut self, m: Out, out: &mut impl Write) -> std::io::Result<bool> {
+        match m {
+            Out::Line(l) => out.write_all(&l)?,
+            Out::Initialized => {
+                self.settles_at.get_or_insert_with(|| Instant::now() + SETTLE);
+            }
+            Out::Feed(f) => {
+                self.wake = f.wake();
+                self.feed = f;
+            }
+            Out::Answered => {
+                out.flush()?;
+                let _ = self.answered.try_send(());
+            }
+            Out::Stop => {
+                out.flush()?;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn settled(&self) -> bool {
+        self.settles_at.is_some_and(|t| Instant::now() >= t)
+    }
+}
+
 fn write_loop(
     output: impl Write,
     ctl: Receiver<Out>,
     replies: Receiver<ToolReply>,
-    mut feed: Box<dyn Feed>,
+    feed: Box<dyn Feed>,
     answered: Sender<()>,
 ) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, output);
-    // When `notifications/initialized` arrived, and so when events may start.
-    let mut settles_at: Option<Instant> = None;
     let never = crossbeam_channel::never();
-    let mut wake = feed.wake();
+    let mut w = Writer {
+        wake: feed.wake(),
+        feed,
+        settles_at: None,
+        answered,
+    };
     let mut buf = Vec::with_capacity(1 << 16);
     loop {
-        let settled = settles_at.is_some_and(|t| Instant::now() >= t);
-        let wake_rx = if settled { &wake } else { &never };
-        let settling = match settles_at {
+        let settled = w.settled();
+        let wake_rx = if settled { &w.wake } else { &never };
+        let settling = match w.settles_at {
             Some(t) if !settled => crossbeam_channel::at(t),
             _ => crossbeam_channel::never(),
         };
@@ -323,53 +364,33 @@ fn write_loop(
         while let Ok(r) = replies.try_recv() {
             out.write_all(&r.line)?;
         }
-        let mut messages = first
+        for m in first
             .into_iter()
-            .chain(std::iter::from_fn(|| ctl.try_recv().ok()));
-        for m in &mut messages {
-            match m {
-                Out::Line(l) => out.write_all(&l)?,
-                Out::Initialized => {
-                    settles_at.get_or_insert_with(|| Instant::now() + SETTLE);
-                }
-                Out::Feed(f) => {
-                    feed = f;
-                    wake = feed.wake();
-                }
-                Out::Answered => {
-                    out.flush()?;
-                    let _ = answered.try_send(());
-                }
-                Out::Stop => return out.flush(),
+            .chain(std::iter::from_fn(|| ctl.try_recv().ok()))
+        {
+            if !w.control(m, &mut out)? {
+                return Ok(());
             }
         }
-        if settles_at.is_some_and(|t| Instant::now() >= t) {
+        if w.settled() {
             // The wake is coalesced: take everything there is now, one flush per batch so each
             // batch is acknowledged as soon as it is in the pipe. Responses queued meanwhile go
-            // between batches, never behind a long backlog.
+            // between batches, never behind a long backlog. Read before a batch is taken, so
+            // a stop leaves nothing taken unwritten and a new feed never gets the old one's
+            // position.
             loop {
-                buf.clear();
-                let Some(pos) = feed.next(BATCH, &mut buf) else {
-                    break;
-                };
                 while let Ok(m) = ctl.try_recv() {
-                    match m {
-                        Out::Line(l) => out.write_all(&l)?,
-                        Out::Initialized => {}
-                        Out::Feed(f) => {
-                            feed = f;
-                            wake = feed.wake();
-                        }
-                        Out::Answered => {
-                            out.flush()?;
-                            let _ = answered.try_send(());
-                        }
-                        Out::Stop => return out.flush(),
+                    if !w.control(m, &mut out)? {
+                        return Ok(());
                     }
                 }
+                buf.clear();
+                let Some(pos) = w.feed.next(BATCH, &mut buf) else {
+                    break;
+                };
                 out.write_all(&buf)?;
                 out.flush()?;
-                feed.written(pos);
+                w.feed.written(pos);
             }
         }
         out.flush()?;
