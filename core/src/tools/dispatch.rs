@@ -218,15 +218,18 @@ impl Tools for Toolbox {
             let rt = inner.runtime.clone();
             rt.spawn(async move {
                 reply.send(tool_error(&message));
-                if inner.ready().await {
-                    let _ = tokio::task::spawn_blocking(move || inner.record(entry)).await;
-                }
+                // Recorded once the store is open (only logged if it never opens).
+                inner.ready().await;
+                let _ = tokio::task::spawn_blocking(move || inner.record(entry)).await;
             });
             return;
         };
         let rt = inner.runtime.clone();
         rt.spawn(async move {
             if !inner.ready().await {
+                let entry = inner.entry(tool.name(), &arguments, "error", NOT_OPEN);
+                let rec = inner.clone();
+                let _ = tokio::task::spawn_blocking(move || rec.record(entry)).await;
                 reply.send(tool_error(NOT_OPEN));
                 return;
             }
