@@ -282,7 +282,8 @@ fn merge(map: &mut Mapping, patch: &Mapping) {
 }
 
 /// Registers every vendor of `vendors`. A preset that does not parse is a bug in the
-/// shipped files: it panics at start-up, and the vendors' test catches it first.
+/// shipped files: it panics when a source of its type is first built, and the vendors' test
+/// catches it first.
 pub fn register(registry: &mut Registry, vendors: &[Vendor]) {
     for &v in vendors {
         let description = match first_line_description(v.preset) {
