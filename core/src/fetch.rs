@@ -9,7 +9,8 @@
 //! the TLS server name and the host checks are unchanged) and `ca_file` adds roots to the
 //! built-in web PKI ones. Both exist for tests and for egress proxies that terminate TLS.
 //!
-//! Every call blocks: the schemes run on the blocking pool (`Pipeline::ingest_pooled`).
+//! Every call blocks: `Pipeline::ingest` runs every source of these schemes on the blocking
+//! pool, never inline.
 
 use std::collections::BTreeMap;
 use std::io::Read as _;

@@ -1,6 +1,6 @@
 //! The HTTP side of a webhook: route by path, refuse what can be refused before the body is
-//! read, read the body within its bounds, hand the raw bytes to the pipeline off the async
-//! workers, and map the outcome to a status. Every decision about the event itself is in
+//! read, read the body within its bounds, hand the raw bytes to the pipeline, and map the
+//! outcome to a status. Every decision about the event itself is in
 //! [`crate::pipeline`].
 //!
 //! What a stranger can make hookwire hold before a request is verified is bounded here:
@@ -183,8 +183,8 @@ async fn webhook(
         now,
     };
     // Verification, parsing, the filter and the templates are CPU work on bytes a stranger
-    // chose: they run on the pipeline's pool, never on an async worker.
-    let ingested = pipeline.clone().ingest_pooled(source, incoming).await;
+    // chose: the pipeline runs them on its pool unless they are known to be short.
+    let ingested = pipeline.clone().ingest(source, incoming).await;
     // The body is verified (or refused): it no longer counts against the unverified budget.
     drop(bytes.budget);
     let outcome = match ingested {

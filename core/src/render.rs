@@ -3,7 +3,7 @@
 //! `content` template. Handlebars runs in strict mode with HTML escaping off; helpers are
 //! defined in [`helpers`] and documented in `templates/README.md`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use handlebars::{Context, Handlebars, RenderError, RenderErrorReason};
@@ -100,6 +100,8 @@ fn plain_path(tpl: &str) -> Option<Vec<String>> {
 pub struct Templates {
     hb: Handlebars<'static>,
     compiled: HashMap<String, Compiled>,
+    /// Template folders `templates_dir` added to or replaced in ("" for the top level).
+    customised: HashSet<String>,
 }
 
 /// What a template produced, before sanitising.
@@ -139,6 +141,7 @@ impl Templates {
         let mut t = Templates {
             hb,
             compiled: HashMap::new(),
+            customised: HashSet::new(),
         };
         for &(rel, text) in embedded {
             t.add(rel, text, Path::new("templates").join(rel), p);
@@ -147,6 +150,8 @@ impl Templates {
             match files_under(dir) {
                 Ok(files) => {
                     for (rel, path) in files {
+                        t.customised
+                            .insert(rel.rsplit_once('/').map_or("", |(f, _)| f).to_owned());
                         match std::fs::read_to_string(&path) {
                             Ok(text) => t.add(&rel, &text, path, p),
                             Err(e) => p.add_at(&path, None, "", format!("cannot read template: {e}")),
@@ -246,6 +251,37 @@ impl Templates {
         need
     }
 
+    /// Whether every template a source of `type_name` may render is a shipped one: none of
+    /// its folder, of the top level (`default`) or of the folders its partials name comes
+    /// from `templates_dir`. Shipped templates take time linear in the payload, so the
+    /// pipeline may render them without a pool thread.
+    pub fn shipped(&self, type_name: &str) -> bool {
+        if self.customised.is_empty() {
+            return true;
+        }
+        let mut folders = HashSet::from([type_name.to_owned(), String::new()]);
+        let prefix = format!("{type_name}/");
+        for (name, compiled) in &self.compiled {
+            if !name.starts_with(&prefix) {
+                continue;
+            }
+            for reg in std::iter::once(name).chain(compiled.meta.iter().map(|m| &m.reg)) {
+                if let Some(t) = self.hb.get_template(reg) {
+                    partial_folders(t, &mut folders);
+                }
+            }
+        }
+        if folders.contains(ANY_FOLDER) {
+            return false;
+        }
+        // A folder under a customised one (`shopify/orders`) is customised too.
+        !self.customised.iter().any(|c| {
+            folders
+                .iter()
+                .any(|f| f == c || f.starts_with(&format!("{c}/")) || c.starts_with(&format!("{f}/")))
+        })
+    }
+
     /// Whether a template exists under this name (`github/issues`).
     pub fn has(&self, name: &str) -> bool {
         self.compiled.contains_key(name)
@@ -318,6 +354,33 @@ impl Templates {
             }
         }
         Ok(Rendered { content, meta })
+    }
+}
+
+/// Stands for any folder: a partial whose name is computed.
+const ANY_FOLDER: &str = "*";
+
+/// The folders of the partials `t` names (`{{> gitea/_push}}`: `gitea`; a name without a
+/// folder: the top level, ""; a computed name: [`ANY_FOLDER`]).
+fn partial_folders(t: &handlebars::template::Template, out: &mut HashSet<String>) {
+    use handlebars::template::{Parameter, TemplateElement};
+    for e in &t.elements {
+        let nested = match e {
+            TemplateElement::PartialExpression(d) | TemplateElement::PartialBlock(d) => {
+                let folder = match &d.name {
+                    Parameter::Name(n) => n.rsplit_once('/').map_or("", |(f, _)| f),
+                    _ => ANY_FOLDER,
+                };
+                out.insert(folder.to_owned());
+                [d.template.as_ref(), None]
+            }
+            TemplateElement::HelperBlock(h) => [h.template.as_ref(), h.inverse.as_ref()],
+            TemplateElement::DecoratorBlock(d) => [d.template.as_ref(), None],
+            _ => [None, None],
+        };
+        for t in nested.into_iter().flatten() {
+            partial_folders(t, out);
+        }
     }
 }
 
@@ -425,6 +488,53 @@ mod tests {
         let mut p = Problems::new(path, "");
         let t = Templates::load(files, None, &mut p);
         (t, p.finish())
+    }
+
+    #[test]
+    fn only_sources_whose_templates_and_partials_are_all_shipped_count_as_shipped() {
+        const SHIPPED: EmbeddedTemplates = &[
+            ("default.hbs", "{{event}}"),
+            ("github/issues.hbs", "{{body.a}}"),
+            ("gitea/_push.hbs", "{{body.b}}"),
+            ("forgejo/push.hbs", "{{> gitea/_push}}"),
+            ("shopify/orders/create.hbs", "{{body.c}}"),
+        ];
+        let dir = std::env::temp_dir().join(format!("hookwire-shipped-{}", std::process::id()));
+        let load = |overrides: &[&str]| {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            for rel in overrides {
+                let file = dir.join(rel);
+                std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                std::fs::write(file, "{{body.x}}").unwrap();
+            }
+            let mut p = Problems::new(Path::new("test.yaml"), "");
+            let t = Templates::load(SHIPPED, Some(&dir), &mut p);
+            p.finish().unwrap();
+            t
+        };
+        let shipped = |t: &Templates| {
+            ["github", "gitea", "forgejo", "shopify", "mine"]
+                .into_iter()
+                .filter(|ty| t.shipped(ty))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            shipped(&load(&[])),
+            ["github", "gitea", "forgejo", "shopify", "mine"]
+        );
+        // A partial another type uses; a folder inside a type's; a type of the user's own.
+        assert_eq!(
+            shipped(&load(&[
+                "gitea/_push.hbs",
+                "shopify/orders/paid.hbs",
+                "mine/issues.hbs"
+            ])),
+            ["github"]
+        );
+        // The top level (`default`) is every type's last candidate.
+        assert!(shipped(&load(&["default.hbs"])).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     fn identity() -> Identity {

@@ -498,7 +498,7 @@ pub(super) async fn send_test(
         query: None,
         now,
     };
-    let result = pipeline.clone().ingest_pooled(index, incoming).await;
+    let result = pipeline.clone().ingest(index, incoming).await;
     let (outcome, delivery_id) = counted(&result);
     pipeline.metrics(index).count(outcome);
     crate::metrics::publish(|| Observed {
