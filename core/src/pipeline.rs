@@ -384,7 +384,16 @@ impl Pipeline {
             return Err(IngestError::Busy);
         };
         let (outcome, receipt, claims) = if lane.inline && incoming.body.len() <= INLINE_BODY_BYTES {
-            self.ingest_inner(source, &incoming.view())?
+            // As on the pool, a bug that panics answers 503 (the vendor retries) instead of
+            // dropping the connection.
+            let work = std::panic::AssertUnwindSafe(|| self.ingest_inner(source, &incoming.view()));
+            match std::panic::catch_unwind(work) {
+                Ok(result) => result?,
+                Err(_) => {
+                    tracing::error!("the pipeline's work for a request panicked");
+                    return Err(IngestError::Sink(SinkError::Failed));
+                }
+            }
         } else {
             let share = lane
                 .share

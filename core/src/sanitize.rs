@@ -220,6 +220,9 @@ fn cap(mut text: String, max_bytes: usize) -> String {
 /// character is removed, any other is kept as written. `None` when nothing is left (the key
 /// is then omitted).
 pub fn meta_value(text: &str) -> Option<String> {
+    if is_plain_meta(text) {
+        return (!text.is_empty()).then(|| text.to_owned());
+    }
     let mut out = meta_pass(text);
     // Removing a reference can join its neighbours into a new one (`&&#60;lt;` → `&lt;`),
     // and the cap can cut one short into another (`&#600;` → `&#60`): repeat until nothing
@@ -232,6 +235,16 @@ pub fn meta_value(text: &str) -> Option<String> {
         out = next;
     }
     (!out.is_empty()).then_some(out)
+}
+
+/// Whether `meta_value` keeps `text` as it is, by one scan of its bytes (the common case: an
+/// id, a login, a URL): printable ASCII without spaces, `&` or a character it drops, within
+/// the cap. `plain_meta_agrees_with_the_full_pass` checks it against [`meta_pass`].
+fn is_plain_meta(text: &str) -> bool {
+    text.len() <= MAX_META_CHARS
+        && text
+            .bytes()
+            .all(|b| matches!(b, 0x21..=0x7e) && !matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
 }
 
 /// What `meta_value` does with one character (or what a reference stands for).
@@ -288,6 +301,25 @@ fn meta_pass(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_meta_agrees_with_the_full_pass() {
+        for b in 0u8..=0x7f {
+            let c = b as char;
+            for text in [c.to_string(), format!("a{c}b"), format!("{c}{c}x")] {
+                if is_plain_meta(&text) {
+                    assert_eq!(meta_pass(&text), text, "{b:#x}");
+                }
+            }
+        }
+        let long = "x".repeat(MAX_META_CHARS + 1);
+        assert!(!is_plain_meta(&long));
+        assert_eq!(meta_value(&long).unwrap().len(), MAX_META_CHARS);
+        assert_eq!(
+            meta_value("https://github.com/o/r/issues/1").as_deref(),
+            Some("https://github.com/o/r/issues/1")
+        );
+    }
 
     #[test]
     fn meta_keys() {

@@ -190,19 +190,21 @@ impl HelperDef for Fence {
             out.write(&format!("{label}: (empty)"))?;
             return Ok(());
         }
-        let cut = text.chars().nth(max).is_some();
-        let kept: String = text.chars().take(max).collect();
+        // The first `max` characters: cut at the byte where the next one starts.
+        let end = text.char_indices().nth(max).map(|(at, _)| at);
+        let kept = &text[..end.unwrap_or(text.len())];
         // Measured on the text as the event will show it: the content is sanitised after
         // rendering, and removing a character (a bidi control between two backtick runs) can
         // join runs into one as long as the fence, which would close it early.
         let mut shown = crate::sanitize::content(kept.trim(), usize::MAX);
-        if cut {
+        if end.is_some() {
             shown.push_str("\n[... cut]");
         }
+        // By byte: a backtick is ASCII, and no byte of a multi-byte character is.
         let mut longest = 0;
         let mut run = 0;
-        for c in shown.chars() {
-            run = if c == '`' { run + 1 } else { 0 };
+        for b in shown.bytes() {
+            run = if b == b'`' { run + 1 } else { 0 };
             longest = longest.max(run);
         }
         let ticks = "`".repeat(longest.max(2) + 1);
