@@ -748,37 +748,46 @@ impl Store for SqliteStore {
 /// locking out the writer; SQLite starts the WAL over only once every frame is copied, so
 /// the writer finishes each round itself ([`Writer::checkpoint`]).
 struct Checkpointer {
-    ask: Sender<()>,
-    /// Set by the thread when a round asked for is over.
-    done: Arc<AtomicBool>,
-    /// A round was asked for and the writer has not finished it yet.
+    /// Round numbers, from 1.
+    ask: Sender<u64>,
+    /// The last round the thread has done.
+    done: Arc<AtomicU64>,
+    /// The last round asked for.
+    asked: u64,
+    /// The writer has yet to finish round `asked`.
     running: bool,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Checkpointer {
     fn start(conn: Connection) -> Result<Self, StoreError> {
-        let (ask, asked) = crossbeam_channel::bounded::<()>(1);
-        let done = Arc::new(AtomicBool::new(false));
+        let (ask, rounds) = crossbeam_channel::bounded::<u64>(1);
+        let done = Arc::new(AtomicU64::new(0));
         let finished = done.clone();
         let thread = std::thread::Builder::new()
             .name("store-checkpoint".into())
             .spawn(move || {
                 // Ends when the writer drops `ask`.
-                while asked.recv().is_ok() {
+                while let Ok(round) = rounds.recv() {
                     if let Err(e) = checkpoint(&conn) {
                         tracing::warn!(error = %e, "store: checkpoint failed; the writer will run one");
                     }
-                    finished.store(true, Ordering::Release);
+                    finished.store(round, Ordering::Release);
                 }
             })
             .map_err(|e| StoreError::Db(format!("cannot start the store checkpointer: {e}")))?;
         Ok(Checkpointer {
             ask,
             done,
+            asked: 0,
             running: false,
             thread: Some(thread),
         })
+    }
+
+    /// Whether the thread has done every round asked for.
+    fn idle(&self) -> bool {
+        self.done.load(Ordering::Acquire) >= self.asked
     }
 }
 
@@ -806,6 +815,8 @@ struct Writer {
     conn: Connection,
     /// WAL written since it last started over, estimated from the rows committed.
     wal_bytes: u64,
+    /// WAL written since the checkpointer was last asked for a round.
+    round_bytes: u64,
     shared: Arc<Shared>,
     opts: StoreOptions,
     data_version: i64,
@@ -828,6 +839,7 @@ impl Writer {
             conn,
             checkpointer,
             wal_bytes: 0,
+            round_bytes: 0,
             shared,
             opts,
             data_version,
@@ -883,21 +895,27 @@ impl Writer {
     /// of a commit). Past [`CHECKPOINT_HARD_BYTES`] the writer checkpoints whatever it can.
     fn checkpoint(&mut self) {
         let c = &mut self.checkpointer;
-        let finish =
-            (c.running && c.done.swap(false, Ordering::Acquire)) || self.wal_bytes >= CHECKPOINT_HARD_BYTES;
-        if finish {
+        if (c.running && c.idle()) || self.wal_bytes >= CHECKPOINT_HARD_BYTES {
             c.running = false;
-            match checkpoint(&self.conn) {
-                Ok(true) => self.wal_bytes = 0,
-                // A reader holds the rest of the WAL: try again after another round's worth.
-                Ok(false) => self.wal_bytes = self.wal_bytes.min(CHECKPOINT_HARD_BYTES - CHECKPOINT_BYTES),
-                Err(e) => {
-                    tracing::warn!(error = %e, "store: checkpoint failed");
-                    self.wal_bytes = self.wal_bytes.min(CHECKPOINT_HARD_BYTES - CHECKPOINT_BYTES);
-                }
-            }
-        } else if !c.running && self.wal_bytes >= CHECKPOINT_BYTES && c.ask.try_send(()).is_ok() {
+            let complete = checkpoint(&self.conn).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "store: checkpoint failed");
+                false
+            });
+            // Not complete: a reader holds the rest of the WAL. The next round comes after
+            // another round's worth of writing, as does the next try at the hard limit.
+            self.wal_bytes = if complete {
+                0
+            } else {
+                self.wal_bytes.min(CHECKPOINT_HARD_BYTES - CHECKPOINT_BYTES)
+            };
+        } else if !c.running
+            && c.idle()
+            && self.round_bytes >= CHECKPOINT_BYTES
+            && c.ask.try_send(c.asked + 1).is_ok()
+        {
+            c.asked += 1;
             c.running = true;
+            self.round_bytes = 0;
         }
     }
 
@@ -1050,6 +1068,7 @@ impl Writer {
         self.appends += appended.len() as u64;
         if appended.is_empty() {
             self.wal_bytes += COMMIT_PAGES_BYTES;
+            self.round_bytes += COMMIT_PAGES_BYTES;
             self.checkpoint();
             if !acks.is_empty() && self.shared.bytes.load(Ordering::Relaxed) >= self.opts.max_bytes {
                 self.retention();
@@ -1059,6 +1078,7 @@ impl Writer {
         let added: u64 = appended.iter().map(|(_, size, _)| size).sum();
         self.shared.bytes.fetch_add(added, Ordering::Relaxed);
         self.wal_bytes += COMMIT_PAGES_BYTES + added;
+        self.round_bytes += COMMIT_PAGES_BYTES + added;
         let head = {
             let mut ring = self.shared.ring.lock().expect("ring poisoned");
             let first = appended[0].0.seq;
