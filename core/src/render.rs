@@ -259,15 +259,34 @@ impl Templates {
         if self.customised.is_empty() {
             return true;
         }
+        // The folders it may render from: its own, the top level, and those their partials
+        // name, transitively.
         let mut folders = HashSet::from([type_name.to_owned(), String::new()]);
-        let prefix = format!("{type_name}/");
-        for (name, compiled) in &self.compiled {
-            if !name.starts_with(&prefix) {
-                continue;
+        let mut todo: Vec<String> = folders.iter().cloned().collect();
+        while let Some(folder) = todo.pop() {
+            let mut found = HashSet::new();
+            for (name, compiled) in &self.compiled {
+                // A folder holds its subfolders' templates (`shopify/orders/create`).
+                let in_folder = match name.rsplit_once('/') {
+                    Some((f, _)) => {
+                        !folder.is_empty()
+                            && f.strip_prefix(folder.as_str())
+                                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+                    }
+                    None => folder.is_empty(),
+                };
+                if !in_folder {
+                    continue;
+                }
+                for reg in std::iter::once(name).chain(compiled.meta.iter().map(|m| &m.reg)) {
+                    if let Some(t) = self.hb.get_template(reg) {
+                        partial_folders(t, &mut found);
+                    }
+                }
             }
-            for reg in std::iter::once(name).chain(compiled.meta.iter().map(|m| &m.reg)) {
-                if let Some(t) = self.hb.get_template(reg) {
-                    partial_folders(t, &mut folders);
+            for f in found {
+                if folders.insert(f.clone()) {
+                    todo.push(f);
                 }
             }
         }
@@ -495,9 +514,12 @@ mod tests {
         const SHIPPED: EmbeddedTemplates = &[
             ("default.hbs", "{{event}}"),
             ("github/issues.hbs", "{{body.a}}"),
-            ("gitea/_push.hbs", "{{body.b}}"),
+            ("gitea/_push.hbs", "{{body.b}} {{> common/_footer}}"),
+            ("common/_footer.hbs", "{{body.d}}"),
             ("forgejo/push.hbs", "{{> gitea/_push}}"),
-            ("shopify/orders/create.hbs", "{{body.c}}"),
+            ("shopify/orders/create.hbs", "{{> shopify/_order}}"),
+            ("shopify/_order.hbs", "{{body.c}}"),
+            ("shopify/orders/paid.hbs", "{{body.c}} {{> common/_footer}}"),
         ];
         let dir = std::env::temp_dir().join(format!("hookwire-shipped-{}", std::process::id()));
         let load = |overrides: &[&str]| {
@@ -527,11 +549,13 @@ mod tests {
         assert_eq!(
             shipped(&load(&[
                 "gitea/_push.hbs",
-                "shopify/orders/paid.hbs",
+                "shopify/orders/refunded.hbs",
                 "mine/issues.hbs"
             ])),
             ["github"]
         );
+        // A partial of a partial.
+        assert_eq!(shipped(&load(&["common/_footer.hbs"])), ["github", "mine"]);
         // The top level (`default`) is every type's last candidate.
         assert!(shipped(&load(&["default.hbs"])).is_empty());
         let _ = std::fs::remove_dir_all(&dir);
