@@ -504,6 +504,33 @@ where
     attempt().await.map_err(db(what))
 }
 
+/// How many times a write is sent again when no server took it ([`reaching`]).
+const REACH_TRIES: u32 = 5;
+
+/// Sends a write to a stream or bucket again when JetStream answers that no stream takes its
+/// subject: the server this client talks to has not yet learned the subjects of a stream the
+/// cluster has just placed, or whose leader is moving. No server took the write, so sending it
+/// again is safe (a create or update still checks what it checked). Any other answer is
+/// returned at once.
+async fn reaching<T, E, F>(mut attempt: impl FnMut() -> F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: Future<Output = Result<T, E>>,
+{
+    let mut pause = Duration::from_millis(50);
+    for _ in 1..REACH_TRIES {
+        match attempt().await {
+            Err(e) if e.to_string().contains("no stream found") => {
+                tracing::debug!(error = %e, "JetStream took no write yet; sending it again");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            done => return done,
+        }
+    }
+    attempt().await
+}
+
 /// Writes each subscriber's acknowledgement floor, in order, so a later write never loses
 /// to an earlier one.
 async fn write_cursors(
@@ -644,13 +671,14 @@ async fn publish(
     if let Some(id) = msg_id {
         headers.insert("Nats-Msg-Id", id);
     }
-    let ack = async {
+    let body = bytes::Bytes::from(body);
+    let ack = reaching(|| async {
         shared
             .js
-            .publish_with_headers(subject, headers, body.into())
+            .publish_with_headers(subject.clone(), headers.clone(), body.clone())
             .await?
             .await
-    };
+    });
     match ack.await {
         Ok(a) => {
             shared
@@ -682,7 +710,7 @@ async fn publish(
 /// The append: claim the delivery id across replicas, publish, record the seq in the claim.
 async fn append(shared: Arc<Shared>, event: Event) -> Result<u64, SinkError> {
     let key = dedup_key(&event.source, &event.delivery_id);
-    match shared.dedup.create(&key, PENDING.into()).await {
+    match reaching(|| shared.dedup.create(&key, PENDING.into())).await {
         Ok(_) => {}
         Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
             let held = shared.dedup.get(&key).await.map_err(|e| {
@@ -707,7 +735,7 @@ async fn append(shared: Arc<Shared>, event: Event) -> Result<u64, SinkError> {
     }
     let subject = shared.names.event_subject(&event.source);
     let (seq, _) = publish(&shared, subject, envelope(&event, None, None), Some(&key)).await?;
-    if let Err(e) = shared.dedup.put(&key, seq.to_string().into()).await {
+    if let Err(e) = reaching(|| shared.dedup.put(&key, seq.to_string().into())).await {
         tracing::warn!(error = %e, "cannot record a stored delivery's seq in its claim");
     }
     Ok(seq)
@@ -925,9 +953,7 @@ impl Store for NatsStore {
             {
                 Some(c) => Ok(c),
                 None => {
-                    shared
-                        .cursors
-                        .put(&key, start.to_string().into())
+                    reaching(|| shared.cursors.put(&key, start.to_string().into()))
                         .await
                         .map_err(db("create a cursor"))?;
                     Ok(start)
@@ -1224,7 +1250,7 @@ impl Store for NatsStore {
         // `run:` cannot begin a source name, so a claim never meets a delivery's.
         let key = dedup_key("run:", key);
         self.shared.call(async move {
-            match shared.dedup.create(&key, "run".into()).await {
+            match reaching(|| shared.dedup.create(&key, "run".into())).await {
                 Ok(_) => Ok(true),
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
                 Err(e) => Err(db("claim a scheduled run")(e)),
@@ -1315,7 +1341,7 @@ async fn storm_window(
             .map_err(db("read a storm window"))?
             .filter(|e| e.operation == kv::Operation::Put);
         let Some(entry) = entry else {
-            match bucket.create(key, begin()).await {
+            match reaching(|| bucket.create(key, begin())).await {
                 Ok(_) => {
                     return Ok(SharedWindow {
                         start_ms: now_ms,
@@ -1354,7 +1380,7 @@ async fn storm_window(
                 admitted: false,
             });
         };
-        match bucket.update(key, value, entry.revision).await {
+        match reaching(|| bucket.update(key, value.clone(), entry.revision)).await {
             Ok(_) => return Ok(verdict),
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
             Err(e) => return Err(db("count in a storm window")(e)),
@@ -1516,7 +1542,8 @@ impl TokenStore for NatsTokens {
         let name = new.name.clone();
         self.shared.call(async move {
             // Create-only: of two replicas creating the same name, one wins.
-            match shared.tokens.create(name_key(&name), body.into()).await {
+            let body = bytes::Bytes::from(body);
+            match reaching(|| shared.tokens.create(name_key(&name), body.clone())).await {
                 Ok(_) => {}
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                     return Err(StoreError::Invalid(format!(
@@ -1525,9 +1552,7 @@ impl TokenStore for NatsTokens {
                 }
                 Err(e) => return Err(db("create a token")(&e)),
             }
-            shared
-                .tokens
-                .put(hash_key(&hash), name.clone().into())
+            reaching(|| shared.tokens.put(hash_key(&hash), name.clone().into()))
                 .await
                 .map_err(db("create a token"))?;
             // The subscriber starts at the head: it receives what arrives from now on.
@@ -1538,9 +1563,7 @@ impl TokenStore for NatsTokens {
                 .map_err(db("stream info"))?
                 .state
                 .last_sequence;
-            shared
-                .cursors
-                .put(hex::encode(&name), head.to_string().into())
+            reaching(|| shared.cursors.put(hex::encode(&name), head.to_string().into()))
                 .await
                 .map_err(db("create a cursor"))?;
             Ok(())
@@ -1587,7 +1610,8 @@ impl TokenStore for NatsTokens {
                 }
                 t.revoked_ms = Some(now_ms);
                 let body = serde_json::to_vec(&t).expect("a token serialises");
-                match shared.tokens.update(name_key(&name), body.into(), rev).await {
+                let body = bytes::Bytes::from(body);
+                match reaching(|| shared.tokens.update(name_key(&name), body.clone(), rev)).await {
                     Ok(_) => break,
                     // Changed meanwhile (another replica): read it again.
                     Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
@@ -1631,6 +1655,38 @@ impl TokenStore for NatsTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_no_stream_took_is_sent_again_and_any_other_answer_is_returned() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let sent = std::cell::Cell::new(0);
+        let answer = |fail: &'static str, until: u32| {
+            sent.set(0);
+            rt.block_on(reaching(|| {
+                sent.set(sent.get() + 1);
+                let n = sent.get();
+                async move {
+                    if n < until {
+                        Err(fail)
+                    } else {
+                        Ok(n)
+                    }
+                }
+            }))
+        };
+        assert_eq!(answer("ack error: no stream found for given subject", 3), Ok(3));
+        assert_eq!(sent.get(), 3);
+        assert_eq!(answer("wrong last sequence", 3), Err("wrong last sequence"));
+        assert_eq!(sent.get(), 1, "another error is not sent again");
+        assert_eq!(
+            answer("no stream found for given subject", 100),
+            Err("no stream found for given subject")
+        );
+        assert_eq!(sent.get(), REACH_TRIES);
+    }
 
     #[test]
     fn dedup_keys_are_fixed_length_hex_whatever_the_delivery_id() {
