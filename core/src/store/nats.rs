@@ -482,26 +482,44 @@ const SETUP_TRIES: u32 = 5;
 /// How long one set-up request may take before it is tried again.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Runs `attempt` up to `tries` times, pausing `pause` (doubled each time) after an error that
+/// `again` accepts; any other answer, and the last, is returned as it is.
+async fn with_retries<T, E, F>(
+    tries: u32,
+    mut pause: Duration,
+    again: impl Fn(&E) -> bool,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, E>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    for _ in 1..tries {
+        match attempt().await {
+            Err(e) if again(&e) => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            done => return done,
+        }
+    }
+    attempt().await
+}
+
 /// Runs an idempotent set-up request until it succeeds, [`SETUP_TRIES`] times at most: replicas
 /// starting together on a fresh cluster create the same streams at once, and one's request
 /// can time out while the cluster places the other's. The open's own deadline bounds it too.
-async fn settled<T, E, F>(what: &str, mut attempt: impl FnMut() -> F) -> Result<T, StoreError>
+async fn settled<T, E, F>(what: &str, attempt: impl FnMut() -> F) -> Result<T, StoreError>
 where
     E: std::fmt::Display,
     F: Future<Output = Result<T, E>>,
 {
-    let mut pause = Duration::from_millis(250);
-    for _ in 1..SETUP_TRIES {
-        match attempt().await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                tracing::warn!(what, error = %e, "JetStream set-up request failed; trying again");
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-            }
-        }
-    }
-    attempt().await.map_err(db(what))
+    let again = |e: &E| {
+        tracing::warn!(what, error = %e, "JetStream set-up request failed; trying again");
+        true
+    };
+    with_retries(SETUP_TRIES, Duration::from_millis(250), again, attempt)
+        .await
+        .map_err(db(what))
 }
 
 /// How many times a write is sent again when no server took it ([`reaching`]).
@@ -512,23 +530,19 @@ const REACH_TRIES: u32 = 5;
 /// cluster has just placed, or whose leader is moving. No server took the write, so sending it
 /// again is safe (a create or update still checks what it checked). Any other answer is
 /// returned at once.
-async fn reaching<T, E, F>(mut attempt: impl FnMut() -> F) -> Result<T, E>
+async fn reaching<T, E, F>(attempt: impl FnMut() -> F) -> Result<T, E>
 where
     E: std::fmt::Display,
     F: Future<Output = Result<T, E>>,
 {
-    let mut pause = Duration::from_millis(50);
-    for _ in 1..REACH_TRIES {
-        match attempt().await {
-            Err(e) if e.to_string().contains("no stream found") => {
-                tracing::debug!(error = %e, "JetStream took no write yet; sending it again");
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-            }
-            done => return done,
+    let again = |e: &E| {
+        let lost = e.to_string().contains("no stream found");
+        if lost {
+            tracing::debug!(error = %e, "JetStream took no write yet; sending it again");
         }
-    }
-    attempt().await
+        lost
+    };
+    with_retries(REACH_TRIES, Duration::from_millis(50), again, attempt).await
 }
 
 /// Writes each subscriber's acknowledgement floor, in order, so a later write never loses
