@@ -522,8 +522,10 @@ where
         .map_err(db(what))
 }
 
-/// How many times a write is sent again when no server took it ([`reaching`]).
-const REACH_TRIES: u32 = 5;
+/// How many times a write is sent when no server took it ([`reaching`]): pauses of 50 ms
+/// doubling, about six seconds in all, as the cluster of a loaded machine can take seconds to
+/// spread a new stream's subjects.
+const REACH_TRIES: u32 = 8;
 
 /// Sends a write to a stream or bucket again when JetStream answers that no stream takes its
 /// subject: the server this client talks to has not yet learned the subjects of a stream the
