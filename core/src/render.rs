@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use handlebars::{Context, Handlebars, RenderError, RenderErrorReason};
 use serde_json::{Map, Value};
 
+mod direct;
 pub mod fields;
 mod helpers;
 
@@ -57,6 +58,8 @@ pub fn used_by<'a>(
 
 #[derive(Debug)]
 struct Compiled {
+    /// The content, lowered for the direct renderer when it is in its subset.
+    content: Option<direct::Program>,
     /// The meta entries, in front-matter order.
     meta: Vec<MetaTemplate>,
 }
@@ -69,6 +72,8 @@ struct MetaTemplate {
     /// Set when the template is one plain path (`{{body.issue.html_url}}`), the common case:
     /// the value is then read directly, with strict mode's answer for a missing path.
     path: Option<Vec<String>>,
+    /// The template lowered for the direct renderer, when it is in its subset.
+    program: Option<direct::Program>,
 }
 
 /// Top-level names of the render context (see [`Templates::context`]).
@@ -165,6 +170,14 @@ impl Templates {
                 ),
             }
         }
+        // Once every partial a template may include is registered.
+        let hb = &t.hb;
+        for (name, c) in &mut t.compiled {
+            c.content = hb.get_template(name).and_then(|t| direct::lower(t, hb));
+            for m in &mut c.meta {
+                m.program = hb.get_template(&m.reg).and_then(|t| direct::lower(t, hb));
+            }
+        }
         t
     }
 
@@ -204,6 +217,7 @@ impl Templates {
                         match self.hb.register_template_string(&reg, tpl) {
                             Ok(()) => meta.push(MetaTemplate {
                                 key: key.to_owned(),
+                                program: None,
                                 reg,
                                 path: plain_path(tpl),
                             }),
@@ -229,7 +243,8 @@ impl Templates {
             );
             return;
         }
-        self.compiled.insert(name.to_owned(), Compiled { meta });
+        self.compiled
+            .insert(name.to_owned(), Compiled { content: None, meta });
     }
 
     /// Every payload path the templates of one source type read (their content and meta),
@@ -352,21 +367,37 @@ impl Templates {
             .compiled
             .get(template)
             .ok_or_else(|| RenderError::from(RenderErrorReason::TemplateNotFound(template.to_owned())))?;
-        let mut out = Capped::new(max_output);
-        if let Err(e) = self.hb.render_with_context_to_write(template, ctx, &mut out) {
-            return Err(match out.stopped {
-                Some(why) => RenderErrorReason::Other(why.to_owned()).into(),
-                None => e,
-            });
-        }
-        let content = out.into_string();
+        let direct = compiled
+            .content
+            .as_ref()
+            .and_then(|p| p.render(ctx.data(), max_output).ok());
+        let content = match direct {
+            Some(content) => content,
+            None => {
+                let mut out = Capped::new(max_output);
+                if let Err(e) = self.hb.render_with_context_to_write(template, ctx, &mut out) {
+                    return Err(match out.stopped {
+                        Some(why) => RenderErrorReason::Other(why.to_owned()).into(),
+                        None => e,
+                    });
+                }
+                out.into_string()
+            }
+        };
         let mut meta = Vec::with_capacity(compiled.meta.len());
         for m in &compiled.meta {
             let value = match m.path.as_deref().map(|p| lookup(ctx.data(), p)) {
                 Some(Ok(Some(v))) => v,
                 Some(Err(missing)) => return Err(RenderErrorReason::MissingVariable(Some(missing)).into()),
-                // Not a plain path, or an array/object: let handlebars render it.
-                None | Some(Ok(None)) => self.hb.render_with_context(&m.reg, ctx)?,
+                // Not a plain path, or an array/object.
+                None | Some(Ok(None)) => match m
+                    .program
+                    .as_ref()
+                    .and_then(|p| p.render(ctx.data(), usize::MAX).ok())
+                {
+                    Some(v) => v,
+                    None => self.hb.render_with_context(&m.reg, ctx)?,
+                },
             };
             if let Some(v) = sanitize::meta_value(&value) {
                 meta.push((m.key.clone(), v));
