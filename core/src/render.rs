@@ -482,7 +482,11 @@ impl std::io::Write for Capped {
 fn lookup(root: &Value, path: &[String]) -> Result<Option<String>, String> {
     let mut v = root;
     for seg in path {
-        v = v.get(seg.as_str()).ok_or_else(|| path.join("."))?;
+        v = match v {
+            Value::Object(m) => direct::member(m, seg),
+            _ => None,
+        }
+        .ok_or_else(|| path.join("."))?;
     }
     Ok(match v {
         Value::String(s) => Some(s.clone()),

@@ -21,6 +21,7 @@ use handlebars::{Handlebars, JsonTruthy, Path, PathSeg};
 use std::cmp::Ordering;
 
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use super::helpers;
 
@@ -564,7 +565,10 @@ impl<'a> Run<'a> {
             }
             Expr::Literal(v) => Arg::Field(v),
             Expr::Call(call, args) => {
-                let args = args.iter().map(|a| self.eval(a)).collect::<Result<Vec<_>, _>>()?;
+                let args = args
+                    .iter()
+                    .map(|a| self.eval(a))
+                    .collect::<Result<SmallVec<[Arg<'a>; 4]>, _>>()?;
                 Arg::Made(self.call(*call, &args)?)
             }
         })
@@ -576,7 +580,7 @@ impl<'a> Run<'a> {
         let mut v = self.loops.last().map_or(self.root, |el| el.this);
         for seg in segs {
             let next = match v {
-                Value::Object(m) => m.get(seg.as_str()),
+                Value::Object(m) => member(m, seg),
                 Value::Array(l) => l.get(seg.parse::<usize>().map_err(|_| Fallback)?),
                 _ => None,
             };
@@ -650,6 +654,16 @@ impl<'a> Run<'a> {
                 args.get(2),
             )),
         })
+    }
+}
+
+/// `m[key]`. The objects templates read are small (the parse keeps only the keys they use),
+/// and comparing a few keys is cheaper than hashing one with the map's SipHash.
+pub(super) fn member<'v>(m: &'v serde_json::Map<String, Value>, key: &str) -> Option<&'v Value> {
+    if m.len() <= 8 {
+        m.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+    } else {
+        m.get(key)
     }
 }
 

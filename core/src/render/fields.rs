@@ -406,7 +406,8 @@ impl<'de> Visitor<'de> for PrunedVisitor<'_> {
         else {
             unreachable!("All is parsed whole")
         };
-        let mut out = Map::new();
+        // Sized for the keys it may keep: growing an index map rehashes every key.
+        let mut out = Map::with_capacity(if each.is_some() { 8 } else { fields.len() });
         let mut marker = None;
         while let Some(Key(k)) = map.next_key()? {
             match fields.get(k.as_ref()).or(each.as_deref()) {
