@@ -353,6 +353,16 @@ fn insert(node: &mut Need, segs: &[Seg], u: Use) {
     }
 }
 
+/// The need of key `k`: templates read a few keys of an object that may hold a hundred, so
+/// most keys are compared with a handful of names, by length first, rather than searched.
+fn field<'n>(fields: &'n BTreeMap<String, Need>, k: &str) -> Option<&'n Need> {
+    if fields.len() <= 8 {
+        fields.iter().find(|(f, _)| f.len() == k.len() && f.as_str() == k).map(|(_, n)| n)
+    } else {
+        fields.get(k)
+    }
+}
+
 struct Pruned<'n>(&'n Need);
 
 impl<'de> DeserializeSeed<'de> for Pruned<'_> {
@@ -410,7 +420,7 @@ impl<'de> Visitor<'de> for PrunedVisitor<'_> {
         let mut out = Map::with_capacity(if each.is_some() { 8 } else { fields.len() });
         let mut marker = None;
         while let Some(Key(k)) = map.next_key()? {
-            match fields.get(k.as_ref()).or(each.as_deref()) {
+            match field(fields, &k).or(each.as_deref()) {
                 Some(child) => {
                     let v = map.next_value_seed(Pruned(child))?;
                     out.insert(k.into_owned(), v);
