@@ -5,10 +5,10 @@
 //! parameters: the render was a fifth of an event's CPU, two thirds of it that dispatch.
 //!
 //! Handlebars stays the reference. The subset is text, `{{path}}`, `@first`/`@last`/`@index`
-//! /`@key`, literals, and `if`, `unless`, `each`, `fence` (both forms), `word`, `default`,
-//! `lower`, `upper`, `truncate`, `short_sha`, `first_line`, `eq`, `ne`, `and`, `or`, `not`
-//! and `len` with the argument counts the shipped templates use. Anything else (partials,
-//! `with`, hashes, block parameters, `../`) leaves the template to handlebars. And whenever
+//! /`@key`, literals, `if`, `unless`, `each`, `with`, inline and registered partials, `fence`
+//! (both forms) and the helpers of `Call`, with the argument counts the shipped templates
+//! use. Anything else (hashes, block parameters, `../`, a partial with arguments) leaves the
+//! template to handlebars. And whenever
 //! handlebars would fail or do something the subset does not model (a missing field in
 //! strict mode, a list rendered as text, a wrong argument type, the output cap or the time
 //! budget reached), rendering stops with [`Fallback`] and the caller renders the template
@@ -103,6 +103,8 @@ enum Call {
     Join,
     Json,
     Coalesce,
+    Pluralize,
+    Date,
     Eq,
     Ne,
     Lt,
@@ -129,6 +131,8 @@ impl Call {
             "join" => (Call::Join, 2, 2),
             "json" => (Call::Json, 1, 1),
             "coalesce" => (Call::Coalesce, 1, usize::MAX),
+            "pluralize" => (Call::Pluralize, 2, 3),
+            "date" => (Call::Date, 1, 2),
             "eq" => (Call::Eq, 2, 2),
             "lt" => (Call::Lt, 2, 2),
             "gt" => (Call::Gt, 2, 2),
@@ -635,6 +639,29 @@ impl<'a> Run<'a> {
                 .map(Arg::value)
                 .find(|v| !helpers::is_blank(v))
                 .map_or(Value::Null, Value::clone),
+            Call::Pluralize => {
+                let (text, one) = helpers::count_of(first()?).ok_or(Fallback)?;
+                let word = |a: &Arg<'_>| a.present().ok().and_then(Value::as_str).map(str::to_owned);
+                let singular = word(&args[1]).ok_or(Fallback)?;
+                let plural = match args.get(2) {
+                    Some(p) => Some(word(p).ok_or(Fallback)?),
+                    None => None,
+                };
+                Value::String(helpers::counted(&text, one, &singular, plural.as_deref()))
+            }
+            Call::Date => {
+                let format = match args.get(1) {
+                    None => helpers::DATE_FORMAT,
+                    Some(f) => f.value().as_str().ok_or(Fallback)?,
+                };
+                match first()? {
+                    Value::Null => Value::Null,
+                    v => {
+                        let ts = helpers::parse_time(v).ok_or(Fallback)?;
+                        Value::String(helpers::utc_text(ts, format).map_err(|_| Fallback)?)
+                    }
+                }
+            }
             Call::Eq => Value::Bool(first()? == args[1].present()?),
             Call::Lt => Value::Bool(order(first()?, args[1].present()?)? == Ordering::Less),
             Call::Gt => Value::Bool(order(first()?, args[1].present()?)? == Ordering::Greater),
@@ -876,7 +903,7 @@ mod tests {
     fn direct_and_handlebars_agree_on_the_subtle_cases() {
         let data = json!({
             "n": 3, "f": 2.5, "neg": -4, "s": "x", "empty": "", "zero": 0, "list": [{"a": 1}, {"a": 2}],
-            "obj": {"k1": "v1", "k2": "v2"}, "text": "line one\nline two", "t": true,
+            "obj": {"k1": "v1", "k2": "v2"}, "text": "line one\nline two", "t": true, "nothing": null,
         });
         let cases = [
             // (template, whether it lowers and renders directly: `None` not lowered, `Some(false)`
@@ -905,6 +932,15 @@ mod tests {
                 "{{f}} {{neg}} {{t}} {{len obj}} {{len s}} {{coalesce empty zero s}}",
                 Some(true),
             ),
+            (
+                "{{pluralize n \"box\"}} {{pluralize list \"item\" \"items!\"}} {{pluralize \"1\" \"x\"}}",
+                Some(true),
+            ),
+            (
+                "{{date \"2026-01-02T03:04:05+01:00\" \"%Y-%m-%d %H:%M\"}} {{date n}}|{{date nothing}}|",
+                Some(true),
+            ),
+            ("{{pluralize s \"x\"}}", Some(false)),
             ("{{list}}", Some(false)),
             ("{{missing}}", Some(false)),
             ("{{word missing}}", Some(false)),

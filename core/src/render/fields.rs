@@ -357,7 +357,10 @@ fn insert(node: &mut Need, segs: &[Seg], u: Use) {
 /// most keys are compared with a handful of names, by length first, rather than searched.
 fn field<'n>(fields: &'n BTreeMap<String, Need>, k: &str) -> Option<&'n Need> {
     if fields.len() <= 8 {
-        fields.iter().find(|(f, _)| f.len() == k.len() && f.as_str() == k).map(|(_, n)| n)
+        fields
+            .iter()
+            .find(|(f, _)| f.len() == k.len() && f.as_str() == k)
+            .map(|(_, n)| n)
     } else {
         fields.get(k)
     }

@@ -409,7 +409,7 @@ const MILLIS_FROM: f64 = 1e11;
 /// A point in time from RFC 3339 (or ISO 8601 / RFC 2822) text, or Unix seconds or
 /// milliseconds as a number or numeric string. A date-time without an offset, or followed by
 /// ` UTC` (GitLab), is taken as UTC.
-fn parse_time(v: &Value) -> Option<Timestamp> {
+pub(super) fn parse_time(v: &Value) -> Option<Timestamp> {
     match v {
         Value::Number(n) => from_epoch(n.as_i64().map(|i| i as f64).or_else(|| n.as_f64())?),
         Value::String(s) => {
@@ -463,8 +463,13 @@ fn time_arg(h: &Helper<'_>, r: &Handlebars<'_>) -> Result<Option<Timestamp>, Ren
     })
 }
 
+/// `ts` in UTC, formatted with strftime directives.
+pub(super) fn utc_text(ts: Timestamp, format: &str) -> Result<String, jiff::Error> {
+    jiff::fmt::strtime::format(format, &ts.to_zoned(TimeZone::UTC))
+}
+
 /// The default `date` format: RFC 3339 in UTC, to the second.
-const DATE_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
+pub(super) const DATE_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
 
 /// `{{date value ["%Y-%m-%d %H:%M UTC"]}}`: a time (see [`parse_time`]) formatted in UTC with
 /// strftime directives; RFC 3339 to the second without a format. Null renders empty.
@@ -489,7 +494,7 @@ impl HelperDef for Date {
         let Some(ts) = time_arg(h, r)? else {
             return Ok(ScopedJson::Derived(Value::Null));
         };
-        let text = jiff::fmt::strtime::format(format, &ts.to_zoned(TimeZone::UTC))
+        let text = utc_text(ts, format)
             .map_err(|e| fail("date", format_args!("cannot format with `{format}`: {e}")))?;
         Ok(ScopedJson::Derived(Value::String(text)))
     }
@@ -611,17 +616,7 @@ impl HelperDef for Pluralize {
                 ),
             )
         };
-        let (text, one) = match c.value() {
-            Value::Number(n) => (n.to_string(), n.as_f64() == Some(1.0)),
-            Value::String(s) => {
-                let s = s.trim();
-                let n: f64 = s.parse().map_err(|_| bad_count())?;
-                (s.to_owned(), n == 1.0)
-            }
-            Value::Array(a) => (a.len().to_string(), a.len() == 1),
-            Value::Object(o) => (o.len().to_string(), o.len() == 1),
-            Value::Null | Value::Bool(_) => return Err(bad_count()),
-        };
+        let (text, one) = count_of(c.value()).ok_or_else(bad_count)?;
         let word = |i: usize| -> Result<&str, RenderError> {
             let p = arg(h, r, i)?;
             p.value()
@@ -629,15 +624,40 @@ impl HelperDef for Pluralize {
                 .ok_or_else(|| fail("pluralize", format_args!("{} must be a string", shown(p))))
         };
         let singular = word(1)?;
-        let word = if one {
-            singular.to_owned()
-        } else if h.param(2).is_some() {
-            word(2)?.to_owned()
+        let plural = if h.param(2).is_some() {
+            Some(word(2)?)
         } else {
-            plural_of(singular)
+            None
         };
-        Ok(ScopedJson::Derived(Value::String(format!("{text} {word}"))))
+        Ok(ScopedJson::Derived(Value::String(counted(
+            &text, one, singular, plural,
+        ))))
     }
+}
+
+/// `pluralize`'s count: its text and whether it is one; `None` when it is not a count.
+pub(super) fn count_of(v: &Value) -> Option<(String, bool)> {
+    Some(match v {
+        Value::Number(n) => (n.to_string(), n.as_f64() == Some(1.0)),
+        Value::String(s) => {
+            let s = s.trim();
+            let n: f64 = s.parse().ok()?;
+            (s.to_owned(), n == 1.0)
+        }
+        Value::Array(a) => (a.len().to_string(), a.len() == 1),
+        Value::Object(o) => (o.len().to_string(), o.len() == 1),
+        Value::Null | Value::Bool(_) => return None,
+    })
+}
+
+/// `pluralize`'s text: the count, then the singular or the plural (given, or made).
+pub(super) fn counted(text: &str, one: bool, singular: &str, plural: Option<&str>) -> String {
+    let word = match (one, plural) {
+        (true, _) => singular.to_owned(),
+        (false, Some(p)) => p.to_owned(),
+        (false, None) => plural_of(singular),
+    };
+    format!("{text} {word}")
 }
 
 fn plural_of(word: &str) -> String {
