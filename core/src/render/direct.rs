@@ -65,7 +65,7 @@ enum Node {
     /// `{{#fence label [max]}}body{{/fence}}`.
     Fence {
         body: Block,
-        label: Option<Expr>,
+        label: Expr,
         max: Option<Expr>,
     },
 }
@@ -246,7 +246,7 @@ impl Lowering<'_> {
                         }
                         ("fence", [label, rest @ ..]) if rest.len() <= 1 => Node::Fence {
                             body: self.block(h.template.as_ref()?, loops, inlines, false)?,
-                            label: Some(lower_param(label, loops)?),
+                            label: lower_param(label, loops)?,
                             max: optional(rest.first().map(|m| lower_param(m, loops)))?,
                         },
                         _ => return None,
@@ -541,9 +541,9 @@ impl<'a> Run<'a> {
                     let start = self.out.len();
                     self.block(body, p)?;
                     let text = self.out.split_off(start);
-                    let label = label.as_ref().map(|l| self.eval(l)).transpose()?;
+                    let label = self.eval(label)?;
                     let max = max.as_ref().map(|m| self.eval(m)).transpose()?;
-                    self.out.push_str(&fence(&text, label.as_ref(), max.as_ref()));
+                    self.out.push_str(&fence(&text, Some(&label), max.as_ref()));
                 }
             }
         }
