@@ -52,13 +52,13 @@ enum Node {
     },
     /// `{{#each path}}`: its body once per element, with the element as `this`.
     Each {
-        list: Vec<String>,
+        list: PathRef,
         body: Block,
         otherwise: Option<Block>,
     },
     /// `{{#with path}}`: its body with the value as `this`, when the value is truthy.
     With {
-        value: Vec<String>,
+        value: PathRef,
         body: Block,
         otherwise: Option<Block>,
     },
@@ -70,10 +70,18 @@ enum Node {
     },
 }
 
+/// A path: `up` levels of `../` (each an enclosing `each` or `with`), then keys; no keys for
+/// `this`.
+#[derive(Debug)]
+struct PathRef {
+    up: usize,
+    segs: Vec<String>,
+}
+
 #[derive(Debug)]
 enum Expr {
-    /// A path from the current element (the root outside `each`); empty for `this`.
-    Path(Vec<String>),
+    /// A path from the current element (the root outside `each` and `with`).
+    Path(PathRef),
     Local(Local),
     Literal(Value),
     Call(Call, Vec<Expr>),
@@ -164,11 +172,21 @@ pub(super) fn lower(t: &Template, hb: &Handlebars<'_>) -> Option<Program> {
         partials: Vec::new(),
         depth: 0,
     };
-    let body = l.block(t, 0, &mut Vec::new(), true)?;
+    let body = l.block(t, Scope::default(), &mut Vec::new(), true)?;
     Some(Program {
         body,
         partials: l.partials,
     })
+}
+
+/// Where an element is lowered: inside how many `each` (the loop variables exist only inside
+/// one) and how many `each` or `with` (what `../` climbs), and whether inside a partial
+/// (handlebars gives a partial a context level of its own, which `../` would count).
+#[derive(Clone, Copy, Default)]
+struct Scope {
+    loops: usize,
+    blocks: usize,
+    partial: bool,
 }
 
 struct Lowering<'h> {
@@ -178,13 +196,12 @@ struct Lowering<'h> {
 }
 
 impl Lowering<'_> {
-    /// `loops`: how many `each` enclose `t` (the loop variables exist only inside one).
     /// `inlines`: the inline partials defined so far, by name. `top`: whether `t` is a
     /// template's or a partial's top level, the only place an inline partial is lowered.
     fn block(
         &mut self,
         t: &Template,
-        loops: usize,
+        scope: Scope,
         inlines: &mut Vec<(String, usize)>,
         top: bool,
     ) -> Option<Block> {
@@ -200,9 +217,9 @@ impl Lowering<'_> {
                     let expr = match (&h.name, h.params.is_empty()) {
                         // A bare name that is a helper's is a call without arguments.
                         (Parameter::Path(p), true) if !helpers::NAMES.contains(&p_raw(p)) => {
-                            lower_path(p, loops)?
+                            lower_path(p, scope)?
                         }
-                        (Parameter::Name(name), false) => lower_call(name, &h.params, loops)?,
+                        (Parameter::Name(name), false) => lower_call(name, &h.params, scope)?,
                         _ => return None,
                     };
                     nodes.push(Node::Value(expr));
@@ -216,38 +233,47 @@ impl Lowering<'_> {
                     }
                     let node = match (name.as_str(), h.params.as_slice()) {
                         ("if" | "unless", [cond]) => Node::If {
-                            cond: lower_param(cond, loops)?,
+                            cond: lower_param(cond, scope)?,
                             when: name == "if",
                             then: match &h.template {
-                                Some(t) => self.block(t, loops, inlines, false)?,
+                                Some(t) => self.block(t, scope, inlines, false)?,
                                 None => Block::default(),
                             },
-                            otherwise: self.optional(h.inverse.as_ref(), loops, inlines)?,
+                            otherwise: self.optional(h.inverse.as_ref(), scope, inlines)?,
                         },
                         ("each", [Parameter::Path(p @ Path::Relative(_))]) => {
-                            let Expr::Path(list) = lower_path(p, loops)? else {
+                            let Expr::Path(list) = lower_path(p, scope)? else {
                                 return None;
+                            };
+                            let inner = Scope {
+                                loops: scope.loops + 1,
+                                blocks: scope.blocks + 1,
+                                ..scope
                             };
                             Node::Each {
                                 list,
-                                body: self.block(h.template.as_ref()?, loops + 1, inlines, false)?,
-                                otherwise: self.optional(h.inverse.as_ref(), loops, inlines)?,
+                                body: self.block(h.template.as_ref()?, inner, inlines, false)?,
+                                otherwise: self.optional(h.inverse.as_ref(), scope, inlines)?,
                             }
                         }
                         ("with", [Parameter::Path(p @ Path::Relative(_))]) => {
-                            let Expr::Path(value) = lower_path(p, loops)? else {
+                            let Expr::Path(value) = lower_path(p, scope)? else {
                                 return None;
+                            };
+                            let inner = Scope {
+                                blocks: scope.blocks + 1,
+                                ..scope
                             };
                             Node::With {
                                 value,
-                                body: self.block(h.template.as_ref()?, loops, inlines, false)?,
-                                otherwise: self.optional(h.inverse.as_ref(), loops, inlines)?,
+                                body: self.block(h.template.as_ref()?, inner, inlines, false)?,
+                                otherwise: self.optional(h.inverse.as_ref(), scope, inlines)?,
                             }
                         }
                         ("fence", [label, rest @ ..]) if rest.len() <= 1 => Node::Fence {
-                            body: self.block(h.template.as_ref()?, loops, inlines, false)?,
-                            label: lower_param(label, loops)?,
-                            max: optional(rest.first().map(|m| lower_param(m, loops)))?,
+                            body: self.block(h.template.as_ref()?, scope, inlines, false)?,
+                            label: lower_param(label, scope)?,
+                            max: optional(rest.first().map(|m| lower_param(m, scope)))?,
                         },
                         _ => return None,
                     };
@@ -263,7 +289,11 @@ impl Lowering<'_> {
                     if kind != "inline" || !d.hash.is_empty() || inlines.iter().any(|(n, _)| n == name) {
                         return None;
                     }
-                    let body = self.block(d.template.as_ref()?, loops, &mut inlines.clone(), true)?;
+                    let inner = Scope {
+                        partial: true,
+                        ..scope
+                    };
+                    let body = self.block(d.template.as_ref()?, inner, &mut inlines.clone(), true)?;
                     self.partials.push(body);
                     inlines.push((name.clone(), self.partials.len() - 1));
                 }
@@ -283,7 +313,11 @@ impl Lowering<'_> {
                                 return None;
                             }
                             self.depth += 1;
-                            let body = self.block(t, loops, &mut inlines.clone(), true);
+                            let inner = Scope {
+                                partial: true,
+                                ..scope
+                            };
+                            let body = self.block(t, inner, &mut inlines.clone(), true);
                             self.depth -= 1;
                             self.partials.push(body?);
                             self.partials.len() - 1
@@ -332,10 +366,10 @@ impl Lowering<'_> {
     fn optional(
         &mut self,
         t: Option<&Template>,
-        loops: usize,
+        scope: Scope,
         inlines: &mut Vec<(String, usize)>,
     ) -> Option<Option<Block>> {
-        optional(t.map(|t| self.block(t, loops, inlines, false)))
+        optional(t.map(|t| self.block(t, scope, inlines, false)))
     }
 }
 
@@ -345,18 +379,27 @@ fn p_raw(p: &Path) -> &str {
     }
 }
 
-fn lower_path(p: &Path, loops: usize) -> Option<Expr> {
+fn lower_path(p: &Path, scope: Scope) -> Option<Expr> {
     match p {
-        Path::Relative((segs, _)) => segs
-            .iter()
-            .map(|s| match s {
-                PathSeg::Named(n) => Some(n.clone()),
-                // `../`, `@root`, `./`.
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>()
-            .map(Expr::Path),
-        Path::Local((0, name, _)) if loops > 0 => Some(Expr::Local(match name.as_str() {
+        Path::Relative((segs, raw)) => {
+            // Leading `../`s; `@root` and the like also parse as rules before the keys.
+            let up = segs
+                .iter()
+                .take_while(|s| !matches!(s, PathSeg::Named(_)))
+                .count();
+            if up > 0 && (scope.partial || up > scope.blocks || !raw.starts_with(&"../".repeat(up))) {
+                return None;
+            }
+            let segs = segs[up..]
+                .iter()
+                .map(|s| match s {
+                    PathSeg::Named(n) => Some(n.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Some(Expr::Path(PathRef { up, segs }))
+        }
+        Path::Local((0, name, _)) if scope.loops > 0 => Some(Expr::Local(match name.as_str() {
             "first" => Local::First,
             "last" => Local::Last,
             "index" => Local::Index,
@@ -367,16 +410,16 @@ fn lower_path(p: &Path, loops: usize) -> Option<Expr> {
     }
 }
 
-fn lower_param(p: &Parameter, loops: usize) -> Option<Expr> {
+fn lower_param(p: &Parameter, scope: Scope) -> Option<Expr> {
     match p {
-        Parameter::Path(path) => lower_path(path, loops),
+        Parameter::Path(path) => lower_path(path, scope),
         Parameter::Literal(v) => Some(Expr::Literal(v.clone())),
         Parameter::Subexpression(s) => match s.as_element() {
             TemplateElement::Expression(h) if h.hash.is_empty() && h.block_param.is_none() => {
                 let Parameter::Name(name) = &h.name else {
                     return None;
                 };
-                lower_call(name, &h.params, loops)
+                lower_call(name, &h.params, scope)
             }
             _ => None,
         },
@@ -393,11 +436,11 @@ fn optional<T>(part: Option<Option<T>>) -> Option<Option<T>> {
     }
 }
 
-fn lower_call(name: &str, params: &[Parameter], loops: usize) -> Option<Expr> {
+fn lower_call(name: &str, params: &[Parameter], scope: Scope) -> Option<Expr> {
     let call = Call::named(name, params.len())?;
     let args = params
         .iter()
-        .map(|p| lower_param(p, loops))
+        .map(|p| lower_param(p, scope))
         .collect::<Option<Vec<_>>>()?;
     Some(Expr::Call(call, args))
 }
@@ -552,7 +595,7 @@ impl<'a> Run<'a> {
 
     fn eval(&self, e: &'a Expr) -> Result<Arg<'a>, Fallback> {
         Ok(match e {
-            Expr::Path(segs) => self.path(segs)?,
+            Expr::Path(p) => self.path(p)?,
             Expr::Local(l) => {
                 let Some((index, len, key)) = self.loops.last().and_then(|el| el.at) else {
                     return Ok(Arg::Missing);
@@ -579,10 +622,16 @@ impl<'a> Run<'a> {
     }
 
     /// Handlebars' lookup: an object's key, a list's index; a key that is not a number on a
-    /// list is its error.
-    fn path(&self, segs: &[String]) -> Result<Arg<'a>, Fallback> {
-        let mut v = self.loops.last().map_or(self.root, |el| el.this);
-        for seg in segs {
+    /// list is its error. `../` climbs to the element of an enclosing `each` or `with`, or
+    /// the root.
+    fn path(&self, p: &PathRef) -> Result<Arg<'a>, Fallback> {
+        let depth = self.loops.len();
+        let mut v = match depth.checked_sub(p.up + 1) {
+            Some(at) => self.loops[at].this,
+            // Lowering allows no more `../` than there are levels.
+            None => self.root,
+        };
+        for seg in &p.segs {
             let next = match v {
                 Value::Object(m) => member(m, seg),
                 Value::Array(l) => l.get(seg.parse::<usize>().map_err(|_| Fallback)?),
@@ -941,6 +990,15 @@ mod tests {
                 Some(true),
             ),
             ("{{pluralize s \"x\"}}", Some(false)),
+            (
+                "{{#each list}}{{../n}}{{#with this}}{{../../s}}{{a}}{{../a}}{{/with}}{{/each}}",
+                Some(true),
+            ),
+            ("{{../n}}", None),
+            (
+                "{{#*inline \"p\"}}{{#each list}}{{../n}}{{/each}}{{/inline}}x {{> p}}",
+                None,
+            ),
             ("{{list}}", Some(false)),
             ("{{missing}}", Some(false)),
             ("{{word missing}}", Some(false)),

@@ -58,7 +58,8 @@ pub(super) const NAMES: &[&str] = &[
     "len",
 ];
 
-/// Registers every hookwire helper.
+/// Registers every hookwire helper. A new one goes into [`NAMES`] too, or the direct renderer
+/// would read a bare `{{name}}` as a field.
 pub(super) fn register(hb: &mut Handlebars<'_>) {
     // `each` is the one built-in that loops over the payload: checked against the time
     // budget at every entry, so nested loops over a hostile payload stop.
