@@ -4,11 +4,11 @@
 //! borrowed payload, without handlebars' per-call `Helper` values, name lookups and cloned
 //! parameters: the render was a fifth of an event's CPU, two thirds of it that dispatch.
 //!
-//! Handlebars stays the reference. The subset is text, `{{path}}`, `@first`/`@last`/`@index`
-//! /`@key`, literals, `if`, `unless`, `each`, `with`, inline and registered partials, `fence`
-//! (both forms) and the helpers of `Call`, with the argument counts the shipped templates
-//! use. Anything else (hashes, block parameters, `../`, a partial with arguments) leaves the
-//! template to handlebars. And whenever
+//! Handlebars stays the reference. The subset is text, `{{path}}` (with `../` to an
+//! enclosing `each` or `with`), `@first`/`@last`/`@index`/`@key`, literals, `if`, `unless`,
+//! `each`, `with`, inline and registered partials, `fence` (both forms) and the helpers of
+//! `Call`, with the argument counts the shipped templates use. Anything else (hashes, block
+//! parameters, `@root`, a partial with arguments) leaves the template to handlebars. And whenever
 //! handlebars would fail or do something the subset does not model (a missing field in
 //! strict mode, a list rendered as text, a wrong argument type, the output cap or the time
 //! budget reached), rendering stops with [`Fallback`] and the caller renders the template
@@ -113,6 +113,7 @@ enum Call {
     Coalesce,
     Pluralize,
     Date,
+    Base64Text,
     Eq,
     Ne,
     Lt,
@@ -141,6 +142,7 @@ impl Call {
             "coalesce" => (Call::Coalesce, 1, usize::MAX),
             "pluralize" => (Call::Pluralize, 2, 3),
             "date" => (Call::Date, 1, 2),
+            "base64_text" => (Call::Base64Text, 1, 2),
             "eq" => (Call::Eq, 2, 2),
             "lt" => (Call::Lt, 2, 2),
             "gt" => (Call::Gt, 2, 2),
@@ -711,6 +713,13 @@ impl<'a> Run<'a> {
                     }
                 }
             }
+            Call::Base64Text => {
+                let max = match args.get(1) {
+                    None => 3000,
+                    Some(m) => length(m)?,
+                };
+                Value::String(helpers::base64_text_of(first()?, max))
+            }
             Call::Eq => Value::Bool(first()? == args[1].present()?),
             Call::Lt => Value::Bool(order(first()?, args[1].present()?)? == Ordering::Less),
             Call::Gt => Value::Bool(order(first()?, args[1].present()?)? == Ordering::Greater),
@@ -998,6 +1007,10 @@ mod tests {
             (
                 "{{#*inline \"p\"}}{{#each list}}{{../n}}{{/each}}{{/inline}}x {{> p}}",
                 None,
+            ),
+            (
+                "{{base64_text \"aMOpbGxv\" 3}}|{{base64_text s}}|{{base64_text nothing}}",
+                Some(true),
             ),
             ("{{list}}", Some(false)),
             ("{{missing}}", Some(false)),

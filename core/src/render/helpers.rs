@@ -850,26 +850,31 @@ impl HelperDef for Base64Text {
         _: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
-        use base64::Engine as _;
         arity(h, 1, Some(2), "a base64 string and an optional length")?;
         let v = arg(h, r, 0)?.value();
         let max = length_arg(h, 1, 3000)?;
-        let lenient = base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
-        let text = match v {
-            Value::Null => String::new(),
-            Value::String(s) => [base64::alphabet::STANDARD, base64::alphabet::URL_SAFE]
-                .iter()
-                .find_map(|a| {
-                    base64::engine::GeneralPurpose::new(a, lenient)
-                        .decode(s.trim())
-                        .ok()
-                })
-                .map(|b| truncate_text(String::from_utf8_lossy(&b).into_owned(), max))
-                .unwrap_or_else(|| "?".into()),
-            _ => "?".into(),
-        };
-        Ok(ScopedJson::Derived(Value::String(text)))
+        Ok(ScopedJson::Derived(Value::String(base64_text_of(v, max))))
+    }
+}
+
+/// `base64_text`: `v` decoded (standard or URL-safe, padded or not) and cut at `max`
+/// characters; empty for null, `?` for anything that is not base64 text.
+pub(super) fn base64_text_of(v: &Value, max: usize) -> String {
+    use base64::Engine as _;
+    let lenient = base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => [base64::alphabet::STANDARD, base64::alphabet::URL_SAFE]
+            .iter()
+            .find_map(|a| {
+                base64::engine::GeneralPurpose::new(a, lenient)
+                    .decode(s.trim())
+                    .ok()
+            })
+            .map(|b| truncate_text(String::from_utf8_lossy(&b).into_owned(), max))
+            .unwrap_or_else(|| "?".into()),
+        _ => "?".into(),
     }
 }
 
