@@ -532,10 +532,11 @@ fn a_template_that_explodes_falls_back_in_bounded_memory_and_another_source_is_a
         "templates/boom/issues.hbs",
         "{{#each body.items}}{{#each ../body.items}}{{#each ../../body.items}}{{#each ../../../body.items}}{{this}}-{{@index}} {{/each}}{{/each}}{{/each}}{{/each}}",
     );
-    // The same loops writing nothing: only the time budget stops them.
+    // Such loops, one deeper, writing nothing: only the time budget stops them (60^5 passes;
+    // the direct renderer runs four levels, 60^4, inside the 3 s budget).
     dir.write(
         "templates/spin/issues.hbs",
-        "{{#each body.items}}{{#each ../body.items}}{{#each ../../body.items}}{{#each ../../../body.items}}{{/each}}{{/each}}{{/each}}{{/each}}",
+        "{{#each body.items}}{{#each ../body.items}}{{#each ../../body.items}}{{#each ../../../body.items}}{{#each ../../../../body.items}}{{/each}}{{/each}}{{/each}}{{/each}}{{/each}}",
     );
     let cfg = dir.write(
         "config.yaml",
