@@ -243,33 +243,31 @@ impl Lowering<'_> {
                             },
                             otherwise: self.optional(h.inverse.as_ref(), scope, inlines)?,
                         },
-                        ("each", [Parameter::Path(p @ Path::Relative(_))]) => {
-                            let Expr::Path(list) = lower_path(p, scope)? else {
+                        // Both give their body a value as `this`; `each` also loops.
+                        ("each" | "with", [Parameter::Path(p @ Path::Relative(_))]) => {
+                            let Expr::Path(path) = lower_path(p, scope)? else {
                                 return None;
                             };
+                            let each = name == "each";
                             let inner = Scope {
-                                loops: scope.loops + 1,
+                                loops: scope.loops + usize::from(each),
                                 blocks: scope.blocks + 1,
                                 ..scope
                             };
-                            Node::Each {
-                                list,
-                                body: self.block(h.template.as_ref()?, inner, inlines, false)?,
-                                otherwise: self.optional(h.inverse.as_ref(), scope, inlines)?,
-                            }
-                        }
-                        ("with", [Parameter::Path(p @ Path::Relative(_))]) => {
-                            let Expr::Path(value) = lower_path(p, scope)? else {
-                                return None;
-                            };
-                            let inner = Scope {
-                                blocks: scope.blocks + 1,
-                                ..scope
-                            };
-                            Node::With {
-                                value,
-                                body: self.block(h.template.as_ref()?, inner, inlines, false)?,
-                                otherwise: self.optional(h.inverse.as_ref(), scope, inlines)?,
+                            let body = self.block(h.template.as_ref()?, inner, inlines, false)?;
+                            let otherwise = self.optional(h.inverse.as_ref(), scope, inlines)?;
+                            if each {
+                                Node::Each {
+                                    list: path,
+                                    body,
+                                    otherwise,
+                                }
+                            } else {
+                                Node::With {
+                                    value: path,
+                                    body,
+                                    otherwise,
+                                }
                             }
                         }
                         ("fence", [label, rest @ ..]) if rest.len() <= 1 => Node::Fence {
