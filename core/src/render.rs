@@ -174,7 +174,8 @@ impl Templates {
         let hb = &t.hb;
         for (name, c) in &mut t.compiled {
             c.content = hb.get_template(name).and_then(|t| direct::lower(t, hb));
-            for m in &mut c.meta {
+            // A plain path is read directly; handlebars renders it when it is a list or object.
+            for m in c.meta.iter_mut().filter(|m| m.path.is_none()) {
                 m.program = hb.get_template(&m.reg).and_then(|t| direct::lower(t, hb));
             }
         }

@@ -531,34 +531,23 @@ impl<'a> Run<'a> {
                     body,
                     otherwise,
                 } => {
-                    let items: Vec<(Option<&'a str>, &'a Value)> = match self.path(list)? {
+                    // Element by element, without collecting them: a payload's list may be long.
+                    match self.path(list)? {
                         Arg::Field(Value::Array(l)) if !l.is_empty() || otherwise.is_none() => {
-                            l.iter().map(|v| (None, v)).collect()
+                            for (index, this) in l.iter().enumerate() {
+                                self.element(body, p, this, (index, l.len(), None))?;
+                            }
                         }
                         Arg::Field(Value::Object(m)) if !m.is_empty() || otherwise.is_none() => {
-                            m.iter().map(|(k, v)| (Some(k.as_str()), v)).collect()
+                            for (index, (key, this)) in m.iter().enumerate() {
+                                self.element(body, p, this, (index, m.len(), Some(key.as_str())))?;
+                            }
                         }
                         _ => match otherwise {
-                            Some(o) => {
-                                self.block(o, p)?;
-                                continue;
-                            }
+                            Some(o) => self.block(o, p)?,
                             // Strict mode's error.
                             None => return Err(Fallback),
                         },
-                    };
-                    let len = items.len();
-                    for (index, (key, this)) in items.into_iter().enumerate() {
-                        if crate::budget::exceeded() || self.out.len() > self.max {
-                            return Err(Fallback);
-                        }
-                        self.loops.push(Element {
-                            this,
-                            at: Some((index, len, key)),
-                        });
-                        let r = self.block(body, p);
-                        self.loops.pop();
-                        r?;
                     }
                 }
                 Node::With {
@@ -569,10 +558,7 @@ impl<'a> Run<'a> {
                     Arg::Field(this) if this.is_truthy(false) => {
                         // A `with` keeps the enclosing loop's variables.
                         let at = self.loops.last().and_then(|el| el.at);
-                        self.loops.push(Element { this, at });
-                        let r = self.block(body, p);
-                        self.loops.pop();
-                        r?;
+                        self.within(body, p, Element { this, at })?;
                     }
                     _ => match otherwise {
                         Some(o) => self.block(o, p)?,
@@ -591,6 +577,29 @@ impl<'a> Run<'a> {
             }
         }
         Ok(())
+    }
+
+    /// One pass of an `each`: stopped by the time budget or the output cap, as handlebars'
+    /// loop and writer would stop it.
+    fn element(
+        &mut self,
+        body: &'a Block,
+        p: &'a Program,
+        this: &'a Value,
+        at: (usize, usize, Option<&'a str>),
+    ) -> Result<(), Fallback> {
+        if crate::budget::exceeded() || self.out.len() > self.max {
+            return Err(Fallback);
+        }
+        self.within(body, p, Element { this, at: Some(at) })
+    }
+
+    /// `body` rendered with `el` as `this`.
+    fn within(&mut self, body: &'a Block, p: &'a Program, el: Element<'a>) -> Result<(), Fallback> {
+        self.loops.push(el);
+        let r = self.block(body, p);
+        self.loops.pop();
+        r
     }
 
     fn eval(&self, e: &'a Expr) -> Result<Arg<'a>, Fallback> {
