@@ -1192,12 +1192,9 @@ impl Store for NatsStore {
             detail: entry.detail.clone(),
         })
         .expect("an audit entry serialises");
+        let body = bytes::Bytes::from(body);
         self.shared.call(async move {
-            shared
-                .js
-                .publish(subject, body.into())
-                .await
-                .map_err(db("audit"))?
+            reaching(|| async { shared.js.publish(subject.clone(), body.clone()).await?.await })
                 .await
                 .map_err(db("audit"))?;
             Ok(())
