@@ -703,6 +703,7 @@ fn doctor_reports_the_cluster_the_streams_and_replicas_beyond_the_servers() {
     }
     // Shared with the other tests running now; this deployment is prefix `doctor`.
     let cluster = Cluster::shared();
+    cluster.wait_meshed();
     let dir = TempDir::new("nats-doctor");
     let cfg = dir.write(
         "config.yaml",

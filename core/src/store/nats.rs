@@ -528,23 +528,68 @@ where
 const REACH_TRIES: u32 = 8;
 
 /// Sends a write to a stream or bucket again when JetStream answers that no stream takes its
-/// subject: the server this client talks to has not yet learned the subjects of a stream the
-/// cluster has just placed, or whose leader is moving. No server took the write, so sending it
-/// again is safe (a create or update still checks what it checked). Any other answer is
-/// returned at once.
+/// subject, or that no server answered a request the write made (a bucket's create reads the
+/// key it found taken): the server this client talks to has not yet learned the subjects of a
+/// stream the cluster has just placed, or whose leader is moving. No server took that request,
+/// so sending the write again is safe (a create or update still checks what it checked). Any
+/// other answer is returned at once.
 async fn reaching<T, E, F>(attempt: impl FnMut() -> F) -> Result<T, E>
 where
     E: std::fmt::Display,
     F: Future<Output = Result<T, E>>,
 {
     let again = |e: &E| {
-        let lost = e.to_string().contains("no stream found");
+        let lost = e.to_string().contains("no stream found") || nobody_answered(e);
         if lost {
             tracing::debug!(error = %e, "JetStream took no write yet; sending it again");
         }
         lost
     };
     with_retries(REACH_TRIES, Duration::from_millis(50), again, attempt).await
+}
+
+/// Whether JetStream's answer is NATS's "no responders": no server had interest in the
+/// request's subject yet.
+fn nobody_answered(e: &impl std::fmt::Display) -> bool {
+    let text = e.to_string();
+    text.contains("no responders") || text.contains("from the stream: 503")
+}
+
+/// Sends a read again when no server answered it: the servers holding a stream, bucket or
+/// reader just placed have not yet made their interest known to the server this client talks
+/// to, as [`reaching`] is for writes. A read changes nothing, so sending it again is safe; any
+/// other answer is returned at once.
+async fn answered<T, E, F>(attempt: impl FnMut() -> F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: Future<Output = Result<T, E>>,
+{
+    let again = |e: &E| {
+        let nobody = nobody_answered(e);
+        if nobody {
+            tracing::debug!(error = %e, "no JetStream server answered a read yet; asking again");
+        }
+        nobody
+    };
+    with_retries(REACH_TRIES, Duration::from_millis(50), again, attempt).await
+}
+
+/// One pull of up to `max` messages from `consumer`, gathered: a batch no server answered is
+/// asked again ([`answered`]), which needs the whole batch, since the "no responders" status
+/// arrives in place of its messages.
+async fn pull_batch(
+    consumer: &jetstream::consumer::Consumer<pull::Config>,
+    max: usize,
+) -> Result<Vec<jetstream::Message>, async_nats::Error> {
+    answered(|| async {
+        let mut batch = consumer.fetch().max_messages(max).messages().await?;
+        let mut got = Vec::new();
+        while let Some(m) = batch.next().await {
+            got.push(m?);
+        }
+        Ok::<_, async_nats::Error>(got)
+    })
+    .await
 }
 
 /// Writes each subscriber's acknowledgement floor, in order, so a later write never loses
@@ -729,7 +774,7 @@ async fn append(shared: Arc<Shared>, event: Event) -> Result<u64, SinkError> {
     match reaching(|| shared.dedup.create(&key, PENDING.into())).await {
         Ok(_) => {}
         Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-            let held = shared.dedup.get(&key).await.map_err(|e| {
+            let held = answered(|| shared.dedup.get(&key)).await.map_err(|e| {
                 tracing::error!(error = %e, "cannot read a dedup claim");
                 SinkError::Failed
             })?;
@@ -811,16 +856,10 @@ async fn fetch(
     consumer: &jetstream::consumer::Consumer<pull::Config>,
     max: usize,
 ) -> Result<(Vec<Record>, bool), StoreError> {
-    let mut batch = consumer
-        .fetch()
-        .max_messages(max)
-        .messages()
-        .await
-        .map_err(db("read events"))?;
+    let batch = pull_batch(consumer, max).await.map_err(db("read events"))?;
     let mut out = Vec::new();
     let mut pending = None;
-    while let Some(m) = batch.next().await {
-        let m = m.map_err(db("read events"))?;
+    for m in batch {
         let info = m.info().map_err(db("read events"))?;
         let seq = info.stream_sequence;
         pending = Some(info.pending);
@@ -962,7 +1001,9 @@ impl Store for NatsStore {
         let shared = self.shared.clone();
         let key = hex::encode(subscriber);
         let stored = self.shared.call(async move {
-            let held = shared.cursors.get(&key).await.map_err(db("read a cursor"))?;
+            let held = answered(|| shared.cursors.get(&key))
+                .await
+                .map_err(db("read a cursor"))?;
             match held
                 .as_deref()
                 .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
@@ -1027,7 +1068,7 @@ impl Store for NatsStore {
         };
         let shared = self.shared.clone();
         self.shared.call(async move {
-            match shared.events.direct_get(seq).await {
+            match answered(|| shared.events.direct_get(seq)).await {
                 Ok(m) => Ok(Some(Envelope::decode(seq, &m.payload)?)),
                 Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
                 Err(e) => Err(db("read an event")(&e)),
@@ -1045,7 +1086,7 @@ impl Store for NatsStore {
             let mut seq = last;
             let floor = first.max(last.saturating_sub(LIST_SCAN));
             while seq >= floor && seq > 0 && out.len() < q.limit {
-                match shared.events.direct_get(seq).await {
+                match answered(|| shared.events.direct_get(seq)).await {
                     Ok(m) => {
                         let r = Envelope::decode(seq, &m.payload)?.stored;
                         if q.since_ms.is_some_and(|s| r.received_ms < s) {
@@ -1111,7 +1152,10 @@ impl Store for NatsStore {
                 let Some(name) = hex::decode(&k).ok().and_then(|b| String::from_utf8(b).ok()) else {
                     continue;
                 };
-                if let Some(v) = shared.cursors.get(&k).await.map_err(db("read a cursor"))? {
+                if let Some(v) = answered(|| shared.cursors.get(&k))
+                    .await
+                    .map_err(db("read a cursor"))?
+                {
                     if let Some(acked) = std::str::from_utf8(&v).ok().and_then(|v| v.parse().ok()) {
                         out.push(Cursor { name, acked });
                     }
@@ -1135,7 +1179,9 @@ impl Store for NatsStore {
         let local = self.local_floor(&sub.name);
         let sources = sub.sources.clone();
         self.shared.call(async move {
-            let held = shared.cursors.get(&key).await.map_err(db("read a cursor"))?;
+            let held = answered(|| shared.cursors.get(&key))
+                .await
+                .map_err(db("read a cursor"))?;
             let stored = held
                 .as_deref()
                 .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
@@ -1222,16 +1268,9 @@ impl Store for NatsStore {
                 .map_err(db("audit reader"))?;
             let mut out = Vec::new();
             loop {
-                let mut batch = consumer
-                    .fetch()
-                    .max_messages(256)
-                    .messages()
-                    .await
-                    .map_err(db("audit"))?;
-                let mut n = 0;
-                while let Some(m) = batch.next().await {
-                    let m = m.map_err(db("audit"))?;
-                    n += 1;
+                let batch = pull_batch(&consumer, 256).await.map_err(db("audit"))?;
+                let n = batch.len();
+                for m in batch {
                     if let Ok(a) = serde_json::from_slice::<StoredAudit>(&m.payload) {
                         out.push(AuditEntry {
                             at_ms: a.at_ms,
@@ -1348,8 +1387,7 @@ async fn storm_window(
     use crate::storm::SharedWindow;
     let begin = || bytes::Bytes::from(format!("{now_ms} 1"));
     for _ in 0..STORM_TRIES {
-        let entry = bucket
-            .entry(key)
+        let entry = answered(|| bucket.entry(key))
             .await
             .map_err(db("read a storm window"))?
             .filter(|e| e.operation == kv::Operation::Put);
@@ -1522,9 +1560,8 @@ fn hash_key(hash: &[u8]) -> String {
 }
 
 async fn token_by_name(shared: &Shared, name: &str) -> Result<Option<(StoredToken, u64)>, StoreError> {
-    match shared
-        .tokens
-        .entry(name_key(name))
+    let key = name_key(name);
+    match answered(|| shared.tokens.entry(key.as_str()))
         .await
         .map_err(db("read a token"))?
     {
@@ -1641,9 +1678,8 @@ impl TokenStore for NatsTokens {
         let shared = self.shared.clone();
         let hash = token::hash(secret);
         self.shared.call(async move {
-            let Some(name) = shared
-                .tokens
-                .get(hash_key(&hash))
+            let key = hash_key(&hash);
+            let Some(name) = answered(|| shared.tokens.get(key.as_str()))
                 .await
                 .map_err(db("find a token"))?
             else {
@@ -1699,6 +1735,37 @@ mod tests {
             Err("no stream found for given subject")
         );
         assert_eq!(sent.get(), REACH_TRIES);
+        // The very answers async-nats gave a bucket's create and a pull on a new stream.
+        let create = "other error: failed getting entry: unable to get message: 503 no responders";
+        assert_eq!(answer(create, 2), Ok(2));
+    }
+
+    #[test]
+    fn a_read_no_server_answered_is_asked_again_and_any_other_answer_is_returned() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let asked = std::cell::Cell::new(0);
+        let answer = |fail: &'static str| {
+            asked.set(0);
+            rt.block_on(answered(|| {
+                asked.set(asked.get() + 1);
+                let n = asked.get();
+                async move {
+                    if n < 3 {
+                        Err(fail)
+                    } else {
+                        Ok(n)
+                    }
+                }
+            }))
+        };
+        let pulled = "error while processing messages from the stream: 503, None";
+        assert_eq!(answer(pulled), Ok(3));
+        assert_eq!(answer("unable to get message: 503 no responders"), Ok(3));
+        assert_eq!(answer("stream not found"), Err("stream not found"));
+        assert_eq!(asked.get(), 1, "another error is not asked again");
     }
 
     #[test]

@@ -82,6 +82,19 @@ impl Node {
             .is_ok_and(|r| r.status() == 200)
     }
 
+    /// How many client URLs it gossips (itself and each server routed to it), as a client's
+    /// INFO lists them; 0 when its monitoring endpoint does not answer.
+    fn connect_urls(&self) -> usize {
+        ureq::get(&format!("http://127.0.0.1:{}/varz", self.monitor))
+            .timeout(Duration::from_secs(2))
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+            .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok())
+            .and_then(|v| v["connect_urls"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    }
+
     /// SIGKILL: the node dies mid-whatever, as a crashed machine would.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -158,6 +171,20 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("the NATS cluster did not become healthy in time");
+    }
+
+    /// Waits until every node gossips every node's client URL, as `hookwire doctor` counts
+    /// servers: JetStream can report healthy (its meta quorum formed) while one route is
+    /// still forming. Fails after [`DEADLINE`].
+    pub fn wait_meshed(&self) {
+        let end = Instant::now() + DEADLINE * 3;
+        while Instant::now() < end {
+            if self.nodes.iter().all(|n| n.connect_urls() == self.nodes.len()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the NATS cluster's routes did not all form in time");
     }
 
     /// The `servers:` list of a config.
