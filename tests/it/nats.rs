@@ -305,6 +305,67 @@ fn one_source_fans_out_to_every_token_that_has_it_and_to_no_other() {
 }
 
 #[test]
+fn one_event_re_delivered_reaches_only_the_session_it_names_through_any_replica() {
+    if !available() {
+        return;
+    }
+    let cluster = Cluster::shared();
+    let dir = TempDir::new("nats-again");
+    let cfg = dir.write(
+        "config.yaml",
+        &format!(
+            "{}{TWO_GITHUB_SOURCES}",
+            cluster.store_section_with_prefix("again")
+        ),
+    );
+    let (a, b) = (replica(&cfg), replica(&cfg));
+    let db = cluster.store_with_prefix("again");
+    let (alice, bob) = (token(&db, "alice", &["github"]), token(&db, "bob", &["github"]));
+    let states = [TempDir::new("nats-again-a"), TempDir::new("nats-again-b")];
+    let mut on_alice = linked(&a, &alice, &states[0]);
+    let mut on_bob = linked(&b, &bob, &states[1]);
+    assert_eq!(post(&a.addr, "again-1"), 202);
+    assert_eq!(next_delivery(&mut on_alice), "again-1");
+    assert_eq!(next_delivery(&mut on_bob), "again-1");
+    let original = db.get("again-1").unwrap().expect("stored");
+
+    // What the console's re-deliver does: a copy for bob alone, naming the original.
+    let copy = db
+        .replay_one(original.stored.seq, Some("bob"))
+        .unwrap()
+        .expect("a copy");
+    assert!(copy > original.stored.seq);
+    assert_eq!(next_delivery(&mut on_bob), "again-1", "bob gets it again");
+    assert_eq!(post(&b.addr, "again-2"), 202);
+    assert_eq!(
+        next_delivery(&mut on_alice),
+        "again-2",
+        "alice was not named: her next event is the next webhook"
+    );
+    assert_eq!(next_delivery(&mut on_bob), "again-2");
+    let stored = db.get(&copy.to_string()).unwrap().expect("the copy is stored");
+    assert_eq!(
+        (stored.replay_of, stored.stored.target.as_deref()),
+        (Some(original.stored.seq), Some("bob"))
+    );
+    assert_eq!(stored.stored.received_ms, original.stored.received_ms);
+    assert_eq!(
+        (stored.payload, stored.headers),
+        (original.payload, original.headers)
+    );
+
+    // A copy of the copy still names the original; a seq never stored is no copy at all.
+    let again = db.replay_one(copy, None).unwrap().expect("a copy");
+    let stored = db.get(&again.to_string()).unwrap().expect("stored");
+    assert_eq!(
+        (stored.replay_of, stored.stored.target),
+        (Some(original.stored.seq), None)
+    );
+    assert_eq!(db.replay_one(again + 1000, None).unwrap(), None);
+    db.close(Duration::from_secs(2));
+}
+
+#[test]
 fn a_token_works_on_every_replica_and_revoked_anywhere_is_refused_everywhere() {
     if !available() {
         return;

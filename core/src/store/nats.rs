@@ -721,6 +721,23 @@ fn envelope(e: &Event, target: Option<String>, replay_of: Option<u64>) -> Vec<u8
     .expect("an envelope serialises")
 }
 
+/// The envelope of a copy of `r` for `target` (every subscriber when `None`), delivered anew:
+/// never folded, naming the original `of`.
+fn copy_of(r: Record, received_ms: i64, target: Option<String>, of: u64) -> Vec<u8> {
+    let e = Event {
+        source: r.stored.source,
+        event: r.stored.event,
+        delivery_id: r.stored.delivery_id,
+        line: r.stored.line,
+        received_ms,
+        payload: r.payload,
+        headers: r.headers,
+        folded: false,
+        signed_key: None,
+    };
+    envelope(&e, target, Some(of))
+}
+
 /// Publishes one event and waits for JetStream's acknowledgement: `(seq, duplicate)`.
 async fn publish(
     shared: &Shared,
@@ -1121,24 +1138,33 @@ impl Store for NatsStore {
                 {
                     continue;
                 }
-                let e = Event {
-                    source: r.stored.source.clone(),
-                    event: r.stored.event.clone(),
-                    delivery_id: r.stored.delivery_id.clone(),
-                    line: r.stored.line.clone(),
-                    received_ms: millis(SystemTime::now()),
-                    payload: r.payload,
-                    headers: r.headers,
-                    folded: false,
-                    signed_key: None,
-                };
-                let body = envelope(&e, target.clone(), Some(r.stored.seq));
+                let of = r.stored.seq;
+                let body = copy_of(r, millis(SystemTime::now()), target.clone(), of);
                 publish(&shared, shared.names.event_subject(&source), body, None)
                     .await
                     .map_err(|e| StoreError::Db(format!("JetStream: replay: {e}")))?;
                 n += 1;
             }
             Ok(n)
+        })
+    }
+
+    fn replay_one(&self, seq: u64, target: Option<&str>) -> Result<Option<u64>, StoreError> {
+        let Some(r) = self.get(&seq.to_string())? else {
+            return Ok(None);
+        };
+        // As SQLite: the copy keeps when the original arrived and names the original, even
+        // when the one copied is itself a copy.
+        let of = r.replay_of.unwrap_or(seq);
+        let subject = self.shared.names.event_subject(&r.stored.source);
+        let received = r.stored.received_ms;
+        let body = copy_of(r, received, target.map(str::to_owned), of);
+        let shared = self.shared.clone();
+        self.shared.call(async move {
+            let (new, _) = publish(&shared, subject, body, None)
+                .await
+                .map_err(|e| StoreError::Db(format!("JetStream: re-deliver: {e}")))?;
+            Ok(Some(new))
         })
     }
 
