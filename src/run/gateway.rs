@@ -163,6 +163,10 @@ fn reload(path: &Path, current: &ingress::Current, store: &Arc<dyn Store>) -> Op
     if config.limits != running.limits {
         fixed.push("limits");
     }
+    // The console's router and its sign-in table are built at start.
+    if config.console != running.console {
+        fixed.push("console");
+    }
     if !fixed.is_empty() {
         tracing::warn!(
             sections = %fixed.join(", "),

@@ -310,10 +310,18 @@ fn sighup_keeps_the_old_config_when_the_new_one_is_broken_and_applies_a_good_one
 
     dir.write(
         "config.yaml",
-        &format!("{good}  - name: ops\n    type: github\n    path: /hooks/ops\n    secret_env: T_GH\n"),
+        &format!(
+            "{good}  - name: ops\n    type: github\n    path: /hooks/ops\n    secret_env: T_GH\n\
+             console:\n  max_sessions: 3\n"
+        ),
     );
     signal(&gw, "-HUP");
     gw.wait_stderr("config reloaded");
+    let log = gw.stderr_text();
+    assert!(
+        log.contains("sections=console") && log.contains("apply only after a restart"),
+        "a console change is named as waiting for a restart: {log}"
+    );
     assert_eq!(
         gw.post_github("/hooks/ops", SECRET, "issues", "r-2", &issue("r-2"))
             .status,
