@@ -258,7 +258,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The state of each session that receives `e`: `acknowledged` (its cursor is past it),
-/// `in flight` (connected, not yet acknowledged) or `waiting` (not connected).
+/// `in flight` (connected, not yet acknowledged) or `waiting` (not connected). A token that
+/// has never had a session (a viewer's console-only token) is none of these: its first session
+/// starts at the head, so it waits for no event stored before.
 fn session_states(
     e: &crate::store::Stored,
     subscribers: &[crate::store::Subscription],
@@ -268,6 +270,7 @@ fn session_states(
     subscribers
         .iter()
         .filter(|sub| sub.wants(e))
+        .filter(|sub| acked.contains_key(&sub.name) || connected.contains(&sub.name))
         .map(|sub| {
             let state = if acked.get(&sub.name).is_some_and(|&a| a >= e.seq) {
                 "acknowledged"
@@ -296,4 +299,45 @@ fn subscribers(
         })
         .chain(fixed)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Stored, Subscription};
+
+    #[test]
+    fn a_token_that_never_had_a_session_waits_for_nothing() {
+        let e = Stored {
+            seq: 7,
+            source: "github".into(),
+            event: "issues.opened".into(),
+            delivery_id: "d-7".into(),
+            received_ms: 0,
+            line: Vec::new(),
+            folded: false,
+            target: None,
+        };
+        let sub = |name: &str, source: &str| Subscription {
+            name: name.into(),
+            sources: vec![source.into()],
+        };
+        let subs = [
+            sub("behind", "github"),
+            sub("past", "github"),
+            sub("connecting", "github"),
+            sub("viewer", "github"),
+            sub("other", "ops"),
+        ];
+        let acked = HashMap::from([("behind".to_owned(), 5), ("past".to_owned(), 9)]);
+        let connected = ["connecting".to_owned()];
+        assert_eq!(
+            session_states(&e, &subs, &acked, &connected),
+            [
+                ("behind".to_owned(), "waiting"),
+                ("past".to_owned(), "acknowledged"),
+                ("connecting".to_owned(), "in flight"),
+            ]
+        );
+    }
 }
