@@ -574,22 +574,29 @@ where
     with_retries(REACH_TRIES, Duration::from_millis(50), again, attempt).await
 }
 
-/// One pull of up to `max` messages from `consumer`, gathered: a batch no server answered is
-/// asked again ([`answered`]), which needs the whole batch, since the "no responders" status
-/// arrives in place of its messages.
+/// One pull of up to `max` messages from `consumer`, gathered. On a reader just opened
+/// (`fresh`), a batch no server answered is asked again ([`answered`]), which needs the whole
+/// batch, since the "no responders" status arrives in place of its messages. A reader kept
+/// from an earlier read that no server answers has gone (with a node), and its caller opens
+/// another at once.
 async fn pull_batch(
     consumer: &jetstream::consumer::Consumer<pull::Config>,
     max: usize,
+    fresh: bool,
 ) -> Result<Vec<jetstream::Message>, async_nats::Error> {
-    answered(|| async {
+    let pull = || async {
         let mut batch = consumer.fetch().max_messages(max).messages().await?;
         let mut got = Vec::new();
         while let Some(m) = batch.next().await {
             got.push(m?);
         }
         Ok::<_, async_nats::Error>(got)
-    })
-    .await
+    };
+    if fresh {
+        answered(pull).await
+    } else {
+        pull().await
+    }
 }
 
 /// Writes each subscriber's acknowledgement floor, in order, so a later write never loses
@@ -868,12 +875,16 @@ async fn open_reader(
         .map_err(db("open a reader"))
 }
 
-/// Up to `max` events of `sources` after `after`: `(records, exhausted)`.
+/// Up to `max` events of `sources` after `after`: `(records, exhausted)`. `fresh`: the reader
+/// was just opened ([`pull_batch`]).
 async fn fetch(
     consumer: &jetstream::consumer::Consumer<pull::Config>,
     max: usize,
+    fresh: bool,
 ) -> Result<(Vec<Record>, bool), StoreError> {
-    let batch = pull_batch(consumer, max).await.map_err(db("read events"))?;
+    let batch = pull_batch(consumer, max, fresh)
+        .await
+        .map_err(db("read events"))?;
     let mut out = Vec::new();
     let mut pending = None;
     for m in batch {
@@ -898,7 +909,7 @@ async fn fetch(
 async fn drain(consumer: &jetstream::consumer::Consumer<pull::Config>) -> Result<Vec<Record>, StoreError> {
     let mut all = Vec::new();
     loop {
-        let (page, done) = fetch(consumer, 256).await?;
+        let (page, done) = fetch(consumer, 256, all.is_empty()).await?;
         all.extend(page);
         if done {
             return Ok(all);
@@ -943,6 +954,7 @@ impl Store for NatsStore {
             let kept = slot
                 .take()
                 .filter(|r| r.next_after == after && r.sources == sub.sources);
+            let fresh = kept.is_none();
             let mut reader = match kept {
                 Some(r) => r,
                 None => Reader {
@@ -951,7 +963,7 @@ impl Store for NatsStore {
                     next_after: after,
                 },
             };
-            let (records, exhausted) = match fetch(&reader.consumer, max).await {
+            let (records, exhausted) = match fetch(&reader.consumer, max, fresh).await {
                 Ok((r, exhausted)) if exhausted || !r.is_empty() => (r, exhausted),
                 // Failed, or nothing came though events are pending (the consumer went with
                 // a node, or a leader changed): a fresh one where this one stood.
@@ -962,7 +974,7 @@ impl Store for NatsStore {
                         let _ = events.delete_consumer(&stale).await;
                     });
                     reader.consumer = open_reader(&shared, &sub.sources, after).await?;
-                    let (r, exhausted) = fetch(&reader.consumer, max).await?;
+                    let (r, exhausted) = fetch(&reader.consumer, max, true).await?;
                     if r.is_empty() && !exhausted {
                         // Never a silent stall: the session ends and its client reconnects.
                         return Err(StoreError::Db(
@@ -1217,7 +1229,11 @@ impl Store for NatsStore {
             let mut consumer = open_reader(&shared, &sources, floor).await?;
             let pending = consumer.info().await.map_err(db("backlog"))?.num_pending;
             let oldest = if pending > 0 {
-                fetch(&consumer, 1).await?.0.first().map(|r| r.stored.received_ms)
+                fetch(&consumer, 1, true)
+                    .await?
+                    .0
+                    .first()
+                    .map(|r| r.stored.received_ms)
             } else {
                 None
             };
@@ -1294,7 +1310,9 @@ impl Store for NatsStore {
                 .map_err(db("audit reader"))?;
             let mut out = Vec::new();
             loop {
-                let batch = pull_batch(&consumer, 256).await.map_err(db("audit"))?;
+                let batch = pull_batch(&consumer, 256, out.is_empty())
+                    .await
+                    .map_err(db("audit"))?;
                 let n = batch.len();
                 for m in batch {
                     if let Ok(a) = serde_json::from_slice::<StoredAudit>(&m.payload) {
