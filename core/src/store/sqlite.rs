@@ -941,14 +941,15 @@ impl Writer {
                 })
             {
                 let head = to_u64(head);
-                if head > self.shared.head.load(Ordering::Acquire) {
+                let before = self.shared.head.load(Ordering::Acquire);
+                if head > before {
                     let mut ring = self.shared.ring.lock().expect("ring poisoned");
                     ring.events.clear();
                     ring.bytes = 0;
                     ring.floor = head;
                     self.shared.head.store(head, Ordering::Release);
                     drop(ring);
-                    self.refresh_bytes();
+                    self.count_appended_after(before);
                     self.shared.wake(head);
                 }
             }
@@ -960,15 +961,40 @@ impl Writer {
         }
     }
 
-    fn refresh_bytes(&self) {
-        if let Ok(b) = self
-            .conn
-            .query_row("SELECT coalesce(sum(size), 0) FROM events", [], |r| {
-                r.get::<_, i64>(0)
-            })
-        {
-            self.shared.bytes.store(to_u64(b), Ordering::Relaxed);
+    /// Adds the events another process appended after `after` (`hookwire replay`'s copies) to
+    /// the stored bytes: a range of the rowid, where a sum over the table would read every
+    /// event's overflow pages (its size is stored after its payload).
+    fn count_appended_after(&self, after: u64) {
+        match self.conn.query_row(
+            "SELECT coalesce(sum(size), 0) FROM events WHERE seq > ?1",
+            [after as i64],
+            |r| r.get::<_, i64>(0),
+        ) {
+            Ok(b) => {
+                self.shared.bytes.fetch_add(to_u64(b), Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "store: cannot size other writers' events"),
         }
+    }
+
+    /// Runs a `DELETE ... RETURNING size` and takes what it deleted off the stored bytes:
+    /// `(rows, bytes)`.
+    fn delete_counted(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<(usize, u64)> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let mut rows = stmt.query(params)?;
+        let (mut n, mut bytes) = (0usize, 0u64);
+        while let Some(row) = rows.next()? {
+            n += 1;
+            bytes += to_u64(row.get::<_, i64>(0)?);
+        }
+        // Never below zero, even if the count had drifted.
+        let _ = self
+            .shared
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(bytes))
+            });
+        Ok((n, bytes))
     }
 
     /// Writes the appends in `ops` and, when `acks_due`, every pending acknowledgement, in one
@@ -1120,18 +1146,18 @@ impl Writer {
         self.last_age_check = Instant::now();
         let now = millis(SystemTime::now());
         let cutoff = now - self.opts.max_age.as_millis().min(i64::MAX as u128) as i64;
-        match self.conn.execute(
-            "DELETE FROM events WHERE received_ms < ?1 AND seq < (SELECT max(seq) FROM events)",
+        match self.delete_counted(
+            "DELETE FROM events WHERE received_ms < ?1 AND seq < (SELECT max(seq) FROM events)
+             RETURNING size",
             [cutoff],
         ) {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
+            Ok((0, _)) => {}
+            Ok((n, _)) => tracing::warn!(
                 deleted = n,
                 "store: events past store.max_age deleted, delivered or not"
             ),
             Err(e) => tracing::warn!(error = %e, "store: age retention failed"),
         }
-        self.refresh_bytes();
         if self.shared.bytes.load(Ordering::Relaxed) < self.opts.max_bytes {
             return;
         }
@@ -1143,7 +1169,7 @@ impl Writer {
         // recorded receives all) and is not excluded by a replay's target. Live: a local
         // session, or a token neither revoked nor expired. So an idle subscriber holds back
         // only its own sources' events. Folded events are delivered to nobody.
-        let deleted = self.conn.execute(
+        let deleted = self.delete_counted(
             "DELETE FROM events WHERE seq IN (
                  SELECT seq FROM (
                      SELECT e.seq, e.size, sum(e.size) OVER (ORDER BY e.seq) AS running
@@ -1157,15 +1183,14 @@ impl Writer {
                              AND (s.sources IS NULL OR e.source IN (SELECT value FROM json_each(s.sources)))
                              AND (e.target IS NULL OR e.target = s.name)))
                  ) WHERE running - size < ?1
-             )",
+             ) RETURNING size",
             params![over, now],
         );
         match deleted {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(evicted = n, "store: acknowledged events evicted for space"),
+            Ok((0, _)) => {}
+            Ok((n, _)) => tracing::info!(evicted = n, "store: acknowledged events evicted for space"),
             Err(e) => tracing::warn!(error = %e, "store: size retention failed"),
         }
-        self.refresh_bytes();
         if self.shared.bytes.load(Ordering::Relaxed) >= self.opts.max_bytes {
             tracing::warn!(
                 max_bytes = self.opts.max_bytes,
@@ -1542,6 +1567,52 @@ mod tests {
             store.append(event("github", "y")).is_ok(),
             "space again once acknowledged"
         );
+    }
+
+    /// The stored bytes are kept by counting what each commit adds and each delete removes, so
+    /// no scan of the table runs while serving; they must stay what a scan would say.
+    #[test]
+    fn stored_bytes_follow_appends_other_writers_and_evictions_exactly() {
+        let dir = tempdir();
+        let mut opts = StoreOptions::new(dir.join("s.db"));
+        opts.max_bytes = 6000;
+        let store = SqliteStore::open(opts).unwrap();
+        let scanned = || -> u64 {
+            let conn = Connection::open(dir.join("s.db")).unwrap();
+            let b: i64 = conn
+                .query_row("SELECT coalesce(sum(size), 0) FROM events", [], |r| r.get(0))
+                .unwrap();
+            to_u64(b)
+        };
+        let settled = |what: &str| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while store.stored_bytes() != scanned() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(store.stored_bytes(), scanned(), "{what}");
+        };
+        store.cursor("local", 0).unwrap();
+        for i in 0..10 {
+            append(&store, event("github", &i.to_string()));
+        }
+        settled("after appends");
+        assert!(store.stored_bytes() > 0);
+        // Another connection's copies, as `hookwire replay` writes them.
+        assert_eq!(store.replay("github", None, None).unwrap(), 10);
+        settled("after another writer's copies");
+        // Acknowledged and over max_bytes: the oldest go, and their bytes with them.
+        let mut i = 10;
+        while store.stored_bytes() < 6000 {
+            append(&store, event("github", &i.to_string()));
+            i += 1;
+        }
+        store.ack("local", store.head());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.stored_bytes() >= 6000 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(store.stored_bytes() < 6000, "evicted");
+        settled("after eviction");
     }
 
     #[test]
