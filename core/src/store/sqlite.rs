@@ -13,9 +13,10 @@
 //!   sessions read them without touching the file; a session that is behind reads from SQLite.
 //! - **Other writers.** `hookwire replay` and `hookwire token` write the same file from another
 //!   process; the writer notices through `PRAGMA data_version` and moves the head.
-//! - **Limits.** Stored bytes over `max_bytes` first evict events every subscriber has
-//!   acknowledged; what is still waiting for a session is never evicted for size, so appends
-//!   are refused ([`StoreError::Full`], 503) until sessions catch up. Age (`max_age`) is the
+//! - **Limits.** From 90% of `max_bytes`, events every subscriber has acknowledged are evicted
+//!   down to 80%, so appends from sessions that keep up are never refused; what is still
+//!   waiting for a session is never evicted for size, so at 100% appends are refused
+//!   ([`StoreError::Full`], 503) until sessions catch up. Age (`max_age`) is the
 //!   one bound on how long an event waits for a session that never returns.
 
 use std::collections::{HashMap, VecDeque};
@@ -47,6 +48,10 @@ const TICK: Duration = Duration::from_millis(200);
 const ACK_DELAY: Duration = Duration::from_millis(100);
 /// How often retention by age runs.
 const AGE_EVERY: Duration = Duration::from_secs(30);
+/// How soon an eviction that found too little to evict is tried again, once something may
+/// have freed more: each try reads the rows it passes, the whole file when sessions still wait
+/// for the oldest.
+const EVICT_RETRY: Duration = Duration::from_secs(1);
 /// WAL written (estimated from the rows) after which the checkpointer is asked to run: what
 /// `wal_autocheckpoint = 4096` did inline. The last leaf page, rewritten by every group
 /// commit, is copied into the database once per checkpoint.
@@ -825,6 +830,12 @@ struct Writer {
     /// Acknowledgements not written yet, and when the oldest of them arrived.
     acks: HashMap<String, u64>,
     acks_since: Option<Instant>,
+    /// When the last eviction could not get under 90% (sessions still wait for the rest):
+    /// none is tried again until `evict_freed` and [`EVICT_RETRY`] later, or the next age check.
+    evict_stalled: Option<Instant>,
+    /// Acknowledgements, a forgotten subscriber or another process's write may have made
+    /// events evictable since the stall.
+    evict_freed: bool,
     /// Transactions and events committed since start (logged at exit: the group size tells
     /// how well commits are shared).
     commits: u64,
@@ -846,6 +857,8 @@ impl Writer {
             data_version,
             last_age_check: Instant::now(),
             acks: HashMap::new(),
+            evict_stalled: None,
+            evict_freed: false,
             acks_since: None,
             commits: 0,
             appends: 0,
@@ -875,10 +888,11 @@ impl Writer {
             }
             ops.extend(rx.try_iter().take(GROUP - 1));
             let stop = ops.iter().any(|o| matches!(o, Op::Stop));
-            // A full store waits for acknowledgements to make room: write them at once.
+            // Eviction needs acknowledgements in the file to make room: from 80% they are
+            // written with every commit, so the one that crosses 90% finds them there.
             let acks_due = stop
                 || self.acks_since.is_some_and(|t| t.elapsed() >= ACK_DELAY)
-                || self.shared.bytes.load(Ordering::Relaxed) >= self.opts.max_bytes;
+                || self.shared.bytes.load(Ordering::Relaxed) >= self.eviction_low_mark();
             self.commit(std::mem::take(&mut ops), acks_due);
             if stop {
                 // Whatever raced in behind the stop is committed too: it may have a receipt.
@@ -934,6 +948,8 @@ impl Writer {
         };
         if version != self.data_version {
             self.data_version = version;
+            // Another process may have revoked a token or forgotten a subscriber.
+            self.evict_freed = true;
             if let Ok(head) = self
                 .conn
                 .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| {
@@ -954,9 +970,10 @@ impl Writer {
                 }
             }
         }
-        if self.last_age_check.elapsed() >= AGE_EVERY
-            || self.shared.bytes.load(Ordering::Relaxed) >= self.opts.max_bytes
-        {
+        if self.last_age_check.elapsed() >= AGE_EVERY {
+            self.evict_stalled = None;
+            self.retention();
+        } else if self.evicting() {
             self.retention();
         }
     }
@@ -1081,6 +1098,7 @@ impl Writer {
             tx.commit()
         })();
         self.shared.failing.store(result.is_err(), Ordering::Relaxed);
+        let forgot = !forgotten.is_empty();
         for (_, done) in forgotten {
             let _ = done.send(result.is_ok());
         }
@@ -1093,11 +1111,14 @@ impl Writer {
         }
         self.commits += 1;
         self.appends += appended.len() as u64;
+        if !acks.is_empty() || forgot {
+            self.evict_freed = true;
+        }
         if appended.is_empty() {
             self.wal_bytes += COMMIT_PAGES_BYTES;
             self.round_bytes += COMMIT_PAGES_BYTES;
             self.checkpoint();
-            if !acks.is_empty() && self.shared.bytes.load(Ordering::Relaxed) >= self.opts.max_bytes {
+            if !acks.is_empty() && self.evicting() {
                 self.retention();
             }
             return;
@@ -1135,13 +1156,62 @@ impl Writer {
         }
         self.shared.wake(head);
         self.checkpoint();
-        if self.shared.bytes.load(Ordering::Relaxed) >= self.opts.max_bytes {
+        if self.evicting() {
             self.retention();
         }
     }
 
-    /// Deletes events past `max_age`, and, while over `max_bytes`, the oldest events every
-    /// subscriber has acknowledged.
+    /// Whether the stored bytes call for eviction: from 90% of `max_bytes`, down to 80%, so
+    /// events every session has are gone before an append is refused at 100% (an eviction that
+    /// started only then refused every append while it ran).
+    fn evicting(&self) -> bool {
+        self.over_eviction_mark()
+            && self
+                .evict_stalled
+                .is_none_or(|t| self.evict_freed && t.elapsed() >= EVICT_RETRY)
+    }
+
+    fn over_eviction_mark(&self) -> bool {
+        self.shared.bytes.load(Ordering::Relaxed) >= self.opts.max_bytes / 10 * 9
+    }
+
+    fn eviction_low_mark(&self) -> u64 {
+        self.opts.max_bytes / 10 * 8
+    }
+
+    /// The oldest events no live subscriber still waits for, `over` bytes of them (or all
+    /// there are): one waits for an event when it has not acknowledged it, receives its source
+    /// (a subscriber from before sources were recorded receives all) and is not excluded by a
+    /// replay's target. Live: a local session, or a token neither revoked nor expired. So an
+    /// idle subscriber holds back only its own sources' events. Folded events are delivered to
+    /// nobody. Read in seq order and stopped once `over` is reached: each row's size and flags
+    /// are stored after its payload, so a row read is a row's overflow pages read, and a query
+    /// summing over the table read the whole file at every eviction.
+    fn evictable(&self, over: u64, now: i64) -> rusqlite::Result<Vec<i64>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT e.seq, e.size FROM events e
+             WHERE e.seq < (SELECT max(seq) FROM events)
+               AND (e.folded = 1 OR NOT EXISTS (
+                   SELECT 1 FROM subscribers s LEFT JOIN tokens t ON t.name = s.name
+                   WHERE s.acked < e.seq
+                     AND ((t.name IS NULL AND s.name GLOB 'local*')
+                          OR (t.revoked_ms IS NULL AND (t.expires_ms IS NULL OR t.expires_ms > ?1)))
+                     AND (s.sources IS NULL OR e.source IN (SELECT value FROM json_each(s.sources)))
+                     AND (e.target IS NULL OR e.target = s.name)))
+             ORDER BY e.seq",
+        )?;
+        let mut rows = stmt.query([now])?;
+        let (mut seqs, mut bytes) = (Vec::new(), 0u64);
+        while bytes < over {
+            let Some(row) = rows.next()? else { break };
+            seqs.push(row.get::<_, i64>(0)?);
+            bytes += to_u64(row.get::<_, i64>(1)?);
+        }
+        Ok(seqs)
+    }
+
+    /// Deletes events past `max_age`, and, from 90% of `max_bytes`, the oldest events every
+    /// subscriber has acknowledged ([`Self::evictable`]).
     fn retention(&mut self) {
         self.last_age_check = Instant::now();
         let now = millis(SystemTime::now());
@@ -1158,39 +1228,28 @@ impl Writer {
             ),
             Err(e) => tracing::warn!(error = %e, "store: age retention failed"),
         }
-        if self.shared.bytes.load(Ordering::Relaxed) < self.opts.max_bytes {
+        if !self.evicting() {
             return;
         }
-        // Down to 90%, so eviction does not run on every append at the edge.
-        let target = self.opts.max_bytes / 10 * 9;
-        let over = self.shared.bytes.load(Ordering::Relaxed).saturating_sub(target) as i64;
-        // The oldest events no live subscriber still waits for: one waits for an event when it
-        // has not acknowledged it, receives its source (a subscriber from before sources were
-        // recorded receives all) and is not excluded by a replay's target. Live: a local
-        // session, or a token neither revoked nor expired. So an idle subscriber holds back
-        // only its own sources' events. Folded events are delivered to nobody.
-        let deleted = self.delete_counted(
-            "DELETE FROM events WHERE seq IN (
-                 SELECT seq FROM (
-                     SELECT e.seq, e.size, sum(e.size) OVER (ORDER BY e.seq) AS running
-                     FROM events e
-                     WHERE e.seq < (SELECT max(seq) FROM events)
-                       AND (e.folded = 1 OR NOT EXISTS (
-                           SELECT 1 FROM subscribers s LEFT JOIN tokens t ON t.name = s.name
-                           WHERE s.acked < e.seq
-                             AND ((t.name IS NULL AND s.name GLOB 'local*')
-                                  OR (t.revoked_ms IS NULL AND (t.expires_ms IS NULL OR t.expires_ms > ?2)))
-                             AND (s.sources IS NULL OR e.source IN (SELECT value FROM json_each(s.sources)))
-                             AND (e.target IS NULL OR e.target = s.name)))
-                 ) WHERE running - size < ?1
-             ) RETURNING size",
-            params![over, now],
-        );
+        let over = self
+            .shared
+            .bytes
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.eviction_low_mark());
+        let deleted = self.evictable(over, now).and_then(|seqs| {
+            let seqs = serde_json::to_string(&seqs).expect("a list of numbers serialises");
+            self.delete_counted(
+                "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?1)) RETURNING size",
+                [seqs],
+            )
+        });
         match deleted {
             Ok((0, _)) => {}
             Ok((n, _)) => tracing::info!(evicted = n, "store: acknowledged events evicted for space"),
             Err(e) => tracing::warn!(error = %e, "store: size retention failed"),
         }
+        self.evict_stalled = self.over_eviction_mark().then(Instant::now);
+        self.evict_freed = false;
         if self.shared.bytes.load(Ordering::Relaxed) >= self.opts.max_bytes {
             tracing::warn!(
                 max_bytes = self.opts.max_bytes,
@@ -1567,6 +1626,26 @@ mod tests {
             store.append(event("github", "y")).is_ok(),
             "space again once acknowledged"
         );
+    }
+
+    /// A session that acknowledges as it goes never meets a full store: eviction starts at 90%,
+    /// so there is room when the next append comes (at 100% only, every append racing the
+    /// eviction was refused: a fifth of a run answered 503 with nothing waiting).
+    #[test]
+    fn a_store_whose_events_are_all_acknowledged_never_refuses() {
+        let dir = tempdir();
+        let mut opts = StoreOptions::new(dir.join("s.db"));
+        opts.max_bytes = 4000;
+        let store = SqliteStore::open(opts).unwrap();
+        store.cursor("local", 0).unwrap();
+        for i in 0..400 {
+            match store.append(event("github", &i.to_string())) {
+                Ok(r) => r.wait_blocking().unwrap(),
+                Err(e) => panic!("append {i} refused at {} bytes: {e}", store.stored_bytes()),
+            }
+            store.ack("local", store.head());
+        }
+        assert!(store.stored_bytes() < 4000, "{}", store.stored_bytes());
     }
 
     /// The stored bytes are kept by counting what each commit adds and each delete removes, so
