@@ -35,15 +35,34 @@ pub trait ReplayGuard: Send + Sync {
 const SHARDS: usize = 16;
 
 /// A claim's key: SHA-256 of source and id, cut to 128 bits. Fixed size whatever the id's
-/// length, and not open to crafted collisions.
-type Fingerprint = u128;
+/// length, and not open to crafted collisions. Two `u64`s rather than a `u128`, whose 16-byte
+/// alignment padded each stored claim (fingerprint and expiry) from 24 bytes to 32: a third
+/// more memory per claim, at two claims per signed event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    /// Hashes the claim within its shard.
+    high: u64,
+    /// Picks the shard.
+    low: u64,
+}
+
+impl std::hash::Hash for Fingerprint {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.high);
+    }
+}
 
 fn fingerprint(source: &str, key: &str) -> Fingerprint {
     let mut h = Sha256::new();
     h.update(source.as_bytes());
     h.update([0]);
     h.update(key.as_bytes());
-    u128::from_le_bytes(h.finalize()[..16].try_into().expect("16 bytes"))
+    let digest = h.finalize();
+    let half = |i: usize| u64::from_le_bytes(digest[i..i + 8].try_into().expect("8 bytes"));
+    Fingerprint {
+        high: half(8),
+        low: half(0),
+    }
 }
 
 /// Hashes a fingerprint by its high 64 bits (the low ones pick the shard): they are already
@@ -56,13 +75,13 @@ impl std::hash::Hasher for FingerprintHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        // Not used by `u128`'s `Hash`; kept correct for any other input.
+        // Not used by `Fingerprint`'s `Hash`; kept correct for any other input.
         for &b in bytes {
             self.0 = self.0.rotate_left(8) ^ u64::from(b);
         }
     }
-    fn write_u128(&mut self, fp: u128) {
-        self.0 = (fp >> 64) as u64;
+    fn write_u64(&mut self, high: u64) {
+        self.0 = high;
     }
 }
 
@@ -112,7 +131,7 @@ impl MemoryReplayGuard {
     }
 
     fn shard(&self, fp: Fingerprint) -> &Mutex<Shard> {
-        &self.shards[(fp as usize) % SHARDS]
+        &self.shards[(fp.low as usize) % SHARDS]
     }
 }
 
@@ -175,6 +194,11 @@ mod tests {
         g.release("s", "d");
         assert_eq!(g.claim("s", "d", t0), Claim::New);
         assert_eq!(g.claim("s", "d", t0), Claim::Repeat);
+    }
+
+    #[test]
+    fn a_claim_is_stored_in_24_bytes() {
+        assert_eq!(std::mem::size_of::<(Fingerprint, i64)>(), 24);
     }
 
     #[test]
