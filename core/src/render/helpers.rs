@@ -262,8 +262,13 @@ pub(super) fn fence_text(text: &str, label: &str, max: usize) -> String {
     if text.is_empty() {
         return format!("{label}: (empty)");
     }
-    // The first `max` characters: cut at the byte where the next one starts.
-    let end = text.char_indices().nth(max).map(|(at, _)| at);
+    // The first `max` characters: cut at the byte where the next one starts (no walk when
+    // there are fewer bytes than that).
+    let end = if text.len() <= max {
+        None
+    } else {
+        text.char_indices().nth(max).map(|(at, _)| at)
+    };
     let kept = &text[..end.unwrap_or(text.len())];
     // Measured on the text as the event will show it: the content is sanitised after
     // rendering, and removing a character (a bidi control between two backtick runs) can
