@@ -17,9 +17,10 @@
 //! - **Sessions**: each subscriber's acknowledgement floor is kept in `<P>_cursors` (written
 //!   in order by one task), so a session resumes on any replica where it acknowledged. Its
 //!   events are read with an ephemeral consumer filtered to its sources, kept while the
-//!   session reads on in order. Every replica learns of new events from a core-NATS note
-//!   published after each acknowledged append (and a once-a-second look at the stream as a
-//!   safety net).
+//!   session reads on in order; a page claims the head only once the stream leader confirms
+//!   nothing of those sources lies between (`confirmed`: the consumer's replica may trail).
+//!   Every replica learns of new events from a core-NATS note published after each
+//!   acknowledged append (and a once-a-second look at the stream as a safety net).
 //! - **Storm windows** in `<P>_storm`: per group, `<window start ms> <events admitted>`,
 //!   changed only by revision-checked writes (create-only for a new group), so across every
 //!   replica a window admits `max_events` and no more. Its keys live `store.max_age` (at
@@ -905,6 +906,71 @@ async fn fetch(
     Ok((out, exhausted))
 }
 
+/// How often, and how long apart, a reader whose replica is behind is read again before the
+/// read fails (the session then ends and its client reconnects): never a silent stall.
+const BEHIND_TRIES: u32 = 200;
+const BEHIND_WAIT: Duration = Duration::from_millis(10);
+
+/// A fetch's `(records, exhausted)`, with `exhausted` confirmed by the stream leader. The
+/// reader's consumer lives on one replica of the stream, and its "nothing pending" holds for
+/// what that replica has stored, which can trail the leader's acknowledgements by a few
+/// events under load (seen in `bench/gateway nats 2`: 5 to 12 events). Taking the head as
+/// read then would pass over those events: a reader opened from there never returns them.
+/// So when the head is beyond the last event returned, the leader is asked for the first
+/// event of these sources after it; if there is one up to the head, the replica is behind:
+/// what came is returned as not exhausted, or, when nothing came, the reader is read again
+/// until it catches up.
+#[allow(clippy::too_many_arguments)]
+async fn confirmed(
+    shared: &Shared,
+    reader: &Reader,
+    sources: &[String],
+    after: u64,
+    head: u64,
+    max: usize,
+    mut records: Vec<Record>,
+    mut exhausted: bool,
+) -> Result<(Vec<Record>, bool), StoreError> {
+    for _ in 0..BEHIND_TRIES {
+        let last = records.last().map_or(after, |r| r.stored.seq);
+        if !exhausted || head <= last || !leader_has_more(shared, sources, last, head).await? {
+            return Ok((records, exhausted));
+        }
+        if !records.is_empty() {
+            return Ok((records, false));
+        }
+        tokio::time::sleep(BEHIND_WAIT).await;
+        (records, exhausted) = fetch(&reader.consumer, max, false).await?;
+    }
+    Err(StoreError::Db(
+        "the reader's replica of the events stream stays behind its leader".into(),
+    ))
+}
+
+/// Whether the stream leader holds an event of `sources` after `last`, up to `head`.
+async fn leader_has_more(
+    shared: &Shared,
+    sources: &[String],
+    last: u64,
+    head: u64,
+) -> Result<bool, StoreError> {
+    use async_nats::jetstream::stream::RawMessageErrorKind;
+    for source in sources {
+        // `get_first_raw_message_by_subject` always asks the leader, unlike a direct get.
+        match shared
+            .events
+            .get_first_raw_message_by_subject(shared.names.event_subject(source), last + 1)
+            .await
+        {
+            Ok(m) if m.sequence <= head => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {}
+            Err(e) => return Err(db("read events")(e)),
+        }
+    }
+    Ok(false)
+}
+
 /// Every message of a reader, to the end.
 async fn drain(consumer: &jetstream::consumer::Consumer<pull::Config>) -> Result<Vec<Record>, StoreError> {
     let mut all = Vec::new();
@@ -984,8 +1050,19 @@ impl Store for NatsStore {
                     (r, exhausted)
                 }
             };
+            let (records, exhausted) = confirmed(
+                &shared,
+                &reader,
+                &sub.sources,
+                after,
+                head,
+                max,
+                records,
+                exhausted,
+            )
+            .await?;
             let last = records.last().map_or(after, |r| r.stored.seq);
-            // Everything up to the head known before the fetch was there to be fetched.
+            // Everything of these sources up to the head known before the fetch was fetched.
             let through = if exhausted { last.max(head) } else { last };
             shared.advance(last);
             reader.next_after = through;
