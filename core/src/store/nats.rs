@@ -920,7 +920,6 @@ const BEHIND_WAIT: Duration = Duration::from_millis(10);
 /// event of these sources after it; if there is one up to the head, the replica is behind:
 /// what came is returned as not exhausted, or, when nothing came, the reader is read again
 /// until it catches up.
-#[allow(clippy::too_many_arguments)]
 async fn confirmed(
     shared: &Shared,
     reader: &Reader,
@@ -928,8 +927,7 @@ async fn confirmed(
     after: u64,
     head: u64,
     max: usize,
-    mut records: Vec<Record>,
-    mut exhausted: bool,
+    (mut records, mut exhausted): (Vec<Record>, bool),
 ) -> Result<(Vec<Record>, bool), StoreError> {
     for _ in 0..BEHIND_TRIES {
         let last = records.last().map_or(after, |r| r.stored.seq);
@@ -1057,8 +1055,7 @@ impl Store for NatsStore {
                 after,
                 head,
                 max,
-                records,
-                exhausted,
+                (records, exhausted),
             )
             .await?;
             let last = records.last().map_or(after, |r| r.stored.seq);
