@@ -1027,7 +1027,7 @@ impl Store for NatsStore {
                     next_after: after,
                 },
             };
-            let (records, exhausted) = match fetch(&reader.consumer, max, fresh).await {
+            let found = match fetch(&reader.consumer, max, fresh).await {
                 Ok((r, exhausted)) if exhausted || !r.is_empty() => (r, exhausted),
                 // Failed, or nothing came though events are pending (the consumer went with
                 // a node, or a leader changed): a fresh one where this one stood.
@@ -1048,16 +1048,8 @@ impl Store for NatsStore {
                     (r, exhausted)
                 }
             };
-            let (records, exhausted) = confirmed(
-                &shared,
-                &reader,
-                &sub.sources,
-                after,
-                head,
-                max,
-                (records, exhausted),
-            )
-            .await?;
+            let (records, exhausted) =
+                confirmed(&shared, &reader, &sub.sources, after, head, max, found).await?;
             let last = records.last().map_or(after, |r| r.stored.seq);
             // Everything of these sources up to the head known before the fetch was fetched.
             let through = if exhausted { last.max(head) } else { last };
