@@ -1024,7 +1024,11 @@ fn a_reader_never_claims_past_an_event_its_replica_has_not_stored_yet() {
             // As a session reads: when the store says the head moved.
             let _ = wake.recv_timeout(Duration::from_millis(100));
             for (sub, pos, seen) in &mut readers {
-                let batch = store.read_after(sub, *pos, 256).unwrap();
+                // A read may fail (a replica stays behind too long): a session then reconnects
+                // and reads on from where it stood, as the next round here does.
+                let Ok(batch) = store.read_after(sub, *pos, 256) else {
+                    continue;
+                };
                 for e in &batch.events {
                     assert!(
                         e.seq > *pos,

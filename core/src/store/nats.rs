@@ -906,10 +906,11 @@ async fn fetch(
     Ok((out, exhausted))
 }
 
-/// How often, and how long apart, a reader whose replica is behind is read again before the
-/// read fails (the session then ends and its client reconnects): never a silent stall.
-const BEHIND_TRIES: u32 = 200;
+/// How long apart a reader whose replica is behind is read again, and for how long before
+/// the read fails (the session then ends and its client reconnects): never a silent stall,
+/// and inside the [`REQUEST`] bound of the whole read.
 const BEHIND_WAIT: Duration = Duration::from_millis(10);
+const BEHIND_LIMIT: Duration = Duration::from_secs(5);
 
 /// A fetch's `(records, exhausted)`, with `exhausted` confirmed by the stream leader. The
 /// reader's consumer lives on one replica of the stream, and its "nothing pending" holds for
@@ -929,7 +930,8 @@ async fn confirmed(
     max: usize,
     (mut records, mut exhausted): (Vec<Record>, bool),
 ) -> Result<(Vec<Record>, bool), StoreError> {
-    for _ in 0..BEHIND_TRIES {
+    let give_up = tokio::time::Instant::now() + BEHIND_LIMIT;
+    loop {
         let last = records.last().map_or(after, |r| r.stored.seq);
         if !exhausted || head <= last || !leader_has_more(shared, sources, last, head).await? {
             return Ok((records, exhausted));
@@ -937,12 +939,14 @@ async fn confirmed(
         if !records.is_empty() {
             return Ok((records, false));
         }
+        if tokio::time::Instant::now() >= give_up {
+            return Err(StoreError::Db(
+                "the reader's replica of the events stream stays behind its leader".into(),
+            ));
+        }
         tokio::time::sleep(BEHIND_WAIT).await;
         (records, exhausted) = fetch(&reader.consumer, max, false).await?;
     }
-    Err(StoreError::Db(
-        "the reader's replica of the events stream stays behind its leader".into(),
-    ))
 }
 
 /// Whether the stream leader holds an event of `sources` after `last`, up to `head`.
