@@ -27,7 +27,7 @@ pub struct Node {
 pub struct Cluster {
     /// The nodes, in start order.
     pub nodes: Vec<Node>,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 /// A loopback port nobody listens on right now.
@@ -106,8 +106,22 @@ impl Node {
 
 impl Cluster {
     /// Starts three nodes and waits until each reports JetStream healthy (its meta leader
-    /// known).
+    /// known). A cluster that is not healthy in time is stopped and started again on fresh
+    /// ports, up to three times: on a loaded machine a port picked free can be taken before
+    /// a node binds it, and such a node never joins. The panic quotes each node's log.
     pub fn start() -> Cluster {
+        let mut logs = String::new();
+        for _ in 0..3 {
+            let cluster = Cluster::launch();
+            if cluster.healthy_within(DEADLINE * 2, &[0, 1, 2]) {
+                return cluster;
+            }
+            logs = cluster.log_tails();
+        }
+        panic!("the NATS cluster did not become healthy in three starts; last logs:\n{logs}");
+    }
+
+    fn launch() -> Cluster {
         let dir = TempDir::new("nats");
         let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
         let routes = ports
@@ -118,12 +132,15 @@ impl Cluster {
         let mut nodes = Vec::new();
         for (i, (client, route, monitor)) in ports.iter().enumerate() {
             let store = dir.0.join(format!("n{i}"));
+            let log = dir.0.join(format!("n{i}.log"));
             let conf = dir.write(
                 &format!("n{i}.conf"),
                 &format!(
                     "server_name: n{i}\nlisten: 127.0.0.1:{client}\nhttp: 127.0.0.1:{monitor}\n\
+                     log_file: \"{}\"\n\
                      jetstream {{ store_dir: \"{}\" }}\n\
                      cluster {{ name: hookwire-test, listen: 127.0.0.1:{route}, routes: [{routes}] }}\n",
+                    log.display(),
                     store.display()
                 ),
             );
@@ -136,9 +153,18 @@ impl Cluster {
             node.spawn();
             nodes.push(node);
         }
-        let cluster = Cluster { nodes, _dir: dir };
-        cluster.wait_healthy(&[0, 1, 2]);
-        cluster
+        Cluster { nodes, dir }
+    }
+
+    /// The last lines of each node's log, for a failure message.
+    fn log_tails(&self) -> String {
+        (0..self.nodes.len())
+            .map(|i| {
+                let log = std::fs::read_to_string(self.dir.0.join(format!("n{i}.log"))).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                format!("n{i}:\n{}\n", lines[lines.len().saturating_sub(8)..].join("\n"))
+            })
+            .collect()
     }
 
     /// One cluster for the tests that run at the same time and need no node killed, each on a
@@ -163,14 +189,23 @@ impl Cluster {
 
     /// Waits until the nodes `which` report JetStream healthy; fails after [`DEADLINE`].
     pub fn wait_healthy(&self, which: &[usize]) {
-        let end = Instant::now() + DEADLINE * 3;
+        if !self.healthy_within(DEADLINE * 3, which) {
+            panic!(
+                "the NATS cluster did not become healthy in time; logs:\n{}",
+                self.log_tails()
+            );
+        }
+    }
+
+    fn healthy_within(&self, limit: Duration, which: &[usize]) -> bool {
+        let end = Instant::now() + limit;
         while Instant::now() < end {
             if which.iter().all(|&i| self.nodes[i].healthy()) {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the NATS cluster did not become healthy in time");
+        false
     }
 
     /// Waits until every node gossips every node's client URL, as `hookwire doctor` counts
