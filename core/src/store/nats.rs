@@ -539,10 +539,24 @@ where
     E: std::fmt::Display,
     F: Future<Output = Result<T, E>>,
 {
+    sent_again_while(
+        |e: &E| e.to_string().contains("no stream found") || nobody_answered(e),
+        attempt,
+    )
+    .await
+}
+
+/// Sends a request again, [`REACH_TRIES`] times at most, while `unheard` says no server took
+/// or answered it: [`reaching`] for writes, [`answered`] for reads.
+async fn sent_again_while<T, E, F>(unheard: impl Fn(&E) -> bool, attempt: impl FnMut() -> F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: Future<Output = Result<T, E>>,
+{
     let again = |e: &E| {
-        let lost = e.to_string().contains("no stream found") || nobody_answered(e);
+        let lost = unheard(e);
         if lost {
-            tracing::debug!(error = %e, "JetStream took no write yet; sending it again");
+            tracing::debug!(error = %e, "no JetStream server took or answered a request yet; sending it again");
         }
         lost
     };
@@ -565,14 +579,7 @@ where
     E: std::fmt::Display,
     F: Future<Output = Result<T, E>>,
 {
-    let again = |e: &E| {
-        let nobody = nobody_answered(e);
-        if nobody {
-            tracing::debug!(error = %e, "no JetStream server answered a read yet; asking again");
-        }
-        nobody
-    };
-    with_retries(REACH_TRIES, Duration::from_millis(50), again, attempt).await
+    sent_again_while(|e: &E| nobody_answered(e), attempt).await
 }
 
 /// One pull of up to `max` messages from `consumer`, gathered. On a reader just opened
