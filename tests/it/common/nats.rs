@@ -39,6 +39,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Whether `holds` comes true within `limit`, asked every 50 ms.
+fn within(limit: Duration, holds: impl Fn() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if holds() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
 /// Whether `nats-server` can run; `false` only when absent and the opt-out is set (the
 /// caller then returns). Absent without the opt-out fails the test.
 pub fn available() -> bool {
@@ -198,28 +210,18 @@ impl Cluster {
     }
 
     fn healthy_within(&self, limit: Duration, which: &[usize]) -> bool {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if which.iter().all(|&i| self.nodes[i].healthy()) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        within(limit, || which.iter().all(|&i| self.nodes[i].healthy()))
     }
 
     /// Waits until every node gossips every node's client URL, as `hookwire doctor` counts
     /// servers: JetStream can report healthy (its meta quorum formed) while one route is
     /// still forming. Fails after [`DEADLINE`].
     pub fn wait_meshed(&self) {
-        let end = Instant::now() + DEADLINE * 3;
-        while Instant::now() < end {
-            if self.nodes.iter().all(|n| n.connect_urls() == self.nodes.len()) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the NATS cluster's routes did not all form in time");
+        let meshed = || self.nodes.iter().all(|n| n.connect_urls() == self.nodes.len());
+        assert!(
+            within(DEADLINE * 3, meshed),
+            "the NATS cluster's routes did not all form in time"
+        );
     }
 
     /// The `servers:` list of a config.
