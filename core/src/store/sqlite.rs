@@ -150,8 +150,10 @@ impl StoreOptions {
 type Done = oneshot::Sender<Result<u64, SinkError>>;
 
 enum Op {
-    /// The event with its payload already encoded ([`encode`]), and the codec used.
-    Append(Event, Codec, Done),
+    /// The event with its payload already encoded ([`encode`]), and the codec used. Boxed:
+    /// the queue's slots are allocated and written when it is made, and an `Event` inline
+    /// made each 208 bytes, 0.8 MiB for the default 4,096 resident in every idle channel.
+    Append(Box<Event>, Codec, Done),
     Ack(String, u64),
     /// Remove a subscriber (after its acknowledgements queued before this); `true` is sent
     /// once that is committed.
@@ -401,7 +403,7 @@ impl Store for SqliteStore {
         // On the request's thread, in parallel: the writer thread is the serial part.
         let mut event = event;
         let codec = encode(&mut event.payload);
-        match self.tx.try_send(Op::Append(event, codec, done)) {
+        match self.tx.try_send(Op::Append(Box::new(event), codec, done)) {
             Ok(()) => Ok(Receipt::pending(rx)),
             Err(TrySendError::Full(_)) => Err(StoreError::Full),
             Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
