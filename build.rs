@@ -26,8 +26,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 /// `bench/link-order`, which says why): an idle channel maps about 3 MB of code instead of
 /// 10. Also packs the relative relocations (DT_RELR), so the loader reads 30 KB of them
 /// rather than 1.4 MB. Both only where the linker is known to take them: lld, rustc's own
-/// linker on x86_64 Linux since 1.90, and for DT_RELR a glibc of 2.36 or later, which the
-/// binary then needs.
+/// linker on x86_64 Linux since 1.90 (or mold), unless RUSTFLAGS choose another, and for
+/// DT_RELR a glibc of 2.36 or later, which the binary then needs.
 fn link_layout(manifest: &Path) {
     let order = manifest.join("link").join("hookwire.order");
     println!("cargo:rerun-if-changed={}", order.display());
@@ -39,6 +39,7 @@ fn link_layout(manifest: &Path) {
         || var("TARGET") != "x86_64-unknown-linux-gnu"
         || flags.contains("linker-features")
         || flags.contains("link-self-contained")
+        || (flags.contains("fuse-ld") && !flags.contains("fuse-ld=lld") && !flags.contains("fuse-ld=mold"))
         || !rustc_links_with_lld()
     {
         return;
