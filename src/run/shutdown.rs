@@ -5,8 +5,10 @@
 //! 1. schedules and the storm flusher stop, and open storm windows are closed into digests;
 //! 2. the listener stops accepting and lets requests in flight finish (their commits land);
 //!    the gateway closes its sessions with 1001;
-//! 3. a linked channel closes its gateway connection;
-//! 4. the channel writer flushes what it has and stops;
+//! 3. the channel writer flushes what it has and stops;
+//! 4. a linked channel acknowledges what the writer wrote and closes its gateway connection
+//!    (after step 3: an event written while the link stopped would go unacknowledged, and
+//!    the token's next session would show it again);
 //! 5. the store commits what is queued and closes.
 //!
 //! In channel mode the whole sequence fits in about 2 s: Claude Code sends SIGKILL soon after
@@ -29,7 +31,7 @@ use super::jobs::Jobs;
 pub struct Deadlines {
     /// Requests in flight (and, on the gateway, the sessions' close handshakes).
     pub requests: Duration,
-    /// The gateway link's close, then the channel writer's flush.
+    /// The channel writer's flush, then the gateway link's last ack and close.
     pub session: Duration,
     /// The store's last commit.
     pub store: Duration,
@@ -145,11 +147,11 @@ impl Shutdown {
                 }
             }
         }
-        if let Some(link) = parts.link {
-            link.stop(d.session).await;
-        }
         if let Some(channel) = parts.channel {
             channel.stop(d.session);
+        }
+        if let Some(link) = parts.link {
+            link.stop(d.session).await;
         }
         if let Some(store) = parts.store {
             store.close(d.store);

@@ -116,9 +116,12 @@ fn a_quick_reconnect_gets_nothing_the_last_session_acknowledged() {
     );
     let gw = serve(&cfg, "127.0.0.1:0", &[("T_GITHUB_SECRET", SECRET)]);
     let t = token(&store(&dir), "bob", &["github"], &[], None);
+    // Restarts in a row: each is a chance for the new session to read the token's cursor
+    // before the gateway has recorded the last ack of the one before (it waits for that).
+    const RESTARTS: usize = 5;
     // Each session keeps its position in a folder of its own: what is tested here is the
     // gateway's record of acknowledgements, not the channel's.
-    let states: Vec<TempDir> = (0..3)
+    let states: Vec<TempDir> = (0..RESTARTS + 2)
         .map(|i| TempDir::new(&format!("sessions-state-{i}")))
         .collect();
     let env = |i: usize| {
@@ -140,21 +143,24 @@ fn a_quick_reconnect_gets_nothing_the_last_session_acknowledged() {
         assert_eq!(a.next_delivery_id(), id);
     }
     // Claude Code restarted: the old process exits, the new one connects at once.
-    a.close_and_wait();
-    let mut b = spawn(1);
-    b.handshake();
-    post(&gw, "/hooks/github", "new-1");
-    assert_eq!(
-        b.next_delivery_id(),
-        "new-1",
-        "a session got again what the last one acknowledged"
-    );
-    // A takeover with the same token while `b` is connected: the same holds.
-    let mut c = spawn(2);
+    for n in 1..=RESTARTS {
+        a.close_and_wait();
+        a = spawn(n);
+        a.handshake();
+        let id = format!("new-{n}");
+        post(&gw, "/hooks/github", &id);
+        assert_eq!(
+            a.next_delivery_id(),
+            id,
+            "restart {n}: a session got again what the last one acknowledged"
+        );
+    }
+    // A takeover with the same token while the last one is connected: the same holds.
+    let mut c = spawn(RESTARTS + 1);
     c.handshake();
-    post(&gw, "/hooks/github", "new-2");
-    assert_eq!(c.next_delivery_id(), "new-2");
-    drop(b);
+    post(&gw, "/hooks/github", "taken-over");
+    assert_eq!(c.next_delivery_id(), "taken-over");
+    drop(a);
 }
 
 #[test]
