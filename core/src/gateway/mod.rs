@@ -52,10 +52,25 @@ pub use crate::health::HEALTH_PATH;
 /// How often live sessions' tokens are checked for revocation and expiry.
 const TOKEN_CHECK: Duration = Duration::from_secs(1);
 
-/// A live session in the registry: its connection's number and the way to end it.
+/// A live session in the registry: its connection's number, the way to end it, and whether
+/// it has recorded the last ack its client sent.
 struct Live {
     id: u64,
     end: Arc<watch::Sender<Option<End>>>,
+    settled: watch::Receiver<bool>,
+}
+
+/// A session's entry in the registry ([`Gateway::register`]).
+struct Registration {
+    /// The connection's number.
+    id: u64,
+    /// Its end reason, set once.
+    end: Arc<watch::Sender<Option<End>>>,
+    /// Set once the session has recorded the last ack its client sent.
+    settled: watch::Sender<bool>,
+    /// The token's session it superseded, until that one has recorded its client's last ack:
+    /// where the new one starts depends on it.
+    previous: Option<watch::Receiver<bool>>,
 }
 
 /// The session endpoint and its live sessions.
@@ -175,9 +190,10 @@ impl Gateway {
     }
 
     /// Registers a session for `name`, superseding the live one if any.
-    fn register(&self, name: &str) -> (u64, Arc<watch::Sender<Option<End>>>) {
+    fn register(&self, name: &str) -> Registration {
         let (tx, _) = watch::channel(None);
         let tx = Arc::new(tx);
+        let (settled, settled_rx) = watch::channel(false);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut sessions = self.sessions.lock().expect("sessions poisoned");
         // Per connection: a superseded one counts until it has closed.
@@ -185,13 +201,24 @@ impl Gateway {
         if self.closing.load(Ordering::SeqCst) {
             end_with(&tx, End::Close(Close::GoingAway));
         }
-        if let Some(old) = sessions.insert(name.to_owned(), Live { id, end: tx.clone() }) {
+        let live = Live {
+            id,
+            end: tx.clone(),
+            settled: settled_rx,
+        };
+        let previous = sessions.insert(name.to_owned(), live).map(|old| {
             tracing::info!(subscriber = %name, "a new connection with the same token supersedes the live session");
             end_with(&old.end, End::Close(Close::Superseded));
-        }
+            old.settled
+        });
         drop(sessions);
         self.store.session_started(name);
-        (id, tx)
+        Registration {
+            id,
+            end: tx,
+            settled,
+            previous,
+        }
     }
 
     fn unregister(&self, name: &str, id: u64) {

@@ -18,7 +18,7 @@ use super::audit::{AuditWriter, Auditor};
 use super::flow::Flow;
 use super::jobs::{answer_requests, jobs, Jobs, AUDIT_DRAIN};
 use super::reads::ReadRequest;
-use super::Gateway;
+use super::{Gateway, Registration};
 use crate::link_protocol::{ClientFrame, Close, Hello, ServerFrame, CLIENT_SILENCE, PROTOCOL_VERSION};
 use crate::store::token::{Token, TokenStatus};
 use crate::store::{Batch, Store, StoreError, Stored, Subscription};
@@ -29,6 +29,9 @@ use crate::verify::timestamp::millis;
 const READ_PAGE: usize = 512;
 /// How long the close handshake may take.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// How long a session waits for the token's session it superseded to record its client's
+/// last ack: that one's close handshake and its reader take [`CLOSE_WAIT`] each at most.
+const PREVIOUS_WAIT: Duration = Duration::from_secs(3);
 
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,10 +80,26 @@ pub(super) fn end_with(tx: &watch::Sender<Option<End>>, why: End) {
 /// One session, from the upgrade until it has ended: registers it (superseding the token's
 /// live one), streams events and answers the client beside it, then closes and unregisters.
 pub(super) async fn run(gw: Arc<Gateway>, token: Token, socket: WebSocket, peer: SocketAddr) {
-    let (id, end_tx) = gw.register(&token.name);
+    let Registration {
+        id,
+        end: end_tx,
+        settled,
+        previous,
+    } = gw.register(&token.name);
     tracing::info!(subscriber = %token.name, %peer, sources = ?token.sources, "session connected");
+    if let Some(mut previous) = previous {
+        // Where this session starts is the token's cursor, which the superseded one may still
+        // move with its client's last ack. Ended or dropped, it has settled either way.
+        if tokio::time::timeout(PREVIOUS_WAIT, previous.wait_for(|s| *s))
+            .await
+            .is_err()
+        {
+            tracing::warn!(subscriber = %token.name, "the superseded session did not settle in time; its last event may be sent again");
+        }
+    }
     let (mut sink, stream) = socket.split();
     let (acks_tx, acks) = watch::channel(0u64);
+    let last_ack = acks.clone();
     let pings = Arc::new(Notify::new());
     let (jobs_tx, jobs) = jobs();
     let (results_tx, mut results) = mpsc::channel(1);
@@ -154,6 +173,14 @@ pub(super) async fn run(gw: Arc<Gateway>, token: Token, socket: WebSocket, peer:
     if tokio::time::timeout(CLOSE_WAIT, &mut reader).await.is_err() {
         reader.abort();
     }
+    // Every frame the client sent before it went has been read, so its last ack too (a
+    // session superseded at once stops before reading them). The token's next session waits
+    // for this before it reads where to start, or it would send that event again.
+    let last = *last_ack.borrow();
+    if last > 0 {
+        session.acked(last);
+    }
+    let _ = settled.send(true);
     // The reader is gone, so the queue is closed: the worker stores what is left of it
     // (at most 256 entries; bounded all the same) and stops.
     if tokio::time::timeout(AUDIT_DRAIN, &mut answerer).await.is_err() {
