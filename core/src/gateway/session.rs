@@ -314,15 +314,8 @@ impl Session {
                 },
             };
             match next {
-                Next::End(why) => {
-                    // The end is polled first: an ack the client sent just before its close
-                    // frame is kept, or its next session would get that event again.
-                    let last = *acks.borrow_and_update();
-                    if last > 0 {
-                        self.acked(last);
-                    }
-                    return Err(why);
-                }
+                // The client's last acks are recorded once its reader has stopped (`run`).
+                Next::End(why) => return Err(why),
                 Next::Ack(id) => self.acked(id),
                 Next::Pong => self.send(sink, ServerFrame::Pong.encode()).await?,
                 Next::Reply(text) => self.send(sink, text).await?,
