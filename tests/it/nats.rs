@@ -5,7 +5,8 @@
 //! a restarted one) is a repeat; every webhook answered 202 reaches the session exactly
 //! once and in order while a NATS node is killed; a token works on every replica and its
 //! revocation everywhere; a session moving between replicas resumes where it acknowledged,
-//! and a new session of a token ends the one on the other replica.
+//! also when it comes back at once, and a new session of a token ends the one on the other
+//! replica.
 //!
 //! Tokens are created through the JetStream store (what `hookwire token create` does with
 //! the same config, on any replica's host).
@@ -538,6 +539,48 @@ fn a_session_moving_to_another_replica_resumes_where_it_acknowledged_and_ends_th
         close_code(&mut raw),
         hookwire_core::link_protocol::close::SUPERSEDED
     );
+    db.close(Duration::from_secs(2));
+}
+
+/// Claude Code restarting a linked channel whose next connection lands on the other replica:
+/// the new session must start after the last event the old one's client acknowledged, which
+/// the old replica may still be recording when the new session reads where to start.
+#[test]
+fn a_quick_reconnect_to_the_other_replica_gets_nothing_the_last_session_acknowledged() {
+    if !available() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let dir = TempDir::new("nats-reconnect");
+    let cfg = config(&dir, &cluster);
+    let replicas = [replica(&cfg), replica(&cfg)];
+    let db = cluster.store();
+    let bob = token(&db, "bob", &["github"]);
+    const RESTARTS: usize = 6;
+    // A state folder per session: what is tested is the cluster's record of acknowledgements,
+    // not the channel's own.
+    let states: Vec<TempDir> = (0..=RESTARTS)
+        .map(|i| TempDir::new(&format!("nats-reconnect-{i}")))
+        .collect();
+    let mut ch = linked(&replicas[0], &bob, &states[0]);
+    for i in 0..5 {
+        let id = format!("shown-{i}");
+        assert_eq!(post(&replicas[0].addr, &id), 202);
+        assert_eq!(next_delivery(&mut ch), id);
+    }
+    for n in 1..=RESTARTS {
+        ch.close_and_wait();
+        let to = &replicas[n % 2];
+        ch = linked(to, &bob, &states[n]);
+        let id = format!("new-{n}");
+        assert_eq!(post(&to.addr, &id), 202);
+        assert_eq!(
+            next_delivery(&mut ch),
+            id,
+            "restart {n}: the session on the other replica got again what the last one acknowledged"
+        );
+    }
+    drop(ch);
     db.close(Duration::from_secs(2));
 }
 
