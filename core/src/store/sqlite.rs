@@ -17,7 +17,9 @@
 //!   down to 80%, so appends from sessions that keep up are never refused; what is still
 //!   waiting for a session is never evicted for size, so at 100% appends are refused
 //!   ([`StoreError::Full`], 503) until sessions catch up. Age (`max_age`) is the
-//!   one bound on how long an event waits for a session that never returns.
+//!   one bound on how long an event waits for a session that never returns. The stored bytes
+//!   are counted, never summed over the table (which reads the whole file): the row
+//!   `stored_bytes` keeps the total for the next open ([`Ledger`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -48,6 +50,10 @@ const TICK: Duration = Duration::from_millis(200);
 const ACK_DELAY: Duration = Duration::from_millis(100);
 /// How often retention by age runs.
 const AGE_EVERY: Duration = Duration::from_secs(30);
+/// How often the `stored_bytes` row moves to the newest event: with every commit it would add
+/// a page to each (see ACK_DELAY); this often, an open after a crash sums at most this long's
+/// events.
+const LEDGER_EVERY: Duration = Duration::from_secs(1);
 /// How soon an eviction that found too little to evict is tried again, once something may
 /// have freed more: each try reads the rows it passes, the whole file when sessions still wait
 /// for the oldest.
@@ -109,7 +115,23 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome     TEXT    NOT NULL,
     detail      TEXT    NOT NULL
 );
-PRAGMA user_version = 3;
+-- The bytes of the events up to `through_seq` (retention's count), so opening the store reads
+-- one row and the few events after it instead of summing `size` over the table: each row's
+-- size is stored after its payload, so that sum read the whole file (a second or more for a
+-- full store on a cold start). The writer moves it to the newest event about once a second
+-- (`Ledger`); deleting an event it counts takes the event's size off, whatever process
+-- deletes it.
+CREATE TABLE IF NOT EXISTS stored_bytes (
+    id          INTEGER PRIMARY KEY CHECK (id = 0),
+    through_seq INTEGER NOT NULL,
+    bytes       INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS stored_bytes_on_delete AFTER DELETE ON events
+WHEN old.seq <= (SELECT through_seq FROM stored_bytes WHERE id = 0)
+BEGIN
+    UPDATE stored_bytes SET bytes = bytes - old.size WHERE id = 0;
+END;
+PRAGMA user_version = 4;
 ";
 
 pub use crate::config::SyncMode;
@@ -277,6 +299,50 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The head and the bytes stored, at open: the `stored_bytes` row plus the events after it
+/// (those of the last second before a crash, another process's, an older hookwire's), in one
+/// transaction so a concurrent writer cannot slip between the reads; the row is then moved to
+/// the head. A store without the row (new, or from an older hookwire) is summed whole once.
+fn opening_totals(conn: &mut Connection) -> Result<(u64, u64), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let head: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
+    let ledger: Option<(i64, i64)> = tx
+        .query_row(
+            "SELECT through_seq, bytes FROM stored_bytes WHERE id = 0",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let bytes: i64 = match ledger {
+        Some((through, bytes)) if through >= head => bytes,
+        Some((through, bytes)) => {
+            let after: i64 = tx.query_row(
+                "SELECT coalesce(sum(size), 0) FROM events WHERE seq > ?1",
+                [through],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "UPDATE stored_bytes SET through_seq = ?1, bytes = ?2 WHERE id = 0",
+                params![head, bytes + after],
+            )?;
+            bytes + after
+        }
+        // Empty: the row is written when the writer first moves it, so a channel that only
+        // starts and stops writes nothing.
+        None if head == 0 => 0,
+        None => {
+            let bytes: i64 = tx.query_row("SELECT coalesce(sum(size), 0) FROM events", [], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO stored_bytes (id, through_seq, bytes) VALUES (0, ?1, ?2)",
+                params![head, bytes],
+            )?;
+            bytes
+        }
+    };
+    tx.commit()?;
+    Ok((to_u64(head), to_u64(bytes)))
+}
+
 /// How long a statement waits for another connection's lock.
 const BUSY_WAIT: Duration = Duration::from_secs(5);
 /// How long the readiness probe waits for the write lock.
@@ -330,14 +396,12 @@ impl SqliteStore {
                 StoreError::Db(format!("cannot create the store's folder {}: {e}", dir.display()))
             })?;
         }
-        let conn = open_conn(&opts.path, opts.sync)?;
+        let mut conn = open_conn(&opts.path, opts.sync)?;
         // The writer's commits never checkpoint inline: see [`Checkpointer`].
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
-        let head: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
-        let head = to_u64(head);
-        let bytes: i64 = conn.query_row("SELECT coalesce(sum(size), 0) FROM events", [], |r| r.get(0))?;
+        let (head, bytes) = opening_totals(&mut conn)?;
         let side = Arc::new(Mutex::new(open_conn(&opts.path, opts.sync)?));
         let (watch, _) = tokio::sync::watch::channel(head);
         let shared = Arc::new(Shared {
@@ -349,7 +413,7 @@ impl SqliteStore {
             }),
             wakers: Mutex::new(Vec::new()),
             watch,
-            bytes: AtomicU64::new(to_u64(bytes)),
+            bytes: AtomicU64::new(bytes),
             closed: AtomicBool::new(false),
             failing: AtomicBool::new(false),
             acked: Mutex::new(HashMap::new()),
@@ -842,6 +906,124 @@ struct Writer {
     /// how well commits are shared).
     commits: u64,
     appends: u64,
+    /// What the `stored_bytes` row does not count yet.
+    ledger: Ledger,
+}
+
+/// The writer's side of the `stored_bytes` row: what it appended, and what other processes
+/// did, since the row last moved. Moving it adds this writer's bytes (known) and sums other
+/// processes' rows from the file (rare, few), so no commit reads back its own events.
+#[derive(Clone)]
+struct Ledger {
+    /// The row's `through_seq` as this writer last moved it.
+    through: u64,
+    /// The newest event accounted for here: this writer's last append, or the last of
+    /// another process's events it has seen.
+    last: u64,
+    /// The bytes of this writer's appends after `through`.
+    own: u64,
+    /// Other processes' events after `through`, as seq ranges `(after, upto]`.
+    foreign: Vec<(u64, u64)>,
+    moved: Instant,
+}
+
+impl Ledger {
+    fn new(head: u64) -> Self {
+        Ledger {
+            through: head,
+            last: head,
+            own: 0,
+            foreign: Vec::new(),
+            moved: Instant::now(),
+        }
+    }
+
+    fn behind(&self) -> bool {
+        self.last > self.through
+    }
+
+    /// This writer committed `first..=last`, `bytes` in all; a gap before `first` is
+    /// another process's.
+    fn appended(&mut self, first: u64, last: u64, bytes: u64) {
+        if first > self.last + 1 {
+            self.foreign.push((self.last, first - 1));
+        }
+        self.last = last;
+        self.own += bytes;
+    }
+
+    /// Another process's events up to `head` were seen.
+    fn noticed(&mut self, head: u64) {
+        if head > self.last {
+            self.foreign.push((self.last, head));
+            self.last = head;
+        }
+    }
+
+    /// Moves the row to `last` in `tx`: the total it then holds. Moved meanwhile by another
+    /// process (which counted some of these events): what lies after where it stands is
+    /// summed from the file instead. Not there: written, from what this writer counted when
+    /// the store was empty at open, else (deleted by hand) summed from every event.
+    fn move_in(&self, tx: &Connection) -> rusqlite::Result<u64> {
+        let mut bytes = self.own as i64;
+        for (after, upto) in &self.foreign {
+            bytes += tx.query_row(
+                "SELECT coalesce(sum(size), 0) FROM events WHERE seq > ?1 AND seq <= ?2",
+                [*after as i64, *upto as i64],
+                |r| r.get::<_, i64>(0),
+            )?;
+        }
+        let moved = tx
+            .prepare_cached(
+                "UPDATE stored_bytes SET bytes = bytes + ?1, through_seq = ?2
+                 WHERE id = 0 AND through_seq = ?3 RETURNING bytes",
+            )?
+            .query_row(params![bytes, self.last as i64, self.through as i64], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?;
+        let total = match moved {
+            Some(total) => Some(total),
+            None => tx
+                .query_row(
+                    "UPDATE stored_bytes SET
+                         bytes = bytes + (SELECT coalesce(sum(size), 0) FROM events
+                                          WHERE seq > stored_bytes.through_seq AND seq <= ?1),
+                         through_seq = max(through_seq, ?1)
+                     WHERE id = 0 RETURNING bytes",
+                    [self.last as i64],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?,
+        };
+        let total = match total {
+            Some(total) => total,
+            // The store was empty at open: this writer has counted every event since.
+            None if self.through == 0 => {
+                tx.execute(
+                    "INSERT INTO stored_bytes (id, through_seq, bytes) VALUES (0, ?1, ?2)",
+                    params![self.last as i64, bytes],
+                )?;
+                bytes
+            }
+            None => tx.query_row(
+                "INSERT INTO stored_bytes (id, through_seq, bytes)
+                 SELECT 0, ?1, coalesce(sum(size), 0) FROM events WHERE seq <= ?1
+                 RETURNING bytes",
+                [self.last as i64],
+                |r| r.get::<_, i64>(0),
+            )?,
+        };
+        Ok(to_u64(total))
+    }
+
+    /// The row now stands at `last`.
+    fn moved(&mut self) {
+        self.through = self.last;
+        self.own = 0;
+        self.foreign.clear();
+        self.moved = Instant::now();
+    }
 }
 
 impl Writer {
@@ -849,6 +1031,8 @@ impl Writer {
         let data_version = conn
             .query_row("PRAGMA data_version", [], |r| r.get(0))
             .unwrap_or(0);
+        // `opening_totals` left the row at the head.
+        let shared_head = shared.head.load(Ordering::Acquire);
         Writer {
             conn,
             checkpointer,
@@ -864,6 +1048,7 @@ impl Writer {
             acks_since: None,
             commits: 0,
             appends: 0,
+            ledger: Ledger::new(shared_head),
         }
     }
 
@@ -900,6 +1085,7 @@ impl Writer {
                 // Whatever raced in behind the stop is committed too: it may have a receipt.
                 let rest: Vec<Op> = rx.try_iter().collect();
                 self.commit(rest, true);
+                self.move_ledger();
                 tracing::info!(commits = self.commits, events = self.appends, "store closed");
                 return;
             }
@@ -967,7 +1153,8 @@ impl Writer {
                     ring.floor = head;
                     self.shared.head.store(head, Ordering::Release);
                     drop(ring);
-                    self.count_appended_after(before);
+                    self.count_appended(before, head);
+                    self.ledger.noticed(head);
                     self.shared.wake(head);
                 }
             }
@@ -978,15 +1165,41 @@ impl Writer {
         } else if self.evicting() {
             self.retention();
         }
+        if self.ledger.moved.elapsed() >= LEDGER_EVERY {
+            self.move_ledger();
+        }
     }
 
-    /// Adds the events another process appended after `after` (`hookwire replay`'s copies) to
-    /// the stored bytes: a range of the rowid, where a sum over the table would read every
-    /// event's overflow pages (its size is stored after its payload).
-    fn count_appended_after(&self, after: u64) {
+    /// Moves `stored_bytes` to the newest event this writer knows of, in a transaction of its
+    /// own (between commits: idle, before retention deletes, at close), when it is behind.
+    fn move_ledger(&mut self) {
+        if !self.ledger.behind() {
+            return;
+        }
+        let result = (|| -> rusqlite::Result<u64> {
+            let tx = self.conn.transaction()?;
+            let total = self.ledger.move_in(&tx)?;
+            tx.commit()?;
+            Ok(total)
+        })();
+        match result {
+            Ok(total) => {
+                self.ledger.moved();
+                self.shared.bytes.store(total, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "store: cannot record the stored bytes"),
+        }
+    }
+
+    /// Adds the events another process appended after `after` through `head` (`hookwire
+    /// replay`'s copies) to the stored bytes: a range of the rowid, where a sum over the table
+    /// would read every event's overflow pages (its size is stored after its payload). Bounded
+    /// by `head`, what was read as the head: a commit landing between the two reads is
+    /// counted when it is seen, not twice.
+    fn count_appended(&self, after: u64, head: u64) {
         match self.conn.query_row(
-            "SELECT coalesce(sum(size), 0) FROM events WHERE seq > ?1",
-            [after as i64],
+            "SELECT coalesce(sum(size), 0) FROM events WHERE seq > ?1 AND seq <= ?2",
+            [after as i64, head as i64],
             |r| r.get::<_, i64>(0),
         ) {
             Ok(b) => {
@@ -1045,7 +1258,10 @@ impl Writer {
         } else {
             HashMap::new()
         };
-        let result = (|| -> Result<(), rusqlite::Error> {
+        // Once a second the transaction also moves `stored_bytes` to its last event: the
+        // ledger as it will be after this commit, and the total the row then holds.
+        let mut moving = (self.ledger.moved.elapsed() >= LEDGER_EVERY).then(|| self.ledger.clone());
+        let result = (|| -> Result<Option<u64>, rusqlite::Error> {
             let tx = self.conn.transaction()?;
             {
                 let mut insert = tx.prepare_cached(
@@ -1097,20 +1313,42 @@ impl Writer {
                     tx.execute("DELETE FROM subscribers WHERE name = ?1", [name])?;
                 }
             }
-            tx.commit()
+            let total = match (&mut moving, appended.first(), appended.last()) {
+                (Some(ledger), Some((first, ..)), Some((last, ..))) => {
+                    ledger.appended(
+                        first.seq,
+                        last.seq,
+                        appended.iter().map(|(_, size, _)| size).sum(),
+                    );
+                    // The events' commit never fails for the row: it moves at the next try.
+                    match ledger.move_in(&tx) {
+                        Ok(total) => Some(total),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "store: cannot record the stored bytes");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            tx.commit()?;
+            Ok(total)
         })();
         self.shared.failing.store(result.is_err(), Ordering::Relaxed);
         let forgot = !forgotten.is_empty();
         for (_, done) in forgotten {
             let _ = done.send(result.is_ok());
         }
-        if let Err(e) = result {
-            tracing::error!(error = %e, path = %self.opts.path.display(), "store commit failed; refusing the events it held");
-            for (_, _, done) in appended {
-                let _ = done.send(Err(SinkError::Failed));
+        let total = match result {
+            Ok(total) => total,
+            Err(e) => {
+                tracing::error!(error = %e, path = %self.opts.path.display(), "store commit failed; refusing the events it held");
+                for (_, _, done) in appended {
+                    let _ = done.send(Err(SinkError::Failed));
+                }
+                return;
             }
-            return;
-        }
+        };
         self.commits += 1;
         self.appends += appended.len() as u64;
         if !acks.is_empty() || forgot {
@@ -1126,7 +1364,20 @@ impl Writer {
             return;
         }
         let added: u64 = appended.iter().map(|(_, size, _)| size).sum();
-        self.shared.bytes.fetch_add(added, Ordering::Relaxed);
+        match (moving, total) {
+            // Every event is at or before this commit's last: the row counts them all, also
+            // those another process appended while this writer was busy.
+            (Some(mut ledger), Some(total)) => {
+                ledger.moved();
+                self.ledger = ledger;
+                self.shared.bytes.store(total, Ordering::Relaxed);
+            }
+            _ => {
+                self.ledger
+                    .appended(appended[0].0.seq, appended[appended.len() - 1].0.seq, added);
+                self.shared.bytes.fetch_add(added, Ordering::Relaxed);
+            }
+        }
         self.wal_bytes += COMMIT_PAGES_BYTES + added;
         self.round_bytes += COMMIT_PAGES_BYTES + added;
         let head = {
@@ -1215,6 +1466,8 @@ impl Writer {
     /// Deletes events past `max_age`, and, from 90% of `max_bytes`, the oldest events every
     /// subscriber has acknowledged ([`Self::evictable`]).
     fn retention(&mut self) {
+        // So every event it deletes is one the row counts, and the trigger takes it off.
+        self.move_ledger();
         self.last_age_check = Instant::now();
         let now = millis(SystemTime::now());
         let cutoff = now - self.opts.max_age.as_millis().min(i64::MAX as u128) as i64;
@@ -1665,12 +1918,33 @@ mod tests {
                 .unwrap();
             to_u64(b)
         };
+        // The row the next open starts from: where it stands, what it says, what a scan of
+        // the events through there says.
+        let row = || -> (u64, u64, u64) {
+            let conn = Connection::open(dir.join("s.db")).unwrap();
+            conn.query_row(
+                "SELECT through_seq, bytes, (SELECT coalesce(sum(size), 0) FROM events e
+                                             WHERE e.seq <= stored_bytes.through_seq)
+                 FROM stored_bytes WHERE id = 0",
+                [],
+                |r| Ok((to_u64(r.get(0)?), to_u64(r.get(1)?), to_u64(r.get(2)?))),
+            )
+            .optional()
+            .unwrap()
+            // A new store gets the row when the writer first moves it.
+            .unwrap_or_default()
+        };
         let settled = |what: &str| {
+            // The row moves within LEDGER_EVERY of the last append, the count at once.
             let deadline = Instant::now() + Duration::from_secs(5);
-            while store.stored_bytes() != scanned() && Instant::now() < deadline {
+            while (store.stored_bytes() != scanned() || row().0 != store.head()) && Instant::now() < deadline
+            {
                 std::thread::sleep(Duration::from_millis(5));
             }
             assert_eq!(store.stored_bytes(), scanned(), "{what}");
+            let (through, bytes, counted) = row();
+            assert_eq!(through, store.head(), "{what}: the row moved to the newest event");
+            assert_eq!(bytes, counted, "{what}: stored_bytes through seq {through}");
         };
         store.cursor("local", 0).unwrap();
         for i in 0..10 {
@@ -1694,6 +1968,107 @@ mod tests {
         }
         assert!(store.stored_bytes() < 6000, "evicted");
         settled("after eviction");
+        // Copies another writer adds while this one appends are in the next commit's total.
+        assert!(store.replay("github", None, None).unwrap() > 0);
+        append(&store, event("github", "after the copies"));
+        settled("after copies and an append");
+    }
+
+    /// Two writers on one file (a gateway and `hookwire replay`, say) each move the row; the
+    /// one that finds it moved by the other sums what lies after from the file.
+    #[test]
+    fn two_writers_keep_the_stored_total_exact() {
+        let dir = tempdir();
+        let path = dir.join("s.db");
+        let a = SqliteStore::open(StoreOptions::new(&path)).unwrap();
+        let b = SqliteStore::open(StoreOptions::new(&path)).unwrap();
+        for i in 0..3 {
+            append(&a, event("github", &format!("a{i}")));
+        }
+        for i in 0..3 {
+            append(&b, event("github", &format!("b{i}")));
+        }
+        for i in 3..6 {
+            append(&a, event("github", &format!("a{i}")));
+        }
+        b.close(Duration::from_secs(5));
+        a.close(Duration::from_secs(5));
+        let conn = Connection::open(&path).unwrap();
+        let (through, bytes, scanned): (i64, i64, i64) = conn
+            .query_row(
+                "SELECT through_seq, bytes, (SELECT sum(size) FROM events) FROM stored_bytes",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(through, 9);
+        assert_eq!(bytes, scanned);
+        let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
+        assert_eq!(store.stored_bytes(), to_u64(scanned));
+    }
+
+    /// Opening a store reads its total from `stored_bytes` and sums only the events after it;
+    /// what another process appends or deletes meanwhile keeps the row exact.
+    #[test]
+    fn opening_reads_the_stored_total_instead_of_summing_the_table() {
+        let dir = tempdir();
+        let path = dir.join("s.db");
+        let scanned = || -> u64 {
+            let conn = Connection::open(&path).unwrap();
+            to_u64(
+                conn.query_row("SELECT coalesce(sum(size), 0) FROM events", [], |r| r.get(0))
+                    .unwrap(),
+            )
+        };
+        {
+            let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
+            for i in 0..5 {
+                append(&store, event("github", &i.to_string()));
+            }
+            store.close(Duration::from_secs(5));
+        }
+        let exact = scanned();
+        assert!(exact > 0);
+        {
+            let conn = Connection::open(&path).unwrap();
+            // An older hookwire's append (after the row's seq) and delete (before it).
+            conn.execute(
+                "INSERT INTO events (source, event, delivery_id, received_ms, line, payload, headers, size)
+                 VALUES ('github', 'e', 'old-writer', 1, x'7B7D0A', x'7B7D', '[]', 7)",
+                [],
+            )
+            .unwrap();
+            conn.execute("DELETE FROM events WHERE seq = 2", []).unwrap();
+        }
+        let exact = scanned();
+        let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
+        assert_eq!(
+            store.stored_bytes(),
+            exact,
+            "the row, the tail after it and the trigger"
+        );
+        store.close(Duration::from_secs(5));
+        // Proof that the row is what is read: a total set by hand is what the next open says.
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE stored_bytes SET bytes = bytes + 1000", [])
+            .unwrap();
+        let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
+        assert_eq!(store.stored_bytes(), exact + 1000);
+        store.close(Duration::from_secs(5));
+        // A store without the row (an older hookwire's) is summed once and gets one.
+        Connection::open(&path)
+            .unwrap()
+            .execute("DELETE FROM stored_bytes", [])
+            .unwrap();
+        let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
+        assert_eq!(store.stored_bytes(), exact);
+        store.close(Duration::from_secs(5));
+        let row: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT bytes FROM stored_bytes WHERE id = 0", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(to_u64(row), exact);
     }
 
     #[test]
