@@ -2013,12 +2013,20 @@ mod tests {
     fn opening_reads_the_stored_total_instead_of_summing_the_table() {
         let dir = tempdir();
         let path = dir.join("s.db");
+        let by_hand = |sql: &str| Connection::open(&path).unwrap().execute_batch(sql).unwrap();
         let scanned = || -> u64 {
             let conn = Connection::open(&path).unwrap();
             to_u64(
                 conn.query_row("SELECT coalesce(sum(size), 0) FROM events", [], |r| r.get(0))
                     .unwrap(),
             )
+        };
+        // What a store opened now counts; closed again, so the row is left where it moved.
+        let reopened = || -> u64 {
+            let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
+            let bytes = store.stored_bytes();
+            store.close(Duration::from_secs(5));
+            bytes
         };
         {
             let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
@@ -2027,43 +2035,21 @@ mod tests {
             }
             store.close(Duration::from_secs(5));
         }
-        let exact = scanned();
-        assert!(exact > 0);
-        {
-            let conn = Connection::open(&path).unwrap();
-            // An older hookwire's append (after the row's seq) and delete (before it).
-            conn.execute(
-                "INSERT INTO events (source, event, delivery_id, received_ms, line, payload, headers, size)
-                 VALUES ('github', 'e', 'old-writer', 1, x'7B7D0A', x'7B7D', '[]', 7)",
-                [],
-            )
-            .unwrap();
-            conn.execute("DELETE FROM events WHERE seq = 2", []).unwrap();
-        }
-        let exact = scanned();
-        let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
-        assert_eq!(
-            store.stored_bytes(),
-            exact,
-            "the row, the tail after it and the trigger"
+        assert!(scanned() > 0);
+        // An older hookwire's append (after the row's seq) and delete (before it).
+        by_hand(
+            "INSERT INTO events (source, event, delivery_id, received_ms, line, payload, headers, size)
+             VALUES ('github', 'e', 'old-writer', 1, x'7B7D0A', x'7B7D', '[]', 7);
+             DELETE FROM events WHERE seq = 2;",
         );
-        store.close(Duration::from_secs(5));
+        let exact = scanned();
+        assert_eq!(reopened(), exact, "the row, the events after it and the trigger");
         // Proof that the row is what is read: a total set by hand is what the next open says.
-        Connection::open(&path)
-            .unwrap()
-            .execute("UPDATE stored_bytes SET bytes = bytes + 1000", [])
-            .unwrap();
-        let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
-        assert_eq!(store.stored_bytes(), exact + 1000);
-        store.close(Duration::from_secs(5));
+        by_hand("UPDATE stored_bytes SET bytes = bytes + 1000");
+        assert_eq!(reopened(), exact + 1000);
         // A store without the row (an older hookwire's) is summed once and gets one.
-        Connection::open(&path)
-            .unwrap()
-            .execute("DELETE FROM stored_bytes", [])
-            .unwrap();
-        let store = SqliteStore::open(StoreOptions::new(&path)).unwrap();
-        assert_eq!(store.stored_bytes(), exact);
-        store.close(Duration::from_secs(5));
+        by_hand("DELETE FROM stored_bytes");
+        assert_eq!(reopened(), exact);
         let row: i64 = Connection::open(&path)
             .unwrap()
             .query_row("SELECT bytes FROM stored_bytes WHERE id = 0", [], |r| r.get(0))
