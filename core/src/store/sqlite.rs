@@ -1935,7 +1935,8 @@ mod tests {
             .unwrap_or_default()
         };
         let settled = |what: &str| {
-            // The row moves within LEDGER_EVERY of the last append, the count at once.
+            // The count follows each commit (another writer's rows: the next move), and the
+            // row moves within about LEDGER_EVERY.
             let deadline = Instant::now() + Duration::from_secs(5);
             while (store.stored_bytes() != scanned() || row().0 != store.head()) && Instant::now() < deadline
             {
@@ -1968,7 +1969,8 @@ mod tests {
         }
         assert!(store.stored_bytes() < 6000, "evicted");
         settled("after eviction");
-        // Copies another writer adds while this one appends are in the next commit's total.
+        // Copies another writer adds just before this one appends lie in the gap before its
+        // event: counted when the row next moves.
         assert!(store.replay("github", None, None).unwrap() > 0);
         append(&store, event("github", "after the copies"));
         settled("after copies and an append");
