@@ -299,48 +299,42 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The bytes of the events after seq `after` through `through`: a range of the rowid. A sum
+/// over the whole table would read every event's overflow pages (a size is stored after its
+/// payload).
+fn bytes_between(conn: &Connection, after: u64, through: u64) -> rusqlite::Result<u64> {
+    conn.prepare_cached("SELECT coalesce(sum(size), 0) FROM events WHERE seq > ?1 AND seq <= ?2")?
+        .query_row([after as i64, through as i64], |r| r.get::<_, i64>(0))
+        .map(to_u64)
+}
+
 /// The head and the bytes stored, at open: the `stored_bytes` row plus the events after it
 /// (those of the last second before a crash, another process's, an older hookwire's), in one
 /// transaction so a concurrent writer cannot slip between the reads; the row is then moved to
-/// the head. A store without the row (new, or from an older hookwire) is summed whole once.
+/// the head. A store without the row (from an older hookwire) is summed whole once; an empty
+/// one writes nothing, so a channel that only starts and stops leaves the file as it was.
 fn opening_totals(conn: &mut Connection) -> Result<(u64, u64), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let head: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
-    let ledger: Option<(i64, i64)> = tx
+    let head = to_u64(head);
+    let (through, counted) = tx
         .query_row(
             "SELECT through_seq, bytes FROM stored_bytes WHERE id = 0",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((to_u64(r.get(0)?), to_u64(r.get(1)?))),
         )
-        .optional()?;
-    let bytes: i64 = match ledger {
-        Some((through, bytes)) if through >= head => bytes,
-        Some((through, bytes)) => {
-            let after: i64 = tx.query_row(
-                "SELECT coalesce(sum(size), 0) FROM events WHERE seq > ?1",
-                [through],
-                |r| r.get(0),
-            )?;
-            tx.execute(
-                "UPDATE stored_bytes SET through_seq = ?1, bytes = ?2 WHERE id = 0",
-                params![head, bytes + after],
-            )?;
-            bytes + after
-        }
-        // Empty: the row is written when the writer first moves it, so a channel that only
-        // starts and stops writes nothing.
-        None if head == 0 => 0,
-        None => {
-            let bytes: i64 = tx.query_row("SELECT coalesce(sum(size), 0) FROM events", [], |r| r.get(0))?;
-            tx.execute(
-                "INSERT INTO stored_bytes (id, through_seq, bytes) VALUES (0, ?1, ?2)",
-                params![head, bytes],
-            )?;
-            bytes
-        }
-    };
+        .optional()?
+        .unwrap_or((0, 0));
+    let bytes = counted + bytes_between(&tx, through, head)?;
+    if through < head {
+        tx.execute(
+            "INSERT INTO stored_bytes (id, through_seq, bytes) VALUES (0, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET through_seq = excluded.through_seq, bytes = excluded.bytes",
+            params![head as i64, bytes as i64],
+        )?;
+    }
     tx.commit()?;
-    Ok((to_u64(head), to_u64(bytes)))
+    Ok((head, bytes))
 }
 
 /// How long a statement waits for another connection's lock.
@@ -965,24 +959,21 @@ impl Ledger {
     /// summed from the file instead. Not there: written, from what this writer counted when
     /// the store was empty at open, else (deleted by hand) summed from every event.
     fn move_in(&self, tx: &Connection) -> rusqlite::Result<u64> {
-        let mut bytes = self.own as i64;
+        let mut bytes = self.own;
         for (after, upto) in &self.foreign {
-            bytes += tx.query_row(
-                "SELECT coalesce(sum(size), 0) FROM events WHERE seq > ?1 AND seq <= ?2",
-                [*after as i64, *upto as i64],
-                |r| r.get::<_, i64>(0),
-            )?;
+            bytes += bytes_between(tx, *after, *upto)?;
         }
         let moved = tx
             .prepare_cached(
                 "UPDATE stored_bytes SET bytes = bytes + ?1, through_seq = ?2
                  WHERE id = 0 AND through_seq = ?3 RETURNING bytes",
             )?
-            .query_row(params![bytes, self.last as i64, self.through as i64], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row(
+                params![bytes as i64, self.last as i64, self.through as i64],
+                |r| r.get::<_, i64>(0),
+            )
             .optional()?;
-        let total = match moved {
+        let moved = match moved {
             Some(total) => Some(total),
             None => tx
                 .query_row(
@@ -996,25 +987,20 @@ impl Ledger {
                 )
                 .optional()?,
         };
-        let total = match total {
-            Some(total) => total,
-            // The store was empty at open: this writer has counted every event since.
-            None if self.through == 0 => {
-                tx.execute(
-                    "INSERT INTO stored_bytes (id, through_seq, bytes) VALUES (0, ?1, ?2)",
-                    params![self.last as i64, bytes],
-                )?;
-                bytes
-            }
-            None => tx.query_row(
-                "INSERT INTO stored_bytes (id, through_seq, bytes)
-                 SELECT 0, ?1, coalesce(sum(size), 0) FROM events WHERE seq <= ?1
-                 RETURNING bytes",
-                [self.last as i64],
-                |r| r.get::<_, i64>(0),
-            )?,
+        if let Some(total) = moved {
+            return Ok(to_u64(total));
+        }
+        // The store was empty at open: this writer has counted every event since.
+        let total = if self.through == 0 {
+            bytes
+        } else {
+            bytes_between(tx, 0, self.last)?
         };
-        Ok(to_u64(total))
+        tx.execute(
+            "INSERT INTO stored_bytes (id, through_seq, bytes) VALUES (0, ?1, ?2)",
+            params![self.last as i64, total as i64],
+        )?;
+        Ok(total)
     }
 
     /// The row now stands at `last`.
@@ -1192,18 +1178,12 @@ impl Writer {
     }
 
     /// Adds the events another process appended after `after` through `head` (`hookwire
-    /// replay`'s copies) to the stored bytes: a range of the rowid, where a sum over the table
-    /// would read every event's overflow pages (its size is stored after its payload). Bounded
-    /// by `head`, what was read as the head: a commit landing between the two reads is
-    /// counted when it is seen, not twice.
+    /// replay`'s copies) to the stored bytes. Bounded by `head`, what was read as the head: a
+    /// commit landing between the two reads is counted when it is seen, not twice.
     fn count_appended(&self, after: u64, head: u64) {
-        match self.conn.query_row(
-            "SELECT coalesce(sum(size), 0) FROM events WHERE seq > ?1 AND seq <= ?2",
-            [after as i64, head as i64],
-            |r| r.get::<_, i64>(0),
-        ) {
+        match bytes_between(&self.conn, after, head) {
             Ok(b) => {
-                self.shared.bytes.fetch_add(to_u64(b), Ordering::Relaxed);
+                self.shared.bytes.fetch_add(b, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, "store: cannot size other writers' events"),
         }
