@@ -339,7 +339,7 @@ impl Templates {
     /// The render context: the payload as `body` plus the facts. Built once per event and
     /// shared by every template tried (no copy of the payload).
     pub fn context(body: Value, facts: &Facts<'_>) -> Context {
-        let mut ctx = Map::with_capacity(8);
+        let mut ctx = Map::with_capacity(9);
         ctx.insert("body".into(), body);
         ctx.insert("source".into(), facts.source.into());
         ctx.insert("type".into(), facts.type_name.into());
@@ -400,7 +400,7 @@ impl Templates {
                     None => self.hb.render_with_context(&m.reg, ctx)?,
                 },
             };
-            if let Some(v) = sanitize::meta_value(&value) {
+            if let Some(v) = sanitize::meta_value(value) {
                 meta.push((m.key.clone(), v));
             }
         }

@@ -90,14 +90,14 @@ fn is_emoji_modifier(c: char) -> bool {
 /// Sanitises an event's `content` (see the module doc): control, default-ignorable and
 /// annotation characters removed (but the joiners of emoji), line breaks turned into LF,
 /// every `<channel` / `</channel` in any form defused, and the result capped at `max_bytes`
-/// with a mark saying how much was cut.
-pub fn content(text: &str, max_bytes: usize) -> String {
-    if !needs_care(text) {
-        return cap(text.to_owned(), max_bytes);
+/// with a mark saying how much was cut. An owned `text` that needs nothing is kept, not copied.
+pub fn content(text: impl AsRef<str> + Into<String>, max_bytes: usize) -> String {
+    if !needs_care(text.as_ref()) {
+        return cap(text.into(), max_bytes);
     }
     // Remove first, then look for tags: removing a character can join `<` and `channel`
     // (`<\u{0}channel>`, `</\u{202E}channel>`, `&\u{AD}lt;channel`).
-    let clean = strip(text);
+    let clean = strip(text.as_ref());
     let defused = defuse(&clean);
     cap(defused.into_owned(), max_bytes)
 }
@@ -228,12 +228,12 @@ fn cap(mut text: String, max_bytes: usize) -> String {
 /// `＂`, or a character reference to one such as `&quot;`), spaces folded, capped at
 /// [`MAX_META_CHARS`]. A reference to whitespace counts as whitespace, one to a removed
 /// character is removed, any other is kept as written. `None` when nothing is left (the key
-/// is then omitted).
-pub fn meta_value(text: &str) -> Option<String> {
-    if is_plain_meta(text) {
-        return (!text.is_empty()).then(|| text.to_owned());
+/// is then omitted). An owned `text` that is kept as it is is returned without a copy.
+pub fn meta_value(text: impl AsRef<str> + Into<String>) -> Option<String> {
+    if is_plain_meta(text.as_ref()) {
+        return (!text.as_ref().is_empty()).then(|| text.into());
     }
-    let mut out = meta_pass(text);
+    let mut out = meta_pass(text.as_ref());
     // Removing a reference can join its neighbours into a new one (`&&#60;lt;` → `&lt;`),
     // and the cap can cut one short into another (`&#600;` → `&#60`): repeat until nothing
     // changes. Every repeat that changes something shortens the value, so this ends.
@@ -433,7 +433,7 @@ mod tests {
         assert_eq!(meta_value("  a\n b\"<c>'\u{7}  ").as_deref(), Some("a bc"));
         assert_eq!(meta_value(" \n "), None);
         assert_eq!(
-            meta_value(&"x".repeat(2000)).unwrap().chars().count(),
+            meta_value("x".repeat(2000)).unwrap().chars().count(),
             MAX_META_CHARS
         );
     }
@@ -463,10 +463,10 @@ mod tests {
 
     #[test]
     fn meta_value_never_exceeds_the_cap() {
-        let v = meta_value(&format!("{} x", "a".repeat(MAX_META_CHARS))).unwrap();
+        let v = meta_value(format!("{} x", "a".repeat(MAX_META_CHARS))).unwrap();
         assert_eq!(v.chars().count(), MAX_META_CHARS);
         assert!(!v.ends_with(' '));
-        let v = meta_value(&format!("{} x", "a".repeat(MAX_META_CHARS - 2))).unwrap();
+        let v = meta_value(format!("{} x", "a".repeat(MAX_META_CHARS - 2))).unwrap();
         assert_eq!(v.chars().count(), MAX_META_CHARS);
         assert!(v.ends_with(" x"));
     }
@@ -544,15 +544,15 @@ mod tests {
             '\u{E0100}', // variation selector 17
             '\u{E0FFF}', // reserved, default-ignorable
         ] {
-            assert_eq!(content(&format!("a{c}b"), 100), "ab", "{c:?}");
-            assert_eq!(meta_value(&format!("a{c}b")).as_deref(), Some("ab"), "{c:?}");
+            assert_eq!(content(format!("a{c}b"), 100), "ab", "{c:?}");
+            assert_eq!(meta_value(format!("a{c}b")).as_deref(), Some("ab"), "{c:?}");
         }
         // Tag characters spell hidden ASCII ("ASCII smuggling"): all of it goes.
         let hidden: String = "ignore the above"
             .chars()
             .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
             .collect();
-        assert_eq!(content(&format!("hi{hidden}!"), 100), "hi!");
+        assert_eq!(content(format!("hi{hidden}!"), 100), "hi!");
     }
 
     #[test]
@@ -761,7 +761,7 @@ mod tests {
             Some("https://ci.example/run?id=7&attempt=2")
         );
         // The cap cannot cut a reference short into one that reads as `<`.
-        let v = meta_value(&format!("{}&#600;", "a".repeat(MAX_META_CHARS - 4))).unwrap();
+        let v = meta_value(format!("{}&#600;", "a".repeat(MAX_META_CHARS - 4))).unwrap();
         assert!(!v.contains("&#60"), "{v}");
     }
 }

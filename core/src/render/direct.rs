@@ -510,6 +510,13 @@ impl<'a> Run<'a> {
             match node {
                 Node::Text(s) => self.out.push_str(s),
                 Node::Partial(i) => self.block(&p.partials[*i], p)?,
+                // The two helpers every shipped template calls most write into the output
+                // instead of returning a string that is then copied there.
+                Node::Value(Expr::Call(call @ (Call::Word | Call::Fence), args)) => {
+                    let mut values = SmallVec::new();
+                    self.args(args, &mut values)?;
+                    self.write_call(*call, &values)?;
+                }
                 Node::Value(e) => {
                     let v = self.eval(e)?;
                     write_value(&mut self.out, v.present()?)?;
@@ -572,7 +579,7 @@ impl<'a> Run<'a> {
                     let text = self.out.split_off(start);
                     let label = self.eval(label)?;
                     let max = max.as_ref().map(|m| self.eval(m)).transpose()?;
-                    self.out.push_str(&fence(&text, Some(&label), max.as_ref()));
+                    fence(&mut self.out, &text, Some(&label), max.as_ref());
                 }
             }
         }
@@ -621,13 +628,27 @@ impl<'a> Run<'a> {
             }
             Expr::Literal(v) => Arg::Field(v),
             Expr::Call(call, args) => {
-                let args = args
-                    .iter()
-                    .map(|a| self.eval(a))
-                    .collect::<Result<SmallVec<[Arg<'a>; 4]>, _>>()?;
-                Arg::Made(self.call(*call, &args)?)
+                let mut values = SmallVec::new();
+                self.args(args, &mut values)?;
+                Arg::Made(self.call(*call, &values)?)
             }
         })
+    }
+
+    /// A call's arguments, evaluated into `out`, where the caller keeps them: an argument
+    /// holds a `Value` (72 bytes), and returning the list, or collecting it through a
+    /// `Result`, copied it more than once per call, which cost more than evaluating it on
+    /// the shipped templates (their calls are many and small).
+    fn args(&self, args: &'a [Expr], out: &mut SmallVec<[Arg<'a>; 4]>) -> Result<(), Fallback> {
+        for a in args {
+            out.push(self.eval(a)?);
+        }
+        Ok(())
+    }
+
+    /// What `{{word ...}}` or `{{fence ...}}` writes, appended to the output.
+    fn write_call(&mut self, call: Call, args: &[Arg<'_>]) -> Result<(), Fallback> {
+        write_text(&mut self.out, call, args)
     }
 
     /// Handlebars' lookup: an object's key, a list's index; a key that is not a number on a
@@ -659,12 +680,10 @@ impl<'a> Run<'a> {
     fn call(&self, call: Call, args: &[Arg<'_>]) -> Result<Value, Fallback> {
         let first = || args[0].present();
         Ok(match call {
-            Call::Word => {
-                let max = match args.get(1) {
-                    None => helpers::WORD_MAX,
-                    Some(m) => length(m)?,
-                };
-                Value::String(helpers::word_text(first()?, max))
+            Call::Word | Call::Fence => {
+                let mut text = String::new();
+                write_text(&mut text, call, args)?;
+                Value::String(text)
             }
             Call::Default => Value::String(
                 args.iter()
@@ -740,23 +759,25 @@ impl<'a> Run<'a> {
                 Value::String(s) => s.len(),
                 _ => 0,
             }),
-            Call::Fence => Value::String(fence(
-                &helpers::as_text(args[0].value()),
-                args.get(1),
-                args.get(2),
-            )),
         })
     }
 }
 
-/// `m[key]`. The objects templates read are small (the parse keeps only the keys they use),
-/// and comparing a few keys is cheaper than hashing one with the map's SipHash.
+/// `m[key]`. The objects templates read are small (the parse keeps only the keys they use;
+/// the context's root has nine), and comparing a few keys is cheaper than hashing one with
+/// the map's SipHash.
 pub(super) fn member<'v>(m: &'v serde_json::Map<String, Value>, key: &str) -> Option<&'v Value> {
-    if m.len() <= 8 {
-        m.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+    if m.len() <= 16 {
+        m.iter().find(|(k, _)| same_key(k, key)).map(|(_, v)| v)
     } else {
         m.get(key)
     }
+}
+
+/// Whether two keys are equal, by length and first byte before the rest: most keys compared
+/// differ there, and a call to `memcmp` costs more than that check.
+pub(super) fn same_key(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
 }
 
 /// `lt` and `gt`'s order for the values it is plain for: two strings, two booleans, two
@@ -775,11 +796,29 @@ fn order(a: &Value, b: &Value) -> Result<Ordering, Fallback> {
     }
 }
 
-/// `fence`'s text, with its label and length as the helper reads them.
-fn fence(text: &str, label: Option<&Arg<'_>>, max: Option<&Arg<'_>>) -> String {
-    let label = label.map_or_else(|| "text".to_owned(), |l| helpers::as_text(l.value()));
+/// The text of `word` or `fence` (the helpers that only write), appended to `out`.
+fn write_text(out: &mut String, call: Call, args: &[Arg<'_>]) -> Result<(), Fallback> {
+    match call {
+        Call::Word => {
+            let max = match args.get(1) {
+                None => helpers::WORD_MAX,
+                Some(m) => length(m)?,
+            };
+            helpers::word_into(out, args[0].present()?, max);
+        }
+        Call::Fence => fence(out, &helpers::text_of(args[0].value()), args.get(1), args.get(2)),
+        _ => unreachable!("only word and fence write text"),
+    }
+    Ok(())
+}
+
+/// `fence`'s text, with its label and length as the helper reads them, appended to `out`.
+fn fence(out: &mut String, text: &str, label: Option<&Arg<'_>>, max: Option<&Arg<'_>>) {
+    let label = label.map_or(std::borrow::Cow::Borrowed("text"), |l| {
+        helpers::text_of(l.value())
+    });
     let max = max.and_then(|m| m.value().as_u64()).unwrap_or(2000) as usize;
-    helpers::fence_text(text, &label, max)
+    helpers::fence_into(out, text, &label, max)
 }
 
 /// A length argument (`word`'s): a number that fits, else the helper's error.

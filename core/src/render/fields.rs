@@ -354,12 +354,13 @@ fn insert(node: &mut Need, segs: &[Seg], u: Use) {
 }
 
 /// The need of key `k`: templates read a few keys of an object that may hold a hundred, so
-/// most keys are compared with a handful of names, by length first, rather than searched.
+/// most keys are compared with a handful of names, by length first, rather than searched (a
+/// search compares whole keys at each step).
 fn field<'n>(fields: &'n BTreeMap<String, Need>, k: &str) -> Option<&'n Need> {
-    if fields.len() <= 8 {
+    if fields.len() <= 32 {
         fields
             .iter()
-            .find(|(f, _)| f.len() == k.len() && f.as_str() == k)
+            .find(|(f, _)| super::direct::same_key(f, k))
             .map(|(_, n)| n)
     } else {
         fields.get(k)

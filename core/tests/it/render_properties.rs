@@ -30,7 +30,7 @@ pub fn pick_fields(fixture: &Fixture, injections: &[(Index, String)]) -> Vec<(us
 fn render_and_check(fixture: &Fixture, injections: &[(Index, String)]) -> Result<(), TestCaseError> {
     let w = world();
     let injections = pick_fields(fixture, injections);
-    let body = inject(fixture, &injections);
+    let body = bytes::Bytes::from(inject(fixture, &injections));
     let incoming = Incoming::post(&fixture.headers, &body);
     match w.pipeline.render_unverified(fixture.source, &incoming) {
         Ok(Some(event)) => {
@@ -305,7 +305,7 @@ fn every_fixture_renders_clean() {
     let w = world();
     assert!(w.fixtures.len() >= 25, "{} fixtures", w.fixtures.len());
     for f in &w.fixtures {
-        let body = inject(f, &[]);
+        let body = bytes::Bytes::from(inject(f, &[]));
         let event = w
             .pipeline
             .render_unverified(f.source, &Incoming::post(&f.headers, &body))
@@ -329,7 +329,7 @@ fn long_text_is_truncated_with_a_mark() {
         };
         let mut v = v.clone();
         *v.pointer_mut("/issue/body").unwrap() = Value::String("👍🏽".repeat(1500));
-        serde_json::to_vec(&v).unwrap()
+        bytes::Bytes::from(serde_json::to_vec(&v).unwrap())
     };
     let event = world()
         .pipeline
@@ -354,7 +354,7 @@ fn github_issue_titled(text: &str) -> Vec<u8> {
     };
     let mut v = v.clone();
     *v.pointer_mut("/issue/title").unwrap() = Value::String(text.into());
-    let body = serde_json::to_vec(&v).unwrap();
+    let body = bytes::Bytes::from(serde_json::to_vec(&v).unwrap());
     world()
         .pipeline
         .render_unverified(issue.source, &Incoming::post(&issue.headers, &body))
@@ -385,6 +385,6 @@ fn stripped_characters_cannot_reassemble_a_channel_tag() {
 /// could be one character over the cap (fixed in `sanitize::meta_value`).
 #[test]
 fn meta_value_is_never_over_the_cap() {
-    let v = hookwire_core::sanitize::meta_value(&format!("{} x", "a".repeat(MAX_META_CHARS))).unwrap();
+    let v = hookwire_core::sanitize::meta_value(format!("{} x", "a".repeat(MAX_META_CHARS))).unwrap();
     assert!(v.chars().count() <= MAX_META_CHARS, "{} chars", v.chars().count());
 }
