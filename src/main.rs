@@ -353,7 +353,9 @@ fn render(
 ) -> Result<(), String> {
     use hookwire_core::axum::http::{HeaderMap, HeaderName, HeaderValue};
     let pipeline = keyless_pipeline(config_path)?;
-    let body = std::fs::read(payload).map_err(|e| format!("cannot read {}: {e}", payload.display()))?;
+    let body: bytes::Bytes = std::fs::read(payload)
+        .map_err(|e| format!("cannot read {}: {e}", payload.display()))?
+        .into();
     let index = source_index(&pipeline, source)?;
     let mut headers = HeaderMap::new();
     let mut put = |name: &str, value: &str| -> Result<(), String> {

@@ -16,15 +16,64 @@ pub struct Event {
     pub line: Vec<u8>,
     /// When it arrived, Unix milliseconds.
     pub received_ms: i64,
-    /// The raw request body, kept in the store for retrieval (empty for digests).
-    pub payload: Vec<u8>,
+    /// The raw request body, kept in the store for retrieval (empty for digests). Shared with
+    /// the request: a 10 KB body is not copied on its way to the store.
+    pub payload: bytes::Bytes,
     /// The request headers that carry no credentials, kept with the payload.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// Folded by storm control: stored for retrieval, named by a digest, never delivered alone.
     pub folded: bool,
     /// The dedup key of what was signed (`~signed:<hex>`), kept so a restart recognises the
     /// same signed bytes under another delivery id as a repeat.
     pub signed_key: Option<String>,
+}
+
+/// Request headers kept with an event, as the store keeps them: a JSON array of
+/// `[name, value]` pairs. Written once on the request's thread, so the store's writer neither
+/// serialises them nor frees a string per header that another thread allocated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Headers(String);
+
+impl Default for Headers {
+    fn default() -> Self {
+        Headers("[]".to_owned())
+    }
+}
+
+impl Headers {
+    /// The pairs as given, in order.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut json = Vec::with_capacity(256);
+        json.push(b'[');
+        for (name, value) in pairs {
+            if json.len() > 1 {
+                json.push(b',');
+            }
+            json.push(b'[');
+            serde_json::to_writer(&mut json, name).expect("a string always serialises");
+            json.push(b',');
+            serde_json::to_writer(&mut json, value).expect("a string always serialises");
+            json.push(b']');
+        }
+        json.push(b']');
+        Headers(String::from_utf8(json).expect("serde_json writes UTF-8"))
+    }
+
+    /// The JSON text: `[["name","value"],...]`.
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+
+    /// The pairs, read back from the JSON.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        serde_json::from_str(&self.0).expect("hookwire wrote this JSON")
+    }
+}
+
+impl<'a> FromIterator<(&'a str, &'a str)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(pairs: I) -> Self {
+        Headers::from_pairs(pairs)
+    }
 }
 
 /// Attributes in the order given, serialised as a JSON object of strings.
@@ -83,5 +132,26 @@ mod tests {
             "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/claude/channel\",\"params\":{\"content\":\"a\\nb\",\"meta\":{\"z\":\"1\",\"a\":\"2\"}}}\n"
         );
         assert_eq!(text.matches('\n').count(), 1);
+    }
+
+    #[test]
+    fn headers_are_the_json_of_their_pairs_and_read_back() {
+        let pairs = [("x-github-event", "issues"), ("user-agent", "evil\"\n\u{1b}]0;")];
+        let h: Headers = pairs.into_iter().collect();
+        assert_eq!(
+            h.as_json(),
+            r#"[["x-github-event","issues"],["user-agent","evil\"\n\u001b]0;"]]"#
+        );
+        let owned: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(h.pairs(), owned);
+        assert_eq!(
+            h.as_json(),
+            serde_json::to_string(&owned).unwrap(),
+            "what the store wrote before"
+        );
+        assert_eq!(Headers::default().pairs(), vec![]);
     }
 }

@@ -377,7 +377,7 @@ async fn read_body(
     }
     let start = tokio::time::Instant::now();
     let hard = start + app.body_timeout;
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
+    let mut buf = Gathered::default();
     loop {
         // The moment the body would fall below the minimum pace.
         let behind =
@@ -400,12 +400,45 @@ async fn read_body(
             reserve(&app.budget, &mut held, step)?;
             reserved += step;
         }
-        buf.extend_from_slice(&data);
+        buf.push(data, declared.unwrap_or(0));
     }
     Ok(ReadBody {
         body: buf.freeze(),
         budget: held,
     })
+}
+
+/// A body as its frames arrive. A body that arrives in one frame, as most webhooks do, is
+/// kept as hyper read it, not copied; a second frame starts a buffer holding both.
+#[derive(Default)]
+struct Gathered {
+    first: Bytes,
+    more: Option<BytesMut>,
+}
+
+impl Gathered {
+    fn len(&self) -> usize {
+        self.more.as_ref().map_or(self.first.len(), BytesMut::len)
+    }
+
+    /// Appends a frame; `declared` (the Content-Length, when sent) sizes the buffer.
+    fn push(&mut self, data: Bytes, declared: usize) {
+        match &mut self.more {
+            Some(more) => more.extend_from_slice(&data),
+            None if self.first.is_empty() => self.first = data,
+            None => {
+                let mut more = BytesMut::with_capacity(declared.max(self.first.len() + data.len()));
+                more.extend_from_slice(&self.first);
+                more.extend_from_slice(&data);
+                self.first = Bytes::new();
+                self.more = Some(more);
+            }
+        }
+    }
+
+    fn freeze(self) -> Bytes {
+        self.more.map_or(self.first, BytesMut::freeze)
+    }
 }
 
 fn counted(code: StatusCode, text: &'static str, why: Counted) -> (Response, Option<Counted>) {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderMap;
+use bytes::Bytes;
 use serde_json::Value;
 
 use crate::adapter::{Disposition, IdentifyError, Identity, Registry, Reply, Request};
@@ -139,8 +140,8 @@ fn pool_share() -> usize {
 pub struct Incoming<'a> {
     /// The headers.
     pub headers: &'a HeaderMap,
-    /// The raw body.
-    pub body: &'a [u8],
+    /// The raw body, shared: the stored event holds it without a copy.
+    pub body: &'a Bytes,
     /// The HTTP method.
     pub method: &'a str,
     /// The query string as received (no `?`), appended to the source's `public_url`.
@@ -151,7 +152,7 @@ pub struct Incoming<'a> {
 
 impl<'a> Incoming<'a> {
     /// A POST with no query, arriving now: what tests and `hookwire render` need.
-    pub fn post(headers: &'a HeaderMap, body: &'a [u8]) -> Self {
+    pub fn post(headers: &'a HeaderMap, body: &'a Bytes) -> Self {
         Incoming {
             headers,
             body,
@@ -612,7 +613,7 @@ impl Pipeline {
             reply: None,
             meta: Vec::new(),
         };
-        let raw = serde_json::to_vec(&payload).unwrap_or_default();
+        let raw = Bytes::from(serde_json::to_vec(&payload).unwrap_or_default());
         let no_headers = HeaderMap::new();
         let incoming = Incoming {
             headers: &no_headers,
@@ -800,19 +801,21 @@ impl Pipeline {
                 }
             }
         }
-        let content = sanitize::content(rendered.content.trim_end(), self.config.limits.max_content_bytes);
+        let mut content = rendered.content;
+        content.truncate(content.trim_end().len());
+        let content = sanitize::content(content, self.config.limits.max_content_bytes);
         Event {
             source: src.name.clone(),
             event: event_name,
             delivery_id: identity.delivery_id.clone(),
             line: notification_line(&content, &meta),
             received_ms: crate::verify::timestamp::millis(now),
-            payload: raw.to_vec(),
+            payload: incoming.body.clone(),
             headers: incoming
                 .headers
                 .iter()
                 .filter(|(name, _)| !self.withholds(source, name.as_str()))
-                .filter_map(|(name, v)| Some((name.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .filter_map(|(name, v)| Some((name.as_str(), v.to_str().ok()?)))
                 .collect(),
             folded: false,
             signed_key: None,

@@ -515,8 +515,8 @@ fn events_show_keeps_odd_payloads_readable_and_terminal_safe() {
         delivery_id: id.into(),
         line: notification_line("an alert", &[("source".into(), "datadog".into())]),
         received_ms,
-        payload: payload.to_vec(),
-        headers: vec![("user-agent".into(), "evil\x1b]0;pwned\x07".into())],
+        payload: payload.to_vec().into(),
+        headers: [("user-agent", "evil\x1b]0;pwned\x07")].into_iter().collect(),
         folded: false,
         ..Default::default()
     };

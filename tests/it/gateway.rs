@@ -646,8 +646,8 @@ fn a_backlog_beyond_the_send_window_arrives_whole_and_in_order() {
                 delivery_id: id(i),
                 line: notification_line(&format!("event {i}"), &[("delivery_id".into(), id(i))]),
                 received_ms: now_ms(),
-                payload: b"{}".to_vec(),
-                headers: vec![],
+                payload: b"{}".to_vec().into(),
+                headers: Default::default(),
                 folded: false,
                 ..Default::default()
             })

@@ -328,7 +328,7 @@ pub(super) async fn preview(
     };
     let template = super::pages::template_for(&c, &rec.stored.source, &rec.stored.event);
     let stored_headers = rec.headers.clone();
-    let payload = rec.payload.clone();
+    let payload = bytes::Bytes::from(rec.payload.clone());
     // Templates are CPU work on a payload a stranger chose: off the async workers.
     let rendered = tokio::task::spawn_blocking(move || {
         let mut h = HeaderMap::new();

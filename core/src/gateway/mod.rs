@@ -492,8 +492,8 @@ mod tests {
                     delivery_id: (*delivery).into(),
                     line: crate::event::notification_line("x", &[("delivery_id".into(), (*delivery).into())]),
                     received_ms: millis(SystemTime::now()),
-                    payload: payload.clone(),
-                    headers: vec![("x-github-event".into(), "issues".into())],
+                    payload: payload.clone().into(),
+                    headers: [("x-github-event", "issues")].into_iter().collect(),
                     folded: false,
                     signed_key: None,
                 })

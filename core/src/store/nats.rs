@@ -121,7 +121,8 @@ struct Envelope {
     line: String,
     /// base64 of the raw body.
     payload: String,
-    headers: Vec<(String, String)>,
+    /// `[[name, value], ...]`, as [`crate::event::Headers`] wrote it.
+    headers: Box<serde_json::value::RawValue>,
     #[serde(default)]
     folded: bool,
     #[serde(default)]
@@ -139,6 +140,8 @@ impl Envelope {
         let e: Envelope = serde_json::from_slice(bytes)
             .map_err(|e| StoreError::Db(format!("event {seq} in the stream is not hookwire's: {e}")))?;
         let bad = |_| StoreError::Db(format!("event {seq} in the stream is not hookwire's"));
+        let headers = serde_json::from_str(e.headers.get())
+            .map_err(|e| StoreError::Db(format!("event {seq} in the stream is not hookwire's: {e}")))?;
         Ok(Record {
             stored: Stored {
                 seq,
@@ -151,7 +154,7 @@ impl Envelope {
                 target: e.target,
             },
             payload: b64().decode(e.payload).map_err(bad)?,
-            headers: e.headers,
+            headers,
             replay_of: e.replay_of,
         })
     }
@@ -728,7 +731,8 @@ fn envelope(e: &Event, target: Option<String>, replay_of: Option<u64>) -> Vec<u8
         received_ms: e.received_ms,
         line: b64().encode(&e.line),
         payload: b64().encode(&e.payload),
-        headers: e.headers.clone(),
+        headers: serde_json::value::RawValue::from_string(e.headers.as_json().to_owned())
+            .expect("headers are JSON"),
         folded: e.folded,
         target,
         replay_of,
@@ -745,8 +749,8 @@ fn copy_of(r: Record, received_ms: i64, target: Option<String>, of: u64) -> Vec<
         delivery_id: r.stored.delivery_id,
         line: r.stored.line,
         received_ms,
-        payload: r.payload,
-        headers: r.headers,
+        payload: r.payload.into(),
+        headers: r.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect(),
         folded: false,
         signed_key: None,
     };
@@ -1906,8 +1910,8 @@ mod tests {
             delivery_id: "d-1".into(),
             line: b"{\"x\":1}\n".to_vec(),
             received_ms: 5,
-            payload: vec![0, 255, 10],
-            headers: vec![("x-github-event".into(), "issues".into())],
+            payload: vec![0, 255, 10].into(),
+            headers: [("x-github-event", "issues")].into_iter().collect(),
             folded: true,
             signed_key: None,
         };

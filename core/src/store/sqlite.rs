@@ -250,7 +250,7 @@ const COMPRESS_FROM: usize = 1024;
 /// Compresses `payload` in place when that saves at least an eighth. Vendor JSON compresses
 /// about 4x: the payload is most of what every event writes to the WAL and again at the
 /// checkpoint, so LZ4's few microseconds buy back more than they cost.
-fn encode(payload: &mut Vec<u8>) -> Codec {
+fn encode(payload: &mut bytes::Bytes) -> Codec {
     if payload.len() < COMPRESS_FROM {
         return Codec::Raw;
     }
@@ -258,7 +258,7 @@ fn encode(payload: &mut Vec<u8>) -> Codec {
     if packed.len() > payload.len() - payload.len() / 8 {
         return Codec::Raw;
     }
-    *payload = packed;
+    *payload = packed.into();
     Codec::Lz4
 }
 
@@ -1251,7 +1251,7 @@ impl Writer {
                 for op in ops {
                     match op {
                         Op::Append(e, codec, done) => {
-                            let headers = serde_json::to_string(&e.headers).unwrap_or_else(|_| "[]".into());
+                            let headers = e.headers.as_json();
                             let size = (e.line.len() + e.payload.len() + headers.len()) as u64;
                             insert.execute(params![
                                 e.source,
@@ -1259,7 +1259,7 @@ impl Writer {
                                 e.delivery_id,
                                 e.received_ms,
                                 e.line,
-                                e.payload,
+                                &e.payload[..],
                                 codec as i64,
                                 headers,
                                 e.folded as i64,
@@ -1612,8 +1612,8 @@ mod tests {
             delivery_id: id.into(),
             line: format!("{{\"id\":\"{id}\"}}\n").into_bytes(),
             received_ms: millis(SystemTime::now()),
-            payload: b"{}".to_vec(),
-            headers: vec![("x-github-event".into(), "push".into())],
+            payload: b"{}".to_vec().into(),
+            headers: [("x-github-event", "push")].into_iter().collect(),
             folded: false,
             signed_key: None,
         }
@@ -1650,7 +1650,7 @@ mod tests {
         let rounds = 20 * CHECKPOINT_BYTES / (16 << 10);
         for i in 0..rounds {
             let mut e = event("github", &format!("d{i}"));
-            e.payload = noise(16 << 10);
+            e.payload = noise(16 << 10).into();
             append(&store, e);
         }
         let len = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
@@ -1693,7 +1693,7 @@ mod tests {
             append(
                 &store,
                 Event {
-                    payload,
+                    payload: payload.into(),
                     ..event("github", id)
                 },
             );
@@ -1745,7 +1745,7 @@ mod tests {
         append(
             &store,
             Event {
-                payload: vec![b'x'; 4096],
+                payload: vec![b'x'; 4096].into(),
                 ..event("github", "new")
             },
         );

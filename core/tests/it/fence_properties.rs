@@ -143,7 +143,7 @@ fn check_fenced(line: &[u8]) -> Result<(), String> {
 
 /// Renders `fixture` with every string replaced by `texts` and checks [`check_fenced`].
 fn render_filled(fixture: &Fixture, texts: &[String]) -> Result<(), String> {
-    let body = fill_every_string(fixture, texts);
+    let body = bytes::Bytes::from(fill_every_string(fixture, texts));
     let event = world()
         .pipeline
         .render_unverified(fixture.source, &Incoming::post(&fixture.headers, &body))
@@ -189,7 +189,7 @@ fn each_string_hostile_in_turn_stays_inside_the_fences() {
     let generic = world().pipeline.source_index("generic").unwrap();
     for f in world().fixtures.iter().filter(|f| f.source != generic) {
         for i in 0..f.fields() {
-            let body = match &f.body {
+            let body = bytes::Bytes::from(match &f.body {
                 Body::Json(v) => {
                     let mut v = v.clone();
                     *v.pointer_mut(&f.strings[i]).unwrap() = Value::String(text.clone());
@@ -203,7 +203,7 @@ fn each_string_hostile_in_turn_stays_inside_the_fences() {
                         .finish()
                         .into_bytes()
                 }
-            };
+            });
             renders += 1;
             let event = world()
                 .pipeline
@@ -303,7 +303,7 @@ proptest! {
     fn some_strings_hostile(f in any::<Index>(), picks in prop::collection::vec((any::<Index>(), hostile_text()), 1..4)) {
         let w = world();
         let fixture = f.get(&w.fixtures);
-        let body = inject(fixture, &pick_fields(fixture, &picks));
+        let body = bytes::Bytes::from(inject(fixture, &pick_fields(fixture, &picks)));
         let event = w
             .pipeline
             .render_unverified(fixture.source, &Incoming::post(&fixture.headers, &body))
@@ -331,15 +331,17 @@ proptest! {
 fn fallback_leads_with_the_title_whatever_the_description() {
     let pipeline = load_pipeline("fallback", None);
     let limit = pipeline.config().limits.max_content_bytes;
-    let body = serde_json::to_vec(&serde_json::json!({
-        "id": "T-4121",
-        "description": "The disk filled up again. ".repeat(200 * 1024 / 26),
-        "status": "open",
-        "reporter": {"name": "Dana", "email": "dana@example.com"},
-        "title": "Disk full on db-1",
-        "url": "https://tickets.example.com/T-4121",
-    }))
-    .unwrap();
+    let body = bytes::Bytes::from(
+        serde_json::to_vec(&serde_json::json!({
+            "id": "T-4121",
+            "description": "The disk filled up again. ".repeat(200 * 1024 / 26),
+            "status": "open",
+            "reporter": {"name": "Dana", "email": "dana@example.com"},
+            "title": "Disk full on db-1",
+            "url": "https://tickets.example.com/T-4121",
+        }))
+        .unwrap(),
+    );
     assert!(body.len() > 200 * 1024);
     let source = pipeline.source_index("generic").unwrap();
     let event = pipeline
