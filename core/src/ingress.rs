@@ -474,3 +474,27 @@ fn accepted() -> Response {
         .body(Body::from("accepted\n"))
         .expect("static response")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_in_one_frame_is_kept_and_frames_are_joined_in_order() {
+        let whole = Bytes::from_static(b"{\"whole\":1}");
+        let mut one = Gathered::default();
+        one.push(whole.clone(), whole.len());
+        assert_eq!(one.len(), whole.len());
+        let kept = one.freeze();
+        assert_eq!(kept, whole);
+        assert_eq!(kept.as_ptr(), whole.as_ptr(), "not copied");
+
+        let mut many = Gathered::default();
+        for (i, part) in ["ab", "", "cde", "f"].into_iter().enumerate() {
+            many.push(Bytes::from(part), 0);
+            assert_eq!(many.len(), ["ab", "ab", "abcde", "abcdef"][i].len());
+        }
+        assert_eq!(many.freeze(), Bytes::from_static(b"abcdef"));
+        assert_eq!(Gathered::default().freeze(), Bytes::new(), "no frame, no body");
+    }
+}
