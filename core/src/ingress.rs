@@ -423,9 +423,13 @@ impl Gathered {
 
     /// Appends a frame; `declared` (the Content-Length, when sent) sizes the buffer.
     fn push(&mut self, data: Bytes, declared: usize) {
+        if data.is_empty() {
+            return;
+        }
         match &mut self.more {
             Some(more) => more.extend_from_slice(&data),
             None if self.first.is_empty() => self.first = data,
+            // A second frame: from here on the body is gathered in a buffer of its own.
             None => {
                 let mut more = BytesMut::with_capacity(declared.max(self.first.len() + data.len()));
                 more.extend_from_slice(&self.first);

@@ -515,7 +515,7 @@ impl<'a> Run<'a> {
                 Node::Value(Expr::Call(call @ (Call::Word | Call::Fence), args)) => {
                     let mut values = SmallVec::new();
                     self.args(args, &mut values)?;
-                    self.write_call(*call, &values)?;
+                    write_text(&mut self.out, *call, &values)?;
                 }
                 Node::Value(e) => {
                     let v = self.eval(e)?;
@@ -644,11 +644,6 @@ impl<'a> Run<'a> {
             out.push(self.eval(a)?);
         }
         Ok(())
-    }
-
-    /// What `{{word ...}}` or `{{fence ...}}` writes, appended to the output.
-    fn write_call(&mut self, call: Call, args: &[Arg<'_>]) -> Result<(), Fallback> {
-        write_text(&mut self.out, call, args)
     }
 
     /// Handlebars' lookup: an object's key, a list's index; a key that is not a number on a
