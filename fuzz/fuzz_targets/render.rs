@@ -48,6 +48,8 @@ fuzz_target!(|data: &[u8]| {
     } else {
         (rest.to_vec(), None)
     };
+    // The body as the request path holds it (shared bytes, as `ingress` reads them).
+    let body = hookwire_core::axum::body::Bytes::from(body);
     let incoming = Incoming::post(&fixture.headers, &body);
     match world.pipeline.render_unverified(fixture.source, &incoming) {
         Ok(Some(event)) => {

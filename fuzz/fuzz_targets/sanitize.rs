@@ -26,13 +26,13 @@ fuzz_target!(|data: &[u8]| {
     let max = 96 + 32 * usize::from(cap);
     let text = String::from_utf8_lossy(rest);
 
-    let out = content(&text, max);
+    let out = content(&*text, max);
     if let Err(e) = channel_rules::check_content(&out, max) {
         panic!("content({text:?}, {max}) broke a rule: {e}");
     }
     assert_eq!(content(&out, max), out, "content is not idempotent on {text:?}");
 
-    if let Some(v) = meta_value(&text) {
+    if let Some(v) = meta_value(&*text) {
         if let Err(e) = channel_rules::check_meta_value(&v) {
             panic!("meta_value({text:?}) broke a rule: {e}");
         }
