@@ -363,6 +363,19 @@ fn one_event_re_delivered_reaches_only_the_session_it_names_through_any_replica(
         (Some(original.stored.seq), None)
     );
     assert_eq!(db.replay_one(again + 1000, None).unwrap(), None);
+
+    // That copy named no session: both get it.
+    assert_eq!(next_delivery(&mut on_alice), "again-1");
+    assert_eq!(next_delivery(&mut on_bob), "again-1");
+
+    // What `hookwire replay --source github` does: a copy of each original of the source,
+    // never of a copy, in order, through whichever replica the reader lands on.
+    assert_eq!(db.replay("github", None, Some("alice")).unwrap(), 2);
+    assert_eq!(next_delivery(&mut on_alice), "again-1");
+    assert_eq!(next_delivery(&mut on_alice), "again-2");
+    assert_eq!(post(&a.addr, "again-3"), 202);
+    assert_eq!(next_delivery(&mut on_bob), "again-3", "bob was not named");
+    assert_eq!(next_delivery(&mut on_alice), "again-3");
     db.close(Duration::from_secs(2));
 }
 

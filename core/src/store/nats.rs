@@ -984,11 +984,14 @@ async fn leader_has_more(
     Ok(false)
 }
 
-/// Every message of a reader, to the end.
-async fn drain(consumer: &jetstream::consumer::Consumer<pull::Config>) -> Result<Vec<Record>, StoreError> {
-    let mut all = Vec::new();
+/// Every message of a reader through `head`: its end confirmed by the stream leader, as a
+/// session's read is ([`confirmed`]), so a replica that trails the leader does not cut it short.
+async fn drain(shared: &Shared, reader: &Reader, head: u64) -> Result<Vec<Record>, StoreError> {
+    let mut all: Vec<Record> = Vec::new();
     loop {
-        let (page, done) = fetch(consumer, 256, all.is_empty()).await?;
+        let after = all.last().map_or(reader.next_after, |r| r.stored.seq);
+        let found = fetch(&reader.consumer, 256, all.is_empty()).await?;
+        let (page, done) = confirmed(shared, reader, &reader.sources, after, head, 256, found).await?;
         all.extend(page);
         if done {
             return Ok(all);
@@ -1219,9 +1222,18 @@ impl Store for NatsStore {
         let shared = self.shared.clone();
         let (source, target) = (source.to_owned(), target.map(str::to_owned));
         self.shared.call(async move {
-            let consumer = open_reader(&shared, std::slice::from_ref(&source), 0).await?;
-            let records = drain(&consumer).await;
-            let _ = shared.events.delete_consumer(&consumer.cached_info().name).await;
+            let head = *shared.head.borrow();
+            let sources = vec![source.clone()];
+            let reader = Reader {
+                consumer: open_reader(&shared, &sources, 0).await?,
+                sources,
+                next_after: 0,
+            };
+            let records = drain(&shared, &reader, head).await;
+            let _ = shared
+                .events
+                .delete_consumer(&reader.consumer.cached_info().name)
+                .await;
             let mut n = 0;
             for r in records? {
                 // As SQLite: originals only, never a folded event on its own.
