@@ -257,7 +257,7 @@ impl HelperDef for Fence {
 
 /// `fence`'s text: `text` trimmed, cut at `max` characters, sanitised, then labelled and
 /// fenced with more backticks than it holds.
-pub(super) fn fence_text(text: &str, label: &str, max: usize) -> String {
+fn fence_text(text: &str, label: &str, max: usize) -> String {
     let mut out = String::new();
     fence_into(&mut out, text, label, max);
     out
@@ -829,7 +829,7 @@ fn is_word(s: &str, max: usize) -> bool {
 }
 
 /// `value` as [`Word`] prints it.
-pub(super) fn word_text(v: &Value, max: usize) -> String {
+fn word_text(v: &Value, max: usize) -> String {
     let mut out = String::new();
     word_into(&mut out, v, max);
     out
