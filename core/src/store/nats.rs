@@ -929,13 +929,12 @@ const BEHIND_LIMIT: Duration = Duration::from_secs(5);
 /// events under load (seen in `bench/gateway nats 2`: 5 to 12 events). Taking the head as
 /// read then would pass over those events: a reader opened from there never returns them.
 /// So when the head is beyond the last event returned, the leader is asked for the first
-/// event of these sources after it; if there is one up to the head, the replica is behind:
+/// event of the reader's sources after it; if there is one up to the head, the replica is behind:
 /// what came is returned as not exhausted, or, when nothing came, the reader is read again
 /// until it catches up.
 async fn confirmed(
     shared: &Shared,
     reader: &Reader,
-    sources: &[String],
     after: u64,
     head: u64,
     max: usize,
@@ -944,7 +943,7 @@ async fn confirmed(
     let give_up = tokio::time::Instant::now() + BEHIND_LIMIT;
     loop {
         let last = records.last().map_or(after, |r| r.stored.seq);
-        if !exhausted || head <= last || !leader_has_more(shared, sources, last, head).await? {
+        if !exhausted || head <= last || !leader_has_more(shared, &reader.sources, last, head).await? {
             return Ok((records, exhausted));
         }
         if !records.is_empty() {
@@ -991,7 +990,7 @@ async fn drain(shared: &Shared, reader: &Reader, head: u64) -> Result<Vec<Record
     loop {
         let after = all.last().map_or(reader.next_after, |r| r.stored.seq);
         let found = fetch(&reader.consumer, 256, all.is_empty()).await?;
-        let (page, done) = confirmed(shared, reader, &reader.sources, after, head, 256, found).await?;
+        let (page, done) = confirmed(shared, reader, after, head, 256, found).await?;
         all.extend(page);
         if done {
             return Ok(all);
@@ -1066,8 +1065,7 @@ impl Store for NatsStore {
                     (r, exhausted)
                 }
             };
-            let (records, exhausted) =
-                confirmed(&shared, &reader, &sub.sources, after, head, max, found).await?;
+            let (records, exhausted) = confirmed(&shared, &reader, after, head, max, found).await?;
             let last = records.last().map_or(after, |r| r.stored.seq);
             // Everything of these sources up to the head known before the fetch was fetched.
             let through = if exhausted { last.max(head) } else { last };
