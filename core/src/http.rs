@@ -12,8 +12,9 @@
 //! - **Descriptors.** The soft `RLIMIT_NOFILE` is raised to the hard limit at start, and an
 //!   accept that fails for want of descriptors waits briefly instead of spinning.
 //!
-//! Request bodies are bounded per request by the caller (see [`crate::ingress`]): their size,
-//! their pace and the bytes all requests may hold before they are verified.
+//! Request bodies are bounded per request by the caller: a webhook's size, pace and the bytes
+//! all requests may hold before they are verified by [`crate::ingress`], a small body (a
+//! console form, an MCP message) by [`read_small_body`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -395,6 +396,37 @@ impl hyper::body::Body for Tracked {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// Why a small request body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRefused {
+    /// Over its cap, declared so or found so while reading.
+    TooLarge,
+    /// Not whole within its time.
+    TooSlow,
+    /// The connection failed mid-body.
+    Broken,
+}
+
+/// A small request body (a form, a JSON-RPC message): at most `max` bytes, whole within
+/// `timeout`. A body whose declared length is over `max` is refused before a byte of it is
+/// read, so its sender reads the refusal instead of a reset while still writing.
+pub async fn read_small_body(
+    body: axum::body::Body,
+    max: usize,
+    timeout: Duration,
+) -> Result<bytes::Bytes, BodyRefused> {
+    use http_body_util::BodyExt;
+    if hyper::body::Body::size_hint(&body).lower() > max as u64 {
+        return Err(BodyRefused::TooLarge);
+    }
+    match tokio::time::timeout(timeout, http_body_util::Limited::new(body, max).collect()).await {
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyRefused::TooLarge),
+        Ok(Err(_)) => Err(BodyRefused::Broken),
+        Err(_) => Err(BodyRefused::TooSlow),
     }
 }
 

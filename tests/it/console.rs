@@ -204,16 +204,25 @@ fn console_pages_carry_security_headers_and_sign_in_takes_a_console_token() {
         Some(&form),
     );
     assert_eq!(cross.status, 403);
+    // An oversized form is refused from its declared length, before a byte of it is read,
+    // and when its length is not declared, once it passes the cap.
+    let form_type = ("Content-Type", "application/x-www-form-urlencoded");
+    assert_eq!(
+        gw.status_before_body("/console/sign-out", &[("Cookie", &cookie), form_type], 300 * 1024),
+        413
+    );
+    assert_eq!(
+        gw.status_before_body("/console/sign-in", &[form_type], 300 * 1024),
+        413
+    );
     let huge = format!("csrf={}&pad={}", urlencode(&csrf), "a".repeat(300 * 1024));
     assert_eq!(
-        request(
-            &gw.addr,
-            "POST",
+        gw.post_status_raw(
             "/console/sign-out",
-            &[("Cookie", &cookie)],
-            Some(&huge)
-        )
-        .status,
+            &[("Cookie", &cookie), form_type],
+            huge.as_bytes(),
+            true
+        ),
         413
     );
     // Still signed in after all of those.
@@ -254,6 +263,26 @@ fn console_pages_carry_security_headers_and_sign_in_takes_a_console_token() {
         .status,
         403
     );
+}
+
+#[test]
+fn a_sign_in_form_that_never_arrives_gets_408() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("console-slow-form");
+    let gw = gateway(&dir, "");
+    // Sign-in is open to strangers: a form that declares 100 bytes and sends 10 is given up
+    // on (after the console's 10 s form timeout) instead of holding its connection.
+    let mut s = std::net::TcpStream::connect(&gw.addr).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(
+        b"POST /console/sign-in HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+          Content-Length: 100\r\n\r\ntoken=0123",
+    )
+    .unwrap();
+    let mut resp = [0u8; 64];
+    let n = s.read(&mut resp).unwrap();
+    let head = String::from_utf8_lossy(&resp[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head:?}");
 }
 
 #[test]

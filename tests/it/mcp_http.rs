@@ -431,33 +431,6 @@ fn raw_post(gw: &Hookwire, headers: &[(&str, &str)], body: &[u8]) -> (u16, Strin
     }
 }
 
-/// The status the gateway answers a POST to `/mcp` announcing a `len`-byte body with
-/// `headers`, read before a byte of that body is sent (a client still writing a body the
-/// server refused unread could see a broken pipe instead of the answer).
-fn status_before_body(gw: &Hookwire, headers: &[(&str, &str)], len: usize) -> u16 {
-    use std::io::{Read as _, Write as _};
-    let addr = &gw.addr;
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut head = format!("POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {len}\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    s.write_all(format!("{head}\r\n").as_bytes()).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 512];
-    while !got.windows(2).any(|w| w == b"\r\n") {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "closed without an answer");
-        got.extend_from_slice(&buf[..n]);
-    }
-    let line = String::from_utf8_lossy(&got).into_owned();
-    line.split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{line}"))
-}
-
 #[test]
 fn hostile_requests_are_bounded_before_and_after_the_token() {
     let dir = TempDir::new("mcp-bounds");
@@ -467,12 +440,13 @@ fn hostile_requests_are_bounded_before_and_after_the_token() {
     let bearer = format!("Bearer {alice}");
     let json_type = ("Content-Type", "application/json");
     // The token is checked before a byte of the body is read.
-    assert_eq!(status_before_body(&gw, &[json_type], 65 * 1024), 401);
+    assert_eq!(gw.status_before_body("/mcp", &[json_type], 65 * 1024), 401);
+    // Over the cap: refused from the declared length before a byte is read, or once it passes
+    // the cap when the length is not declared.
+    let authorized = [("Authorization", bearer.as_str()), json_type];
+    assert_eq!(gw.status_before_body("/mcp", &authorized, 65 * 1024), 413);
     let big = vec![b' '; 65 * 1024];
-    assert_eq!(
-        raw_post(&gw, &[("Authorization", &bearer), json_type], &big).0,
-        413
-    );
+    assert_eq!(gw.post_status_raw("/mcp", &authorized, &big, true), 413);
     assert_eq!(
         raw_post(
             &gw,

@@ -20,7 +20,8 @@ use super::auth::{self, Viewer};
 use super::html::{channel_block, esc, time};
 use super::live::{describe, Row};
 use super::pages::{result_page, seq_of, sign_in_page};
-use super::{blocking, refusal, Console, MAX_FORM_BYTES};
+use super::{blocking, refusal, Console, FORM_TIMEOUT, MAX_FORM_BYTES};
+use crate::http::BodyRefused;
 use crate::metrics::{Observed, Outcome as Counted};
 use crate::pipeline::{IngestError, Outcome};
 use crate::store::{AuditEntry, TokenStatus};
@@ -29,11 +30,16 @@ use crate::verify::timestamp::millis;
 /// The longest token accepted at sign-in (hookwire's are 47 characters).
 const MAX_TOKEN_LEN: usize = 256;
 
-/// A form's fields (the first of each name), from a body of at most [`MAX_FORM_BYTES`].
+/// A form's fields (the first of each name), from a body of at most [`MAX_FORM_BYTES`] that
+/// arrives within [`FORM_TIMEOUT`].
 async fn read_form(body: Body) -> Result<HashMap<String, String>, Response> {
-    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+    let bytes = crate::http::read_small_body(body, MAX_FORM_BYTES, FORM_TIMEOUT)
         .await
-        .map_err(|_| refusal(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
+        .map_err(|e| match e {
+            BodyRefused::TooLarge => refusal(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."),
+            BodyRefused::TooSlow => refusal(StatusCode::REQUEST_TIMEOUT, "The form did not arrive in time."),
+            BodyRefused::Broken => refusal(StatusCode::BAD_REQUEST, "The form could not be read."),
+        })?;
     let mut fields = HashMap::new();
     for (k, v) in form_urlencoded::parse(&bytes) {
         fields.entry(k.into_owned()).or_insert_with(|| v.into_owned());

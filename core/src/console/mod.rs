@@ -11,7 +11,8 @@
 //!
 //! Every response carries a strict Content-Security-Policy (nothing but the console's own
 //! assets runs or loads), `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`
-//! and `Cache-Control: no-store`.
+//! and `Cache-Control: no-store`. A form is at most 256 KiB, refused from its declared length
+//! before a byte is read, and must arrive within 10 s: sign-in is open to strangers.
 
 mod actions;
 mod assets;
@@ -46,6 +47,10 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 
 /// The largest form body accepted (a test event's payload is the largest field).
 const MAX_FORM_BYTES: usize = 256 * 1024;
+
+/// How long a form's body may take to arrive: sign-in is open to strangers, and a body that
+/// trickles in would hold its connection.
+const FORM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which sessions are live: the console's connection state.
 pub trait LiveSessions: Send + Sync + 'static {

@@ -30,12 +30,12 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 
 use super::{Gateway, Refused};
 use crate::channel::{self, Answer, Phase, Reply, ServerDescription, Tools};
+use crate::http::BodyRefused;
 use crate::store::token::Token;
 use crate::tools::{Session as ToolSession, Toolbox};
 
@@ -451,15 +451,16 @@ async fn call(session: &McpSession, id: Value, name: &str, arguments: Value) -> 
 
 /// The request body, at most [`MAX_BODY`], within [`BODY_TIMEOUT`].
 async fn read_body(body: Body) -> Result<bytes::Bytes, Response> {
-    let limited = http_body_util::Limited::new(body, MAX_BODY);
-    match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
-        Ok(Ok(c)) => Ok(c.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err((StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response())
-        }
-        Ok(Err(_)) => Err((StatusCode::BAD_REQUEST, "cannot read the request body\n").into_response()),
-        Err(_) => Err((StatusCode::REQUEST_TIMEOUT, "request body too slow\n").into_response()),
-    }
+    crate::http::read_small_body(body, MAX_BODY, BODY_TIMEOUT)
+        .await
+        .map_err(|e| {
+            let (status, text) = match e {
+                BodyRefused::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
+                BodyRefused::TooSlow => (StatusCode::REQUEST_TIMEOUT, "request body too slow\n"),
+                BodyRefused::Broken => (StatusCode::BAD_REQUEST, "cannot read the request body\n"),
+            };
+            (status, text).into_response()
+        })
 }
 
 /// `GET /mcp`: the session's event stream.

@@ -410,6 +410,34 @@ impl Hookwire {
             .unwrap_or_else(|| panic!("no status in {text:?}"))
     }
 
+    /// The status the server answers a POST to `path` announcing a `len`-byte body with
+    /// `headers`, read before a byte of that body is sent: the server must refuse from the
+    /// head alone (a client still writing a body the server refused unread could see a broken
+    /// pipe instead of the answer).
+    pub fn status_before_body(&self, path: &str, headers: &[(&str, &str)], len: usize) -> u16 {
+        use std::io::Read;
+        let addr = &self.addr;
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {len}\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        s.write_all(format!("{head}\r\n").as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while !got.windows(2).any(|w| w == b"\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed without an answer");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&got).into_owned();
+        line.split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"))
+    }
+
     /// Any method to any path.
     pub fn call(&self, method: &str, path: &str) -> HttpReply {
         reply(
