@@ -929,9 +929,9 @@ const BEHIND_LIMIT: Duration = Duration::from_secs(5);
 /// events under load (seen in `bench/gateway nats 2`: 5 to 12 events). Taking the head as
 /// read then would pass over those events: a reader opened from there never returns them.
 /// So when the head is beyond the last event returned, the leader is asked for the first
-/// event of the reader's sources after it; if there is one up to the head, the replica is behind:
-/// what came is returned as not exhausted, or, when nothing came, the reader is read again
-/// until it catches up.
+/// event of the reader's sources after it; if there is one up to the head, the replica is
+/// behind: what came is returned as not exhausted, or, when nothing came, the reader is read
+/// again until it catches up.
 async fn confirmed(
     shared: &Shared,
     reader: &Reader,
@@ -986,11 +986,12 @@ async fn leader_has_more(
 /// Every message of a reader through `head`: its end confirmed by the stream leader, as a
 /// session's read is ([`confirmed`]), so a replica that trails the leader does not cut it short.
 async fn drain(shared: &Shared, reader: &Reader, head: u64) -> Result<Vec<Record>, StoreError> {
+    const PAGE: usize = 256;
     let mut all: Vec<Record> = Vec::new();
     loop {
         let after = all.last().map_or(reader.next_after, |r| r.stored.seq);
-        let found = fetch(&reader.consumer, 256, all.is_empty()).await?;
-        let (page, done) = confirmed(shared, reader, after, head, 256, found).await?;
+        let found = fetch(&reader.consumer, PAGE, all.is_empty()).await?;
+        let (page, done) = confirmed(shared, reader, after, head, PAGE, found).await?;
         all.extend(page);
         if done {
             return Ok(all);
