@@ -384,12 +384,9 @@ impl Hookwire {
         } else {
             format!("Content-Length: {}", body.len())
         };
-        let mut head = format!("POST {path} HTTP/1.1\r\nHost: {}\r\n{length}\r\n", self.addr);
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("Connection: close\r\n\r\n");
-        let mut wire = head.into_bytes();
+        let mut wire = self
+            .post_head(path, &length, headers, "Connection: close\r\n")
+            .into_bytes();
         if chunked {
             for c in body.chunks(8192) {
                 wire.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
@@ -403,11 +400,7 @@ impl Hookwire {
         let _ = s.write_all(&wire);
         let mut resp = Vec::new();
         let _ = s.read_to_end(&mut resp);
-        let text = String::from_utf8_lossy(&resp);
-        text.split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("no status in {text:?}"))
+        status_code(&resp)
     }
 
     /// The status the server answers a POST to `path` announcing a `len`-byte body with
@@ -416,14 +409,10 @@ impl Hookwire {
     /// pipe instead of the answer).
     pub fn status_before_body(&self, path: &str, headers: &[(&str, &str)], len: usize) -> u16 {
         use std::io::Read;
-        let addr = &self.addr;
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(DEADLINE)).unwrap();
-        let mut head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {len}\r\n");
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        s.write_all(format!("{head}\r\n").as_bytes()).unwrap();
+        let head = self.post_head(path, &format!("Content-Length: {len}"), headers, "");
+        s.write_all(head.as_bytes()).unwrap();
         let mut got = Vec::new();
         let mut buf = [0u8; 512];
         while !got.windows(2).any(|w| w == b"\r\n") {
@@ -431,11 +420,19 @@ impl Hookwire {
             assert!(n > 0, "closed without an answer");
             got.extend_from_slice(&buf[..n]);
         }
-        let line = String::from_utf8_lossy(&got).into_owned();
-        line.split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("{line}"))
+        status_code(&got)
+    }
+
+    /// A POST's head for the raw-socket helpers: `length` says how the body is framed, `extra`
+    /// is more header lines, each ending in CRLF.
+    fn post_head(&self, path: &str, length: &str, headers: &[(&str, &str)], extra: &str) -> String {
+        let mut head = format!("POST {path} HTTP/1.1\r\nHost: {}\r\n{length}\r\n", self.addr);
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(extra);
+        head.push_str("\r\n");
+        head
     }
 
     /// Any method to any path.
@@ -674,3 +671,12 @@ impl Hookwire {
 pub mod fakes;
 pub mod gateway;
 pub mod nats;
+
+/// The status code of a raw HTTP answer (its status line, at least).
+fn status_code(answer: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(answer);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"))
+}
