@@ -93,7 +93,7 @@ class Channel:
         tool unless the answer is 202, or 401 for a forged one."""
         path, body, headers = self.request(i, forged)
         own = conn is None
-        conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn = conn or self.connection()
         conn.request("POST", path, body=body, headers=headers)
         resp = conn.getresponse()
         resp.read()
