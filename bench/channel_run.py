@@ -68,7 +68,8 @@ class Channel:
         self.proc.stdin.flush()
         wait_for(lambda: self.lines, "the initialize answer", tool)
         wait_for(lambda: accepts(self.port), "the webhook listener", tool)
-        self.payload = json.load(open(PAYLOAD))
+        with open(PAYLOAD) as f:
+            self.payload = json.load(f)
         self.payload_lock = threading.Lock()
 
     def _read(self):
